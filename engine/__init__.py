@@ -1,0 +1,24 @@
+"""Inference: backends, ``Engine``, ``Colorizer``, batching, CLI, service.
+
+Importing ``engine`` is cheap and never imports torch: names are loaded on
+first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "Engine": "engine.engine",
+    "Colorizer": "engine.colorizer",
+    "Normalization": "engine.color",
+    "resolve_model": "engine.model_ref",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")

@@ -1,0 +1,76 @@
+"""The one backend interface (Polygraphy's runner lifecycle, simplified).
+
+A backend is built from a resolved model (``engine.model_ref.ModelRef``) and a
+precision, runs model-normalized L batches whose H and W are already multiples
+of the model's stride, and is closed when done. ``Engine`` does the input
+checks and the padding, so backends only implement ``_run`` (and optionally
+``_close``). Callers never branch on which backend they hold.
+
+Thread-safety: ``run`` may be called from several threads at once only when
+the backend's ``thread_safe`` is True; ``Engine`` serializes calls otherwise.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class BackendError(RuntimeError):
+    """A backend could not be loaded or run."""
+
+
+class MissingDependency(BackendError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+
+def require(module: str, extra: str):
+    """Import ``module`` or raise ``MissingDependency`` naming the pip extra."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingDependency(
+            f"{module} is not installed ({e}); install it with: pip install 'colorize[{extra}]'"
+        ) from None
+
+
+class Backend(ABC):
+    #: registry name, e.g. "torch", "onnxruntime"
+    name: str = ""
+    #: precisions this backend can run, first = its default
+    precisions: tuple[str, ...] = ("fp32",)
+    #: whether ``run`` may be called concurrently
+    thread_safe: bool = False
+
+    def __init__(self, precision: str):
+        self.precision = precision
+        self.closed = False
+
+    @abstractmethod
+    def _run(self, l: np.ndarray) -> np.ndarray:
+        """float32 [N,1,H,W] (H, W multiples of the stride) -> float32 [N,2,H,W]."""
+
+    def _close(self) -> None:
+        pass
+
+    def run(self, l: np.ndarray) -> np.ndarray:
+        if self.closed:
+            raise BackendError(f"{self.name} backend is closed")
+        return self._run(l)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._close()
+            self.closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(precision={self.precision!r})"

@@ -1,0 +1,56 @@
+"""Eager PyTorch backend: the FP32 reference every other backend is compared with."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+import numpy as np
+
+from engine.backends.base import Backend, require
+from engine.model_ref import ModelRef
+
+
+def build_torch_model(ref: ModelRef):
+    """The eager nn.Module for ``ref`` (checkpoint weights, or random init with a warning)."""
+    require("torch", "torch")
+    if ref.checkpoint is not None:
+        from models.checkpoint import load_checkpoint
+
+        model, _ = load_checkpoint(ref.checkpoint)
+        return model
+    if ref.random_init:
+        import torch
+
+        from models import create_model
+
+        warnings.warn(f"model {ref.name!r} has no trained weights here: using a random init (seed 0)", stacklevel=3)
+        torch.manual_seed(0)
+        return create_model(ref.arch, **ref.arch_kwargs).eval()
+    raise ValueError(f"the torch backend needs a checkpoint or an architecture name, got {ref.onnx}")
+
+
+class TorchBackend(Backend):
+    name = "torch"
+    precisions = ("fp32", "bf16")
+    thread_safe = True  # inference-mode forward of an eval() module holds no mutable state
+
+    def __init__(self, ref: ModelRef, precision: str = "fp32", num_threads: int | None = None):
+        super().__init__(precision)
+        torch = require("torch", "torch")
+        if num_threads:
+            torch.set_num_threads(num_threads)
+        self.torch = torch
+        self.model = build_torch_model(ref)
+        self._lock = threading.Lock()
+
+    def _run(self, l: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        x = torch.from_numpy(np.ascontiguousarray(l, dtype=np.float32))
+        with torch.inference_mode():
+            if self.precision == "bf16":
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    y = self.model(x)
+            else:
+                y = self.model(x)
+        return y.float().numpy()

@@ -1,0 +1,59 @@
+"""The ``colorize`` command line.
+
+Each subcommand lives in its own module, which defines
+``add_arguments(parser)`` and ``main(args) -> int``; modules are imported to
+build the parser, so they must keep heavy imports (torch, onnxruntime, ...)
+inside ``main``. Exit codes: 0 success, 1 partial failure, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "images": ("engine.commands.images", "colorize image files and folders"),
+    "train": ("training.cli", "train a classifier or a colorizer"),
+    "evaluate": ("training.evaluate_cli", "measure a colorizer's quality on CIFAR-10 or photos"),
+    "export": ("export.cli", "export a model to ONNX (BN folded, parity-checked)"),
+    "build": ("export.build_cli", "build a TensorRT engine from an ONNX model"),
+    "bench": ("benchmarks.cli", "benchmark latency and throughput against eager PyTorch"),
+    "serve": ("engine.commands.serve", "serve colorization over HTTP"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="colorize", description="Fast grayscale-to-colour inference for ResNet/U-Net colorizers."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name and module_name.startswith(e.name):
+                continue  # command not built in this checkout
+            raise
+        p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip().splitlines()[0])
+        module.add_arguments(p)
+        p.set_defaults(_main=module.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_main", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._main(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Resolve what a user passes as ``model`` (a shipped model's name or a path)
+into a ``ModelRef``, without importing torch.
+
+Accepted:
+  * a shipped model's name (``resnet18-unet``): ``models/weights/<name>.json``
+    (+ ``.safetensors``, and ``.onnx`` when shipped);
+  * a checkpoint path (``.json`` or ``.safetensors`` of the checkpoint format);
+  * an ONNX file exported by ``colorize export`` (``.onnx``).
+A registered architecture name with no shipped weights resolves to a
+random-init model (``random_init=True``), for benchmarking and tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.color import DEFAULT_NORMALIZATION, Normalization
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "models" / "weights"
+DEFAULT_MODEL = "resnet18-unet"
+
+
+@dataclass
+class ModelRef:
+    name: str  # registry architecture or shipped-model name
+    arch: str  # registry architecture name
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    normalization: Normalization = DEFAULT_NORMALIZATION
+    checkpoint: Path | None = None  # checkpoint .json, when there are weights
+    onnx: Path | None = None  # exported ONNX, when there is one
+    sha256: str | None = None  # weights sha256 (identity for caches)
+    random_init: bool = False
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _from_checkpoint_json(json_path: Path, name: str | None = None) -> ModelRef:
+    try:
+        meta = json.loads(json_path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{json_path}: unreadable checkpoint metadata ({e})") from None
+    if not isinstance(meta, dict) or "arch" not in meta or "weights" not in meta:
+        raise ValueError(f"{json_path}: not a colorize checkpoint (needs 'arch' and 'weights')")
+    norm = meta.get("normalization")
+    onnx = json_path.with_suffix(".onnx")
+    return ModelRef(
+        name=name or meta.get("name") or meta["arch"],
+        arch=meta["arch"],
+        arch_kwargs=dict(meta.get("arch_kwargs") or {}),
+        normalization=Normalization.from_dict(norm) if norm else DEFAULT_NORMALIZATION,
+        checkpoint=json_path,
+        onnx=onnx if onnx.is_file() else None,
+        sha256=meta["weights"].get("sha256"),
+        metadata=meta,
+    )
+
+
+def shipped_models() -> list[str]:
+    """Names of the models shipped with weights in ``models/weights/``."""
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.json"))
+
+
+def resolve_model(model: str | os.PathLike) -> ModelRef:
+    """Turn a model name or path into a ``ModelRef``.
+
+    Raises:
+        FileNotFoundError: a path that does not exist.
+        ValueError: an unknown name (the message lists shipped models) or a bad file.
+    """
+    s = os.fspath(model)
+    p = Path(s)
+    if p.suffix == ".onnx":
+        if not p.is_file():
+            raise FileNotFoundError(f"ONNX model not found: {p}")
+        return ModelRef(name=p.stem, arch="onnx", onnx=p)
+    if p.suffix in (".json", ".safetensors"):
+        json_path = p.with_suffix(".json")
+        if not json_path.is_file():
+            raise FileNotFoundError(f"checkpoint metadata not found: {json_path}")
+        return _from_checkpoint_json(json_path)
+    shipped = WEIGHTS_DIR / f"{s}.json"
+    if shipped.is_file():
+        return _from_checkpoint_json(shipped, name=s)
+    if os.sep in s or p.exists():
+        raise FileNotFoundError(f"model path {s!r}: expected an existing .onnx, .json or .safetensors file")
+    # An architecture without shipped weights: random init (needs torch to build).
+    from models import list_models, model_kind
+
+    if s not in list_models():
+        raise ValueError(
+            f"unknown model {s!r}; shipped models: {', '.join(shipped_models()) or 'none'}; "
+            f"architectures: {', '.join(list_models('colorizer'))}; or pass a .onnx/.json path"
+        )
+    if model_kind(s) != "colorizer":
+        raise ValueError(f"model {s!r} is a classifier, not a colorizer")
+    return ModelRef(name=s, arch=s, random_init=True)

@@ -1,0 +1,9 @@
+"""Networks: the ResNet family (torchvision-compatible), U-Net colorizers, the
+seed U-Net baseline; a registry and a checkpoint format."""
+
+from models._registry import create_model, list_models, model_kind, register_model
+from models import resnet as _resnet  # noqa: F401  (registers the builders)
+from models import unet as _unet  # noqa: F401
+from models import seed_unet as _seed_unet  # noqa: F401
+
+__all__ = ["create_model", "list_models", "model_kind", "register_model"]
