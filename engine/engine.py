@@ -20,16 +20,16 @@ from engine.backends.base import Backend
 from engine.model_ref import DEFAULT_MODEL, ModelRef, resolve_model
 from engine.padding import pad_nchw
 
-BACKENDS = ("torch",)
+from engine.backends import BACKENDS, backend_class
+
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
 
 def _make_backend(ref: ModelRef, backend: str, precision: str, **options) -> Backend:
-    if backend == "torch":
-        from engine.backends.torch_backend import TorchBackend
-
-        return TorchBackend(ref, precision, **options)
-    raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS + ('auto',))}")
+    cls = backend_class(backend)
+    if precision not in cls.precisions:
+        raise ValueError(f"backend {backend!r} does not run precision {precision!r}; it runs {', '.join(cls.precisions)}")
+    return cls(ref, precision, **options)
 
 
 def model_stride(ref: ModelRef) -> int:
@@ -66,7 +66,7 @@ class Engine:
         if precision != "auto" and precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS + ('auto',))}")
         if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS + ('auto',))}")
+            raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(list(BACKENDS) + ['auto'])}")
         if precision == "auto":
             precision = "fp32"
         return cls(ref, _make_backend(ref, backend, precision, **options), model_stride(ref))

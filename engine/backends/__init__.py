@@ -1,0 +1,27 @@
+"""Backend registry: name -> "module:Class", imported only when used.
+
+Each backend class (see ``engine/backends/base.py``) provides
+``available() -> str | None``: None when it can run on this machine, else the
+reason it cannot (missing extra, no GPU). ``auto`` in ``engine/engine.py``
+only considers available backends.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+BACKENDS: dict[str, str] = {
+    "torch": "engine.backends.torch_backend:TorchBackend",
+}
+
+
+def backend_class(name: str):
+    """The backend class registered as ``name``.
+
+    Raises:
+        ValueError: unknown name (the message lists the registered ones).
+    """
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; valid: {', '.join(list(BACKENDS) + ['auto'])}")
+    module, cls = BACKENDS[name].split(":")
+    return getattr(importlib.import_module(module), cls)

@@ -45,6 +45,11 @@ class Backend(ABC):
     #: whether ``run`` may be called concurrently
     thread_safe: bool = False
 
+    @classmethod
+    def available(cls) -> str | None:
+        """None if this backend can run here, else why not (missing extra, no device)."""
+        return None
+
     def __init__(self, precision: str):
         self.precision = precision
         self.closed = False

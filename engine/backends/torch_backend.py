@@ -35,6 +35,12 @@ class TorchBackend(Backend):
     precisions = ("fp32", "bf16")
     thread_safe = True  # inference-mode forward of an eval() module holds no mutable state
 
+    @classmethod
+    def available(cls) -> str | None:
+        import importlib.util
+
+        return None if importlib.util.find_spec("torch") else "torch is not installed (pip install 'colorize[torch]')"
+
     def __init__(self, ref: ModelRef, precision: str = "fp32", num_threads: int | None = None):
         super().__init__(precision)
         torch = require("torch", "torch")
