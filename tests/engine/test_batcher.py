@@ -1,0 +1,321 @@
+"""DynamicBatcher: batching, grouping, backpressure, timeouts, shutdown, sync and async; ColorizerBatcher."""
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from engine.batcher import (
+    BatcherClosed,
+    BatcherError,
+    ColorizerBatcher,
+    DynamicBatcher,
+    Overloaded,
+    RequestTimeout,
+)
+
+WAIT = 10.0  # generous bound for anything that should happen "soon"; keeps a broken test from hanging
+
+
+class Recorder:
+    """A batch function that doubles numbers, records its batches, optionally sleeps or waits on a gate."""
+
+    def __init__(self, delay: float = 0.0, gate: threading.Event | None = None):
+        self.delay = delay
+        self.gate = gate
+        self.batches: list[list] = []
+        self.threads: set[str] = set()
+
+    def __call__(self, items):
+        self.threads.add(threading.current_thread().name)
+        if self.gate is not None:
+            assert self.gate.wait(WAIT)
+        time.sleep(self.delay)
+        self.batches.append(list(items))
+        return [2 * x for x in items]
+
+
+def wait_until(cond, timeout=WAIT):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.002)
+
+
+def test_each_thread_gets_its_own_result_in_batches():
+    fn = Recorder(delay=0.02)
+    with DynamicBatcher(fn, max_batch_size=4, max_delay_ms=5) as b, ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(b.run, range(32)))
+    assert results == [2 * i for i in range(32)]
+    sizes = [len(batch) for batch in fn.batches]
+    assert sum(sizes) == 32 and max(sizes) <= 4
+    assert max(sizes) > 1, f"nothing was batched: {sizes}"
+    assert fn.threads == {"colorize-batcher"}  # fn runs only on the worker
+
+
+def test_items_with_different_keys_never_share_a_batch():
+    fn = Recorder(delay=0.01)
+    with DynamicBatcher(fn, key=lambda x: x % 3, max_batch_size=8, max_delay_ms=5) as b, ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(b.run, range(48)))
+    assert results == [2 * i for i in range(48)]
+    for batch in fn.batches:
+        assert len({x % 3 for x in batch}) == 1, batch
+    assert max(len(batch) for batch in fn.batches) > 1
+
+
+def test_full_batch_runs_without_waiting_for_the_delay():
+    fn = Recorder()
+    with DynamicBatcher(fn, max_batch_size=4, max_delay_ms=60_000) as b:
+        t0 = time.monotonic()
+        futures = [b.submit(i) for i in range(4)]
+        assert [f.result(WAIT) for f in futures] == [0, 2, 4, 6]
+        assert time.monotonic() - t0 < 5.0
+    assert fn.batches == [[0, 1, 2, 3]]
+
+
+def test_partial_batch_waits_max_delay_then_runs():
+    fn = Recorder()
+    with DynamicBatcher(fn, max_batch_size=8, max_delay_ms=150) as b:
+        t0 = time.monotonic()
+        futures = [b.submit(i) for i in range(3)]
+        assert [f.result(WAIT) for f in futures] == [0, 2, 4]
+        elapsed = time.monotonic() - t0
+    assert 0.14 <= elapsed < 5.0, elapsed
+    assert fn.batches == [[0, 1, 2]]
+
+
+def test_queue_full_raises_overloaded_then_recovers():
+    gate = threading.Event()
+    fn = Recorder(gate=gate)
+    b = DynamicBatcher(fn, max_batch_size=1, max_delay_ms=0, max_queue_size=2)
+    try:
+        running = b.submit(0)
+        wait_until(lambda: b.running == 1)
+        queued = [b.submit(1), b.submit(2)]
+        assert b.queue_depth == 2
+        with pytest.raises(Overloaded, match="max_queue_size=2"):
+            b.submit(3)
+        gate.set()
+        assert running.result(WAIT) == 0 and [f.result(WAIT) for f in queued] == [2, 4]
+        assert b.run(5, timeout=WAIT) == 10  # room again
+    finally:
+        gate.set()
+        b.close()
+
+
+def test_timeout_while_queued_drops_the_request():
+    gate = threading.Event()
+    fn = Recorder(gate=gate)
+    b = DynamicBatcher(fn, max_batch_size=1, max_delay_ms=0)
+    try:
+        first = b.submit("a")
+        wait_until(lambda: b.running == 1)
+        t0 = time.monotonic()
+        with pytest.raises(RequestTimeout):
+            b.run("b", timeout=0.1)
+        assert 0.09 <= time.monotonic() - t0 < 5.0
+        assert b.queue_depth == 0  # the slot was freed at once
+        late = b.submit("c", timeout=0.05)  # expires in the queue: the worker fails it without running it
+        time.sleep(0.1)
+        gate.set()
+        assert first.result(WAIT) == "aa"
+        with pytest.raises(RequestTimeout):
+            late.result(WAIT)
+        assert fn.batches == [["a"]]  # neither "b" nor "c" ran
+    finally:
+        gate.set()
+        b.close()
+
+
+def test_batch_function_error_reaches_every_caller_and_worker_survives():
+    calls = []
+
+    def fn(items):
+        calls.append(items)
+        if len(calls) == 1:
+            raise ZeroDivisionError("boom")
+        return items
+
+    with DynamicBatcher(fn, max_batch_size=4, max_delay_ms=50) as b:
+        futures = [b.submit(i) for i in range(3)]
+        for f in futures:
+            with pytest.raises(ZeroDivisionError, match="boom"):
+                f.result(WAIT)
+        assert b.run(7, timeout=WAIT) == 7
+
+
+def test_wrong_number_of_results_is_an_error():
+    with DynamicBatcher(lambda items: items[:1], max_batch_size=2, max_delay_ms=50) as b:
+        futures = [b.submit(i) for i in range(2)]
+        with pytest.raises(BatcherError, match="returned 1 results for 2 items"):
+            futures[1].result(WAIT)
+
+
+def test_async_callers_get_their_own_results():
+    fn = Recorder(delay=0.01)
+
+    async def main(b):
+        return await asyncio.gather(*(b.arun(i, timeout=WAIT) for i in range(20)))
+
+    with DynamicBatcher(fn, max_batch_size=8, max_delay_ms=20) as b:
+        assert asyncio.run(main(b)) == [2 * i for i in range(20)]
+    assert max(len(batch) for batch in fn.batches) > 1
+
+
+def test_async_timeout_and_cancellation_drop_queued_requests():
+    gate = threading.Event()
+    fn = Recorder(gate=gate)
+    b = DynamicBatcher(fn, max_batch_size=1, max_delay_ms=0)
+
+    async def main():
+        first = asyncio.ensure_future(b.arun("a", timeout=WAIT))
+        await asyncio.sleep(0)
+        while b.running != 1:
+            await asyncio.sleep(0.002)
+        with pytest.raises(RequestTimeout):
+            await b.arun("b", timeout=0.05)
+        task = asyncio.ensure_future(b.arun("c", timeout=WAIT))
+        while b.queue_depth != 1:
+            await asyncio.sleep(0.002)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert b.queue_depth == 0
+        gate.set()
+        return await first
+
+    try:
+        assert asyncio.run(main()) == "aa"
+        assert fn.batches == [["a"]]
+    finally:
+        gate.set()
+        b.close()
+
+
+def test_close_drains_queued_work_then_refuses_new():
+    gate = threading.Event()
+    fn = Recorder(gate=gate)
+    b = DynamicBatcher(fn, max_batch_size=2, max_delay_ms=60_000)
+    futures = [b.submit(i) for i in range(5)]
+    closer = threading.Thread(target=b.close)
+    closer.start()
+    wait_until(lambda: b.closed)
+    with pytest.raises(BatcherClosed):
+        b.submit(9)
+    gate.set()
+    closer.join(WAIT)
+    assert not closer.is_alive()
+    assert [f.result(0) for f in futures] == [0, 2, 4, 6, 8]  # ran without waiting for the 60 s delay
+
+
+def test_close_without_drain_fails_queued_work():
+    gate = threading.Event()
+    fn = Recorder(gate=gate)
+    b = DynamicBatcher(fn, max_batch_size=1, max_delay_ms=0)
+    running = b.submit(0)
+    wait_until(lambda: b.running == 1)
+    queued = [b.submit(i) for i in (1, 2)]
+    closer = threading.Thread(target=b.close, kwargs={"drain": False})
+    closer.start()
+    for f in queued:
+        with pytest.raises(BatcherClosed, match="before this request ran"):
+            f.result(WAIT)
+    gate.set()
+    closer.join(WAIT)
+    assert running.result(0) == 0  # the batch in progress finished
+    assert fn.batches == [[0]]
+
+
+def test_close_with_drain_timeout_fails_what_is_left():
+    gate = threading.Event()
+    fn = Recorder(gate=gate)
+    b = DynamicBatcher(fn, max_batch_size=1, max_delay_ms=0)
+    running = b.submit(0)
+    wait_until(lambda: b.running == 1)
+    queued = b.submit(1)
+    b.close(timeout=0.05)
+    with pytest.raises(BatcherClosed, match="drain"):
+        queued.result(WAIT)
+    gate.set()
+    assert running.result(WAIT) == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"max_batch_size": 0}, "max_batch_size"), ({"max_delay_ms": -1}, "max_delay_ms"),
+     ({"max_queue_size": 0}, "max_queue_size"), ({"timeout_s": 0}, "timeout_s")],
+)
+def test_bad_options_are_rejected(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DynamicBatcher(lambda x: x, **kwargs)
+
+
+# -- ColorizerBatcher over an object with the Colorizer contract -----------------------------------------------
+
+
+@dataclass
+class _Prepared:
+    l: np.ndarray  # [1,h,w]
+    key: tuple
+
+
+class _Engine:
+    def __init__(self):
+        self.batch_shapes = []
+
+    def run(self, l):
+        assert l.ndim == 4 and l.shape[1] == 1
+        time.sleep(0.01)
+        self.batch_shapes.append(l.shape)
+        return np.concatenate([l, -l], axis=1)
+
+
+class _Colorizer:
+    def __init__(self):
+        self.engine = _Engine()
+        self.threads = set()
+
+    def prepare(self, image):
+        self.threads.add(threading.current_thread().name)
+        l = np.asarray(image, dtype=np.float32)[None]
+        return _Prepared(l, l.shape)
+
+    def finish(self, prepared, ab):
+        self.threads.add(threading.current_thread().name)
+        assert ab.shape == (2,) + prepared.l.shape[1:]
+        return np.concatenate([prepared.l, ab])
+
+
+def _images():
+    rng = np.random.default_rng(0)
+    return [rng.random((4 + i % 3, 6)).astype(np.float32) for i in range(24)]
+
+
+def test_colorizer_batcher_threads():
+    col = _Colorizer()
+    images = _images()
+    with ColorizerBatcher(col, max_batch_size=4, max_delay_ms=5) as cb, ThreadPoolExecutor(8) as pool:
+        outs = list(pool.map(lambda im: cb.colorize(im, timeout=WAIT), images))
+    for im, out in zip(images, outs):
+        np.testing.assert_array_equal(out, np.stack([im, im, -im]))
+    assert len(col.engine.batch_shapes) < len(images)  # some images shared an engine.run
+    assert all(n <= 4 for n, *_ in col.engine.batch_shapes)
+    assert "colorize-batcher" not in col.threads  # prepare/finish stay off the batching worker
+
+
+def test_colorizer_batcher_asyncio():
+    col = _Colorizer()
+    images = _images()
+
+    async def main(cb):
+        return await asyncio.gather(*(cb.acolorize(im, timeout=WAIT) for im in images))
+
+    with ColorizerBatcher(col, max_batch_size=8, max_delay_ms=20) as cb:
+        outs = asyncio.run(main(cb))
+    for im, out in zip(images, outs):
+        np.testing.assert_array_equal(out, np.stack([im, im, -im]))
+    assert len(col.engine.batch_shapes) < len(images)
