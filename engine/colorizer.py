@@ -1,0 +1,198 @@
+"""``Colorizer``: colorize whole images of any size (the public Python API).
+
+    from engine import Colorizer
+    col = Colorizer.load()                     # default model, backend="auto", precision="auto"
+    out = col.colorize("photo.jpg")            # path or PIL image -> PIL image
+    arr = col.colorize(gray_uint8_hw)          # ndarray -> ndarray (H×W×3, same dtype)
+    outs = col.colorize_batch([a, b, c])       # batched: same-shape working images share one engine.run
+
+How an image is colorized:
+
+1. ``prepare``: decode (files: first frame, EXIF orientation; every Pillow mode,
+   see ``engine/imageio.py``), compute CIE L* at full resolution, resize it to
+   the *working size* (long side ``working_size``, rounded to the model's
+   stride; smaller images run at their own size, see ``engine/resize.py``) and
+   normalize it for the model.
+2. ``engine.run`` predicts ab at the working size (batched by ``Prepared.key``).
+3. ``finish``: upsample ab bilinearly to full resolution and merge it with the
+   input's own full-resolution luminance (``engine/merge.py``): the output's
+   luminance equals the input's to rounding, whatever the working size. Colour
+   inputs are accepted; their colour is replaced. Alpha is kept.
+
+Thread-safe: a ``Colorizer`` holds no mutable state; ``Engine`` serializes
+backend calls when the backend needs it. Never imports torch unless the torch
+backend is chosen.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from engine.engine import Engine
+from engine.imageio import DEFAULT_MAX_PIXELS, Decoded, from_pil, load_image
+from engine.merge import compose, lightness
+from engine.model_ref import DEFAULT_MODEL
+from engine.resize import resize_plane, working_shape
+
+#: Default long side of the working resolution, in pixels (see README "Colorize images" for the measurement).
+DEFAULT_WORKING_SIZE = 256
+_ARRAY_DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
+
+
+@dataclass(eq=False)
+class Prepared:
+    """One decoded image, ready for ``engine.run``.
+
+    ``l`` is float32 [1, h, w], model-normalized L at the working size; ``key`` is
+    the working (h, w): items with equal keys can share one batch.
+    """
+
+    l: np.ndarray
+    key: tuple[int, int]
+    decoded: Decoded
+    kind: str  # "pil" (PIL or path input: PIL output) or "array"
+    dtype: np.dtype  # output dtype for "array" inputs
+    path: str | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Full-resolution (height, width)."""
+        return self.decoded.size
+
+
+def _decode_array(a: np.ndarray) -> Decoded:
+    if a.dtype not in _ARRAY_DTYPES:
+        raise TypeError(f"image array dtype must be uint8, uint16, float32 or float64, got {a.dtype}")
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim == 2:
+        return Decoded(a, None, "array")
+    if a.ndim == 3 and a.shape[2] in (3, 4):
+        return Decoded(a[..., :3], a[..., 3] if a.shape[2] == 4 else None, "array")
+    raise ValueError(f"image array must be H×W, H×W×1, H×W×3 or H×W×4, got shape {list(a.shape)}")
+
+
+class Colorizer:
+    """Colorize images of any size with an ``Engine`` (see the module docstring)."""
+
+    def __init__(
+        self, engine: Engine, working_size: int = DEFAULT_WORKING_SIZE, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    ):
+        if int(working_size) < 1:
+            raise ValueError(f"working_size must be >= 1, got {working_size}")
+        self.engine = engine
+        self.working_size = int(working_size)
+        self.max_pixels = max_pixels
+
+    @classmethod
+    def load(
+        cls,
+        model: str | os.PathLike = DEFAULT_MODEL,
+        backend: str = "auto",
+        precision: str = "auto",
+        *,
+        working_size: int = DEFAULT_WORKING_SIZE,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        **engine_options,
+    ) -> "Colorizer":
+        """Load ``model`` on ``backend`` at ``precision`` (as ``Engine.load``).
+
+        Args:
+            working_size: long side, in pixels, of the resolution the model runs at.
+            max_pixels: files with more pixels are refused (decompression-bomb limit).
+        """
+        return cls(Engine.load(model, backend, precision, **engine_options), working_size, max_pixels)
+
+    # -- the three steps -------------------------------------------------------------------------------------------
+
+    def prepare(self, image) -> Prepared:
+        """Decode ``image`` (path, PIL image or ndarray) and compute its model input.
+
+        PIL images are used as they are (current frame, no EXIF transpose); paths are
+        read with ``engine.imageio.load_image`` (first frame, EXIF orientation applied).
+
+        Raises:
+            engine.imageio.ImageReadError: a file that cannot be used (names the file and why).
+            TypeError, ValueError: an unsupported input type, array dtype/shape or Pillow mode.
+        """
+        path = None
+        if isinstance(image, (str, os.PathLike)):
+            path = os.fspath(image)
+            decoded, kind, dtype = load_image(path, self.max_pixels), "pil", np.dtype(np.uint8)
+        elif isinstance(image, Image.Image):
+            decoded, kind, dtype = from_pil(image), "pil", np.dtype(np.uint8)
+        elif isinstance(image, np.ndarray):
+            decoded, kind, dtype = _decode_array(image), "array", image.dtype
+        else:
+            raise TypeError(f"image must be a path, a PIL image or a numpy array, got {type(image).__name__}")
+        h, w = decoded.size
+        if h < 1 or w < 1:
+            raise ValueError(f"image must be at least 1x1, got {w}x{h}" + (f" ({path})" if path else ""))
+        key = working_shape(h, w, self.working_size, self.engine.stride)
+        L = resize_plane(lightness(decoded.pixels), key)
+        l = self.engine.normalization.normalize_l(L).astype(np.float32, copy=False)[None]
+        return Prepared(l, key, decoded, kind, dtype, path)
+
+    def finish(self, prepared: Prepared, ab: np.ndarray) -> Image.Image | np.ndarray:
+        """Merge ``ab`` (float32 [2, h, w], model-normalized, at the working size) with the full-resolution input.
+
+        Returns what ``colorize`` returns: a PIL image (RGB, or RGBA when the input had alpha)
+        for path/PIL inputs, an H×W×3 (or ×4) array of the input's dtype for array inputs.
+        """
+        ab = np.asarray(ab)
+        if ab.shape != (2, *prepared.key):
+            raise ValueError(f"ab must have shape [2, {prepared.key[0]}, {prepared.key[1]}], got {list(ab.shape)}")
+        d = prepared.decoded
+        h, w = d.size
+        scale = np.float32(self.engine.normalization.denormalize_ab(1.0))
+        ab_full = np.stack([resize_plane(ab[c] * scale, (h, w)) for c in range(2)])
+        out_dtype = prepared.dtype if prepared.kind == "array" else np.uint8
+        rgb = compose(d.pixels, ab_full, out_dtype)
+        if prepared.kind == "array":
+            if d.alpha is None:
+                return rgb
+            return np.concatenate([rgb, d.alpha.astype(out_dtype, copy=False)[..., None]], axis=-1)
+        out = Image.fromarray(rgb)
+        if d.alpha is not None:
+            out.putalpha(Image.fromarray(d.alpha))
+        return out
+
+    def colorize(self, image) -> Image.Image | np.ndarray:
+        """Colorize one image (path, PIL image or ndarray); see ``finish`` for what comes back."""
+        p = self.prepare(image)
+        return self.finish(p, self.engine.run(p.l[None])[0])
+
+    def colorize_batch(self, images: Sequence, batch_size: int = 16) -> list:
+        """Colorize several images; those with the same working shape run in one ``engine.run``."""
+        prepared = [self.prepare(im) for im in images]
+        out: list = [None] * len(prepared)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, p in enumerate(prepared):
+            groups.setdefault(p.key, []).append(i)
+        for idx in groups.values():
+            for s in range(0, len(idx), max(1, batch_size)):
+                chunk = idx[s : s + batch_size]
+                ab = self.engine.run(np.stack([prepared[i].l for i in chunk]))
+                for j, i in enumerate(chunk):
+                    out[i] = self.finish(prepared[i], ab[j])
+        return out
+
+    # -- lifecycle -------------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def __enter__(self) -> "Colorizer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Colorizer({self.engine!r}, working_size={self.working_size})"
+

@@ -1,0 +1,174 @@
+"""Full-resolution output: the input's own luminance merged with the model's ab.
+
+The output keeps the input's luminance exactly, so the only full-resolution
+quantity needed from the input is its CIE luminance Y; no full-resolution Lab
+round trip in float64 is done. Per pixel, in float32 and in row chunks that
+stay in cache:
+
+1. ``Y`` (linear relative luminance) and ``fy = f(Y)`` (the Lab companding,
+   ``L = 116 fy - 16``) from the source: lookup tables for 8/16-bit gray, an
+   sRGB-linearization table for 8/16-bit colour.
+2. ``fx = fy + a/500``, ``fz = fy - b/200`` -> X, Z by the inverse companding;
+   Y is the input's.
+3. Linear RGB = M⁻¹ · XYZ (sRGB primaries, D65, as ``engine.color``).
+4. Out-of-gamut pixels are moved toward the gray of the same luminance,
+   ``(Y, Y, Y)``, just far enough to fit in [0, 1]. Because the Y row of M sums
+   to 1 this keeps Y, hence L, unchanged (plain clipping would not).
+5. sRGB encoding: uint8 through a 65,536-entry table, uint16/float exactly.
+
+The result differs from the input's luminance only by the final rounding to
+the output's bit depth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.color import _EPS, _KAPPA, _RGB_TO_XYZ, _WHITE, _XYZ_TO_RGB
+
+_F32 = np.float32
+_Y_ROW = _RGB_TO_XYZ[1].astype(_F32)  # sums to 1.0
+_M_INV = _XYZ_TO_RGB.astype(_F32)
+_XW, _ZW = float(_WHITE[0]), float(_WHITE[2])
+_CHUNK_PIXELS = 1 << 19  # rows per chunk = this / width
+
+
+def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    c = np.asarray(c, dtype=np.float64)
+    return np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+
+
+def _blend(mask: np.ndarray, if_true: np.ndarray, if_false: np.ndarray) -> np.ndarray:
+    """Branch-free select (much faster than ``np.where`` on incoherent masks)."""
+    m = mask.astype(if_true.dtype)
+    return if_false + m * (if_true - if_false)
+
+
+def _f(y: np.ndarray) -> np.ndarray:
+    """Lab companding f(t) (cube root above (6/29)^3, its tangent below); float32 or float64."""
+    dt = y.dtype.type
+    return _blend(y > dt(_EPS), np.cbrt(y), y * dt(_KAPPA / 116.0) + dt(16.0 / 116.0))
+
+
+def _finv(t: np.ndarray) -> np.ndarray:
+    """Inverse of ``_f``."""
+    dt = t.dtype.type
+    return _blend(t > dt(6.0 / 29.0), t * t * t, (t - dt(4.0 / 29.0)) * dt(3.0 * (6.0 / 29.0) ** 2))
+
+
+def _tables(levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For codes 0..levels-1 (sRGB-encoded): linear value, and for gray Y = linear: f(Y), L."""
+    lin = _srgb_to_linear(np.arange(levels) / (levels - 1))
+    fy = _f(lin)
+    return lin.astype(_F32), fy.astype(_F32), (116.0 * fy - 16.0).astype(_F32)
+
+
+_LIN8, _FY8, _L8 = _tables(256)
+_LIN16, _FY16, _L16 = _tables(65536)
+# linear value (index / 65535) -> rounded 8-bit sRGB code
+def _encode_table() -> np.ndarray:
+    v = np.arange(65536) / 65535.0
+    srgb = np.where(v > 0.0031308, 1.055 * np.power(v, 1.0 / 2.4) - 0.055, 12.92 * v)
+    return np.round(255.0 * srgb).astype(np.uint8)
+
+
+_ENC8 = _encode_table()
+# per-channel contributions to Y: _YW8[c][code] = Y-row weight of channel c * linear(code)
+_YW8 = [(w * _LIN8.astype(np.float64)).astype(_F32) for w in _RGB_TO_XYZ[1]]
+_YW16 = [(w * _LIN16.astype(np.float64)).astype(_F32) for w in _RGB_TO_XYZ[1]]
+
+
+def _linear(pixels: np.ndarray) -> np.ndarray:
+    """sRGB-encoded pixels (uint8, uint16 or float in [0, 1]) -> linear float32."""
+    if pixels.dtype == np.uint8:
+        return _LIN8.take(pixels)
+    if pixels.dtype == np.uint16:
+        return _LIN16.take(pixels)
+    return _srgb_to_linear(np.clip(pixels, 0.0, 1.0)).astype(_F32)
+
+
+def luminance(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """H×W (gray) or H×W×3 (sRGB) pixels -> (Y, f(Y)), float32 H×W."""
+    if pixels.ndim == 2:
+        if pixels.dtype == np.uint8:
+            return _LIN8.take(pixels), _FY8.take(pixels)
+        if pixels.dtype == np.uint16:
+            return _LIN16.take(pixels), _FY16.take(pixels)
+        y = _linear(pixels)
+        return y, _f(y)
+    if pixels.dtype in (np.uint8, np.uint16):
+        tables = _YW8 if pixels.dtype == np.uint8 else _YW16
+        y = tables[0].take(pixels[..., 0])
+        y += tables[1].take(pixels[..., 1])
+        y += tables[2].take(pixels[..., 2])
+    else:
+        lin = _linear(pixels)
+        y = lin[..., 0] * _Y_ROW[0] + lin[..., 1] * _Y_ROW[1] + lin[..., 2] * _Y_ROW[2]
+    return y, _f(y)
+
+
+def lightness(pixels: np.ndarray) -> np.ndarray:
+    """CIE L* in [0, 100], float32 H×W, of H×W or H×W×3 sRGB pixels."""
+    if pixels.ndim == 2 and pixels.dtype == np.uint8:
+        return _L8.take(pixels)
+    if pixels.ndim == 2 and pixels.dtype == np.uint16:
+        return _L16.take(pixels)
+    h, w = pixels.shape[:2]
+    out = np.empty((h, w), _F32)
+    rows = max(1, _CHUNK_PIXELS // max(w, 1))
+    for r0 in range(0, h, rows):
+        fy = luminance(pixels[r0 : r0 + rows])[1]
+        np.multiply(fy, _F32(116), out=out[r0 : r0 + rows])
+        out[r0 : r0 + rows] -= _F32(16)
+    return out
+
+
+def _compose_chunk(pixels: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
+    """-> linear R, G, B planes (float32, in [0, 1]) with the luminance of ``pixels``."""
+    y, fy = luminance(pixels)
+    x = _finv(fy + a * _F32(1 / 500)) * _F32(_XW)
+    z = _finv(fy - b * _F32(1 / 200)) * _F32(_ZW)
+    m = _M_INV
+    # d: linear RGB minus the gray of the same luminance (Y, Y, Y)
+    d = [m[c, 0] * x + m[c, 1] * y + m[c, 2] * z - y for c in range(3)]
+    # Move out-of-gamut pixels toward (Y, Y, Y): rgb = Y + t d with the largest t <= 1 that fits [0, 1].
+    dmax = np.maximum(np.maximum(d[0], d[1]), d[2])
+    dmin = np.minimum(np.minimum(d[0], d[1]), d[2])
+    tiny = _F32(1e-30)
+    t = np.minimum((1.0 - y) / np.maximum(dmax, tiny), y / np.maximum(-dmin, tiny))
+    np.minimum(t, _F32(1), out=t)
+    return [np.clip(y + t * dc, 0.0, 1.0) for dc in d]
+
+
+def _encode(lin: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if dtype == np.uint8:
+        return _ENC8.take((lin * _F32(65535) + _F32(0.5)).astype(np.uint16))
+    srgb = _blend(lin > _F32(0.0031308), _F32(1.055) * np.power(lin, _F32(1 / 2.4)) - _F32(0.055), _F32(12.92) * lin)
+    if dtype == np.uint16:
+        return np.round(np.clip(srgb, 0.0, 1.0) * _F32(65535)).astype(np.uint16)
+    return np.clip(srgb, 0.0, 1.0).astype(dtype)
+
+
+def compose(pixels: np.ndarray, ab: np.ndarray, out_dtype=np.uint8) -> np.ndarray:
+    """Merge full-resolution luminance with full-resolution ab (Lab units).
+
+    Args:
+        pixels: H×W gray or H×W×3 sRGB, uint8/uint16/float in [0, 1]; only its luminance is used.
+        ab: float32 [2, H, W], a and b in Lab units.
+        out_dtype: uint8, uint16 or a float dtype (sRGB in [0, 1]).
+
+    Returns:
+        H×W×3 sRGB of ``out_dtype`` whose luminance is the input's (to rounding).
+    """
+    h, w = pixels.shape[:2]
+    if ab.shape != (2, h, w):
+        raise ValueError(f"ab must have shape [2, {h}, {w}], got {list(ab.shape)}")
+    out_dtype = np.dtype(out_dtype)
+    out = np.empty((h, w, 3), out_dtype)
+    rows = max(1, _CHUNK_PIXELS // max(w, 1))
+    for r0 in range(0, h, rows):
+        r1 = min(h, r0 + rows)
+        planes = _compose_chunk(pixels[r0:r1], ab[0, r0:r1], ab[1, r0:r1])
+        for c in range(3):
+            out[r0:r1, :, c] = _encode(planes[c], out_dtype)
+    return out
