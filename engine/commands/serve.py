@@ -1,0 +1,105 @@
+"""Serve colorization over HTTP (FastAPI + uvicorn; pip install 'colorize[serve]').
+
+    colorize serve                                   # 127.0.0.1:8000, resnet18-unet, backend auto
+    colorize serve --port 9000 --max-batch-size 16 --max-delay-ms 10
+    COLORIZE_PORT=9000 COLORIZE_MAX_PIXELS=50000000 colorize serve
+
+    curl --data-binary @gray.jpg -H 'Accept: image/png' http://127.0.0.1:8000/colorize -o color.png
+    curl -F image=@gray.jpg 'http://127.0.0.1:8000/colorize?format=jpeg' -o color.jpg
+
+Every option can also be set by an environment variable COLORIZE_<OPTION>
+(e.g. COLORIZE_MAX_BATCH_SIZE); flags win. The model is loaded before the
+server starts listening; /readyz turns 200 after the warm-up. SIGINT/SIGTERM
+stop accepting connections, finish in-flight and queued requests
+(--shutdown-timeout-s), then exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from dataclasses import fields
+
+from engine.serve_config import OUTPUT_FORMATS, ServeConfig
+
+_HELP = {
+    "host": "address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)",
+    "port": "TCP port (default 8000; 0 picks a free one)",
+    "model": "shipped model name, checkpoint or .onnx path (default resnet18-unet)",
+    "backend": "inference backend (default auto)",
+    "precision": "precision (default auto)",
+    "working_size": "long side the model runs at (default: the Colorizer's)",
+    "max_batch_size": "most images per engine.run (default 8)",
+    "max_delay_ms": "longest wait for a batch to fill, in ms (default 5)",
+    "max_queue_size": "requests waiting for the engine before 503 (default 64)",
+    "timeout_s": "per-request limit for queueing + inference, s (default 30; then 504)",
+    "max_upload_bytes": "largest request body, bytes (default 33554432 = 32 MiB; then 413)",
+    "max_pixels": "largest image, width*height (default 25000000; then 413)",
+    "default_format": f"output format when neither ?format= nor Accept chooses ({', '.join(OUTPUT_FORMATS)}; default png)",
+    "jpeg_quality": "JPEG/WebP quality (default 90)",
+    "retry_after_s": "Retry-After seconds sent with 503 (default 1)",
+    "warmup": "warm-up passes before ready (default 2)",
+    "shutdown_timeout_s": "graceful shutdown limit, s (default 30)",
+    "log_level": "uvicorn log level (default info)",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for f in fields(ServeConfig):
+        kind = f.type if isinstance(f.type, str) else f.type.__name__
+        type_ = int if kind.startswith("int") else float if kind.startswith("float") else str
+        kwargs = {"choices": OUTPUT_FORMATS} if f.name == "default_format" else {}
+        parser.add_argument(
+            "--" + f.name.replace("_", "-"), type=type_, default=None, metavar=f.name.upper(),
+            help=_HELP.get(f.name, "") + f" [env COLORIZE_{f.name.upper()}]", **kwargs,
+        )
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        config = ServeConfig.from_sources(**{f.name: getattr(args, f.name, None) for f in fields(ServeConfig)})
+    except ValueError as e:
+        print(f"colorize serve: {e}", file=sys.stderr)
+        return 2
+
+    from engine.backends.base import MissingDependency, require
+
+    try:
+        uvicorn = require("uvicorn", "serve")
+        from engine.service import create_app
+
+        from engine.colorizer import Colorizer
+    except MissingDependency as e:
+        print(f"colorize serve: {e}", file=sys.stderr)
+        return 2
+
+    options = {} if config.working_size is None else {"working_size": config.working_size}
+    try:
+        colorizer = Colorizer.load(config.model, config.backend, config.precision, **options)
+    except (ValueError, FileNotFoundError, MissingDependency) as e:
+        print(f"colorize serve: cannot load model {config.model!r}: {e}", file=sys.stderr)
+        return 2
+    engine = colorizer.engine
+    print(f"colorize serve: {config.model} on {engine.backend}/{engine.precision}, "
+          f"http://{config.host}:{config.port}", file=sys.stderr)
+    if not config.loopback_only:
+        print(f"colorize serve: WARNING: listening on {config.host}, reachable from other machines; "
+              "there is no authentication", file=sys.stderr)
+
+    app = create_app(lambda: colorizer, config)  # a factory: the app closes the colorizer on shutdown
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler it found; with this one in
+    # place, a SIGTERM-initiated shutdown that completed exits 0 instead of dying by the signal.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, lambda sig, frame: None) if in_main else None
+    try:
+        uvicorn.run(
+            app, host=config.host, port=config.port, log_level=config.log_level,
+            timeout_graceful_shutdown=int(config.shutdown_timeout_s) or None,
+        )
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+    print("colorize serve: stopped", file=sys.stderr)
+    return 0

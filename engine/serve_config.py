@@ -1,0 +1,121 @@
+"""Configuration of ``colorize serve``: a dataclass with commented defaults,
+filled from environment variables, then command-line flags (flags win).
+
+Every field ``name`` can be set by the variable ``COLORIZE_<NAME>`` (upper
+case), e.g. ``COLORIZE_PORT=9000``, ``COLORIZE_MAX_BATCH_SIZE=16``, and by the
+flag ``--name-with-dashes``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from engine.model_ref import DEFAULT_MODEL
+
+ENV_PREFIX = "COLORIZE_"
+OUTPUT_FORMATS = ("png", "jpeg", "webp")
+
+
+@dataclass
+class ServeConfig:
+    # -- network
+    host: str = "127.0.0.1"  # loopback only by default; 0.0.0.0 exposes the service to the network
+    port: int = 8000
+    # -- model (as Colorizer.load)
+    model: str = DEFAULT_MODEL  # shipped model name, checkpoint or .onnx path
+    backend: str = "auto"
+    precision: str = "auto"
+    working_size: int | None = None  # None: the Colorizer's default
+    # -- dynamic batching (engine.batcher.DynamicBatcher)
+    max_batch_size: int = 8  # images per engine.run
+    max_delay_ms: float = 5.0  # longest wait for a batch to fill after its first request
+    max_queue_size: int = 64  # requests waiting for the engine; beyond, 503 + Retry-After
+    timeout_s: float = 30.0  # per-request limit for queueing + inference (504 after it)
+    # -- limits
+    max_upload_bytes: int = 32 * 1024 * 1024  # larger bodies get 413, checked before reading them
+    max_pixels: int = 25_000_000  # width*height above this gets 413 (decompression bombs), checked on the header
+    # -- responses
+    default_format: str = "png"  # output when neither ?format= nor Accept picks one
+    jpeg_quality: int = 90
+    retry_after_s: int = 1  # Retry-After on 503
+    # -- process
+    warmup: int = 2  # warm-up passes (one single image, one full batch) before /readyz says ready
+    shutdown_timeout_s: float = 30.0  # graceful shutdown: time to finish in-flight and queued requests
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raises ValueError naming the field and the bad value."""
+
+        def check(ok: bool, name: str, expected: str) -> None:
+            if not ok:
+                raise ValueError(f"serve config {name}={getattr(self, name)!r}: expected {expected}")
+
+        check(0 <= self.port <= 65535, "port", "0..65535")
+        check(self.working_size is None or self.working_size >= 1, "working_size", ">= 1 or None")
+        check(self.max_batch_size >= 1, "max_batch_size", ">= 1")
+        check(self.max_delay_ms >= 0, "max_delay_ms", ">= 0")
+        check(self.max_queue_size >= 1, "max_queue_size", ">= 1")
+        check(self.timeout_s > 0, "timeout_s", "> 0")
+        check(self.max_upload_bytes >= 1, "max_upload_bytes", ">= 1")
+        check(self.max_pixels >= 1, "max_pixels", ">= 1")
+        check(self.default_format in OUTPUT_FORMATS, "default_format", f"one of {', '.join(OUTPUT_FORMATS)}")
+        check(1 <= self.jpeg_quality <= 100, "jpeg_quality", "1..100")
+        check(self.retry_after_s >= 0, "retry_after_s", ">= 0")
+        check(self.warmup >= 0, "warmup", ">= 0")
+        check(self.shutdown_timeout_s >= 0, "shutdown_timeout_s", ">= 0")
+        check(bool(self.host), "host", "a host name or address")
+
+    @property
+    def loopback_only(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @classmethod
+    def from_sources(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "ServeConfig":
+        """Defaults, then ``COLORIZE_*`` variables from ``environ`` (default
+        ``os.environ``), then ``overrides`` whose value is not None (flags).
+
+        Raises:
+            ValueError: a variable that does not parse as its field's type, or a bad value.
+        """
+        environ = os.environ if environ is None else environ
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            var = ENV_PREFIX + f.name.upper()
+            if var in environ:
+                kwargs[f.name] = _parse(f, environ[var], var)
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown serve config field(s): {', '.join(sorted(unknown))}")
+        kwargs.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**kwargs)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _parse(f: dataclasses.Field, text: str, source: str) -> Any:
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    text = text.strip()
+    try:
+        if kind.endswith("| None") and text.lower() in ("", "none"):
+            return None
+        if kind.startswith("int"):
+            return int(text)
+        if kind.startswith("float"):
+            return float(text)
+        return text
+    except ValueError:
+        raise ValueError(f"{source}={text!r}: expected {kind.split(' |')[0]}") from None

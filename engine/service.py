@@ -1,0 +1,294 @@
+"""The HTTP service behind ``colorize serve`` (FastAPI; the ``serve`` extra).
+
+    app = create_app(lambda: Colorizer.load("resnet18-unet"), ServeConfig())
+    uvicorn.run(app, host="127.0.0.1", port=8000)
+
+Endpoints:
+  * ``POST /colorize``: image bytes as the raw body or as a multipart file
+    part (``image`` or ``file``, else the first file); returns the colorized
+    image as PNG, JPEG or WebP, chosen by ``?format=`` or the ``Accept``
+    header (default ``ServeConfig.default_format``).
+  * ``GET /healthz``: 200 while the process serves HTTP.
+  * ``GET /readyz``: 200 once the model is loaded and warmed up, else 503.
+  * ``GET /metrics``: Prometheus text (requests by path and status, latency,
+    batch sizes, queue depth, in-flight requests).
+
+Errors are JSON ``{"error": ..., "status": ...}``: 400 corrupt image or bad
+request, 406 no acceptable output format, 413 body over ``max_upload_bytes``
+(from Content-Length before reading, or while streaming a chunked body) or
+image over ``max_pixels`` (from the header, before decoding), 415 not an image
+Pillow can read, 503 + Retry-After when overloaded, not ready or shutting
+down, 504 request timeout, 500 anything else.
+
+Inference goes through ``engine.batcher.DynamicBatcher``: decode and
+``Colorizer.prepare`` run in the thread pool, requests of the same working
+shape are batched into one ``engine.run``, ``finish`` and encoding run in the
+thread pool again.
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations (``Request``), which are
+# imported inside ``create_app`` so that importing this module does not need fastapi.
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import numpy as np
+
+from engine.backends.base import require
+from engine.batcher import BatcherClosed, DynamicBatcher, Overloaded, RequestTimeout
+from engine.http_io import MIME, HTTPProblem, choose_format, decode_image, encode_image, image_bytes
+from engine.prom import CONTENT_TYPE, Registry
+from engine.serve_config import ServeConfig
+
+log = logging.getLogger("colorize.serve")
+
+_PATHS = ("/colorize", "/healthz", "/readyz", "/metrics")
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+# -- application state ---------------------------------------------------------
+
+
+class _Service:
+    """The colorizer, its batcher, readiness and metrics of one app."""
+
+    def __init__(self, colorizer_or_factory: Any, config: ServeConfig):
+        self.config = config
+        if hasattr(colorizer_or_factory, "prepare"):
+            self._factory, self.colorizer, self.owned = None, colorizer_or_factory, False
+        elif callable(colorizer_or_factory):
+            self._factory, self.colorizer, self.owned = colorizer_or_factory, None, True
+        else:
+            raise TypeError("create_app needs a Colorizer or a callable returning one")
+        self.batcher: DynamicBatcher | None = None
+        self.state = "loading"  # loading -> ready -> stopping; or failed
+        self.error: str | None = None
+        self.inflight = 0
+        self._lock = threading.Lock()
+
+        m = self.metrics = Registry()
+        self.requests = m.counter("colorize_http_requests_total", "HTTP requests by path and status", ["path", "status"])
+        self.latency = m.histogram(
+            "colorize_request_duration_seconds", "POST /colorize latency (all statuses)", LATENCY_BUCKETS
+        )
+        self.batch_size = m.histogram(
+            "colorize_batch_size", "images per engine.run", [2**i for i in range(0, 9)]
+        )
+        self.batch_seconds = m.histogram("colorize_batch_duration_seconds", "engine.run time per batch", LATENCY_BUCKETS)
+        m.gauge("colorize_queue_depth", "requests queued for the engine", fn=lambda: self.batcher.queue_depth if self.batcher else 0)
+        m.gauge("colorize_inflight_requests", "POST /colorize requests being handled", fn=lambda: self.inflight)
+        m.gauge("colorize_ready", "1 when the model is loaded and warmed up", fn=lambda: float(self.state == "ready"))
+
+    # runs in a worker thread
+    def start(self) -> None:
+        try:
+            if self.colorizer is None:
+                self.colorizer = self._factory()
+            self.batcher = DynamicBatcher(
+                self._run_engine,
+                key=lambda p: p.key,
+                max_batch_size=self.config.max_batch_size,
+                max_delay_ms=self.config.max_delay_ms,
+                max_queue_size=self.config.max_queue_size,
+                timeout_s=self.config.timeout_s,
+                on_batch=self._on_batch,
+            )
+            self._warm_up()
+        except Exception as e:
+            log.exception("model load / warm-up failed")
+            self.error = f"{type(e).__name__}: {e}"
+            self.state = "failed"
+            return
+        with self._lock:
+            if self.state == "loading":
+                self.state = "ready"
+        log.info("ready: %r", getattr(self.colorizer, "engine", self.colorizer))
+
+    def _run_engine(self, prepared: list[Any]) -> list[np.ndarray]:
+        l = np.stack([np.asarray(p.l, dtype=np.float32) for p in prepared])  # [N,1,h,w]
+        return list(self.colorizer.engine.run(l))
+
+    def _on_batch(self, size: int, seconds: float) -> None:
+        if self.state == "ready":
+            self.batch_size.observe(size)
+            self.batch_seconds.observe(seconds)
+
+    def _warm_up(self) -> None:
+        """One image, then one full batch, through the whole path (first-call allocations, kernel selection)."""
+        from PIL import Image
+
+        if self.config.warmup <= 0:
+            return
+        ramp = np.linspace(0, 255, 64 * 64, dtype=np.float32).reshape(64, 64).astype(np.uint8)
+        image = Image.fromarray(ramp).convert("RGB")
+        for i in range(self.config.warmup):
+            n = 1 if i == 0 else self.config.max_batch_size
+            prepared = [self.colorizer.prepare(image) for _ in range(n)]
+            futures = [self.batcher.submit(p, None) for p in prepared]
+            for p, f in zip(prepared, futures):
+                encode_image(self.colorizer.finish(p, f.result()), "png")
+
+    # runs in a worker thread
+    def stop(self) -> None:
+        with self._lock:
+            self.state = "stopping" if self.state != "failed" else self.state
+        if self.batcher is not None:
+            self.batcher.close(drain=True, timeout=self.config.shutdown_timeout_s)
+        if self.owned and self.colorizer is not None:
+            close = getattr(self.colorizer, "close", None) or getattr(getattr(self.colorizer, "engine", None), "close", None)
+            if close is not None:
+                close()
+        log.info("stopped")
+
+    def admit(self) -> None:
+        """Refuse a request before reading its body when not ready or already full."""
+        if self.state != "ready":
+            what = {"loading": "the model is loading", "stopping": "the server is shutting down"}.get(
+                self.state, f"the model failed to load ({self.error})"
+            )
+            raise HTTPProblem(503, f"not ready: {what}", {"Retry-After": str(self.config.retry_after_s)})
+        limit = self.config.max_queue_size + self.config.max_batch_size
+        with self._lock:
+            if self.inflight >= limit:
+                raise HTTPProblem(
+                    503, f"overloaded: {self.inflight} requests in flight (limit {limit})",
+                    {"Retry-After": str(self.config.retry_after_s)},
+                )
+            self.inflight += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self.inflight -= 1
+
+
+class _MetricsMiddleware:
+    """Pure ASGI middleware: counts responses by path and status, times POST /colorize."""
+
+    def __init__(self, app: Any, service: _Service):
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        path = path if path in _PATHS else "other"
+        status = {"code": 500}
+        t0 = time.perf_counter()
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.service.requests.inc(path=path, status=str(status["code"]))
+            if path == "/colorize":
+                self.service.latency.observe(time.perf_counter() - t0)
+
+
+# -- the app -----------------------------------------------------------------
+
+
+def create_app(colorizer_or_factory: Any | Callable[[], Any], config: ServeConfig | None = None):
+    """The FastAPI app serving ``colorizer_or_factory``.
+
+    Args:
+        colorizer_or_factory: an ``engine.Colorizer`` (or an object with its
+            ``prepare`` / ``finish`` / ``engine.run`` contract), left open on
+            shutdown; or a callable returning one, called in a thread at
+            startup, whose result is closed on shutdown.
+        config: limits and batching (default ``ServeConfig()``).
+
+    Raises:
+        MissingDependency: fastapi is not installed (``pip install 'colorize[serve]'``).
+    """
+    require("fastapi", "serve")
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, PlainTextResponse, Response
+    from starlette.concurrency import run_in_threadpool
+
+    config = config or ServeConfig()
+    service = _Service(colorizer_or_factory, config)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        loader = asyncio.ensure_future(asyncio.to_thread(service.start))
+        try:
+            yield
+        finally:
+            await asyncio.wait([loader])
+            await asyncio.to_thread(service.stop)
+
+    app = FastAPI(title="colorize", version="0.1.0", lifespan=lifespan)
+    app.state.service = service
+
+    def problem(e: HTTPProblem) -> JSONResponse:
+        return JSONResponse({"error": e.message, "status": e.status}, status_code=e.status, headers=e.headers)
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz():
+        body = {"status": service.state}
+        if service.error:
+            body["error"] = service.error
+        if service.state == "ready":
+            engine = getattr(service.colorizer, "engine", None)
+            body.update(backend=getattr(engine, "backend", None), precision=getattr(engine, "precision", None))
+        return JSONResponse(body, status_code=200 if service.state == "ready" else 503)
+
+    @app.get("/metrics")
+    async def metrics():
+        return PlainTextResponse(service.metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.post("/colorize")
+    async def colorize(request: Request, format: str | None = None):
+        try:
+            fmt = choose_format(format, request.headers.get("accept"), config.default_format)
+            service.admit()
+        except HTTPProblem as e:
+            return problem(e)
+        try:
+            data = await image_bytes(request, config.max_upload_bytes)
+
+            def decode_and_prepare():
+                image = decode_image(data, config.max_pixels)
+                try:
+                    return service.colorizer.prepare(image)
+                except (TypeError, ValueError) as e:  # e.g. a Pillow mode the colorizer does not handle
+                    raise HTTPProblem(415, f"unsupported image ({image.format} {image.mode}): {e}") from None
+
+            prepared = await run_in_threadpool(decode_and_prepare)
+            del data
+            ab = await service.batcher.arun(prepared)
+
+            def finish_and_encode():
+                return encode_image(service.colorizer.finish(prepared, ab), fmt, config.jpeg_quality)
+
+            body = await run_in_threadpool(finish_and_encode)
+            return Response(body, media_type=MIME[fmt])
+        except HTTPProblem as e:
+            return problem(e)
+        except Overloaded as e:
+            return problem(HTTPProblem(503, f"overloaded: {e}", {"Retry-After": str(config.retry_after_s)}))
+        except BatcherClosed as e:
+            return problem(HTTPProblem(503, f"shutting down: {e}", {"Retry-After": str(config.retry_after_s)}))
+        except RequestTimeout:
+            return problem(HTTPProblem(504, f"not colorized within timeout_s={config.timeout_s:g} s"))
+        except Exception as e:
+            log.exception("POST /colorize failed")
+            return problem(HTTPProblem(500, f"internal error: {type(e).__name__}"))
+        finally:
+            service.release()
+
+    app.add_middleware(_MetricsMiddleware, service=service)
+    return app
