@@ -1,0 +1,149 @@
+"""What machine a benchmark ran on: CPU model, cores, ISA flags, GPU, library versions.
+
+Reads ``/proc/cpuinfo`` and ``/proc/meminfo`` where they exist (Linux) and
+package metadata (no heavy imports), except torch, which is imported only when
+it is already loaded or ``with_gpu=True`` to ask for the CUDA device name.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+#: ISA flags that matter for inference speed (recorded when present/absent)
+ISA_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
+PACKAGES = ("numpy", "torch", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "triton")
+
+
+def _cpuinfo(path: str = "/proc/cpuinfo") -> tuple[str, set[str], int | None]:
+    """(model name, flags, physical core count) from /proc/cpuinfo; empty when unreadable."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return platform.processor() or platform.machine(), set(), None
+    model, flags, cores = "", set(), set()
+    phys = core = None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key == "model name" and not model:
+            model = value
+        elif key == "flags" and not flags:
+            flags = set(value.split())
+        elif key == "physical id":
+            phys = value
+        elif key == "core id":
+            core = value
+        elif not key and phys is not None and core is not None:
+            cores.add((phys, core))
+            phys = core = None
+    if phys is not None and core is not None:
+        cores.add((phys, core))
+    return model or platform.machine(), flags, len(cores) or None
+
+
+def _mem_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _gpus(with_gpu: bool) -> list[str]:
+    """CUDA device names via torch (only when torch is importable and ``with_gpu``)."""
+    if not with_gpu:
+        return []
+    try:
+        import torch
+    except ImportError:
+        return []
+    try:
+        if torch.cuda.is_available():
+            return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # a broken driver must not break the benchmark report
+        return []
+    return []
+
+
+def _git_commit() -> str | None:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        r = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        return r.stdout.strip() or None if r.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def describe_machine(with_gpu: bool = True) -> dict:
+    """A JSON-able description of this machine and the software benchmarked."""
+    model, flags, physical = _cpuinfo()
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    threads = None
+    if "torch" in sys.modules or with_gpu:
+        try:
+            import torch
+
+            threads = torch.get_num_threads()
+        except ImportError:
+            pass
+    return {
+        "cpu": model,
+        "logical_cpus": os.cpu_count(),
+        "physical_cores": physical,
+        "usable_cpus": usable,
+        "isa": {f: f in flags for f in ISA_FLAGS} if flags else {},
+        "memory_gib": _mem_gib(),
+        "gpus": _gpus(with_gpu),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "packages": _versions(),
+        "torch_threads": threads,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "git_commit": _git_commit(),
+        "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def machine_summary(machine: dict) -> str:
+    """One line: CPU, cores, the ISA flags present, GPUs."""
+    isa = [f for f, present in machine.get("isa", {}).items() if present and f not in ("avx2", "fma")]
+    cores = machine.get("physical_cores") or machine.get("logical_cpus")
+    parts = [f"{machine.get('cpu', '?')}, {cores} cores ({machine.get('usable_cpus')} usable)"]
+    if machine.get("memory_gib"):
+        parts.append(f"{machine['memory_gib']} GiB")
+    parts.append("ISA: " + (", ".join(isa) if isa else "no AVX-512/AMX"))
+    parts.append("GPU: " + (", ".join(machine["gpus"]) if machine.get("gpus") else "none"))
+    return "; ".join(parts)

@@ -1,0 +1,112 @@
+"""Measured matmul peak of this machine, per device and precision.
+
+"Share of peak" in the report divides a configuration's achieved GFLOP/s by
+the peak measured here, in the same process, at the matching precision:
+
+  * ``cpu/fp32``: the faster of numpy float32 matmul (its BLAS) and torch
+    float32 ``mm``;
+  * ``cpu/bf16``: torch bfloat16 ``mm`` on CPU (uses AMX or AVX512-BF16 when
+    oneDNN finds them);
+  * ``cuda/fp32``, ``cuda/fp16``, ``cuda/bf16``: torch ``mm`` on the GPU
+    (fp32 with TF32 off), when a CUDA device is present.
+
+A peak is the best of a few timed repetitions after one warm-up: a measured
+roofline for dense GEMM, not the datasheet number.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Peak:
+    gflops: float
+    how: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _best_time(fn: Callable[[], object], reps: int, sync: Callable[[], None] = lambda: None) -> float:
+    fn()
+    sync()
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _numpy_fp32(n: int, reps: int) -> Peak:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    t = _best_time(lambda: a @ b, reps)
+    return Peak(2 * n**3 / t / 1e9, f"numpy float32 matmul {n}x{n}x{n}, best of {reps}")
+
+
+def _torch_mm(torch, dtype, device: str, n: int, reps: int) -> Peak:
+    g = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(n, n, generator=g, device=device).to(dtype)
+    b = torch.randn(n, n, generator=g, device=device).to(dtype)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    with torch.inference_mode():
+        t = _best_time(lambda: torch.mm(a, b), reps, sync)
+    name = str(dtype).replace("torch.", "")
+    return Peak(2 * n**3 / t / 1e9, f"torch {name} mm {n}x{n}x{n} on {device}, best of {reps}")
+
+
+def probe_peaks(quick: bool = False, use_torch: bool = True) -> dict[str, Peak]:
+    """Measure matmul peaks; keys are ``"<device>/<precision>"``.
+
+    Args:
+        quick: smaller matrices and fewer repetitions (a rougher peak, ~0.2 s).
+        use_torch: also probe torch (CPU bf16, and CUDA when present) if torch is installed.
+    """
+    n, reps = (512, 3) if quick else (1024, 5)
+    peaks = {"cpu/fp32": _numpy_fp32(n, reps)}
+    if not use_torch:
+        return peaks
+    try:
+        import torch
+    except ImportError:
+        return peaks
+    tf32 = _torch_mm(torch, torch.float32, "cpu", n, reps)
+    if tf32.gflops > peaks["cpu/fp32"].gflops:
+        peaks["cpu/fp32"] = tf32
+    peaks["cpu/bf16"] = _torch_mm(torch, torch.bfloat16, "cpu", 2 * n if not quick else n, reps)
+    if torch.cuda.is_available():
+        gn = 4096 if not quick else 2048
+        old = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            peaks["cuda/fp32"] = _torch_mm(torch, torch.float32, "cuda", gn, reps)
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = old
+        peaks["cuda/fp16"] = _torch_mm(torch, torch.float16, "cuda", gn, reps)
+        peaks["cuda/bf16"] = _torch_mm(torch, torch.bfloat16, "cuda", gn, reps)
+    return peaks
+
+
+def peak_key(device: str, precision: str, peaks: dict) -> str | None:
+    """The peak a configuration is compared with, or None when none was measured.
+
+    int8 has no matmul probe here; it is compared with the device's bf16 peak
+    (CPU) or fp16 peak (GPU) and the report says so through the key.
+    """
+    candidates = [f"{device}/{precision}"]
+    if precision == "int8":
+        candidates += [f"{device}/bf16", f"{device}/fp16"]
+    if precision == "fp16" and device == "cpu":
+        candidates += ["cpu/bf16"]
+    for key in candidates:
+        if key in peaks:
+            return key
+    return None
