@@ -12,6 +12,8 @@ import importlib
 
 BACKENDS: dict[str, str] = {
     "torch": "engine.backends.torch_backend:TorchBackend",
+    "onnxruntime": "engine.backends.onnxruntime_backend:OnnxRuntimeBackend",
+    "openvino": "engine.backends.openvino_backend:OpenVinoBackend",
 }
 
 
