@@ -5,7 +5,8 @@ Accepted:
   * a shipped model's name (``resnet18-unet``): ``models/weights/<name>.json``
     (+ ``.safetensors``, and ``.onnx`` when shipped);
   * a checkpoint path (``.json`` or ``.safetensors`` of the checkpoint format);
-  * an ONNX file exported by ``colorize export`` (``.onnx``).
+  * an ONNX file exported by ``colorize export`` (``.onnx``): name, normalization, weights
+    sha256 and stride come from its metadata (``engine/onnx_metadata.py``).
 A registered architecture name with no shipped weights resolves to a
 random-init model (``random_init=True``), for benchmarking and tests.
 """
@@ -58,6 +59,26 @@ def _from_checkpoint_json(json_path: Path, name: str | None = None) -> ModelRef:
     )
 
 
+def _from_onnx(path: Path) -> ModelRef:
+    """An exported ONNX file: identity, normalization and stride from its metadata."""
+    from engine.onnx_metadata import read_onnx_metadata
+
+    meta = read_onnx_metadata(path)
+    try:
+        norm = Normalization.from_dict(meta.normalization)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: metadata 'colorize.normalization' is invalid ({e})") from None
+    return ModelRef(
+        name=meta.name,
+        arch=meta.arch,
+        arch_kwargs=meta.arch_kwargs,
+        normalization=norm,
+        onnx=path,
+        sha256=meta.weights_sha256,
+        metadata={"total_stride": meta.total_stride, "weights_dtype": meta.weights_dtype, "random_init": meta.random_init},
+    )
+
+
 def shipped_models() -> list[str]:
     """Names of the models shipped with weights in ``models/weights/``."""
     return sorted(p.stem for p in WEIGHTS_DIR.glob("*.json"))
@@ -75,7 +96,7 @@ def resolve_model(model: str | os.PathLike) -> ModelRef:
     if p.suffix == ".onnx":
         if not p.is_file():
             raise FileNotFoundError(f"ONNX model not found: {p}")
-        return ModelRef(name=p.stem, arch="onnx", onnx=p)
+        return _from_onnx(p)
     if p.suffix in (".json", ".safetensors"):
         json_path = p.with_suffix(".json")
         if not json_path.is_file():

@@ -1,0 +1,120 @@
+"""The ONNX files the ONNX backends run, found or built through the artifact cache.
+
+* ``source_onnx(ref)``: the FP32-compute ONNX for a model. An ``.onnx`` path or a shipped ``.onnx``
+  whose recorded weights sha256 matches the checkpoint is used as it is (no torch). Otherwise the
+  model is exported on first use into the cache (``export.onnx_export``; needs torch, and without
+  it a ``MissingDependency`` names the ``torch`` extra).
+* ``int8_onnx(ref)``: static-INT8 QDQ version (``export.quantize``), calibrated on CIFAR-10 train
+  images, cached by the source ONNX's sha256, the quantizer and its version, and the calibration set.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from engine.backends.base import MissingDependency, require
+from engine.cache import ArtifactCache, sha256_file
+from engine.model_ref import ModelRef
+
+#: bump when the export recipe changes, so cached exports are rebuilt
+EXPORT_RECIPE = "onnx-export/1"
+QUANT_RECIPE = "ort-qdq-u8s8-perchannel-minmax/1"
+
+
+def _usable_shipped_onnx(ref: ModelRef) -> Path | None:
+    if ref.onnx is None:
+        return None
+    if ref.checkpoint is None:  # an .onnx path: it is the model
+        return ref.onnx
+    from engine.onnx_metadata import read_onnx_metadata
+
+    try:
+        recorded = read_onnx_metadata(ref.onnx).weights_sha256
+    except (ValueError, ImportError) as e:
+        warnings.warn(f"{ref.onnx}: ignored ({e}); exporting from the checkpoint instead", stacklevel=4)
+        return None
+    if recorded != ref.sha256:
+        warnings.warn(
+            f"{ref.onnx}: exported from weights {recorded[:12]}..., but {ref.checkpoint.name} holds "
+            f"{(ref.sha256 or '?')[:12]}...; ignoring the stale ONNX and exporting from the checkpoint",
+            stacklevel=4,
+        )
+        return None
+    return ref.onnx
+
+
+def source_onnx(ref: ModelRef, cache: ArtifactCache | None = None) -> Path:
+    """Path of an FP32-compute ONNX model for ``ref``, exporting it into the cache when needed."""
+    shipped = _usable_shipped_onnx(ref)
+    if shipped is not None:
+        return shipped
+    try:
+        torch = require("torch", "torch")
+    except MissingDependency as e:
+        raise MissingDependency(
+            f"model {ref.name!r} has no ONNX file, and exporting it needs torch: {e}"
+        ) from None
+    from export.onnx_export import export_onnx, model_identity
+
+    cache = cache or ArtifactCache()
+    key = {
+        "kind": "onnx",
+        "model": model_identity(ref),
+        "arch": ref.arch,
+        "arch_kwargs": ref.arch_kwargs,
+        "recipe": EXPORT_RECIPE,
+        "torch": torch.__version__,
+    }
+
+    def build(tmp: Path) -> dict:
+        report = export_onnx(ref, tmp / "model.onnx", weights="fp32")
+        return {"parity_max_abs": report.max_abs, "parity_sizes": report.sizes}
+
+    return cache.get_or_build(key, build).path("model.onnx")
+
+
+def int8_onnx(ref: ModelRef, cache: ArtifactCache | None = None, calibration=None) -> Path:
+    """Path of the static-INT8 QDQ model for ``ref``, quantizing it into the cache when needed.
+
+    Args:
+        calibration: model-normalized L [N,1,H,W]; default ``export.quantize.calibration_l()``
+            (CIFAR-10 train). Its identity is part of the cache key.
+    """
+    ort = require("onnxruntime", "cpu")
+    cache = cache or ArtifactCache()
+    src = source_onnx(ref, cache)
+    from export import quantize
+
+    if calibration is None:
+        calib_id = f"cifar10-train-{quantize.CALIBRATION_IMAGES}-seed0"
+    else:
+        import hashlib
+
+        import numpy as np
+
+        calibration = np.ascontiguousarray(calibration, dtype=np.float32)
+        calib_id = "array-" + hashlib.sha256(calibration.tobytes()).hexdigest()[:16] + f"-{list(calibration.shape)}"
+    key = {
+        "kind": "int8",
+        "source_sha256": sha256_file(src),
+        "recipe": QUANT_RECIPE,
+        "onnxruntime": ort.__version__,
+        "calibration": calib_id,
+    }
+
+    def build(tmp: Path) -> dict:
+        data = quantize.calibration_l() if calibration is None else calibration
+        quantize.quantize_int8(src, tmp / "model.int8.onnx", data)
+        return {"calibration_images": int(len(data))}
+
+    return cache.get_or_build(key, build).path("model.int8.onnx")
+
+
+def cpu_cores() -> int:
+    """Cores this process may use (affinity-aware); threads are tuned from this, not left to defaults."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)

@@ -1,0 +1,143 @@
+"""OpenVINO backend (CPU): fp32, bf16 (AMX / AVX-512 BF16 through the inference precision hint) and
+static INT8 (the QDQ model from ``export/quantize.py``, which OpenVINO runs with int8 kernels).
+
+Never imports torch when the model has an ONNX file. Compiled models are cached by OpenVINO itself
+under ``<artifact cache>/openvino`` (``CACHE_DIR``: keyed by the model, the config and the OpenVINO
+version); the INT8 model is an artifact-cache entry (``engine/artifacts.py``).
+
+Precision: OpenVINO's CPU default on an AMX machine is already bf16, so fp32 sets
+``INFERENCE_PRECISION_HINT=f32`` explicitly. int8 leaves the non-quantized layers at the CPU's best
+precision (bf16 when the CPU has it); the quality guard judges the whole artifact.
+
+Streams (``mode``), tuned rather than left to the default:
+  * ``latency``: one stream using every core; one request at a time;
+  * ``throughput``: one stream per core; a batch is split across the streams and run concurrently
+    (an ``AsyncInferQueue``), so a single large batch still uses every core;
+  * ``auto`` (default): latency for batches smaller than 2 x streams, throughput otherwise; each
+    compiled on first use.
+
+Thread-safety: each call takes a lock around the infer requests (an OpenVINO request is not
+re-entrant), so ``thread_safe = False`` and ``Engine`` serializes calls.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from engine.artifacts import cpu_cores, int8_onnx, source_onnx
+from engine.backends.base import Backend, BackendError, require
+from engine.cache import ArtifactCache, sha256_file
+from engine.model_ref import ModelRef
+
+_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": None}
+MODES = ("auto", "latency", "throughput")
+
+
+def cpu_capabilities() -> list[str]:
+    ov = require("openvino", "cpu")
+    return list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+class OpenVinoBackend(Backend):
+    name = "openvino"
+    precisions = ("fp32", "bf16", "int8")
+    thread_safe = False
+    uses_artifact_cache = True
+
+    @classmethod
+    def available(cls) -> str | None:
+        import importlib.util
+
+        if importlib.util.find_spec("openvino") is None:
+            return "openvino is not installed (pip install 'colorize[cpu]')"
+        return None
+
+    def __init__(
+        self,
+        ref: ModelRef,
+        precision: str = "fp32",
+        *,
+        mode: str = "auto",
+        num_threads: int | None = None,
+        cache_dir: str | None = None,
+    ):
+        super().__init__(precision)
+        ov = require("openvino", "cpu")
+        if precision not in self.precisions:
+            raise ValueError(f"openvino runs {', '.join(self.precisions)}, not {precision!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        core = ov.Core()
+        caps = list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+        if precision == "bf16" and "BF16" not in caps:
+            raise BackendError(f"this CPU has no native bf16 (OpenVINO CPU capabilities: {', '.join(caps)})")
+        cache = ArtifactCache(cache_dir)
+        self.path = source_onnx(ref, cache) if precision != "int8" else int8_onnx(ref, cache)
+        (cache.root / "openvino").mkdir(parents=True, exist_ok=True)
+        core.set_property({"CACHE_DIR": str(cache.root / "openvino")})
+        try:
+            self._model = core.read_model(str(self.path))
+        except Exception as e:  # openvino raises RuntimeError subclasses of its own
+            raise BackendError(f"openvino could not read {self.path}: {e}") from None
+        self._ov, self._core = ov, core
+        self.mode = mode
+        self.cores = num_threads or cpu_cores()
+        self.version = ov.__version__
+        self._compiled: dict[str, tuple] = {}
+        self._lock = threading.Lock()
+        self._get("latency" if mode != "throughput" else "throughput")  # compile now: fail early
+
+    def _config(self, mode: str) -> dict:
+        cfg = {"INFERENCE_NUM_THREADS": self.cores}
+        if mode == "latency":
+            cfg |= {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+        else:
+            cfg |= {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": self.cores}
+        if _HINTS[self.precision]:
+            cfg["INFERENCE_PRECISION_HINT"] = _HINTS[self.precision]
+        return cfg
+
+    def _get(self, mode: str):
+        if mode not in self._compiled:
+            try:
+                compiled = self._core.compile_model(self._model, "CPU", self._config(mode))
+            except Exception as e:
+                raise BackendError(f"openvino could not compile {self.path} ({mode}): {e}") from None
+            streams = int(compiled.get_property("NUM_STREAMS"))
+            self._compiled[mode] = (compiled, self._ov.AsyncInferQueue(compiled, streams), streams)
+        return self._compiled[mode]
+
+    def artifact_id(self) -> dict:
+        return {
+            "backend": self.name,
+            "version": self.version,
+            "precision": self.precision,
+            "artifact_sha256": sha256_file(self.path),
+        }
+
+    def _run(self, l: np.ndarray) -> np.ndarray:
+        l = np.ascontiguousarray(l, dtype=np.float32)
+        mode = self.mode
+        if mode == "auto":
+            mode = "throughput" if len(l) >= 2 * self.cores and self.cores > 1 else "latency"
+        with self._lock:
+            _, queue, streams = self._get(mode)
+            if streams == 1 or len(l) < streams:
+                return queue[0].infer({0: l})[0].copy()
+            chunks = np.array_split(l, streams)
+            out: list[np.ndarray | None] = [None] * len(chunks)
+
+            def done(request, i):
+                out[i] = request.get_output_tensor(0).data.copy()
+
+            queue.set_callback(done)
+            for i, chunk in enumerate(chunks):
+                queue.start_async({0: chunk}, i)
+            queue.wait_all()
+        return np.concatenate(out)
+
+    def _close(self) -> None:
+        self._compiled.clear()
+        self._model = None

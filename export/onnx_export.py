@@ -1,0 +1,260 @@
+"""Export a colorizer to ONNX: BN folded, dynamic N/H/W, identity in the metadata, parity-checked.
+
+    from export.onnx_export import export_onnx
+    report = export_onnx("resnet18-unet", "model.onnx")        # a name, checkpoint path or ModelRef
+
+What is exported is ``model.forward_padded`` (H, W multiples of ``total_stride``; the engine pads in
+numpy by ``engine/padding.py``), after ``fold_bn``. The graph has one input ``l`` float32
+[N, 1, H, W] and one output ``ab`` float32 [N, 2, H, W], with N, H, W dynamic.
+
+``weights="fp16"`` stores float initializers as float16 followed by a Cast to float32 (half the file;
+ONNX Runtime and OpenVINO fold the casts at load, so compute stays FP32). The parity check then
+compares with eager FP32 on the same fp16-rounded weights, so it still tests the export, not the
+rounding; the rounding's own effect is reported separately (``max_abs_vs_unrounded``).
+
+Parity: ONNX Runtime (CPU) against eager FP32 on several sizes, max |delta ab| <= ``PARITY_ATOL``
+(normalized ab units); the export fails (nothing written) when it does not hold.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.model_ref import ModelRef, resolve_model
+from engine.onnx_metadata import FORMAT, OnnxMetadata
+
+#: max |delta ab| between ONNX Runtime and eager FP32 (normalized units). FP32 kernels differ only in
+#: summation order; over ~20 conv layers that stays around 1e-6..1e-5, so 1e-4 leaves margin.
+PARITY_ATOL = 1e-4
+#: default parity sizes (N, H, W): several batch sizes and non-square shapes, in stride multiples.
+PARITY_SIZES = ((1, 1, 1), (2, 4, 3), (3, 2, 5))  # in units of the model's stride
+OPSET = 17
+
+
+class ExportError(RuntimeError):
+    """Export failed (bad model, checker error, or parity not met)."""
+
+
+@dataclass
+class ExportReport:
+    path: str
+    opset: int
+    weights: str
+    sizes: list[list[int]]
+    max_abs: float  # ONNX Runtime vs eager on the same (possibly fp16-rounded) weights
+    max_abs_vs_unrounded: float  # vs eager FP32 with the original weights
+    tolerance: float = PARITY_ATOL
+    metadata: dict = field(default_factory=dict)
+
+
+def _load_eager(ref: ModelRef):
+    from engine.backends.torch_backend import build_torch_model
+
+    return build_torch_model(ref)
+
+
+def model_identity(ref: ModelRef) -> str:
+    """The weights' sha256, or for a random init a stable id of (arch, kwargs, seed 0, torch version)."""
+    if ref.sha256:
+        return ref.sha256
+    import hashlib
+
+    import torch
+
+    s = json.dumps({"random_init": ref.arch, "kwargs": ref.arch_kwargs, "seed": 0, "torch": torch.__version__})
+    return "random-init-" + hashlib.sha256(s.encode()).hexdigest()
+
+
+class _Padded:
+    """Wrap ``forward_padded`` as the module's forward, for tracing."""
+
+    @staticmethod
+    def wrap(model):
+        from torch import nn
+
+        class PaddedForward(nn.Module):
+            def __init__(self, m):
+                super().__init__()
+                self.m = m
+
+            def forward(self, l):
+                return self.m.forward_padded(l)
+
+        return PaddedForward(model).eval()
+
+
+def _cast_initializers_to_fp16(proto) -> int:
+    """Store float32 initializers as float16 + a Cast to float32; returns how many were converted."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    keep, casts, n = [], [], 0
+    for init in graph.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT or len(init.dims) == 0:
+            keep.append(init)
+            continue
+        arr = numpy_helper.to_array(init)
+        if arr.size < 16:  # tiny constants (Resize scales, shapes): keep exact
+            keep.append(init)
+            continue
+        half = numpy_helper.from_array(arr.astype(np.float16), init.name + "_fp16")
+        keep.append(half)
+        casts.append(helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT, name=init.name + "_cast"))
+        n += 1
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
+    return n
+
+
+def _round_params_fp16(model) -> None:
+    import torch
+
+    with torch.no_grad():
+        for p in list(model.parameters()) + list(model.buffers()):
+            if p.is_floating_point() and p.numel() >= 16:
+                p.copy_(p.half().float())
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def check_parity(onnx_bytes: bytes, eager, sizes, stride: int, seed: int = 0) -> float:
+    """max |ONNX Runtime - eager| over random L batches of ``sizes`` (N, h, w in stride units)."""
+    import onnxruntime as ort
+    import torch
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(onnx_bytes, so, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    for n, h, w in sizes:
+        l = rng.uniform(-1, 1, (n, 1, h * stride, w * stride)).astype(np.float32)
+        (got,) = sess.run(None, {"l": l})
+        with torch.inference_mode():
+            want = eager(torch.from_numpy(l)).numpy()
+        if got.shape != want.shape:
+            raise ExportError(f"ONNX output shape {got.shape} != eager {want.shape} for input {l.shape}")
+        worst = max(worst, float(np.abs(got - want).max()))
+    return worst
+
+
+def export_onnx(
+    model: str | os.PathLike | ModelRef,
+    out: str | os.PathLike,
+    *,
+    weights: str = "auto",
+    opset: int = OPSET,
+    sizes=PARITY_SIZES,
+    atol: float = PARITY_ATOL,
+) -> ExportReport:
+    """Export ``model`` to ``out`` (written atomically, only when the checks pass).
+
+    Args:
+        model: a shipped model's name, an architecture name (random init), a checkpoint path or a ModelRef.
+        out: the .onnx path to write.
+        weights: "fp32", "fp16" (fp16 initializers + Cast) or "auto" (fp16 when the checkpoint stores fp16).
+        opset: ONNX opset (>= 17).
+        sizes: parity batch shapes (N, h, w), h and w in units of the model's stride.
+        atol: max |delta ab| allowed between ONNX Runtime and eager.
+    Raises:
+        ExportError: the checker or the parity check failed.
+        ValueError: bad arguments.
+    """
+    import onnx
+    import torch
+
+    from export.fold_bn import count_batchnorms, fold_bn
+
+    if opset < 17:
+        raise ValueError(f"opset must be >= 17, got {opset}")
+    ref = model if isinstance(model, ModelRef) else resolve_model(model)
+    if ref.checkpoint is None and not ref.random_init:
+        raise ValueError(f"{ref.onnx}: already an ONNX model; export needs a checkpoint or an architecture name")
+    if weights == "auto":
+        weights = "fp16" if (ref.metadata.get("weights") or {}).get("dtype") == "float16" else "fp32"
+    if weights not in ("fp32", "fp16"):
+        raise ValueError(f"weights must be 'fp32', 'fp16' or 'auto', got {weights!r}")
+
+    eager = _load_eager(ref).eval()
+    folded = fold_bn(eager)
+    if count_batchnorms(folded):
+        raise ExportError(f"{count_batchnorms(folded)} BatchNorm layers left after folding")
+    if weights == "fp16":
+        folded_ref = copy.deepcopy(folded)
+        _round_params_fp16(folded_ref)
+    else:
+        folded_ref = folded
+    stride = int(folded.total_stride)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp) / "model.onnx"
+        x = torch.zeros(1, 1, 2 * stride, 2 * stride)
+        torch.onnx.export(
+            _Padded.wrap(folded),
+            (x,),
+            str(tmp_path),
+            dynamo=False,
+            input_names=["l"],
+            output_names=["ab"],
+            dynamic_axes={"l": {0: "N", 2: "H", 3: "W"}, "ab": {0: "N", 2: "H", 3: "W"}},
+            opset_version=opset,
+            do_constant_folding=True,
+        )
+        proto = onnx.load(str(tmp_path))
+    if weights == "fp16":
+        _cast_initializers_to_fp16(proto)
+    meta = OnnxMetadata(
+        name=ref.name,
+        arch=ref.arch,
+        arch_kwargs=ref.arch_kwargs,
+        normalization=ref.normalization.to_dict(),
+        weights_sha256=model_identity(ref),
+        total_stride=stride,
+        weights_dtype=weights,
+        random_init=ref.random_init,
+    )
+    meta.write_to(proto)
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise ExportError(f"onnx.checker rejected the export: {e}") from None
+    blob = proto.SerializeToString()
+
+    max_abs = check_parity(blob, _Padded.wrap(folded_ref), sizes, stride)
+    if max_abs > atol:
+        raise ExportError(f"parity failed: max |delta ab| = {max_abs:.3g} > {atol:g} (ONNX Runtime vs eager FP32)")
+    vs_unrounded = check_parity(blob, _Padded.wrap(eager), sizes, stride) if weights == "fp16" else max_abs
+    out = Path(out)
+    _atomic_write(out, blob)
+    return ExportReport(
+        path=str(out),
+        opset=opset,
+        weights=weights,
+        sizes=[list(s) for s in sizes],
+        max_abs=max_abs,
+        max_abs_vs_unrounded=vs_unrounded,
+        tolerance=atol,
+        metadata=asdict(meta) | {"format": FORMAT},
+    )

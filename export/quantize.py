@@ -1,0 +1,128 @@
+"""Static INT8 quantization of an exported colorizer (ONNX Runtime QDQ), torch-free.
+
+    from export.quantize import quantize_int8
+    quantize_int8("model.onnx", "model.int8.onnx", calibration_l)   # l: float32 [N,1,H,W], model-normalized
+
+The result is a QDQ ONNX model (QuantizeLinear/DequantizeLinear around convs: uint8 activations,
+per-channel symmetric int8 weights), calibrated with min/max on the given L batches. Both ONNX
+Runtime and OpenVINO run it with INT8 kernels (OpenVINO fuses the QDQ pairs into its own int8
+convolutions). Dynamic INT8 (``quantize_dynamic``) is deliberately not offered: measured 3-7x
+slower than FP32 on this kind of CPU.
+
+Calibration data: ``calibration_l(n)`` takes CIFAR-10 train images (``training.cifar``); the engine
+passes a few hundred. Needs ``onnx`` and ``onnxruntime`` (``pip install 'colorize[cpu]'``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from engine.backends.base import require
+
+#: calibration images used when building an INT8 artifact (CIFAR-10 train, first N after a fixed shuffle)
+CALIBRATION_IMAGES = 256
+CALIBRATION_BATCH = 32
+
+
+def calibration_l(n: int = CALIBRATION_IMAGES, seed: int = 0) -> np.ndarray:
+    """``n`` CIFAR-10 train images as model-normalized L, float32 [n,1,32,32].
+
+    Raises:
+        FileNotFoundError: CIFAR-10 is not there (the message names where it was looked for).
+    """
+    from engine.color import DEFAULT_NORMALIZATION, rgb_to_l
+    from training.cifar import load_cifar10
+
+    images, _ = load_cifar10("train")
+    idx = np.random.default_rng(seed).permutation(len(images))[:n]
+    l = rgb_to_l(images[idx].astype(np.float32) / 255.0)
+    return DEFAULT_NORMALIZATION.normalize_l(l)[:, None].astype(np.float32)
+
+
+def fp32_initializers(proto) -> None:
+    """Undo ``weights='fp16'`` storage in place: fp16 initializer + Cast(to float) -> fp32 initializer.
+
+    The quantizer needs to see the float weights directly.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in proto.graph.initializer}
+    drop_nodes, new_inits = [], []
+    for node in proto.graph.node:
+        if node.op_type != "Cast" or len(node.input) != 1 or node.input[0] not in inits:
+            continue
+        to = next((a.i for a in node.attribute if a.name == "to"), None)
+        src = inits[node.input[0]]
+        if to != onnx.TensorProto.FLOAT or src.data_type != onnx.TensorProto.FLOAT16:
+            continue
+        arr = numpy_helper.to_array(src).astype(np.float32)
+        new_inits.append(numpy_helper.from_array(arr, node.output[0]))
+        drop_nodes.append(node)
+    used = {n.input[0] for n in drop_nodes}
+    kept = [i for i in proto.graph.initializer if i.name not in used] + new_inits
+    del proto.graph.initializer[:]
+    proto.graph.initializer.extend(kept)
+    nodes = [n for n in proto.graph.node if all(n is not d for d in drop_nodes)]
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
+
+
+class _Reader:
+    def __init__(self, l: np.ndarray, batch: int):
+        self.batches = iter([{"l": l[i : i + batch]} for i in range(0, len(l), batch)])
+
+    def get_next(self):
+        return next(self.batches, None)
+
+    def rewind(self):  # not needed by MinMax, present for the interface
+        pass
+
+
+def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration: np.ndarray) -> Path:
+    """Write a static-INT8 QDQ version of ``src`` to ``dst`` (atomically); metadata is kept.
+
+    Args:
+        src: an ONNX file from ``colorize export``.
+        dst: where to write the QDQ model.
+        calibration: model-normalized L, float32 [N,1,H,W] (H, W multiples of the stride).
+    """
+    onnx = require("onnx", "cpu")
+    require("onnxruntime", "cpu")
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    calibration = np.asarray(calibration, dtype=np.float32)
+    if calibration.ndim != 4 or calibration.shape[1] != 1 or len(calibration) == 0:
+        raise ValueError(f"calibration must be float32 [N>=1,1,H,W], got {list(calibration.shape)}")
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    proto = onnx.load(os.fspath(src))
+    fp32_initializers(proto)
+    with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
+        plain = Path(tmp) / "fp32.onnx"
+        onnx.save(proto, os.fspath(plain))
+        out = Path(tmp) / "int8.onnx"
+        quantize_static(
+            os.fspath(plain),
+            os.fspath(out),
+            _Reader(calibration, CALIBRATION_BATCH),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
+        )
+        q = onnx.load(os.fspath(out))
+        del q.metadata_props[:]
+        q.metadata_props.extend(proto.metadata_props)
+        entry = q.metadata_props.add()
+        entry.key, entry.value = "colorize.quantization", "int8-static-qdq-minmax"
+        tmp_out = Path(tmp) / "final.onnx"
+        onnx.save(q, os.fspath(tmp_out))
+        os.replace(tmp_out, dst)
+    return dst
