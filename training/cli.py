@@ -1,0 +1,74 @@
+"""Train a CIFAR-10 classifier or a colorizer (``colorize train classify|colorize``).
+
+Examples:
+    colorize train classify --arch resnet18 --epochs 2 --out runs/classify-resnet18
+    colorize train colorize --arch resnet18-unet --encoder-init runs/classify-resnet18/model.json \\
+        --epochs 4 --out runs/colorize-resnet18-unet
+    colorize train colorize ... --resume      # continue from OUT/state.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+
+def _common(p: argparse.ArgumentParser, defaults) -> None:
+    p.add_argument("--arch", default=defaults.arch, help=f"registry name (default {defaults.arch})")
+    p.add_argument("--out", default=defaults.out, help="run folder (default %(default)s)")
+    p.add_argument("--data", default=None, help="CIFAR-10 folder with train.zip/test.zip")
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--lr", type=float, default=defaults.lr, help="one-cycle peak learning rate")
+    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    p.add_argument("--pct-start", type=float, default=defaults.pct_start, help="warm-up fraction of the schedule")
+    p.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in fp32 (default: bf16 autocast)")
+    p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-every", type=int, default=defaults.save_every, help="save state every N steps")
+    p.add_argument("--log-every", type=int, default=defaults.log_every)
+    p.add_argument("--limit-train", type=int, default=0, help="first N training images only")
+    p.add_argument("--limit-eval", type=int, default=defaults.limit_eval, help="first N test images for evaluation")
+    p.add_argument("--max-steps", type=int, default=0, help="stop after N steps (schedule still spans --epochs)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from training.config import ClassifyConfig, ColorizeConfig
+
+    sub = parser.add_subparsers(dest="task", metavar="TASK", required=True)
+    c = sub.add_parser("classify", help="CIFAR-10 classifier (cifar stem)")
+    _common(c, ClassifyConfig())
+    c.add_argument("--label-smoothing", type=float, default=ClassifyConfig.label_smoothing)
+    c.add_argument("--crop-padding", type=int, default=ClassifyConfig.crop_padding)
+    z = sub.add_parser("colorize", help="colorizer: ab from L")
+    _common(z, ColorizeConfig())
+    z.add_argument("--encoder-init", default=None, help="classifier checkpoint (.json) to initialise the encoder")
+    z.add_argument("--loss", choices=("l1", "l2", "huber"), default=ColorizeConfig.loss)
+    z.add_argument("--rebalance", type=float, default=ColorizeConfig.rebalance,
+                   help="class-rebalancing lambda over ab bins (0 = off)")
+    z.add_argument("--rebalance-power", type=float, default=ColorizeConfig.rebalance_power)
+
+
+def main(args: argparse.Namespace) -> int:
+    from training.config import ClassifyConfig, ColorizeConfig
+    from training.loop import RunExistsError
+
+    fields = {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("command", "task", "resume")}
+    fields["command"] = "colorize " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    try:
+        if args.task == "classify":
+            from training.classify import train_classifier
+
+            record = train_classifier(ClassifyConfig(**fields), resume=args.resume)
+        else:
+            from training.colorize_train import train_colorizer
+
+            record = train_colorizer(ColorizeConfig(**fields), resume=args.resume)
+    except (RunExistsError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"done: {record}")
+    return 0

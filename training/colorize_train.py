@@ -1,0 +1,155 @@
+"""Colorizer training (``colorize train colorize``): ab from L on CIFAR-10.
+
+* Input L' = (L - 50) / 50, target ab' = ab / 110 (``engine.color.Normalization``),
+  converted from the RGB batch in torch (``training.lab``) after a random flip.
+  No random crop: zero padding would teach the model black borders.
+* Encoder init (``encoder_init``): the weights of a trained RGB classifier
+  checkpoint (same ResNet and stem), its ``fc`` dropped, and its first conv
+  adapted to one channel. The classifier saw x_c = (v - m_c) / s_c with v the
+  [0, 1] value of a gray pixel (v ~ L / 100, the same in all three channels);
+  with L = l_scale L' + l_center this is x_c = (l_scale / 100) L' / s_c + const,
+  so the L filter is sum_c w_c * l_scale / (100 s_c) (timm's ``adapt_input_conv``
+  sums over channels; this also folds in the input scaling). The constant
+  term is absorbed by the BatchNorm that follows conv1.
+* Loss: see ``training.losses`` (L1 on ab' with softened class rebalancing by default).
+* The output conv starts at zero (gray output), AdamW + one-cycle, bf16 autocast, channels_last.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from engine.color import DEFAULT_NORMALIZATION, Normalization
+from training.augment import random_flip, to_float_nchw
+from training.classify import autocast, subset
+from training.config import ColorizeConfig
+from training.losses import ColorLoss, weights_from_images
+
+
+def adapt_classifier_to_encoder(encoder: nn.Module, classifier_path: str, norm: Normalization) -> dict:
+    """Load a classifier checkpoint's weights into a one-channel colorizer encoder.
+
+    Returns:
+        A description of the init for the checkpoint metadata.
+    Raises:
+        ValueError: the classifier does not fit the encoder (other arch or stem).
+    """
+    from models.checkpoint import load_checkpoint
+
+    clf, meta = load_checkpoint(classifier_path)
+    state = {k: v for k, v in clf.state_dict().items() if not k.startswith("fc.")}
+    w = state["conv1.weight"]  # [64, 3, k, k]
+    std = torch.tensor(meta.get("data", {}).get("input_std") or [1.0, 1.0, 1.0], dtype=w.dtype)
+    state["conv1.weight"] = (w * (norm.l_scale / 100.0) / std.view(1, 3, 1, 1)).sum(1, keepdim=True)
+    try:
+        encoder.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"{classifier_path}: classifier weights do not fit the colorizer encoder: {e}") from None
+    return {"classifier": str(classifier_path), "arch": meta["arch"], "arch_kwargs": meta.get("arch_kwargs"),
+            "classifier_metrics": meta.get("metrics", {}),
+            "conv1": "RGB filters summed over channels, scaled by l_scale / (100 * input_std)"}
+
+
+def zero_init_head(model: nn.Module) -> None:
+    """Zero the last 1x1 conv (``head`` or seed-unet's ``outc``): training starts from
+    the gray baseline (ab = 0) instead of random colours, which matters for short runs."""
+    head = getattr(model, "head", None) or getattr(model, "outc", None)
+    if isinstance(head, nn.Conv2d):
+        nn.init.zeros_(head.weight)
+        if head.bias is not None:
+            nn.init.zeros_(head.bias)
+
+
+class ColorizeTask:
+    def __init__(self, cfg: ColorizeConfig, test: np.ndarray, weights: Tensor | None,
+                 norm: Normalization = DEFAULT_NORMALIZATION):
+        from models import create_model
+
+        self.cfg, self.norm, self.test = cfg, norm, test
+        self.model = create_model(cfg.arch, **cfg.arch_kwargs)
+        self.init: dict = {"encoder": "random"}
+        if cfg.encoder_init:
+            if not hasattr(self.model, "encoder"):
+                raise ValueError(f"--encoder-init: {cfg.arch} has no ResNet encoder")
+            self.init = {"encoder": adapt_classifier_to_encoder(self.model.encoder, cfg.encoder_init, norm)}
+        zero_init_head(self.model)
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.model = self.model.to(memory_format=self.memory_format)
+        self.loss_fn = ColorLoss(cfg.loss, weights, ab_scale=norm.ab_scale)
+
+    def make_optimizer(self, total_steps: int):
+        decay, no_decay = [], []
+        for p in self.model.parameters():
+            (no_decay if p.ndim <= 1 else decay).append(p)
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.cfg.lr,
+        )
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=self.cfg.lr, total_steps=max(total_steps, 1), pct_start=self.cfg.pct_start,
+            div_factor=25.0, final_div_factor=100.0,
+        )
+        return opt, sched
+
+    def _lab(self, images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        from training.lab import split_lab
+
+        x = to_float_nchw(images)
+        if generator is not None:
+            x = random_flip(x, generator)
+        l, ab = split_lab(x, self.norm)
+        return l.contiguous(memory_format=self.memory_format), ab
+
+    def train_step(self, images: Tensor, labels: Tensor, generator: torch.Generator):
+        l, ab = self._lab(images, generator)
+        with autocast(self.cfg.bf16):
+            pred = self.model.forward_padded(l)
+        return self.loss_fn(pred.float(), ab), {}
+
+    def summarize(self, totals: dict) -> dict:
+        return {}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Quick validation: per-image PSNR of the colorized and of the gray test images."""
+        from training.evaluate import colorize_uint8
+        from training.metrics import gray_baseline, psnr
+
+        self.model.eval()
+        truth = torch.from_numpy(self.test)
+        out = colorize_uint8(self.model, truth, self.norm, bf16=self.cfg.bf16)
+        return {"val_psnr": float(psnr(out, truth).mean()),
+                "val_psnr_gray": float(psnr(gray_baseline(truth, self.norm), truth).mean()),
+                "val_images": len(truth)}
+
+    def export(self, path: Path, metrics: dict) -> None:
+        from models.checkpoint import save_checkpoint
+
+        save_checkpoint(
+            self.model, path, arch=self.cfg.arch, arch_kwargs=dict(self.cfg.arch_kwargs), normalization=self.norm,
+            data={"dataset": "cifar10 (JPEG copy, ../shared/data/cifar10)", "split": "train",
+                  "input": "L' = (L - l_center) / l_scale, output ab' = ab / ab_scale", "resolution": "32x32"},
+            metrics=metrics,
+            extra={"training": {"command": self.cfg.command, "config": self.cfg.to_dict(), "init": self.init,
+                                "loss": {"kind": self.cfg.loss, "rebalance": self.cfg.rebalance,
+                                         "rebalance_power": self.cfg.rebalance_power}}},
+        )
+
+
+def train_colorizer(cfg: ColorizeConfig, *, resume: bool = False) -> dict:
+    """Train a colorizer as configured; returns the last epoch record."""
+    from training.cifar import load_cifar10
+    from training.loop import fit
+
+    torch.manual_seed(cfg.seed)
+    x, y = load_cifar10("train", cfg.data)
+    xt, yt = load_cifar10("test", cfg.data)
+    x, y = subset(x, y, cfg.limit_train, cfg.seed)
+    xt, _ = subset(xt, yt, cfg.limit_eval, cfg.seed)
+    weights = weights_from_images(x, cfg.rebalance, cfg.rebalance_power, seed=cfg.seed) if cfg.rebalance > 0 else None
+    task = ColorizeTask(cfg, xt, weights)
+    return fit(cfg, task, x, y, resume=resume)

@@ -1,0 +1,59 @@
+"""Training configurations: one dataclass per task, defaults commented.
+
+Defaults are sized for a short CPU run (2 cores, bf16 autocast on AMX): a
+one-cycle schedule reaches a useful model in a few epochs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class TrainConfig:
+    out: str = "runs/train"  # run folder: state.pt, metrics.jsonl, curves.png, model.{json,safetensors}
+    data: str | None = None  # CIFAR-10 folder (train.zip/test.zip); None = default lookup
+    epochs: int = 2  # full passes over the training split
+    batch_size: int = 128
+    lr: float = 0.2  # one-cycle peak learning rate
+    weight_decay: float = 5e-4
+    pct_start: float = 0.25  # fraction of steps spent warming up to the peak
+    bf16: bool = True  # bf16 autocast on CPU (AMX); weights and optimizer stay fp32
+    channels_last: bool = True
+    threads: int = 0  # torch intra-op threads; 0 = torch's default
+    seed: int = 0
+    save_every: int = 100  # also save the resumable state every N steps (0 = only per epoch)
+    log_every: int = 20  # write a step record to metrics.jsonl every N steps
+    limit_train: int = 0  # use only the first N training images (0 = all; for tests and sizing)
+    limit_eval: int = 0  # evaluate on the first N test images (0 = all)
+    max_steps: int = 0  # stop after this many steps in total (0 = no limit; the schedule still spans `epochs`)
+    command: str = ""  # the command line that started the run (recorded in the checkpoint)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ClassifyConfig(TrainConfig):
+    arch: str = "resnet18"  # registry name of a classifier
+    stem: str = "cifar"  # 3x3 stride-1 stem, no max-pool (32x32 inputs)
+    label_smoothing: float = 0.1
+    crop_padding: int = 4  # random crop from the zero-padded image
+    out: str = "runs/classify-resnet18"
+
+
+@dataclass
+class ColorizeConfig(TrainConfig):
+    arch: str = "resnet18-unet"  # registry name of a colorizer
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    encoder_init: str | None = None  # classifier checkpoint whose weights initialise the encoder
+    loss: str = "l1"  # "l1" | "l2" | "huber" on normalized ab
+    rebalance: float = 0.5  # Zhang et al. lambda: weight = 1/((1-lambda) p + lambda/Q); 0 = no rebalancing
+    rebalance_power: float = 0.5  # soften the rebalancing weights (w ** power), 1 = full strength
+    batch_size: int = 64
+    lr: float = 2e-3  # AdamW peak learning rate
+    weight_decay: float = 1e-4
+    pct_start: float = 0.15
+    limit_eval: int = 1000  # quick validation PSNR on the first N test images each epoch
+    out: str = "runs/colorize-resnet18-unet"

@@ -1,0 +1,106 @@
+"""Measure a colorizer's quality on the CIFAR-10 test split (``colorize evaluate``).
+
+Prints PSNR (per-image mean and from the mean MSE), SSIM, colorfulness and its
+ratio to the ground truth, and the shipped classifier's accuracy on true-colour,
+gray and colorized images, each beside the gray baseline (keep L, ab = 0).
+
+Examples:
+    colorize evaluate --model resnet18-unet
+    colorize evaluate --model runs/colorize-resnet18-unet/model.json --limit 1000 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_CLASSIFIER = Path(__file__).resolve().parent.parent / "models" / "weights" / "classifiers" / "resnet18-cifar10.json"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="resnet18-unet", help="shipped model name or checkpoint .json (default %(default)s)")
+    parser.add_argument("--data", default=None, help="CIFAR-10 folder with test.zip (default: ../shared/data/cifar10)")
+    parser.add_argument("--split", default="test", choices=("test", "train"))
+    parser.add_argument("--limit", type=int, default=0, help="evaluate on a fixed random subset of N images")
+    parser.add_argument("--classifier", default=None,
+                        help=f"classifier checkpoint for the semantic check, 'none' to skip "
+                             f"(default: {DEFAULT_CLASSIFIER.relative_to(DEFAULT_CLASSIFIER.parents[3])} if present)")
+    parser.add_argument("--batch-size", type=int, default=250)
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast for the colorizer (default fp32)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--out", default=None, help="also write the JSON results to this file")
+    parser.add_argument("--grid", default=None, help="write a gray | ours | truth sample grid PNG here")
+    parser.add_argument("--grid-count", type=int, default=16, help="images in the sample grid")
+
+
+def load_colorizer(model: str):
+    """(model, normalization, description) for a shipped name or checkpoint path.
+
+    Raises:
+        ValueError / FileNotFoundError: unknown name, missing file, or an ONNX model (needs a checkpoint).
+    """
+    from engine.model_ref import resolve_model
+    from models import create_model
+    from models.checkpoint import load_checkpoint, normalization_of
+
+    ref = resolve_model(model)
+    if ref.checkpoint is not None:
+        net, meta = load_checkpoint(ref.checkpoint)
+        if meta.get("kind") not in (None, "colorizer"):
+            raise ValueError(f"{ref.checkpoint}: a {meta.get('kind')} checkpoint, not a colorizer")
+        return net, normalization_of(meta), {"name": ref.name, "checkpoint": str(ref.checkpoint),
+                                             "sha256": ref.sha256, "arch": meta["arch"]}
+    if ref.random_init:
+        print(f"warning: {model!r} has no weights; evaluating a random init", file=sys.stderr)
+        return create_model(ref.arch).eval(), ref.normalization, {"name": ref.name, "random_init": True}
+    raise ValueError(f"{model}: evaluate needs a checkpoint (.json/.safetensors) or shipped name, not ONNX")
+
+
+def main(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from training.cifar import load_cifar10
+    from training.classify import subset
+    from training.evaluate import evaluate_colorizer, format_table, sample_grid
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    try:
+        model, norm, desc = load_colorizer(args.model)
+        images, labels = load_cifar10(args.split, args.data)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    images, labels = subset(images, labels, args.limit)
+    classifier = classifier_input = None
+    clf_path = args.classifier or (str(DEFAULT_CLASSIFIER) if DEFAULT_CLASSIFIER.is_file() else None)
+    if clf_path and clf_path != "none":
+        from models.checkpoint import CheckpointError, load_checkpoint
+
+        try:
+            classifier, cmeta = load_checkpoint(clf_path)
+        except CheckpointError as e:
+            print(f"error: --classifier: {e}", file=sys.stderr)
+            return 2
+        d = cmeta.get("data", {})
+        classifier_input = (d.get("input_mean", [0.0] * 3), d.get("input_std", [1.0] * 3))
+        desc["classifier"] = str(clf_path)
+    elif not args.json:
+        print("no classifier: semantic check skipped (pass --classifier)", file=sys.stderr)
+    res = evaluate_colorizer(model, images, labels, norm=norm, classifier=classifier,
+                             classifier_input=classifier_input, batch_size=args.batch_size, bf16=args.bf16)
+    res = {"model_info": desc, "split": args.split, "limit": args.limit or None, **res}
+    if args.grid:
+        idx = np.random.default_rng(1).permutation(len(images))[: args.grid_count]
+        sample_grid(model, images[np.sort(idx)], args.grid, norm=norm)
+    if args.out:
+        tmp = f"{args.out}.{os.getpid()}.tmp"
+        Path(tmp).write_text(json.dumps(res, indent=2) + "\n")
+        os.replace(tmp, args.out)
+    print(json.dumps(res, indent=2) if args.json else f"{desc['name']} on CIFAR-10 {args.split}\n{format_table(res)}")
+    return 0

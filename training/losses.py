@@ -1,0 +1,99 @@
+"""Colorization losses: L1 / L2 / Huber on normalized ab, optionally weighted per
+pixel by class rebalancing over quantized ab bins (Zhang et al., ECCV 2016).
+
+Plain regression pulls uncertain pixels to the mean colour (sepia / gray).
+Rebalancing up-weights pixels whose true colour is rare in the training set:
+with p the empirical distribution over ab bins (Q occupied bins),
+
+    w(bin) = 1 / ((1 - lambda) * p + lambda / Q),   normalized so that E_p[w] = 1,
+
+then softened as w ** power and renormalized (power = 1 is Zhang's weighting;
+it is strong for a regression loss, which is why the default is 0.5).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+AB_RANGE = 110.0  # |a|, |b| bound used for the grid (matches the default normalization scale)
+BIN_SIZE = 10.0  # ab units per bin, as Zhang et al.
+
+
+def ab_bin_index(ab: Tensor, bin_size: float = BIN_SIZE, ab_range: float = AB_RANGE) -> Tensor:
+    """Bin index (row-major a, b) of each pixel of un-normalized ab [N, 2, H, W] -> [N, H, W]."""
+    nb = int(round(2 * ab_range / bin_size))
+    idx = ((ab + ab_range) / bin_size).floor().long().clamp_(0, nb - 1)
+    return idx[:, 0] * nb + idx[:, 1]
+
+
+def ab_histogram(ab: Tensor, bin_size: float = BIN_SIZE, ab_range: float = AB_RANGE) -> Tensor:
+    """Empirical distribution (float64, sums to 1) over the ab grid of un-normalized ab [N, 2, H, W]."""
+    nb = int(round(2 * ab_range / bin_size))
+    counts = torch.bincount(ab_bin_index(ab, bin_size, ab_range).flatten(), minlength=nb * nb).double()
+    return counts / counts.sum()
+
+
+def rebalance_weights(p: Tensor, lam: float = 0.5, power: float = 0.5) -> Tensor:
+    """Per-bin weights from a distribution ``p`` (see module docstring); unoccupied bins get the max weight.
+
+    Raises:
+        ValueError: ``lam`` not in (0, 1], ``power`` negative, or an empty histogram.
+    """
+    if not 0.0 < lam <= 1.0:
+        raise ValueError(f"rebalance lambda must be in (0, 1], got {lam}")
+    if power < 0:
+        raise ValueError(f"rebalance power must be >= 0, got {power}")
+    occupied = p > 0
+    q = int(occupied.sum())
+    if q == 0:
+        raise ValueError("ab histogram is empty")
+    w = 1.0 / ((1.0 - lam) * p + lam / q)
+    w = w / (p * w).sum()
+    w = w.pow(power)
+    w = w / (p * w).sum()
+    return w.float()
+
+
+class ColorLoss(torch.nn.Module):
+    """Per-pixel regression loss on normalized ab, optionally rebalanced.
+
+    Args:
+        kind: "l1", "l2" or "huber" (delta 0.05 in normalized units, about 5.5 ab).
+        weights: per-bin weights from ``rebalance_weights`` or None.
+        ab_scale: factor from normalized to real ab (110 with the default normalization).
+    """
+
+    def __init__(self, kind: str = "l1", weights: Tensor | None = None, ab_scale: float = AB_RANGE):
+        super().__init__()
+        if kind not in ("l1", "l2", "huber"):
+            raise ValueError(f"loss must be 'l1', 'l2' or 'huber', got {kind!r}")
+        self.kind = kind
+        self.ab_scale = ab_scale
+        self.register_buffer("weights", weights if weights is not None else torch.empty(0), persistent=False)
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        if self.kind == "l1":
+            per = (pred - target).abs()
+        elif self.kind == "l2":
+            per = (pred - target).square()
+        else:
+            per = F.huber_loss(pred, target, reduction="none", delta=0.05)
+        per = per.sum(1)  # [N, H, W]
+        if self.weights.numel():
+            w = self.weights[ab_bin_index(target * self.ab_scale)]
+            return (per * w).mean()
+        return per.mean()
+
+
+def weights_from_images(images: np.ndarray, lam: float, power: float, sample: int = 5000, seed: int = 0) -> Tensor:
+    """Rebalancing weights estimated from (a random sample of) uint8 NHWC training images."""
+    from training.lab import rgb_to_lab
+
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(images))[: min(sample, len(images))]
+    x = torch.from_numpy(images[np.sort(idx)]).permute(0, 3, 1, 2).float() / 255.0
+    ab = torch.cat([rgb_to_lab(x[i : i + 1000])[:, 1:] for i in range(0, len(x), 1000)])
+    return rebalance_weights(ab_histogram(ab), lam, power)

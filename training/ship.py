@@ -1,0 +1,73 @@
+"""Ship a trained checkpoint into ``models/weights/`` (fp16, <= 32 MB) with its metrics.
+
+    python -m training.ship runs/colorize-resnet18-unet/model.json models/weights/resnet18-unet \\
+        [--metrics eval.json] [--name resnet18-unet]
+
+Weights are stored as fp16 safetensors (cast back to fp32 at load); the JSON
+keeps the source checkpoint's architecture, normalization, data and training
+record, plus the ``colorize evaluate`` results when given. ``--metrics`` only
+(with ``--update``) rewrites the metrics of an already shipped model without
+touching its weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+MAX_BYTES = 32 * 1024 * 1024
+
+
+def ship(src: str, dest: str, metrics: dict | None = None, name: str | None = None) -> Path:
+    """Copy checkpoint ``src`` to ``dest`` in fp16. Raises ValueError when the weights exceed 32 MB."""
+    import torch
+
+    from models.checkpoint import checkpoint_paths, load_checkpoint, normalization_of, save_checkpoint
+
+    model, meta = load_checkpoint(src)
+    extra = {k: v for k, v in meta.items() if k in ("training",)}
+    extra["name"] = name or Path(dest).name
+    extra["source_metrics"] = meta.get("metrics", {})
+    json_path = save_checkpoint(
+        model, dest, arch=meta["arch"], arch_kwargs=meta.get("arch_kwargs"),
+        normalization=normalization_of(meta) if meta.get("kind") == "colorizer" else None,
+        data=meta.get("data"), metrics=metrics or {}, dtype=torch.float16, extra=extra,
+    )
+    size = checkpoint_paths(json_path)[1].stat().st_size
+    if size > MAX_BYTES:
+        raise ValueError(f"{dest}: weights are {size / 2**20:.1f} MiB, over the 32 MiB limit")
+    return json_path
+
+
+def update_metrics(dest: str, metrics: dict) -> Path:
+    """Replace the ``metrics`` field of a shipped checkpoint's JSON (weights untouched)."""
+    from models.checkpoint import checkpoint_paths, read_metadata
+
+    meta = read_metadata(dest)
+    meta["metrics"] = metrics
+    json_path = checkpoint_paths(dest)[0]
+    tmp = json_path.with_name(f".{json_path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, json_path)
+    return json_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("src", help="checkpoint .json to ship (ignored with --update)")
+    p.add_argument("dest", help="destination stem, e.g. models/weights/resnet18-unet")
+    p.add_argument("--metrics", help="JSON results of colorize evaluate to record")
+    p.add_argument("--name", default=None)
+    p.add_argument("--update", action="store_true", help="only rewrite the metrics of dest")
+    a = p.parse_args(argv)
+    metrics = json.loads(Path(a.metrics).read_text()) if a.metrics else None
+    out = update_metrics(a.dest, metrics or {}) if a.update else ship(a.src, a.dest, metrics, a.name)
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
