@@ -1,7 +1,9 @@
 """End-to-end mode: the folder pipeline's images/s next to model-only numbers.
 
-Runs ``python -m engine images IN -o OUT --batch-size B`` (the ``colorize
-images`` command) in a subprocess on a generated folder of PNGs, twice: with
+Runs ``python -m engine images IN -o OUT --batch-size B --working-size S``
+(the ``colorize images`` command; the working size is the images' long side,
+so the model runs at the same size as the model-only rows) in a subprocess on
+a generated folder of PNGs, twice: with
 ``images`` files and with 1 file. ``images_per_s`` = images / wall time of the
 big run (includes process start and model load); ``startup_s`` = wall time of
 the 1-image run; ``steady_images_per_s`` = (images - 1) / (difference of the
@@ -79,16 +81,19 @@ def run_end_to_end(
         extra += ["--backend", backend]
     if "--precision" in help_text:
         extra += ["--precision", precision]
+    if "--quiet" in help_text:
+        extra += ["--quiet"]
     rows = []
     for h, w in sizes:
         row = _row(backend, precision, batch, h, w, images)
+        size_arg = ["--working-size", str(max(h, w))] if "--working-size" in help_text else []
         with tempfile.TemporaryDirectory(prefix="colorize-e2e-") as tmp:
             src, one = Path(tmp, "in"), Path(tmp, "one")
             make_folder(src, images, h, w)
             make_folder(one, 1, h, w, seed=1)
             try:
-                t1 = _run(one, Path(tmp, "out1"), batch, extra, timeout)
-                tn = _run(src, Path(tmp, "outn"), batch, extra, timeout)
+                t1 = _run(one, Path(tmp, "out1"), batch, extra + size_arg, timeout)
+                tn = _run(src, Path(tmp, "outn"), batch, extra + size_arg, timeout)
                 written = [p for p in Path(tmp, "outn").rglob("*") if p.is_file()]
                 if len(written) < images:
                     raise RuntimeError(f"wrote {len(written)} of {images} images")

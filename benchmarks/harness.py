@@ -149,6 +149,8 @@ def run_benchmark(
             if str(w.message) not in " ".join(notes):
                 notes.append(msg)
         if c.engine is not None:
+            guard = getattr(c.engine, "guard_result", None)
+            c.guard = guard.describe() if guard is not None and hasattr(guard, "describe") else None
             stride = max(stride, int(getattr(c.engine, "stride", 1) or 1))
             ref = getattr(c.engine, "model", None)
             if ref is not None and "arch" not in model_info:
@@ -186,7 +188,7 @@ def run_benchmark(
         "baseline": {"backend": BASELINE[0], "precision": BASELINE[1]},
         "configs": [
             {"backend": c.backend, "precision": c.precision, "device": c.device, "baseline": c.baseline,
-             "status": c.status, "reason": c.reason, "load_s": c.load_s}
+             "status": c.status, "reason": c.reason, "load_s": c.load_s, "guard": c.guard}
             for c in configs
         ],
         "results": results,

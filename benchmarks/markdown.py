@@ -34,13 +34,14 @@ def results_table(report: dict) -> str:
         "| × eager p50 | × eager img/s | first call ms | n |"
     )
     lines = [head, "|" + "---|" * 14]
+    failed_guard = {(c["backend"], c["precision"]) for c in report["configs"] if "FAILED" in (c.get("guard") or "")}
     for r in sorted((r for r in report["results"] if r["status"] == "ok"), key=_order):
         lat, vs = r["latency_ms"], r["vs_baseline"] or {}
         share = f"{100 * r['peak_share']:.0f}% {r['peak']}" if r.get("peak_share") is not None else "–"
         name = f"**{r['backend']}**" if r["baseline"] else r["backend"]
         first = None if r["first_call_s"] is None else 1e3 * r["first_call_s"]
         lines.append(
-            f"| {name} | {r['precision']} | {r['batch']} | {r['height']}×{r['width']} | {_f(lat['p50'])} "
+            f"| {name} | {r['precision']}{' †' if (r['backend'], r['precision']) in failed_guard else ''} | {r['batch']} | {r['height']}×{r['width']} | {_f(lat['p50'])} "
             f"| {_f(lat['p90'])} | {_f(lat['p99'])} | {_f(r['images_per_s'], '.1f')} | {_f(r['gflops'], '.1f')} "
             f"| {share} | {_f(vs.get('latency'))} | {_f(vs.get('throughput'))} | {_f(first, '.1f')} | {r['n']} |"
         )
@@ -104,6 +105,10 @@ def to_markdown(report: dict, title: str | None = None) -> str:
         "× eager = ratio to **torch fp32** at the same shape (> 1 = faster)."
     )
     parts = ["\n\n".join(p for p in parts if p), results_table(report)]
+    guards = [f"`{c['backend']}/{c['precision']}`: {c['guard']}" for c in report["configs"] if c.get("guard")]
+    if guards:
+        parts.append("Quality guard at load (engine/guard.py; † = failed: fast but not accurate enough):\n\n"
+                     + "\n".join(f"- {g}" for g in guards))
     missing = not_measured(report)
     if missing:
         parts.append("Not measured:\n\n" + "\n".join(f"- {x}" for x in missing))

@@ -84,6 +84,7 @@ class PlannedConfig:
     load_s: float | None = None
     status: str = "ok"
     reason: str | None = None
+    guard: str | None = None  # the engine's quality-guard verdict (non-FP32 precisions), when it ran
 
     @property
     def key(self) -> tuple[str, str]:

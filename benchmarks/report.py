@@ -10,7 +10,8 @@ Schema ``colorize-bench/1`` (top level)::
     peaks       {"cpu/fp32": {"gflops": float, "how": str}, ...}
     model       {"name", "arch", "random_init", "gflop_per_image": {"HxW": float|null}, "flops_counted"}
     baseline    {"backend": "torch", "precision": "fp32"}
-    configs     one per backend x precision: backend, precision, device, baseline, status, reason, load_s
+    configs     one per backend x precision: backend, precision, device, baseline, status, reason, load_s,
+                guard (the engine's quality-guard verdict for non-FP32 precisions, or null)
     results     one per loaded config x batch x size (fields in RESULT_FIELDS; status "ok" | "skipped" | "error")
     end_to_end  the folder pipeline (benchmarks/e2e.py), fields in E2E_FIELDS
     notes       free-text remarks (random-init warnings, FLOP counting failures)
@@ -56,6 +57,7 @@ CONFIG_FIELDS: dict[str, tuple] = {
     "status": (str,),
     "reason": _OPT_STR,
     "load_s": _OPT_NUM,
+    "guard": _OPT_STR,
 }
 RESULT_FIELDS: dict[str, tuple] = {
     "backend": (str,),

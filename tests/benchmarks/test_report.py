@@ -100,3 +100,14 @@ def test_update_readme_without_section_fails(tmp_path):
     p.write_text("# nothing here\n")
     with pytest.raises(ValueError, match="README.md: no .*Benchmarks"):
         update_readme(p, "x")
+
+
+def test_failed_quality_guard_is_flagged(fake_report):
+    r = copy.deepcopy(fake_report)
+    for c in r["configs"]:
+        if (c["backend"], c["precision"]) == ("fast", "int8"):
+            c["guard"] = "quality guard FAILED for int8: PSNR 20 dB vs FP32 30 dB"
+    validate_report(r)
+    md = to_markdown(r)
+    assert "| fast | int8 † | 1 |" in md and "| fast | fp32 | 1 |" in md
+    assert "`fast/int8`: quality guard FAILED" in md

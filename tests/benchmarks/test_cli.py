@@ -1,0 +1,61 @@
+import json
+
+import pytest
+
+from benchmarks.report import load_json, write_json
+from engine.cli import build_parser, main
+
+
+def test_bench_is_registered():
+    args = build_parser().parse_args(["bench", "--quick", "--sizes", "32,48x64", "--batch-sizes", "1,4"])
+    assert args.quick and args.sizes == ((32, 32), (48, 64)) and args.batch_sizes == (1, 4)
+
+
+@pytest.mark.parametrize("bad", [["--sizes", "0"], ["--sizes", "axb"], ["--batch-sizes", "1,x"], ["--batch-sizes", "0"]])
+def test_bad_arguments_exit_2(bad, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["bench", *bad])
+    assert e.value.code == 2
+
+
+def test_from_json_renders_everything(fake_report, tmp_path, capsys):
+    src = write_json(fake_report, tmp_path / "in.json")
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n## Benchmarks\n\ntext\n")
+    rc = main(["bench", "--from-json", str(src), "--out", str(tmp_path / "out"), "--readme", str(readme)])
+    assert rc == 0
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["bench.json", "bench.md", "latency.png", "throughput.png"]
+    md = (out / "bench.md").read_text()
+    assert md in capsys.readouterr().out
+    assert md.strip() in readme.read_text()
+    assert load_json(out / "bench.json")["results"] == json.loads(src.read_text())["results"]
+
+
+def test_from_bad_json_is_a_usage_error(tmp_path, capsys):
+    p = tmp_path / "x.json"
+    p.write_text("[]")
+    assert main(["bench", "--from-json", str(p)]) == 2
+    assert "x.json" in capsys.readouterr().err
+
+
+def test_unknown_backend_exit_2(capsys):
+    assert main(["bench", "--quick", "--backends", "nope", "--no-e2e"]) == 2
+    assert "unknown backend 'nope'" in capsys.readouterr().err
+
+
+def test_real_quick_run_on_torch(tmp_path, capsys):
+    pytest.importorskip("torch")
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--quick", "--backends", "torch", "--precisions", "fp32", "--batch-sizes", "1",
+               "--sizes", "16", "--min-iters", "2", "--target-seconds", "0", "--no-e2e", "--json", str(out)])
+    assert rc == 0
+    report = load_json(out)
+    (row,) = report["results"]
+    assert (row["backend"], row["precision"], row["batch"], row["height"]) == ("torch", "fp32", 1, 16)
+    assert row["status"] == "ok" and row["n"] >= 2 and row["baseline"]
+    assert row["vs_baseline"] == {"latency": 1.0, "throughput": 1.0}
+    assert row["gflop_per_image"] == pytest.approx(report["model"]["gflop_per_image"]["16x16"])
+    assert 0 < row["peak_share"] and row["peak"] == "cpu/fp32"
+    assert report["peaks"]["cpu/fp32"]["gflops"] > 0
+    assert "| **torch** | fp32 | 1 | 16×16 |" in capsys.readouterr().out
