@@ -159,8 +159,8 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
         try:
             im.seek(0)
             im.load()
-            exif = _exif_without_orientation(im)
             im = ImageOps.exif_transpose(im)
+            exif = _exif_without_orientation(im)
             decoded = from_pil(im)
         except ValueError as e:
             raise ImageReadError(path, str(e)) from None

@@ -1,0 +1,205 @@
+"""``colorize images``: tree mirroring, formats and modes, errors, resume, SIGKILL + rerun, odd paths."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.cli import main
+
+pytestmark = pytest.mark.filterwarnings("ignore:model .* random init")
+FAST = ["--backend", "torch", "--working-size", "32", "-q", "--jobs", "2", "--batch-size", "4"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    torch = pytest.importorskip("torch")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny images: threads only add contention on a shared machine
+    yield
+    torch.set_num_threads(n)
+
+
+def _gray(h, w, seed=0):
+    y, x = np.mgrid[0:h, 0:w]
+    return np.clip(128 + 90 * np.sin(x / 4.0 + seed) * np.cos(y / 6.0), 0, 255).astype(np.uint8)
+
+
+def _l_of(rgb8):
+    from engine.color import rgb_to_l
+
+    return rgb_to_l(np.asarray(rgb8, dtype=np.float64)[..., :3] / 255.0)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """A folder with one image per interesting mode, a subfolder and a non-image file."""
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    g = _gray(24, 36)
+    a = _gray(24, 36, seed=2)
+    Image.fromarray(g).save(src / "gray.png")
+    Image.fromarray(np.stack([g, a], -1), "LA").save(src / "la.png")
+    Image.fromarray(np.dstack([np.repeat(g[..., None], 3, -1), a])).save(src / "rgba.png")
+    Image.fromarray(g).save(src / "photo.jpg", quality=95)
+    Image.fromarray(g.astype(np.uint16) * 257).save(src / "g16.png")
+    Image.fromarray(g).convert("CMYK").save(src / "cmyk.tif")
+    Image.fromarray(g).convert("P").save(src / "pal.gif")
+    Image.fromarray(g > 128).save(src / "bilevel.png")
+    Image.fromarray(_gray(17, 5)).save(src / "sub" / "small.bmp")
+    (src / "notes.txt").write_text("not an image, and not picked from a folder")
+    return src
+
+
+def test_folder_mirrors_tree_formats_and_modes(tree, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["images", str(tree), "-o", str(out), "-r", *FAST]) == 0
+    got = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    want = sorted(str(p.relative_to(tree)) for p in tree.rglob("*") if p.is_file() and p.suffix != ".txt")
+    assert got == want
+    modes = {n: Image.open(out / n).mode for n in want}
+    assert modes["la.png"] == "RGBA" and modes["rgba.png"] == "RGBA" and modes["gray.png"] == "RGB"
+    assert modes["photo.jpg"] == "RGB" and modes["cmyk.tif"] == "RGB" and modes["g16.png"] == "RGB"
+    assert Image.open(out / "pal.gif").format == "GIF" and Image.open(out / "sub/small.bmp").size == (5, 17)
+    # alpha kept exactly, luminance kept to 8-bit rounding (lossless formats)
+    la_in = np.asarray(Image.open(tree / "la.png"))
+    rgba_out = np.asarray(Image.open(out / "la.png"))
+    np.testing.assert_array_equal(rgba_out[..., 3], la_in[..., 1])
+    l_in = _l_of(np.repeat(la_in[..., :1], 3, -1))
+    assert np.abs(_l_of(rgba_out) - l_in).max() <= 0.5
+    g16 = np.asarray(Image.open(tree / "g16.png")).astype(np.float64) / 65535  # 16-bit scaled, not clipped
+    from engine.color import rgb_to_l
+
+    assert np.abs(_l_of(np.asarray(Image.open(out / "g16.png"))) - rgb_to_l(np.repeat(g16[..., None], 3, -1))).max() <= 0.5
+    assert "colorized 9 of 9 images" in capsys.readouterr().err
+
+
+def test_not_recursive_format_option_and_file_inputs(tree, tmp_path):
+    out = tmp_path / "out"
+    assert main(["images", str(tree), str(tree / "sub" / "small.bmp"), "-o", str(out), "--format", "webp", *FAST]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted([p.stem + ".webp" for p in tree.iterdir() if p.is_file() and p.suffix != ".txt"]
+                           + ["small.webp"])
+    assert all(Image.open(out / n).format == "WEBP" for n in names)
+    assert Image.open(out / "rgba.webp").mode == "RGBA"
+
+
+def test_bad_files_exit_1_and_the_rest_is_done(tree, tmp_path, capsys):
+    (tree / "zero.png").write_bytes(b"")
+    (tree / "text.jpg").write_text("this is not a JPEG")
+    Image.fromarray(_gray(64, 64)).save(tmp_path / "whole.png")
+    data = (tmp_path / "whole.png").read_bytes()
+    (tree / "truncated.png").write_bytes(data[: len(data) // 2])
+    Image.fromarray(_gray(200, 200)).save(tree / "huge.png")
+    out = tmp_path / "out"
+    assert main(["images", str(tree), "-o", str(out), "--max-pixels", "10000", *FAST]) == 1
+    err = capsys.readouterr().err
+    for name, reason in [("zero.png", "empty file"), ("text.jpg", "not an image"),
+                         ("truncated.png", "truncated"), ("huge.png", "too large")]:
+        assert f"{name}: {reason}" in err
+        assert not (out / name).exists()
+    assert "colorized 8 of 12 images" in err and "4 failed" in err
+    assert len(list(out.glob("*"))) == 8
+    assert not list(out.glob(".*"))  # no temporary files left
+
+
+def test_skip_existing_resumes(tree, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["images", str(tree), "-o", str(out), *FAST]) == 0
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    (out / "gray.png").unlink()
+    capsys.readouterr()
+    assert main(["images", str(tree), "-o", str(out), "--skip-existing", *FAST]) == 0
+    err = capsys.readouterr().err
+    assert "colorized 1 of 8 images" in err and "7 skipped" in err
+    after = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert set(after) == set(stamps)
+    assert all(after[n] == stamps[n] for n in stamps if n != "gray.png")
+
+
+def test_skip_existing_summary(tree, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["images", str(tree / "gray.png"), str(tree / "la.png"), "-o", str(out), *FAST]) == 0
+    capsys.readouterr()
+    assert main(["images", str(tree), "-o", str(out), "--skip-existing", *FAST]) == 0
+    err = capsys.readouterr().err
+    assert "colorized 6 of 8 images" in err and "2 skipped (output exists)" in err
+
+
+def test_usage_errors_exit_2_and_inputs_never_overwritten(tree, tmp_path, capsys):
+    before = {p: p.read_bytes() for p in tree.rglob("*") if p.is_file()}
+    assert main(["images", str(tree), "-o", str(tree), *FAST]) == 2
+    assert "would overwrite the input" in capsys.readouterr().err
+    assert main(["images", str(tmp_path / "missing"), "-o", str(tmp_path / "o"), *FAST]) == 2
+    assert "input not found" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["images", str(tmp_path / "empty"), "-o", str(tmp_path / "o"), *FAST]) == 2
+    assert "no images found" in capsys.readouterr().err
+    assert main(["images", str(tree), "-o", str(tmp_path / "o"), "--format", "nope", *FAST]) == 2
+    assert "--format 'nope'" in capsys.readouterr().err
+    assert main(["images", str(tree), "-o", str(tmp_path / "o"), *FAST, "--backend", "nope"]) == 2
+    assert "unknown backend 'nope'" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in tree.rglob("*") if p.is_file()} == before
+
+
+def test_output_inside_input_is_not_read_back(tree, tmp_path):
+    out = tree / "colorized"
+    assert main(["images", str(tree), "-o", str(out), "-r", *FAST]) == 0
+    n = len(list(out.rglob("*.*")))
+    assert main(["images", str(tree), "-o", str(out), "-r", *FAST]) == 0
+    assert len(list(out.rglob("*.*"))) == n == 9
+
+
+def test_unicode_and_spaces_in_paths_and_report(tmp_path):
+    src = tmp_path / "vieux clichés ✓" / "été 1936"
+    src.mkdir(parents=True)
+    for name in ("grand-mère à la plage.png", "日本 写真.jpg", "a b.gif"):
+        Image.fromarray(_gray(20, 30)).save(src / name)
+    out = tmp_path / "sortie colorée"
+    report = tmp_path / "rapport é.html"
+    assert main(["images", str(src.parent), "-o", str(out), "-r", "--report", str(report), *FAST]) == 0
+    assert sorted(p.name for p in (out / "été 1936").iterdir()) == sorted(p.name for p in src.iterdir())
+    page = report.read_text(encoding="utf-8")
+    assert page.count("<figure>") == 3 and "grand-mère à la plage.png" in page and "data:image/jpeg;base64," in page
+
+
+def test_killed_run_leaves_no_corrupt_output_and_rerun_completes(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    n = 40
+    for i in range(n):  # noisy images: slow enough to encode that the kill lands mid-run
+        Image.fromarray(rng.integers(0, 256, (192, 256), dtype=np.uint8)).save(src / f"img{i:02d}.png")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, "-m", "engine", "images", str(src), "-o", str(out), "--backend", "torch",
+           "--working-size", "32", "-q", "--batch-size", "2", "--jobs", "2"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if out.is_dir() and len(list(out.glob("*.png"))) >= 3:
+            break
+        time.sleep(0.01)
+    killed = proc.poll() is None
+    if killed:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = sorted(out.glob("*.png"))
+    assert killed and 3 <= len(done) < n, (len(done), proc.stderr.read().decode()[-2000:])
+    for p in done:  # every output under its final name is complete
+        with Image.open(p) as im:
+            im.load()
+            assert im.size == (256, 192)
+    r = subprocess.run(cmd + ["--skip-existing"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"{len(done)} skipped" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in src.iterdir())  # no temporary files
+    for p in out.iterdir():
+        with Image.open(p) as im:
+            im.load()
