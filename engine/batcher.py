@@ -51,6 +51,7 @@ __all__ = [
     "ColorizerBatcher",
     "DynamicBatcher",
     "Overloaded",
+    "engine_batch_fn",
     "RequestTimeout",
 ]
 
@@ -323,6 +324,21 @@ class DynamicBatcher(Generic[X, Y]):
                 pass  # metrics never break serving
 
 
+def _key(prepared: Any) -> Hashable:
+    return prepared.key
+
+
+def engine_batch_fn(colorizer: Any) -> Callable[[list[Any]], list[np.ndarray]]:
+    """The batch function for ``Colorizer.prepare`` results: stack their ``l`` (all of one ``key``, so one
+    shape), one ``colorizer.engine.run``, one ab [2,h,w] per item."""
+
+    def run(prepared: list[Any]) -> list[np.ndarray]:
+        l = np.stack([np.asarray(p.l, dtype=np.float32) for p in prepared])  # [N,1,h,w]
+        return list(colorizer.engine.run(l))
+
+    return run
+
+
 class ColorizerBatcher:
     """Dynamic batching for a ``Colorizer``: many callers, one ``engine.run`` per batch.
 
@@ -343,12 +359,7 @@ class ColorizerBatcher:
     def __init__(self, colorizer: Any, *, executor: concurrent.futures.Executor | None = None, **batcher_options):
         self.colorizer = colorizer
         self.executor = executor
-        self.batcher: DynamicBatcher = DynamicBatcher(self._run_engine, key=lambda p: p.key, **batcher_options)
-
-    def _run_engine(self, prepared: list[Any]) -> list[np.ndarray]:
-        l = np.stack([np.asarray(p.l, dtype=np.float32) for p in prepared])  # [N,1,h,w]
-        ab = self.colorizer.engine.run(l)
-        return list(ab)
+        self.batcher: DynamicBatcher = DynamicBatcher(engine_batch_fn(colorizer), key=_key, **batcher_options)
 
     def colorize(self, image: Any, timeout: float | None = ...) -> Any:  # type: ignore[assignment]
         """Colorize one image (blocking; any thread). Raises as ``DynamicBatcher.run``."""

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from engine.backends.base import require
-from engine.batcher import BatcherClosed, DynamicBatcher, Overloaded, RequestTimeout
+from engine.batcher import BatcherClosed, DynamicBatcher, Overloaded, RequestTimeout, engine_batch_fn
 from engine.http_io import MIME, HTTPProblem, choose_format, decode_image, encode_image, image_bytes
 from engine.prom import CONTENT_TYPE, Registry
 from engine.serve_config import ServeConfig
@@ -89,7 +89,7 @@ class _Service:
             if self.colorizer is None:
                 self.colorizer = self._factory()
             self.batcher = DynamicBatcher(
-                self._run_engine,
+                engine_batch_fn(self.colorizer),
                 key=lambda p: p.key,
                 max_batch_size=self.config.max_batch_size,
                 max_delay_ms=self.config.max_delay_ms,
@@ -107,10 +107,6 @@ class _Service:
             if self.state == "loading":
                 self.state = "ready"
         log.info("ready: %r", getattr(self.colorizer, "engine", self.colorizer))
-
-    def _run_engine(self, prepared: list[Any]) -> list[np.ndarray]:
-        l = np.stack([np.asarray(p.l, dtype=np.float32) for p in prepared])  # [N,1,h,w]
-        return list(self.colorizer.engine.run(l))
 
     def _on_batch(self, size: int, seconds: float) -> None:
         if self.state == "ready":

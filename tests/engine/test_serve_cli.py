@@ -109,3 +109,25 @@ def test_serve_command_end_to_end_and_sigterm():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize(
+    "query, accept, want",
+    [(None, None, "png"), ("JPG", "image/png", "jpeg"), (None, "image/webp;q=0.5, image/jpeg;q=0.8", "jpeg"),
+     (None, "text/html, image/*;q=0.1", "png"), (None, "image/png;q=0, image/webp", "webp"), (None, "  ", "png")],
+)
+def test_choose_format(query, accept, want):
+    from engine.http_io import choose_format
+
+    assert choose_format(query, accept, "png") == want
+
+
+def test_choose_format_refusals():
+    from engine.http_io import HTTPProblem, choose_format
+
+    with pytest.raises(HTTPProblem) as e:
+        choose_format("bmp", None, "png")
+    assert e.value.status == 400
+    with pytest.raises(HTTPProblem) as e:
+        choose_format(None, "image/png;q=0, text/plain", "png")
+    assert e.value.status == 406
