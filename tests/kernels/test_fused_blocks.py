@@ -82,3 +82,18 @@ def test_unfolded_model_is_refused():
         fuse_residual_blocks(model)
     with pytest.raises(ValueError, match="mode must be one of"):
         fuse_residual_blocks(fold_bn(model), "fast")
+
+
+def test_torch_cuda_preparation_with_triton_fusion_on_cpu():
+    # The same model preparation the torch-cuda backend does (fold, fuse, channels_last), on the CPU in FP32.
+    from engine.backends.torch_cuda import prepare_model
+
+    torch.manual_seed(0)
+    model = create_model("resnet18-unet").eval()
+    _randomize_bn(model, seed=7)
+    prepared = prepare_model(model, "fp32", fuse="epilogue", device="cpu")
+    assert sum(isinstance(m, FusedBasicBlock) for m in prepared.modules()) == 8
+    x = torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(8))
+    with torch.inference_mode():
+        y = prepared(x.contiguous(memory_format=torch.channels_last))
+        torch.testing.assert_close(y, model(x), atol=FUSED_FP32_ATOL, rtol=FUSED_FP32_ATOL)

@@ -1,0 +1,409 @@
+"""Everything about a TensorRT build that is not a TensorRT call (plain Python, unit-tested):
+
+* ``onnx_inputs(path)``: graph inputs with static and dynamic dims (``onnx`` package, no weights read);
+* ``parse_shapes("l:1x1x32x32")``: trtexec-style ``--min/--opt/--max`` specs;
+* ``resolve_profile(inputs, ...)``: one optimization profile, defaults derived from the dynamic axes
+  (axis 0 = batch, other dynamic axes = spatial, multiples of the model's stride), overrides validated;
+* ``PlanInfo``: the sidecar JSON written next to a plan (``model.plan.json``): TensorRT version, GPU
+  name and compute capability, precision, profile, ONNX sha256, plan sha256;
+* ``plan_mismatches(info, expected)``: why a plan cannot be reused here (another GPU, another TensorRT
+  version, another ONNX, precision or profile), which is what triggers a rebuild;
+* ``plan_cache_key(...)``: the artifact-cache key of a plan; ``default_timing_cache(...)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+Shape = tuple[int, ...]
+
+#: bump when the build recipe changes so cached plans are rebuilt
+TRT_RECIPE = "trt-build/1"
+PLAN_FORMAT = "colorize-trt-plan/1"
+PRECISIONS = ("fp16", "fp32")
+
+
+@dataclass(frozen=True)
+class DefaultRanges:
+    """(min, opt, max) used for a dynamic axis when no shape is given."""
+
+    # batch: opt 8 (a small serving batch); max 32 bounds the activation memory TensorRT
+    # reserves for the max shape. Larger batches are run in chunks by the backend.
+    batch: tuple[int, int, int] = (1, 8, 32)
+    # H, W in units of the model's stride: 1 x stride (a 1-pixel image, padded) up to 64 x 8 = 512 px;
+    # opt 256 px (32 x 8) is a typical photo side after resizing.
+    spatial_strides: tuple[int, int, int] = (1, 32, 64)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    dims: tuple[int | str | None, ...]  # int: static; str: named dynamic axis; None: unnamed dynamic
+
+    @property
+    def dynamic_axes(self) -> list[int]:
+        return [i for i, d in enumerate(self.dims) if not isinstance(d, int)]
+
+
+def onnx_inputs(path: str | os.PathLike) -> list[InputSpec]:
+    """The real inputs (initializers excluded) of an ONNX model, with their dims.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not an ONNX model, or an input that is not a tensor.
+    """
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ONNX model not found: {path}")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # onnx raises DecodeError and others
+        raise ValueError(f"{path}: not a readable ONNX model ({e})") from None
+    initializers = {t.name for t in proto.graph.initializer}
+    specs = []
+    for inp in proto.graph.input:
+        if inp.name in initializers:
+            continue
+        if not inp.type.HasField("tensor_type"):
+            raise ValueError(f"{path}: input {inp.name!r} is not a tensor")
+        dims: list[int | str | None] = []
+        for d in inp.type.tensor_type.shape.dim:
+            if d.HasField("dim_value") and d.dim_value > 0:
+                dims.append(int(d.dim_value))
+            else:
+                dims.append(d.dim_param or None)
+        specs.append(InputSpec(inp.name, tuple(dims)))
+    if not specs:
+        raise ValueError(f"{path}: the ONNX graph has no inputs")
+    return specs
+
+
+def onnx_stride(path: str | os.PathLike) -> int | None:
+    """``colorize.total_stride`` from an exported model's metadata, or None when absent."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    props = {p.key: p.value for p in proto.metadata_props}
+    value = props.get("colorize.total_stride")
+    if value is None:
+        return None
+    try:
+        stride = int(value)
+    except ValueError:
+        raise ValueError(f"{path}: metadata 'colorize.total_stride' is not an integer: {value!r}") from None
+    if stride < 1:
+        raise ValueError(f"{path}: metadata 'colorize.total_stride' must be >= 1, got {stride}")
+    return stride
+
+
+_SHAPE = re.compile(r"^\d+(x\d+)*$")
+
+
+def parse_shapes(spec: str | None, inputs: list[InputSpec] | None = None) -> dict[str, Shape]:
+    """Parse ``"l:1x1x32x32,other:4x3"`` (trtexec syntax). With a single input the name may be
+    left out (``"1x1x32x32"``).
+
+    Raises:
+        ValueError: malformed spec, unknown input name, or a name-less shape with several inputs.
+    """
+    if spec is None or not spec.strip():
+        return {}
+    names = [i.name for i in inputs] if inputs is not None else None
+    out: dict[str, Shape] = {}
+    for part in spec.split(","):
+        part = part.strip()
+        name, sep, dims = part.rpartition(":")
+        if not sep:
+            if names is None or len(names) != 1:
+                raise ValueError(f"shape {part!r} has no input name; write NAME:DxDx... (inputs: {names})")
+            name = names[0]
+        if not _SHAPE.match(dims):
+            raise ValueError(f"shape {part!r}: expected NAME:DxDx... with positive integers, e.g. l:1x1x32x32")
+        if names is not None and name not in names:
+            raise ValueError(f"shape {part!r}: no input named {name!r}; inputs: {', '.join(names)}")
+        shape = tuple(int(d) for d in dims.split("x"))
+        if min(shape) < 1:
+            raise ValueError(f"shape {part!r}: dimensions must be >= 1")
+        if name in out:
+            raise ValueError(f"shape for input {name!r} given twice in {spec!r}")
+        out[name] = shape
+    return out
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One TensorRT optimization profile: input name -> (min, opt, max) shapes."""
+
+    shapes: dict[str, tuple[Shape, Shape, Shape]]
+
+    def to_json(self) -> dict[str, dict[str, list[int]]]:
+        return {n: {"min": list(a), "opt": list(b), "max": list(c)} for n, (a, b, c) in sorted(self.shapes.items())}
+
+    @classmethod
+    def from_json(cls, data: Any, source: str = "profile") -> "Profile":
+        try:
+            return cls(
+                {n: tuple(tuple(int(d) for d in v[k]) for k in ("min", "opt", "max")) for n, v in data.items()}
+            )
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{source}: malformed profile {data!r} ({e})") from None
+
+    def check(self, name: str, shape: Shape) -> None:
+        """Raise ValueError unless ``shape`` lies inside the profile of input ``name``."""
+        if name not in self.shapes:
+            raise ValueError(f"no input named {name!r} in the profile; inputs: {', '.join(self.shapes)}")
+        lo, _, hi = self.shapes[name]
+        if len(shape) != len(lo) or any(not (a <= s <= b) for s, a, b in zip(shape, lo, hi)):
+            raise ValueError(
+                f"input {name!r} shape {list(shape)} is outside the engine's profile "
+                f"min {list(lo)} .. max {list(hi)}; rebuild with a wider --min/--max"
+            )
+
+    def max_batch(self, name: str) -> int:
+        return self.shapes[name][2][0]
+
+
+def _default_shapes(spec: InputSpec, stride: int, ranges: DefaultRanges) -> tuple[Shape, Shape, Shape]:
+    shapes: list[list[int]] = [[], [], []]
+    for axis, d in enumerate(spec.dims):
+        if isinstance(d, int):
+            values = (d, d, d)
+        elif axis == 0:
+            values = ranges.batch
+        elif axis >= 2:
+            values = tuple(stride * s for s in ranges.spatial_strides)
+        else:
+            raise ValueError(
+                f"input {spec.name!r}: axis {axis} ({d or 'unnamed'}) is dynamic and is neither batch nor spatial; "
+                "give its --min/--opt/--max shapes explicitly"
+            )
+        for k in range(3):
+            shapes[k].append(values[k])
+    return tuple(tuple(s) for s in shapes)  # type: ignore[return-value]
+
+
+def resolve_profile(
+    inputs: list[InputSpec],
+    min_shapes: dict[str, Shape] | None = None,
+    opt_shapes: dict[str, Shape] | None = None,
+    max_shapes: dict[str, Shape] | None = None,
+    stride: int = 8,
+    ranges: DefaultRanges = DefaultRanges(),
+) -> Profile:
+    """The optimization profile: defaults from the dynamic axes, overridden by explicit shapes.
+
+    Shapes not given are clamped to the given ones (``--max 4x1x64x64`` alone lowers opt to fit).
+
+    Raises:
+        ValueError: a shape whose rank or static dims disagree with the ONNX input, min > opt > max,
+            or a dynamic H/W that is not a multiple of ``stride``.
+    """
+    min_shapes, opt_shapes, max_shapes = min_shapes or {}, opt_shapes or {}, max_shapes or {}
+    known = {i.name for i in inputs}
+    for kind, given in (("min", min_shapes), ("opt", opt_shapes), ("max", max_shapes)):
+        for name in given:
+            if name not in known:
+                raise ValueError(f"--{kind}: no input named {name!r}; inputs: {', '.join(sorted(known))}")
+    out: dict[str, tuple[Shape, Shape, Shape]] = {}
+    for spec in inputs:
+        given = {"min": min_shapes.get(spec.name), "opt": opt_shapes.get(spec.name), "max": max_shapes.get(spec.name)}
+        for kind, shape in given.items():
+            if shape is None:
+                continue
+            if len(shape) != len(spec.dims):
+                raise ValueError(
+                    f"--{kind} shape {list(shape)} for input {spec.name!r} has rank {len(shape)}, the ONNX input has "
+                    f"rank {len(spec.dims)} (dims {list(spec.dims)})"
+                )
+            for axis, (s, d) in enumerate(zip(shape, spec.dims)):
+                if isinstance(d, int) and s != d:
+                    raise ValueError(f"--{kind} shape {list(shape)} for input {spec.name!r}: axis {axis} is static {d} in the ONNX")
+        if all(v is not None for v in given.values()):
+            lo, mid, hi = given["min"], given["opt"], given["max"]
+        else:
+            lo, mid, hi = _default_shapes(spec, stride, ranges)
+            lo = given["min"] or lo
+            hi = given["max"] or hi
+            if given["opt"] is not None:
+                mid = given["opt"]
+            else:
+                mid = tuple(min(max(m, a), b) for m, a, b in zip(mid, lo, hi))
+            if given["min"] is None:
+                lo = tuple(min(a, m) for a, m in zip(lo, mid))
+            if given["max"] is None:
+                hi = tuple(max(b, m) for b, m in zip(hi, mid))
+        for axis, (a, m, b) in enumerate(zip(lo, mid, hi)):
+            if not a <= m <= b:
+                raise ValueError(
+                    f"input {spec.name!r} axis {axis}: need min <= opt <= max, got {a} / {m} / {b} "
+                    f"(min {list(lo)}, opt {list(mid)}, max {list(hi)})"
+                )
+        for axis in spec.dynamic_axes:
+            if axis >= 2 and any(s[axis] % stride for s in (lo, mid, hi)):
+                raise ValueError(
+                    f"input {spec.name!r} axis {axis}: H and W must be multiples of the model's stride {stride}, "
+                    f"got min {lo[axis]}, opt {mid[axis]}, max {hi[axis]}"
+                )
+        out[spec.name] = (tuple(lo), tuple(mid), tuple(hi))
+    return Profile(out)
+
+
+@dataclass
+class BuildTarget:
+    """What a plan must have been built for to be reused here."""
+
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str  # "9.0"
+    precision: str
+    profile: Profile
+    onnx_sha256: str
+
+
+@dataclass
+class PlanInfo:
+    """The sidecar JSON of a serialized plan (``<plan>.json``)."""
+
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str
+    precision: str
+    profile: dict[str, dict[str, list[int]]]
+    onnx_sha256: str
+    plan_sha256: str
+    onnx_path: str = ""
+    workspace_bytes: int = 0
+    timing_cache: str = ""
+    build_seconds: float = 0.0
+    built_at: str = ""
+    recipe: str = TRT_RECIPE
+    format: str = PLAN_FORMAT
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    REQUIRED = ("tensorrt_version", "gpu_name", "compute_capability", "precision", "profile", "onnx_sha256", "plan_sha256")
+
+    @classmethod
+    def for_target(cls, target: BuildTarget, plan_sha256: str, **kw: Any) -> "PlanInfo":
+        return cls(
+            tensorrt_version=target.tensorrt_version,
+            gpu_name=target.gpu_name,
+            compute_capability=target.compute_capability,
+            precision=target.precision,
+            profile=target.profile.to_json(),
+            onnx_sha256=target.onnx_sha256,
+            plan_sha256=plan_sha256,
+            **kw,
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "plan sidecar") -> "PlanInfo":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{source}: not JSON ({e})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: expected a JSON object, got {type(data).__name__}")
+        if data.get("format") != PLAN_FORMAT:
+            raise ValueError(f"{source}: field 'format' is {data.get('format')!r}, expected {PLAN_FORMAT!r}")
+        missing = [k for k in cls.REQUIRED if k not in data]
+        if missing:
+            raise ValueError(f"{source}: missing field(s) {', '.join(missing)}")
+        Profile.from_json(data["profile"], f"{source}: field 'profile'")
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def sidecar_path(plan_path: str | os.PathLike) -> Path:
+    p = Path(plan_path)
+    return p.with_name(p.name + ".json")
+
+
+def read_plan_info(plan_path: str | os.PathLike) -> PlanInfo:
+    """The sidecar of ``plan_path``. Raises FileNotFoundError or ValueError (naming the file and field)."""
+    side = sidecar_path(plan_path)
+    if not side.is_file():
+        raise FileNotFoundError(f"plan sidecar not found: {side}")
+    return PlanInfo.from_json(side.read_text(), source=str(side))
+
+
+def plan_mismatches(info: PlanInfo, target: BuildTarget, plan_sha256: str | None = None) -> list[str]:
+    """Reasons the plan described by ``info`` cannot be used for ``target`` (empty: reusable)."""
+    reasons = []
+    if info.recipe != TRT_RECIPE:
+        reasons.append(f"build recipe {info.recipe!r} != {TRT_RECIPE!r}")
+    if info.tensorrt_version != target.tensorrt_version:
+        reasons.append(f"built with TensorRT {info.tensorrt_version}, this is TensorRT {target.tensorrt_version}")
+    if info.compute_capability != target.compute_capability:
+        reasons.append(
+            f"built for compute capability {info.compute_capability} ({info.gpu_name}), "
+            f"this GPU is {target.compute_capability} ({target.gpu_name})"
+        )
+    elif info.gpu_name != target.gpu_name:
+        reasons.append(f"built on {info.gpu_name}, this GPU is {target.gpu_name} (tactics were timed on another GPU)")
+    if info.precision != target.precision:
+        reasons.append(f"precision {info.precision}, wanted {target.precision}")
+    if info.onnx_sha256 != target.onnx_sha256:
+        reasons.append(f"built from ONNX {info.onnx_sha256[:12]}..., this ONNX is {target.onnx_sha256[:12]}...")
+    if info.profile != target.profile.to_json():
+        reasons.append(f"profile {info.profile} != wanted {target.profile.to_json()}")
+    if plan_sha256 is not None and info.plan_sha256 != plan_sha256:
+        reasons.append("the plan file does not match the sha256 in its sidecar (modified or truncated)")
+    return reasons
+
+
+def plan_cache_key(target: BuildTarget, workspace_bytes: int) -> dict[str, Any]:
+    """Artifact-cache key of a plan: a new GPU, TensorRT version, ONNX, precision or profile is a new entry."""
+    return {
+        "kind": "tensorrt",
+        "recipe": TRT_RECIPE,
+        "tensorrt": target.tensorrt_version,
+        "gpu": target.gpu_name,
+        "compute_capability": target.compute_capability,
+        "precision": target.precision,
+        "profile": target.profile.to_json(),
+        "onnx_sha256": target.onnx_sha256,
+        "workspace_bytes": workspace_bytes,
+    }
+
+
+def default_timing_cache(tensorrt_version: str, compute_capability: str) -> Path:
+    """One timing cache per TensorRT version and GPU architecture, shared by every build."""
+    from training.paths import cache_dir
+
+    cc = compute_capability.replace(".", "")
+    return cache_dir() / "tensorrt" / f"timing-trt{tensorrt_version}-sm{cc}.cache"
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
