@@ -14,6 +14,8 @@ BACKENDS: dict[str, str] = {
     "torch": "engine.backends.torch_backend:TorchBackend",
     "onnxruntime": "engine.backends.onnxruntime_backend:OnnxRuntimeBackend",
     "openvino": "engine.backends.openvino_backend:OpenVinoBackend",
+    "torch-cuda": "engine.backends.torch_cuda:TorchCudaBackend",
+    "tensorrt": "engine.backends.tensorrt_backend:TensorRTBackend",
 }
 
 
