@@ -47,10 +47,18 @@ from benchmarks.stats import speedup, summarize
 SCHEMA = "colorize-bench/1"
 
 
-def _default_load(model: str, backend: str, precision: str):
-    from engine.engine import Engine
+def _engine_loader(guard: bool) -> Callable[[str, str, str], Any]:
+    """``Engine.load`` (with its quality guard on non-FP32 precisions unless ``guard`` is False)."""
 
-    return Engine.load(model, backend=backend, precision=precision)
+    def load(model: str, backend: str, precision: str):
+        import inspect
+
+        from engine.engine import Engine
+
+        kw = {} if guard or "guard" not in inspect.signature(Engine.load).parameters else {"guard": False}
+        return Engine.load(model, backend=backend, precision=precision, **kw)
+
+    return load
 
 
 def _timed(clock: Callable[[], float], fn: Callable[[], object]) -> float:
@@ -116,9 +124,12 @@ def run_benchmark(
     settings.validate()
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     registry = load_registry() if registry is None else registry
-    load = load or _default_load
-    configs = plan_configs(settings, registry)
     notes: list[str] = []
+    if load is None:
+        load = _engine_loader(guard=not settings.quick)
+        if settings.quick:
+            notes.append("quality guard not run at load (--quick); the full run records its verdicts")
+    configs = plan_configs(settings, registry)
 
     if machine is None:
         from benchmarks.machine import describe_machine
@@ -162,12 +173,13 @@ def run_benchmark(
 
     results: list[dict] = []
     try:
-        for h, w in settings.sizes:
+        measured: dict[tuple, tuple] = {}  # config key -> (H, W, GFLOP/image, seconds/image) last measured
+        for h, w in sorted(set(settings.sizes), key=lambda hw: hw[0] * hw[1]):
             ph, pw = -(-h // stride) * stride, -(-w // stride) * stride
             g = _safe(gflop, ph, pw)
             model_info["gflop_per_image"][f"{h}x{w}"] = g
-            for b in settings.batch_sizes:
-                results += _bench_shape(configs, settings, int(b), int(h), int(w), g, peaks, clock, log)
+            for b in sorted(set(settings.batch_sizes)):
+                results += _bench_shape(configs, settings, int(b), int(h), int(w), g, peaks, clock, log, measured)
     finally:
         for c in configs:
             if c.engine is not None:
@@ -197,16 +209,29 @@ def run_benchmark(
     }
 
 
-def _bench_shape(configs, s, b, h, w, g, peaks, clock, log) -> list[dict]:
+def _estimate_call_s(c: PlannedConfig, b: int, h: int, w: int, g: float | None, peaks, measured) -> tuple:
+    """(estimated seconds per call, how) from this config's last timing, else FLOPs at the fp32 peak."""
+    last = measured.get(c.key)
+    if last is not None:
+        lh, lw, lg, per_image = last
+        if g and lg:
+            return per_image * g / lg * b, f"from its {lh}x{lw} timing"
+        if (lh, lw) == (h, w):
+            return per_image * b, "from its timing at a smaller batch"
+    peak = (peaks.get(f"{c.device}/fp32") or peaks.get("cpu/fp32") or {}).get("gflops")
+    if g and peak:
+        return g * b / peak, f"at the {c.device} fp32 matmul peak"
+    return None, ""
+
+
+def _bench_shape(configs, s, b, h, w, g, peaks, clock, log, measured) -> list[dict]:
     active = [c for c in configs if c.status == "ok"]
     rows = {c.key: _row(c, b, h, w, g) for c in active}
     for c in active:
-        peak_fp32 = (peaks.get(f"{c.device}/fp32") or peaks.get("cpu/fp32") or {}).get("gflops")
-        if g is not None and peak_fp32 and s.max_call_seconds > 0:
-            est = g * b / peak_fp32
-            if est > s.max_call_seconds:
-                reason = f"estimated {est:.1f} s/call at the {c.device} fp32 peak > max_call_seconds={s.max_call_seconds:g}"
-                rows[c.key].update(status="skipped", reason=reason)
+        est, how = _estimate_call_s(c, b, h, w, g, peaks, measured)
+        if s.max_call_seconds > 0 and est is not None and est > s.max_call_seconds:
+            reason = f"estimated {est:.1f} s/call ({how}) > max_call_seconds={s.max_call_seconds:g}"
+            rows[c.key].update(status="skipped", reason=reason)
     run = [c for c in active if rows[c.key]["status"] == "ok"]
     if not run:
         return list(rows.values())
@@ -226,6 +251,7 @@ def _bench_shape(configs, s, b, h, w, g, peaks, clock, log) -> list[dict]:
         row["images_per_s"] = st.images_per_s
         row["samples_ms"] = [round(x * 1e3, 6) for x in t["samples"]]
         row["_stats"] = st
+        measured[c.key] = (h, w, g, st.p50_ms / 1e3 / b)
         if g is not None:
             row["gflops"] = g * st.images_per_s
             key = peak_key(c.device, c.precision, peaks)

@@ -99,7 +99,7 @@ def to_markdown(report: dict, title: str | None = None) -> str:
     pkgs = ", ".join(f"{k} {v}" for k, v in m.get("packages", {}).items())
     parts.append(
         f"Software: Python {m.get('python')}, {pkgs}; torch threads {m.get('torch_threads')}. "
-        f"Timing: {s['warmup']} warm-up calls, then ≥{s['min_iters']} timed calls per configuration "
+        f"Timing: {s['warmup']} warm-up call{'s' if s['warmup'] != 1 else ''}, then ≥{s['min_iters']} timed calls per configuration "
         f"(~{s['target_seconds']:g} s) in {s['rounds']} round-robin rounds interleaved with the eager "
         "baseline; latency is per call (one batch); img/s = batch / mean latency; "
         "× eager = ratio to **torch fp32** at the same shape (> 1 = faster)."

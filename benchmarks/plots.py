@@ -59,6 +59,10 @@ def plot_throughput(report: dict, path: str | os.PathLike) -> Path:
                     linestyle="--" if "baseline" in label else "-")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
+        batches = sorted({r["batch"] for r in ok if (r["height"], r["width"]) == (h, w)})
+        if batches:
+            ax.set_xticks(batches, [str(b) for b in batches])
+            ax.xaxis.set_minor_locator(plt.NullLocator())
         ax.set_xlabel("batch size")
         ax.set_ylabel("images / s")
         ax.set_title(f"{h}×{w}" if h else "no results")
@@ -83,7 +87,7 @@ def plot_latency(report: dict, path: str | os.PathLike) -> Path:
     for ax in axes.flat[len(shapes):]:
         ax.set_visible(False)
     for ax, (_, b, h, w) in zip(axes.flat, shapes):
-        sel = sorted((r for r in ok if (r["batch"], r["height"], r["width"]) == (b, h, w)), key=_label)
+        sel = sorted((r for r in ok if (r["batch"], r["height"], r["width"]) == (b, h, w)), key=_label, reverse=True)
         if sel:
             data = [r["samples_ms"] for r in sel]
             try:  # matplotlib >= 3.10
@@ -92,6 +96,7 @@ def plot_latency(report: dict, path: str | os.PathLike) -> Path:
                 ax.boxplot(data, vert=False, whis=(5, 95), flierprops={"markersize": 2})
             ax.set_yticks(range(1, len(sel) + 1), [_label(r) for r in sel], fontsize=7)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
         ax.set_xlabel("latency per call, ms")
         ax.set_title(f"batch {b}, {h}×{w}" if b else "no results", fontsize=9)
         ax.grid(True, axis="x", which="both", alpha=0.3)

@@ -25,7 +25,7 @@ class FakeClock:
 
 
 class FakeEngine:
-    def __init__(self, clock: FakeClock, duration: Callable[[int, int, float], float], fail_batch: int | None):
+    def __init__(self, clock: FakeClock, duration: Callable[[int, int, float, int], float], fail_batch: int | None):
         self.clock, self.duration, self.fail_batch = clock, duration, fail_batch
         self.log: dict[tuple, list[float]] = {}  # (batch, H, W) -> every duration it took
         self.closed = False
@@ -36,7 +36,7 @@ class FakeEngine:
         if n == self.fail_batch:
             raise RuntimeError(f"fake failure at batch {n}")
         calls = self.log.setdefault((n, h, w), [])
-        dt = self.duration(len(calls), n, self.clock.t)
+        dt = self.duration(len(calls), n, self.clock.t, h * w)
         calls.append(dt)
         self.clock.t += dt
         return np.zeros((n, 2, h, w), np.float32)
@@ -55,12 +55,12 @@ class FakeWorld:
         self._spec: dict[str, dict] = {}
 
     def add(self, name, precisions=("fp32",), duration=None, reason=None, load_error=None, fail_batch=None):
-        """``duration(call_index, batch, now) -> seconds`` (default 1 ms per image)."""
+        """``duration(call_index, batch, now, pixels) -> seconds`` (default 1 ms per image)."""
         self.registry[name] = type(
             f"Fake_{name}", (), {"name": name, "precisions": tuple(precisions), "available": classmethod(lambda c: reason)}
         )
         self._spec[name] = {
-            "duration": duration or (lambda i, n, t: 1e-3 * n),
+            "duration": duration or (lambda i, n, t, px: 1e-3 * n),
             "load_error": load_error,
             "fail_batch": fail_batch,
         }
@@ -83,7 +83,7 @@ class FakeWorld:
             load=self.load,
             clock=self.clock,
             peaks=peaks if peaks is not None else {"cpu/fp32": {"gflops": 4000.0, "how": "fake"}},
-            gflop=lambda h, w: gflop,
+            gflop=gflop if callable(gflop) else (lambda h, w: gflop),
             machine={"cpu": "Fake CPU", "date_utc": "2026-01-01T00:00:00Z", "isa": {}, "gpus": []},
             log=lambda msg: None,
         )
@@ -97,7 +97,7 @@ def world() -> FakeWorld:
 @pytest.fixture
 def fake_report(world) -> dict:
     """A small finished report: baseline 4 ms/image with jitter, "fast" 1 ms/image, one unavailable backend."""
-    world.add("torch", ("fp32", "bf16"), duration=lambda i, n, t: 4e-3 * n * (1 + 0.1 * (i % 3)))
-    world.add("fast", ("fp32", "int8"), duration=lambda i, n, t: 1e-3 * n)
+    world.add("torch", ("fp32", "bf16"), duration=lambda i, n, t, px: 4e-3 * n * (1 + 0.1 * (i % 3)))
+    world.add("fast", ("fp32", "int8"), duration=lambda i, n, t, px: 1e-3 * n)
     world.add("gpu-only", ("fp16",), reason="no CUDA device")
     return world.run()

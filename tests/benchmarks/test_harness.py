@@ -71,14 +71,32 @@ def test_unavailable_unsupported_and_failures_are_recorded(world):
     assert all(e.closed for e in world.engines.values())
 
 
-def test_shapes_over_the_call_budget_are_skipped(world):
+def test_first_shape_over_the_call_budget_is_skipped_by_flops(world):
     world.add("torch", ("fp32",))
-    # 100 GFLOP/image at a 1000 GFLOP/s peak: batch 1 ~0.1 s, batch 64 ~6.4 s > 3 s
-    report = world.run(gflop=100.0, batch_sizes=(1, 64), peaks={"cpu/fp32": {"gflops": 1000.0, "how": "fake"}})
-    assert _row(report, "torch", "fp32", 1)["status"] == "ok"
-    big = _row(report, "torch", "fp32", 64)
-    assert big["status"] == "skipped" and "max_call_seconds=3" in big["reason"]
-    assert (64, 8, 8) not in world.engines[("torch", "fp32")].log  # never run
+    # nothing timed yet: 100 GFLOP/image at a 10 GFLOP/s peak -> 10 s/call > 3 s
+    report = world.run(gflop=100.0, batch_sizes=(1,), peaks={"cpu/fp32": {"gflops": 10.0, "how": "fake"}})
+    row = _row(report, "torch", "fp32", 1)
+    assert row["status"] == "skipped"
+    assert row["reason"] == "estimated 10.0 s/call (at the cpu fp32 matmul peak) > max_call_seconds=3"
+    assert world.engines[("torch", "fp32")].log == {}  # never run
+
+
+def test_later_shapes_are_skipped_from_measured_times(world):
+    # "slow": 0.5 s per image at 8x8, proportional to pixels (and to GFLOP); "torch": 1 ms per image
+    world.add("torch", ("fp32",), duration=lambda i, n, t, px: 1e-3 * n)
+    world.add("slow", ("fp32",), duration=lambda i, n, t, px: 0.5 * n * px / 64)
+    report = world.run(
+        gflop=lambda h, w: h * w / 64, sizes=((16, 16), (8, 8), (32, 32)), batch_sizes=(8, 1),
+        warmup=0, min_iters=1, max_iters=1, rounds=1, target_seconds=0,
+    )
+    rows = {(r["backend"], r["batch"], r["height"]): r for r in report["results"]}
+    assert rows[("slow", 1, 8)]["status"] == "ok"  # sizes and batches run smallest first
+    assert rows[("slow", 8, 8)]["reason"] == "estimated 4.0 s/call (from its 8x8 timing) > max_call_seconds=3"
+    assert rows[("slow", 1, 16)]["status"] == "ok"  # 4x the GFLOP of 8x8: estimated 2 s
+    assert rows[("slow", 8, 16)]["status"] == "skipped"
+    assert rows[("slow", 1, 32)]["reason"] == "estimated 8.0 s/call (from its 16x16 timing) > max_call_seconds=3"
+    assert all(rows[("torch", b, s)]["status"] == "ok" for b in (1, 8) for s in (8, 16, 32))
+    assert rows[("torch", 8, 32)]["vs_baseline"] == {"latency": 1.0, "throughput": 1.0}
 
 
 def test_baseline_added_when_not_selected(world):
@@ -100,7 +118,7 @@ def test_unknown_backend_is_a_usage_error(world):
 
 def _drifting(rate):
     # every call costs 1 ms * batch, times a machine slowdown that grows with (fake) elapsed time
-    return lambda i, n, t: 1e-3 * n * (1 + rate * t)
+    return lambda i, n, t, px: 1e-3 * n * (1 + rate * t)
 
 
 def test_interleaving_cancels_drift(world):
