@@ -90,6 +90,30 @@ class _Padded:
         return PaddedForward(model).eval()
 
 
+def _inline_identity_initializers(proto) -> int:
+    """Replace ``Identity(initializer)`` nodes (the legacy exporter's dedup of equal tensors, e.g.
+    all-zero folded biases) by a copy of the initializer, so every Conv reads its weights and bias
+    directly from an initializer (the INT8 quantizer needs that)."""
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in proto.graph.initializer}
+    keep, n = [], 0
+    for node in proto.graph.node:
+        if node.op_type == "Identity" and node.input[0] in inits:
+            arr = numpy_helper.to_array(inits[node.input[0]])
+            proto.graph.initializer.append(numpy_helper.from_array(arr, node.output[0]))
+            n += 1
+        else:
+            keep.append(node)
+    del proto.graph.node[:]
+    proto.graph.node.extend(keep)
+    used = {i for node in proto.graph.node for i in node.input} | {o.name for o in proto.graph.output}
+    unused = [i for i in proto.graph.initializer if i.name not in used]
+    for i in unused:
+        proto.graph.initializer.remove(i)
+    return n
+
+
 def _cast_initializers_to_fp16(proto) -> int:
     """Store float32 initializers as float16 + a Cast to float32; returns how many were converted."""
     import onnx
@@ -223,6 +247,7 @@ def export_onnx(
             do_constant_folding=True,
         )
         proto = onnx.load(str(tmp_path))
+    _inline_identity_initializers(proto)
     if weights == "fp16":
         _cast_initializers_to_fp16(proto)
     meta = OnnxMetadata(

@@ -1,0 +1,92 @@
+"""``auto``: picks the first available, guard-passing backend x precision; never a failed one."""
+
+import shutil
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from engine import engine as engine_mod
+from engine.backends import openvino_backend
+from engine.backends.openvino_backend import OpenVinoBackend
+from engine.engine import AUTO_ORDER, Engine
+from engine.guard import GuardData
+
+
+@pytest.fixture(scope="module")
+def onnx_path(tmp_path_factory):
+    from export.onnx_export import export_onnx
+
+    d = tmp_path_factory.mktemp("auto")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        export_onnx("resnet18-unet", d / "m.onnx")
+    return d / "m.onnx"
+
+
+@pytest.fixture(autouse=True)
+def _tiny_data(monkeypatch):
+    from engine import guard
+    from export import quantize
+
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(quantize, "calibration_l", lambda n=16, seed=0: rng.uniform(-1, 1, (16, 1, 32, 32)).astype(np.float32))
+    with np.load(guard.BUNDLED) as z:
+        images = z["images"][:16]
+    monkeypatch.setattr(guard, "load_guard_data", lambda n=16: GuardData(images, "test-16"))
+
+
+def _broken_copy(src, dst):
+    """The model with its output head scaled x8 and shifted: still valid ONNX, visibly wrong colours."""
+    proto = onnx.load(str(src))
+    inits = {i.name: i for i in proto.graph.initializer}
+    last_conv = [n for n in proto.graph.node if n.op_type == "Conv"][-1]
+    for name in last_conv.input[1:]:
+        arr = numpy_helper.to_array(inits[name])
+        inits[name].CopyFrom(numpy_helper.from_array((arr * 8 + 0.5).astype(arr.dtype), name))
+    onnx.save(proto, str(dst))
+    return dst
+
+
+def test_auto_picks_the_first_choice_that_passes(onnx_path, tmp_path):
+    with Engine.load(onnx_path, cache_dir=tmp_path) as eng:
+        first = next((b, p) for b, p in AUTO_ORDER if b in ("openvino", "onnxruntime", "torch") and (
+            b != "openvino" or p != "bf16" or "BF16" in openvino_backend.cpu_capabilities()))
+        assert (eng.backend, eng.precision) == first
+        assert eng.selection[-1] == (*first, "selected")
+        if eng.precision != "fp32":
+            assert eng.guard_result.passed
+        assert eng.run(np.zeros((2, 1, 9, 9), np.float32)).shape == (2, 2, 9, 9)
+
+
+def test_guard_rejects_a_broken_int8_artifact(onnx_path, tmp_path, monkeypatch):
+    broken = _broken_copy(onnx_path, tmp_path / "broken.onnx")
+    monkeypatch.setattr(openvino_backend, "int8_onnx", lambda ref, cache=None: broken)
+    with Engine.load(onnx_path, "openvino", cache_dir=tmp_path / "c") as eng:  # precision auto
+        assert eng.precision != "int8"
+        reasons = dict(((b, p), why) for b, p, why in eng.selection)
+        assert reasons[("openvino", "int8")].startswith("rejected: quality guard FAILED for int8")
+    # an explicit request still runs, but warns with the figures
+    with pytest.warns(UserWarning, match=r"FAILED for int8: PSNR .* dB vs FP32 .* dB \(drop"):
+        eng = Engine.load(onnx_path, "openvino", "int8", cache_dir=tmp_path / "c")
+    assert eng.precision == "int8" and not eng.guard_result.passed
+    eng.close()
+
+
+def test_guard_verdict_is_cached_with_the_artifact(onnx_path, tmp_path, monkeypatch):
+    with Engine.load(onnx_path, "openvino", "int8", cache_dir=tmp_path) as eng:
+        first = eng.guard_result
+    calls = []
+    monkeypatch.setattr(engine_mod, "_padded_runner", lambda *a: calls.append(a) or (lambda l: l))
+    with Engine.load(onnx_path, "openvino", "int8", cache_dir=tmp_path) as eng:
+        assert eng.guard_result == first and not calls  # not recomputed
+    assert len([p for p in tmp_path.glob("guard-*") if p.is_dir()]) == 1
+
+
+def test_auto_skips_unavailable_backends(onnx_path, tmp_path, monkeypatch):
+    monkeypatch.setattr(OpenVinoBackend, "available", classmethod(lambda cls: "openvino is not installed (test)"))
+    with Engine.load(onnx_path, cache_dir=tmp_path) as eng:
+        assert eng.backend == "onnxruntime" and eng.precision == "fp32"
+        assert ("openvino", "int8", "unavailable: openvino is not installed (test)") in eng.selection

@@ -1,0 +1,179 @@
+"""Every ONNX backend x precision against eager FP32, with named tolerances; torch-free ONNX path.
+
+Tolerances (max |delta ab|, normalized units, relative to the reference's max |ab| for low precisions):
+* FP32_ATOL: FP32 kernels differ only in summation order and conv algorithm (Winograd in OpenVINO).
+* BF16_REL: bf16 keeps 8 mantissa bits (relative step 2^-8 = 0.4%) and errors add up over ~20 convs.
+* INT8_REL: 8-bit activations (a step of range/255) through ~20 quantized convs.
+These bound per-pixel error; image-level quality is the guard's job (tests/engine/test_guard.py).
+"""
+
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+
+from engine.backends.base import MissingDependency
+from engine.engine import Engine
+from engine.guard import GuardData
+
+FP32_ATOL = 1e-4
+BF16_REL = 0.05
+INT8_REL = 0.10
+
+CASES = [
+    ("onnxruntime", "fp32", None),
+    ("onnxruntime", "int8", INT8_REL),
+    ("openvino", "fp32", None),
+    ("openvino", "bf16", BF16_REL),
+    ("openvino", "int8", INT8_REL),
+]
+
+
+def _checkpoint(path):
+    import torch
+
+    from models import create_model
+    from models.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = create_model("resnet18-unet")
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1, generator=g)
+                m.running_var.uniform_(0.5, 1.5, generator=g)
+                m.weight.uniform_(0.8, 1.2, generator=g)
+                m.bias.normal_(0, 0.1, generator=g)
+    return save_checkpoint(model.eval(), path, arch="resnet18-unet", dtype=torch.float16)
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory):
+    """A checkpoint, its exported ONNX (fp16 weights, as shipped), and a shared artifact cache."""
+    from export.onnx_export import export_onnx
+
+    d = tmp_path_factory.mktemp("backends")
+    ckpt = _checkpoint(d / "bn")
+    export_onnx(ckpt, d / "model.onnx")  # not next to the checkpoint: loading the checkpoint must export
+    return ckpt, d / "model.onnx", d / "cache"
+
+
+@pytest.fixture(autouse=True)
+def _tiny_data(monkeypatch):
+    """16 calibration images and 16 guard images: fast, and no dataset needed."""
+    from engine import guard
+    from export import quantize
+
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(quantize, "calibration_l", lambda n=16, seed=0: rng.uniform(-1, 1, (16, 1, 32, 32)).astype(np.float32))
+    with np.load(guard.BUNDLED) as z:
+        images = z["images"][:16]
+    monkeypatch.setattr(guard, "load_guard_data", lambda n=16: GuardData(images, "test-16"))
+
+
+@pytest.fixture(scope="module")
+def eager_reference(model_files):
+    ckpt, _, _ = model_files
+    with Engine.load(ckpt, "torch", "fp32") as eng:
+        l = np.random.default_rng(1).uniform(-1, 1, (3, 1, 20, 27)).astype(np.float32)
+        return l, eng.run(l)
+
+
+@pytest.mark.parametrize("backend,precision,rel", CASES)
+def test_backend_matches_eager(model_files, eager_reference, backend, precision, rel):
+    ckpt, onnx_path, cache = model_files
+    l, want = eager_reference
+    with Engine.load(onnx_path, backend, precision, cache_dir=cache) as eng:
+        assert (eng.backend, eng.precision, eng.stride) == (backend, precision, 8)
+        got = eng.run(l)
+        got1 = eng.run(l[:1])  # batch 1 takes the latency path in openvino
+    assert got.shape == want.shape == (3, 2, 20, 27) and got.dtype == np.float32
+    err = float(np.abs(got - want).max())
+    tol = FP32_ATOL if rel is None else rel * float(np.abs(want).max())
+    assert err <= tol, f"{backend} {precision}: max |dab| {err:.3g} > {tol:.3g}"
+    assert np.abs(got1 - got[:1]).max() <= max(tol, 1e-5)
+    if precision != "fp32":
+        assert eng.guard_result is not None and eng.guard_result.passed, eng.guard_result
+
+
+def test_backends_run_from_checkpoint_by_exporting_into_the_cache(model_files, eager_reference, tmp_path):
+    ckpt, _, _ = model_files
+    l, want = eager_reference
+    with Engine.load(ckpt, "onnxruntime", "fp32", cache_dir=tmp_path) as eng:
+        np.testing.assert_allclose(eng.run(l), want, atol=FP32_ATOL, rtol=0)
+    assert len(list(tmp_path.glob("onnx-*/model.onnx"))) == 1
+
+
+def test_openvino_throughput_mode_splits_batches(model_files, eager_reference):
+    _, onnx_path, cache = model_files
+    l, want = eager_reference
+    with Engine.load(onnx_path, "openvino", "fp32", cache_dir=cache, mode="throughput", num_threads=2) as eng:
+        np.testing.assert_allclose(eng.run(np.concatenate([l, l])), np.concatenate([want, want]), atol=FP32_ATOL)
+
+
+_NO_TORCH = """
+import sys
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+sys.meta_path.insert(0, _Block())
+"""
+
+
+def test_onnx_path_never_imports_torch(model_files):
+    """Both ONNX backends, every precision, in a subprocess where importing torch fails."""
+    _, onnx_path, cache = model_files
+    code = _NO_TORCH + textwrap.dedent(f"""
+        import numpy as np
+        from engine.engine import Engine
+        l = np.zeros((1, 1, 16, 16), np.float32)
+        for b, p in [("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "int8")]:
+            with Engine.load({str(onnx_path)!r}, b, p, cache_dir={str(cache)!r}, guard=False) as e:
+                assert e.run(l).shape == (1, 2, 16, 16)
+        assert not any(m == "torch" or m.startswith("torch.") for m in sys.modules), "torch was imported"
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+def test_no_onnx_and_no_torch_names_the_torch_extra(model_files):
+    ckpt, _, _ = model_files
+    code = _NO_TORCH + textwrap.dedent(f"""
+        from engine.engine import Engine
+        from engine.backends.base import MissingDependency
+        try:
+            Engine.load({str(ckpt)!r}, "onnxruntime", "fp32")
+        except MissingDependency as e:
+            print("MISSING:", e)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "MISSING:" in out.stdout and "colorize[torch]" in out.stdout, out.stdout + out.stderr[-2000:]
+
+
+def test_missing_extra_is_named(model_files, monkeypatch):
+    _, onnx_path, _ = model_files
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
+    with pytest.raises(MissingDependency, match=r"colorize\[cpu\]"):
+        Engine.load(onnx_path, "openvino", "fp32")
+
+
+def test_unknown_backend_precision_and_option(model_files):
+    _, onnx_path, _ = model_files
+    with pytest.raises(ValueError, match="unknown backend 'onnx'; valid: .*onnxruntime"):
+        Engine.load(onnx_path, "onnx")
+    with pytest.raises(ValueError, match="unknown precision 'int4'"):
+        Engine.load(onnx_path, "openvino", "int4")
+    with pytest.raises(ValueError, match="does not run precision 'bf16'; it runs fp32, int8"):
+        Engine.load(onnx_path, "onnxruntime", "bf16")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        Engine.load(onnx_path, "openvino", "fp32", mode="fast")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="takes no option"):
+            Engine.load(onnx_path, "onnxruntime", "fp32", mode="latency")

@@ -1,0 +1,112 @@
+"""ONNX export: BN folded, opset, dynamic axes, metadata, checker, parity, atomic failure, CLI."""
+
+import warnings
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from engine.model_ref import resolve_model
+from engine.onnx_metadata import read_onnx_metadata
+from export import onnx_export
+from export.onnx_export import PARITY_ATOL, ExportError, export_onnx
+from models import create_model
+from models.checkpoint import save_checkpoint
+
+
+def _checkpoint(path, dtype=None):
+    """A resnet18-unet checkpoint with randomized BN statistics (so folding matters)."""
+    torch.manual_seed(0)
+    model = create_model("resnet18-unet")
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1, generator=g)
+                m.running_var.uniform_(0.5, 1.5, generator=g)
+                m.weight.uniform_(0.8, 1.2, generator=g)
+                m.bias.normal_(0, 0.1, generator=g)
+    return save_checkpoint(model.eval(), path, arch="resnet18-unet", dtype=dtype), model.eval()
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    d = tmp_path_factory.mktemp("export")
+    ckpt, model = _checkpoint(d / "bn")
+    report = export_onnx(ckpt, d / "bn.onnx")
+    return report, ckpt, model, d / "bn.onnx"
+
+
+def test_export_folds_bn_has_metadata_and_passes_checker(exported):
+    report, ckpt, _, path = exported
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    assert proto.opset_import[0].version >= 17
+    ops = {n.op_type for n in proto.graph.node}
+    assert "BatchNormalization" not in ops and "Conv" in ops
+    meta = read_onnx_metadata(path)
+    ref = resolve_model(ckpt)
+    assert meta.weights_sha256 == ref.sha256 and meta.total_stride == 8 and meta.arch == "resnet18-unet"
+    assert meta.normalization == ref.normalization.to_dict() and meta.weights_dtype == "fp32"
+    assert report.max_abs <= PARITY_ATOL
+    # an .onnx ModelRef takes its identity from the metadata, without torch
+    oref = resolve_model(path)
+    assert (oref.sha256, oref.metadata["total_stride"], oref.normalization) == (ref.sha256, 8, ref.normalization)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 8, 8), (3, 1, 24, 40), (2, 1, 64, 16)])
+def test_dynamic_axes_match_eager(exported, shape):
+    _, _, model, path = exported
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    l = np.random.default_rng(sum(shape)).uniform(-1, 1, shape).astype(np.float32)
+    (got,) = sess.run(None, {"l": l})
+    with torch.no_grad():
+        want = model(torch.from_numpy(l)).numpy()
+    np.testing.assert_allclose(got, want, atol=PARITY_ATOL, rtol=0)
+
+
+def test_fp16_weights_halve_the_file_and_keep_parity(exported, tmp_path):
+    _, ckpt, model, path32 = exported
+    report = export_onnx(ckpt, tmp_path / "half.onnx", weights="fp16")
+    size16, size32 = (tmp_path / "half.onnx").stat().st_size, path32.stat().st_size
+    assert size16 < 0.55 * size32
+    assert report.max_abs <= PARITY_ATOL  # vs eager on the same fp16-rounded weights
+    assert report.max_abs_vs_unrounded < 1e-2  # what the rounding itself costs
+    assert read_onnx_metadata(tmp_path / "half.onnx").weights_dtype == "fp16"
+
+
+def test_parity_failure_raises_and_writes_nothing(exported, tmp_path, monkeypatch):
+    _, ckpt, _, _ = exported
+
+    def broken_reference(model):  # the eager reference no longer matches the exported graph
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(1.5)
+
+    monkeypatch.setattr(onnx_export, "_round_params_fp16", broken_reference)
+    with pytest.raises(ExportError, match="parity failed"):
+        export_onnx(ckpt, tmp_path / "bad.onnx", weights="fp16")
+    assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_export_rejects_bad_arguments(exported, tmp_path):
+    _, ckpt, _, path = exported
+    with pytest.raises(ValueError, match="opset must be >= 17"):
+        export_onnx(ckpt, tmp_path / "x.onnx", opset=13)
+    with pytest.raises(ValueError, match="already an ONNX model"):
+        export_onnx(path, tmp_path / "x.onnx")
+    with pytest.raises(ValueError, match="weights must be"):
+        export_onnx(ckpt, tmp_path / "x.onnx", weights="int4")
+
+
+def test_cli_export(tmp_path, capsys):
+    from engine.cli import main
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["export", "--model", "resnet18-unet", "-o", str(tmp_path / "r.onnx")]) == 0
+    assert "parity with eager FP32" in capsys.readouterr().out
+    assert read_onnx_metadata(tmp_path / "r.onnx").random_init
+    assert main(["export", "--model", "resnet18-unet", "-o", str(tmp_path / "r.txt")]) == 2
