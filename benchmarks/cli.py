@@ -177,8 +177,15 @@ def main(args: argparse.Namespace) -> int:
         for p in write_plots(report, plot_dir):
             log(f"wrote {p}")
     if args.readme:
+        block = md
+        if plot_dir:  # link the plots, relative to the README
+            import os
+
+            rel = os.path.relpath(os.path.abspath(plot_dir), os.path.dirname(os.path.abspath(args.readme)))
+            block += "\n" + " ".join(f"![{n}]({rel}/{n}.png)".replace("\\", "/") for n in ("throughput", "latency"))
+            block += "\n"
         try:
-            update_readme(args.readme, md)
+            update_readme(args.readme, block)
         except (OSError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -29,6 +29,7 @@ fake backend and a fake clock and check the statistics exactly.
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 import sys
@@ -41,10 +42,9 @@ import numpy as np
 
 from benchmarks.flops import METHOD as FLOPS_METHOD
 from benchmarks.peak import peak_key
-from benchmarks.plan import BASELINE, BenchSettings, PlannedConfig, error_text, plan_configs, load_registry
+from benchmarks.plan import BASELINE, BenchSettings, PlannedConfig, error_text, load_registry, plan_configs
+from benchmarks.report import SCHEMA
 from benchmarks.stats import speedup, summarize
-
-SCHEMA = "colorize-bench/1"
 
 
 def _engine_loader(guard: bool) -> Callable[[str, str, str], Any]:
@@ -72,26 +72,27 @@ def _time_shape(active: list[PlannedConfig], l: np.ndarray, s: BenchSettings, cl
     out: dict[tuple, dict] = {c.key: {"samples": [], "first_call_s": None, "error": None} for c in active}
     alive = []
     for c in active:  # first calls, then warm-up
+        call = functools.partial(c.engine.run, l)
         try:
-            out[c.key]["first_call_s"] = _timed(clock, lambda: c.engine.run(l))
-            warm = [_timed(clock, lambda: c.engine.run(l)) for _ in range(s.warmup)]
+            out[c.key]["first_call_s"] = _timed(clock, call)
+            warm = [_timed(clock, call) for _ in range(s.warmup)]
         except Exception as e:
             out[c.key]["error"] = error_text(e)
             continue
         est = statistics.median(warm) if warm else out[c.key]["first_call_s"]
         n = s.max_iters if est <= 0 else math.ceil(s.target_seconds / est)
-        alive.append((c, min(max(n, s.min_iters), s.max_iters)))
+        alive.append((c, call, min(max(n, s.min_iters), s.max_iters)))
     if not alive:
         return out
-    rounds = max(1, min(s.rounds, min(n for _, n in alive)))
+    rounds = max(1, min(s.rounds, min(n for _, _, n in alive)))
     for r in range(rounds):
-        k = r % len(alive)
-        for c, n in alive[k:] + alive[:k]:
+        k = r % len(alive)  # rotate who goes first
+        for c, call, n in alive[k:] + alive[:k]:
             if out[c.key]["error"]:
                 continue
             try:
                 for _ in range(math.ceil(n / rounds)):
-                    out[c.key]["samples"].append(_timed(clock, lambda: c.engine.run(l)))
+                    out[c.key]["samples"].append(_timed(clock, call))
             except Exception as e:
                 out[c.key]["error"] = error_text(e)
     return out

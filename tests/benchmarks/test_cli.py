@@ -29,6 +29,7 @@ def test_from_json_renders_everything(fake_report, tmp_path, capsys):
     md = (out / "bench.md").read_text()
     assert md in capsys.readouterr().out
     assert md.strip() in readme.read_text()
+    assert "![throughput](out/throughput.png)" in readme.read_text()
     assert load_json(out / "bench.json")["results"] == json.loads(src.read_text())["results"]
 
 
