@@ -6,8 +6,9 @@ reading and writing the whole activation; this kernel reads ``x`` and
 ``residual`` once and writes ``out`` once (3 tensor passes instead of 7).
 
 Layouts: NCHW-contiguous or channels-last (NHWC in memory) tensors, all three
-in the same layout; the channel of a flat offset is ``(i // (H*W)) % C`` for
-NCHW and ``i % C`` for channels-last. dtypes: float16, bfloat16, float32
+in the same layout. Each program handles a 2-D tile of a row-major view (NCHW:
+planes x H*W, channels-last: pixels x C), so the channel of each element comes
+from its row or column index without a per-element division. dtypes: float16, bfloat16, float32
 (accumulation in float32). ``out`` may alias ``x`` (in place).
 
 On a CPU the kernel runs under ``TRITON_INTERPRET=1`` (set before triton is
@@ -31,29 +32,44 @@ def _bias_residual_relu_kernel(
     bias_ptr,
     res_ptr,
     out_ptr,
-    n_elements,
+    R,
+    K,
     C,
-    HW,
-    CHANNELS_LAST: tl.constexpr,
+    CHANNEL_ON_ROWS: tl.constexpr,
     HAS_RESIDUAL: tl.constexpr,
     RELU: tl.constexpr,
-    BLOCK: tl.constexpr,
+    BLOCK_R: tl.constexpr,
+    BLOCK_K: tl.constexpr,
 ):
-    pid = tl.program_id(axis=0)
-    offsets = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offsets < n_elements
-    if CHANNELS_LAST:
-        channel = offsets % C
+    # The tensor is viewed as an R x K row-major matrix:
+    #   NCHW:          R = N*C planes, K = H*W; the channel of row r is r % C  (CHANNEL_ON_ROWS)
+    #   channels-last: R = N*H*W pixels, K = C; the channel of column k is k
+    # so the channel index costs BLOCK_R or BLOCK_K operations per tile, not one per element.
+    pid_r = tl.program_id(axis=0)
+    pid_k = tl.program_id(axis=1)
+    rows = pid_r.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
+    cols = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
+    row_mask = rows < R
+    col_mask = cols < K
+    mask = row_mask[:, None] & col_mask[None, :]
+    offsets = rows[:, None] * K + cols[None, :]
+    if CHANNEL_ON_ROWS:
+        bias = tl.load(bias_ptr + rows % C, mask=row_mask).to(tl.float32)[:, None]
     else:
-        channel = (offsets // HW) % C
-    x = tl.load(x_ptr + offsets, mask=mask).to(tl.float32)
-    bias = tl.load(bias_ptr + channel, mask=mask).to(tl.float32)
-    y = x + bias
+        bias = tl.load(bias_ptr + cols, mask=col_mask).to(tl.float32)[None, :]
+    y = tl.load(x_ptr + offsets, mask=mask).to(tl.float32) + bias
     if HAS_RESIDUAL:
         y += tl.load(res_ptr + offsets, mask=mask).to(tl.float32)
     if RELU:
         y = tl.maximum(y, 0.0)
     tl.store(out_ptr + offsets, y.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+def tile_shape(rows: int, cols: int, tile: int) -> tuple[int, int]:
+    """(BLOCK_R, BLOCK_K): whole (power-of-two padded) rows when they fit in ``tile`` elements."""
+    block_k = min(triton.next_power_of_2(cols), tile)
+    block_r = max(1, min(tile // block_k, triton.next_power_of_2(rows)))
+    return block_r, block_k
 
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -76,7 +92,7 @@ def bias_residual_relu(
     residual: torch.Tensor | None = None,
     relu: bool = True,
     out: torch.Tensor | None = None,
-    block: int = 1024,
+    tile: int = 4096,
 ) -> torch.Tensor:
     """``relu(x + bias.view(1, C, 1, 1) + residual)`` in one kernel.
 
@@ -86,7 +102,7 @@ def bias_residual_relu(
         residual: same shape, dtype and layout as ``x``, or None.
         relu: apply the ReLU.
         out: output buffer (same shape/dtype/layout as ``x``; may be ``x`` itself), or None to allocate.
-        block: elements per program (a power of two).
+        tile: elements per program (a power of two).
 
     Raises:
         ValueError: mismatched shapes, dtypes, layouts or devices.
@@ -113,24 +129,28 @@ def bias_residual_relu(
     for name, t in tensors.items():
         if t.device != x.device:
             raise ValueError(f"{name} is on {t.device}, x is on {x.device}")
-    if block & (block - 1):
-        raise ValueError(f"block must be a power of two, got {block}")
-    n_elements = x.numel()
-    if n_elements == 0:
+    if tile < 1 or tile & (tile - 1):
+        raise ValueError(f"tile must be a power of two, got {tile}")
+    if x.numel() == 0:
         return out
-    grid = (triton.cdiv(n_elements, block),)
+    channel_on_rows = layout == "nchw"
+    rows, cols = (n * c, h * w) if channel_on_rows else (n * h * w, c)
+    block_r, block_k = tile_shape(rows, cols, tile)
+    grid = (triton.cdiv(rows, block_r), triton.cdiv(cols, block_k))
     _bias_residual_relu_kernel[grid](
         x,
         bias.contiguous(),
         residual if residual is not None else x,  # unused when HAS_RESIDUAL is False
         out,
-        n_elements,
+        rows,
+        cols,
         c,
-        h * w,
-        CHANNELS_LAST=layout == "channels_last",
+        CHANNEL_ON_ROWS=channel_on_rows,
         HAS_RESIDUAL=residual is not None,
         RELU=relu,
-        BLOCK=block,
+        BLOCK_R=block_r,
+        BLOCK_K=block_k,
+        num_warps=8 if block_r * block_k >= 4096 else 4,
     )
     return out
 

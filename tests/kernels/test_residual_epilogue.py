@@ -9,6 +9,7 @@ from kernels.residual_epilogue import (
     bias_residual_relu,
     bias_residual_relu_reference,
     bias_residual_relu_unfused,
+    tile_shape,
 )
 
 # Kernel and reference both sum in float32 and round once, so they agree to the
@@ -34,10 +35,10 @@ def _inputs(shape, dtype, layout, device, seed):
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("residual,relu", [(True, True), (False, True), (True, False)])
 def test_matches_reference(dtype, layout, residual, relu, device):
-    # 3*5*7*6 = 630 elements, not a multiple of the 64-element block: the last program is masked.
+    # 64-element tiles over 3*5=15 planes of 7*6=42 (NCHW) or 126 pixels of 5 channels (channels-last): masked tails.
     x, b, r = _inputs((3, 5, 7, 6), dtype, layout, device, seed=zlib.crc32(repr((dtype, layout, residual, relu)).encode()))
     r = r if residual else None
-    y = bias_residual_relu(x, b, r, relu=relu, block=64)
+    y = bias_residual_relu(x, b, r, relu=relu, tile=64)
     ref = bias_residual_relu_reference(x, b, r, relu=relu)
     assert y.dtype == dtype and y.shape == x.shape
     fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
@@ -52,7 +53,7 @@ def test_channel_indexing_is_per_layout(device):
     x = torch.zeros(2, 4, 3, 5, device=device)
     b = torch.tensor([1.0, 2.0, 3.0, 4.0], device=device)
     for fmt in (torch.contiguous_format, torch.channels_last):
-        y = bias_residual_relu(x.contiguous(memory_format=fmt), b, None, block=16)
+        y = bias_residual_relu(x.contiguous(memory_format=fmt), b, None, tile=16)
         assert torch.equal(y, b.view(1, 4, 1, 1).expand_as(x))
 
 
@@ -80,3 +81,19 @@ def test_bad_inputs_are_named():
         bias_residual_relu(x.transpose(2, 3), torch.randn(4))
     with pytest.raises(ValueError, match="dtype"):
         bias_residual_relu(x.double(), torch.randn(4))
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_rows_longer_than_a_tile(layout, device):
+    # 81-pixel planes (NCHW) and 20 channels (channels-last) both exceed a 16-element tile: several column programs.
+    x, b, r = _inputs((2, 20, 9, 9), torch.float32, layout, device, seed=11)
+    assert tile_shape(40, 81, 16) == (1, 16) and tile_shape(162, 20, 16) == (1, 16)
+    y = bias_residual_relu(x, b, r, tile=16)
+    torch.testing.assert_close(y, bias_residual_relu_reference(x, b, r), atol=TOL[torch.float32], rtol=TOL[torch.float32])
+
+
+def test_tile_shape():
+    assert tile_shape(256 * 64, 1024, 4096) == (4, 1024)  # NCHW 32x32 planes: 4 planes per program
+    assert tile_shape(256 * 512, 16, 4096) == (256, 16)  # NCHW 4x4 planes
+    assert tile_shape(8 * 65536, 64, 4096) == (64, 64)  # channels-last, 64 channels
+    assert tile_shape(3, 8, 4096) == (4, 8)  # never more rows than the (padded) tensor has
