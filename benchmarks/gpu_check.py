@@ -121,6 +121,7 @@ def run(model_name: str, budget_s: float, out_dir: Path) -> int:
     import torch
 
     from benchmarks.bench_kernels import bench_epilogue, cuda_time
+    from engine.backends.base import BackendError
     from engine.backends.torch_backend import build_torch_model
     from engine.backends.torch_cuda import TOLERANCES, TorchCudaBackend, prepare_model
     from engine.model_ref import resolve_model
@@ -145,6 +146,10 @@ def run(model_name: str, budget_s: float, out_dir: Path) -> int:
     for variant, fuse in (("torch-cuda", None), ("torch-cuda+triton", "epilogue")):
         try:
             backends[variant] = TorchCudaBackend(ref, "fp16", fuse=fuse)
+            result[f"{variant} load parity"] = backends[variant].parity
+        except BackendError as e:  # the load-time parity check failed: record it, still time the variant
+            result["errors"].append(f"{variant}: load-time parity check failed: {e}")
+            backends[variant] = TorchCudaBackend(ref, "fp16", fuse=fuse, check=False)
         except Exception as e:  # report and go on with the other variants
             result["errors"].append(f"{variant}: load failed: {e!r}")
             traceback.print_exc()
@@ -157,6 +162,10 @@ def run(model_name: str, budget_s: float, out_dir: Path) -> int:
         fns[variant] = be.forward_device
 
     baseline: dict[tuple, float] = {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def save_partial() -> None:  # so a run cut short still leaves its rows behind
+        _atomic_write(out_dir / "gpu_check.json", json.dumps(result | {"partial": True}, indent=2, default=str))
 
     def measure(variant, fn, shape, note=""):
         n, h, w = shape
@@ -192,6 +201,7 @@ def run(model_name: str, budget_s: float, out_dir: Path) -> int:
             except Exception as e:
                 result["rows"].append({"variant": variant, "shape": list(shape), "status": f"error: {e!r}"[:200]})
                 traceback.print_exc()
+        save_partial()
 
     try:
         if time.perf_counter() < deadline - 45:
@@ -199,6 +209,7 @@ def run(model_name: str, budget_s: float, out_dir: Path) -> int:
     except Exception as e:
         result["errors"].append(f"kernel benchmark: {e!r}")
         traceback.print_exc()
+    save_partial()
 
     # torch.compile last: compilation time is large and unpredictable; shapes in order of interest.
     compiled = None
@@ -222,6 +233,7 @@ def run(model_name: str, budget_s: float, out_dir: Path) -> int:
         except Exception as e:
             result["rows"].append({"variant": "torch.compile", "shape": list(shape), "status": f"error: {e!r}"[:200]})
             traceback.print_exc()
+        save_partial()
 
     result["targets"] = evaluate_targets(result["rows"], result["kernels"])
     result["all_parity_ok"] = all(r.get("parity_ok", True) for r in result["rows"])
@@ -229,8 +241,7 @@ def run(model_name: str, budget_s: float, out_dir: Path) -> int:
     for be in backends.values():
         be.close()
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out_dir / "gpu_check.json", json.dumps(result, indent=2, default=str))
+    _atomic_write(out_dir / "gpu_check.json", json.dumps(result | {"partial": False}, indent=2, default=str))
     table = markdown(result)
     _atomic_write(out_dir / "gpu_check.md", table)
     print(table)

@@ -25,7 +25,7 @@ def _randomize_bn(model: nn.Module, seed: int) -> None:
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_fused_resnet18_unet_matches_eager(layout, mode="epilogue"):
+def test_fused_resnet18_unet_matches_eager(layout, device, mode="epilogue"):
     torch.manual_seed(0)
     model = create_model("resnet18-unet").eval()
     _randomize_bn(model, seed=1)
@@ -36,8 +36,8 @@ def test_fused_resnet18_unet_matches_eager(layout, mode="epilogue"):
     assert not any(isinstance(m, BasicBlock) for m in fused.modules())
     # names are kept: the fused model is traceable to the original by name
     assert "encoder.layer2.0.downsample.0.weight" in dict(fused.named_parameters())
-    fused = fused.to(memory_format=layout)
-    x = torch.randn(2, 1, 8, 16, generator=torch.Generator().manual_seed(2))
+    model, fused = model.to(device), fused.to(device, memory_format=layout)
+    x = torch.randn(2, 1, 8, 16, generator=torch.Generator().manual_seed(2)).to(device)
     with torch.inference_mode():
         ref = model(x)
         y = fused(x.contiguous(memory_format=layout))
@@ -46,7 +46,7 @@ def test_fused_resnet18_unet_matches_eager(layout, mode="epilogue"):
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_conv_mode_basic_block_matches_eager(layout, stride):
+def test_conv_mode_basic_block_matches_eager(layout, stride, device):
     # The whole-model conv-mode run takes ~15 s interpreted (512-channel layers), so blocks are tested here.
     torch.manual_seed(stride)
     down = nn.Sequential(nn.Conv2d(16, 24, 1, stride, bias=False), nn.BatchNorm2d(24))
@@ -56,14 +56,14 @@ def test_conv_mode_basic_block_matches_eager(layout, stride):
     fused = fold_bn(nn.Sequential(block))
     assert fuse_residual_blocks(fused, "conv") == 1
     assert dict(fused.named_parameters())["0.conv2.weight"].shape == (9 * 24, 24)
-    fused = fused.to(memory_format=layout)
-    x = torch.randn(2, 16, 7, 6, generator=torch.Generator().manual_seed(6))
+    block, fused = block.to(device), fused.to(device, memory_format=layout)
+    x = torch.randn(2, 16, 7, 6, generator=torch.Generator().manual_seed(6)).to(device)
     with torch.inference_mode():
         y = fused(x.contiguous(memory_format=layout))
         torch.testing.assert_close(y, block(x), atol=FUSED_FP32_ATOL, rtol=FUSED_FP32_ATOL)
 
 
-def test_bottleneck_block_matches_eager():
+def test_bottleneck_block_matches_eager(device):
     torch.manual_seed(0)
     block = Bottleneck(32, 8, stride=2, downsample=nn.Sequential(nn.Conv2d(32, 32, 1, 2, bias=False), nn.BatchNorm2d(32)))
     _randomize_bn(block, seed=3)
@@ -71,7 +71,8 @@ def test_bottleneck_block_matches_eager():
     wrapper = nn.Sequential(block)
     fused = fold_bn(wrapper)
     assert fuse_residual_blocks(fused) == 1 and isinstance(fused[0], FusedBottleneck)
-    x = torch.randn(2, 32, 6, 6, generator=torch.Generator().manual_seed(4))
+    block, fused = block.to(device), fused.to(device)
+    x = torch.randn(2, 32, 6, 6, generator=torch.Generator().manual_seed(4)).to(device)
     with torch.inference_mode():
         torch.testing.assert_close(fused(x), block(x), atol=FUSED_FP32_ATOL, rtol=FUSED_FP32_ATOL)
 
@@ -84,16 +85,18 @@ def test_unfolded_model_is_refused():
         fuse_residual_blocks(fold_bn(model), "fast")
 
 
-def test_torch_cuda_preparation_with_triton_fusion_on_cpu():
-    # The same model preparation the torch-cuda backend does (fold, fuse, channels_last), on the CPU in FP32.
+def test_torch_cuda_preparation_with_triton_fusion(device):
+    # The same model preparation the torch-cuda backend does (fold, fuse, channels_last), in FP32
+    # (on the CPU here, through the interpreter).
     from engine.backends.torch_cuda import prepare_model
 
     torch.manual_seed(0)
     model = create_model("resnet18-unet").eval()
     _randomize_bn(model, seed=7)
-    prepared = prepare_model(model, "fp32", fuse="epilogue", device="cpu")
+    prepared = prepare_model(model, "fp32", fuse="epilogue", device=device)
     assert sum(isinstance(m, FusedBasicBlock) for m in prepared.modules()) == 8
-    x = torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(8))
+    model = model.to(device)
+    x = torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(8)).to(device)
     with torch.inference_mode():
         y = prepared(x.contiguous(memory_format=torch.channels_last))
         torch.testing.assert_close(y, model(x), atol=FUSED_FP32_ATOL, rtol=FUSED_FP32_ATOL)
