@@ -101,10 +101,12 @@ def test_backend_logic_on_cpu_without_graphs(monkeypatch):
 
 @needs_cuda
 @pytest.mark.gpu
-@pytest.mark.parametrize("precision", ["fp16", "fp32"])
-def test_backend_matches_eager_fp32_on_gpu(precision):
+@pytest.mark.parametrize("precision,fuse", [("fp16", None), ("fp32", None), ("fp16", "epilogue"), ("fp16", "conv")])
+def test_backend_matches_eager_fp32_on_gpu(precision, fuse):
+    if fuse:
+        pytest.importorskip("triton")
     ref = resolve_model("resnet18-unet")
-    with TorchCudaBackend(ref, precision, buckets=(1, 4)) as be:
+    with TorchCudaBackend(ref, precision, fuse=fuse, buckets=(1, 4)) as be:
         assert be.parity["max_abs"] <= TOLERANCES[precision].max_abs
         x = np.random.default_rng(1).uniform(-1, 1, (6, 1, 16, 24)).astype(np.float32)  # 6 > 4: two chunks
         y = be.run(x)

@@ -250,3 +250,29 @@ def test_cli_dry_run_and_usage_errors_without_tensorrt(tmp_path, capsys, monkeyp
     assert "nope.onnx" in capsys.readouterr().err
     assert cli_main(["build", str(onnx_path)]) == 1
     assert "colorize[trt]" in capsys.readouterr().err
+
+
+def test_backend_plan_selection_reuses_or_rebuilds_into_the_cache(tmp_path, fake_trt):
+    # TensorRTBackend._plan: a given plan is used when its sidecar matches this GPU/TensorRT/ONNX/
+    # precision/profile; otherwise a plan is built into the artifact cache, keyed by all of them.
+    from engine.backends.tensorrt_backend import TensorRTBackend
+
+    onnx_path = make_onnx(tmp_path / "m.onnx")
+    plan = tmp_path / "m.plan"
+    tb.build_plan(onnx_path, plan, "fp16", timing_cache=False, log=lambda s: None)
+    backend = object.__new__(TensorRTBackend)  # no GPU here: exercise _plan alone
+    backend.onnx = onnx_path
+    cache = tmp_path / "cache"
+
+    target = tb.build_target(onnx_path, "fp16", tensorrt_version="10.3.0", gpu=fake_trt.gpu["value"])
+    assert backend._plan(target, str(plan), 1 << 28, str(cache)) == plan
+
+    fake_trt.gpu["value"] = ("NVIDIA L4", "8.9")
+    other = tb.build_target(onnx_path, "fp16", tensorrt_version="10.3.0", gpu=fake_trt.gpu["value"])
+    with pytest.warns(UserWarning, match="not usable here .*compute capability 9.0"):
+        cached = backend._plan(other, str(plan), 1 << 28, str(cache))
+    assert cached.is_file() and cache in cached.parents
+    assert read_plan_info(cached).gpu_name == "NVIDIA L4"
+    builds = sum(c[0] == "build" for c in fake_trt.calls)
+    assert backend._plan(other, None, 1 << 28, str(cache)) == cached  # cache hit, no new build
+    assert sum(c[0] == "build" for c in fake_trt.calls) == builds
