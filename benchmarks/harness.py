@@ -174,7 +174,7 @@ def run_benchmark(
 
     results: list[dict] = []
     try:
-        measured: dict[tuple, tuple] = {}  # config key -> (H, W, GFLOP/image, seconds/image) last measured
+        measured: dict[tuple, tuple] = {}  # config key -> (batch, H, W, GFLOP/image, s/image) last timed
         for h, w in sorted(set(settings.sizes), key=lambda hw: hw[0] * hw[1]):
             ph, pw = -(-h // stride) * stride, -(-w // stride) * stride
             g = _safe(gflop, ph, pw)
@@ -214,11 +214,11 @@ def _estimate_call_s(c: PlannedConfig, b: int, h: int, w: int, g: float | None, 
     """(estimated seconds per call, how) from this config's last timing, else FLOPs at the fp32 peak."""
     last = measured.get(c.key)
     if last is not None:
-        lh, lw, lg, per_image = last
+        lb, lh, lw, lg, per_image = last
         if g and lg:
-            return per_image * g / lg * b, f"from its {lh}x{lw} timing"
+            return per_image * g / lg * b, f"from its batch {lb} {lh}x{lw} timing"
         if (lh, lw) == (h, w):
-            return per_image * b, "from its timing at a smaller batch"
+            return per_image * b, f"from its batch {lb} timing"
     peak = (peaks.get(f"{c.device}/fp32") or peaks.get("cpu/fp32") or {}).get("gflops")
     if g and peak:
         return g * b / peak, f"at the {c.device} fp32 matmul peak"
@@ -252,7 +252,7 @@ def _bench_shape(configs, s, b, h, w, g, peaks, clock, log, measured) -> list[di
         row["images_per_s"] = st.images_per_s
         row["samples_ms"] = [round(x * 1e3, 6) for x in t["samples"]]
         row["_stats"] = st
-        measured[c.key] = (h, w, g, st.p50_ms / 1e3 / b)
+        measured[c.key] = (b, h, w, g, st.p50_ms / 1e3 / b)
         if g is not None:
             row["gflops"] = g * st.images_per_s
             key = peak_key(c.device, c.precision, peaks)

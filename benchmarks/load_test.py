@@ -80,7 +80,9 @@ def request_images(n: int = 8) -> tuple[list[bytes], str]:
     return out, f"{n} synthetic 481x321 grayscale JPEGs (q90)"
 
 
-async def drive(url: str, bodies: list[bytes], clients: int, seconds: float, on_tick=None) -> list[tuple[float, float, str]]:
+async def drive(
+    url: str, bodies: list[bytes], clients: int, seconds: float, on_tick=None
+) -> list[tuple[float, float, str]]:
     """``clients`` closed-loop clients posting images for ``seconds``; requests still in flight then are
     abandoned (not recorded). Returns (end time, latency s, outcome) per completed request. ``on_tick``, an
     async callable, runs alongside (monitoring)."""
@@ -204,7 +206,9 @@ def report(args, cmd, ready, source, base, load, batches, rss, exit_code, ratio)
         f"**{ready.get('precision')}**; CPU: {cpu_model()}, {os.cpu_count()} logical CPUs (shared with the "
         "load generator, which runs on the same machine); "
         f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.  ",
-        f"Requests: {source}; responses PNG (the default).",
+        f"Requests: {source}; responses PNG (the default).  ",
+        f"1-min load average: {args.load_before:.1f} before the run, {os.getloadavg()[0]:.1f} after (above the "
+        "CPU count means other processes were competing for the CPU while this ran).",
         "",
         "| phase | clients | seconds | requests | OK/s | p50 ms | p90 ms | p99 ms | max ms | errors |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -255,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import httpx
 
+    args.load_before = os.getloadavg()[0]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port", str(port), "--model", args.model,

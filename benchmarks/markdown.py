@@ -105,6 +105,10 @@ def to_markdown(report: dict, title: str | None = None) -> str:
         "× eager = ratio to **torch fp32** at the same shape (> 1 = faster)."
     )
     parts = ["\n\n".join(p for p in parts if p), results_table(report)]
+    loads = [f"{c['backend']}/{c['precision']} {c['load_s']:.2f} s" for c in report["configs"] if c["load_s"] is not None]
+    if loads:
+        parts.append("Load time (`Engine.load`: weights, export/compile or cached artifact, quality guard): "
+                     + ", ".join(loads) + ".")
     guards = [f"`{c['backend']}/{c['precision']}`: {c['guard']}" for c in report["configs"] if c.get("guard")]
     if guards:
         parts.append("Quality guard at load (engine/guard.py; † = failed: fast but not accurate enough):\n\n"
