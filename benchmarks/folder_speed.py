@@ -181,12 +181,10 @@ def profile_fast(col: Colorizer, path: Path, out: Path, repeat: int = 3) -> dict
         key = working_shape(*d.size, col.working_size, col.engine.stride)
         l = col.engine.normalization.normalize_l(resize_plane(L, key))[None, None].astype(np.float32)
         t = tick("resize L", t)
-        ab = col.engine.run(l)[0] * np.float32(col.engine.normalization.ab_scale)
+        ab = col.engine.run(l)[0]
         t = tick("model (batch 1)", t)
-        ab = np.stack([resize_plane(c, d.size) for c in ab])
-        t = tick("upsample ab", t)
-        rgb = compose(d.pixels, ab)
-        t = tick("merge -> sRGB uint8 (float32, chunked)", t)
+        rgb = compose(d.pixels, ab, ab_scale=col.engine.normalization.ab_scale)
+        t = tick("upsample ab + merge -> sRGB uint8 (float32, row bands)", t)
         save_image(Image.fromarray(rgb), out / path.name)
         tick("encode + write", t)
     return st

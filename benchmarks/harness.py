@@ -191,6 +191,10 @@ def run_benchmark(
     if probe:
         peaks = _probe_peaks(settings.quick, peaks, log)
         _rescale_peak_shares(results, peaks)
+    if "load_avg_start" in machine:
+        from benchmarks.machine import load_average
+
+        machine["load_avg_end"] = load_average()
     return {
         "schema": SCHEMA,
         "created": machine.get("date_utc"),

@@ -104,6 +104,14 @@ def _git_commit() -> str | None:
         return None
 
 
+def load_average() -> float | None:
+    """1-minute load average (None where the OS has none): how busy the cores were."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
 def describe_machine(with_gpu: bool = True) -> dict:
     """A JSON-able description of this machine and the software benchmarked."""
     model, flags, physical = _cpuinfo()
@@ -132,6 +140,7 @@ def describe_machine(with_gpu: bool = True) -> dict:
         "packages": _versions(),
         "torch_threads": threads,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "load_avg_start": load_average(),
         "git_commit": _git_commit(),
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
@@ -146,4 +155,7 @@ def machine_summary(machine: dict) -> str:
         parts.append(f"{machine['memory_gib']} GiB")
     parts.append("ISA: " + (", ".join(isa) if isa else "no AVX-512/AMX"))
     parts.append("GPU: " + (", ".join(machine["gpus"]) if machine.get("gpus") else "none"))
+    if machine.get("load_avg_start") is not None:
+        end = machine.get("load_avg_end")
+        parts.append(f"load average {machine['load_avg_start']} at start" + (f", {end} at end" if end is not None else ""))
     return "; ".join(parts)

@@ -38,3 +38,5 @@ def test_describe_machine_fields():
     assert "numpy" in m["packages"]
     line = machine_summary(m)
     assert m["cpu"] in line and "GPU: none" in line
+    if m["load_avg_start"] is not None:
+        assert f"load average {m['load_avg_start']} at start" in line
