@@ -148,11 +148,9 @@ class Colorizer:
         if ab.shape != (2, *prepared.key):
             raise ValueError(f"ab must have shape [2, {prepared.key[0]}, {prepared.key[1]}], got {list(ab.shape)}")
         d = prepared.decoded
-        h, w = d.size
-        scale = np.float32(self.engine.normalization.denormalize_ab(1.0))
-        ab_full = np.stack([resize_plane(ab[c] * scale, (h, w)) for c in range(2)])
         out_dtype = prepared.dtype if prepared.kind == "array" else np.uint8
-        rgb = compose(d.pixels, ab_full, out_dtype)
+        scale = float(self.engine.normalization.denormalize_ab(1.0))
+        rgb = compose(d.pixels, ab, out_dtype, ab_scale=scale)  # ab enlarged to full size on the fly
         if prepared.kind == "array":
             if d.alpha is None:
                 return rgb

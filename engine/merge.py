@@ -16,6 +16,9 @@ stay in cache:
    to 1 this keeps Y, hence L, unchanged (plain clipping would not).
 5. sRGB encoding: uint8 through a 65,536-entry table, uint16/float exactly.
 
+The working-size ab is enlarged inside the same row loop (bilinear, as Pillow's), so full-resolution
+ab planes are never stored.
+
 The result differs from the input's luminance only by the final rounding to
 the output's bit depth.
 """
@@ -25,12 +28,13 @@ from __future__ import annotations
 import numpy as np
 
 from engine.color import _EPS, _KAPPA, _RGB_TO_XYZ, _WHITE, _XYZ_TO_RGB
+from engine.resize import RowUpsampler
 
 _F32 = np.float32
 _Y_ROW = _RGB_TO_XYZ[1].astype(_F32)  # sums to 1.0
 _M_INV = _XYZ_TO_RGB.astype(_F32)
 _XW, _ZW = float(_WHITE[0]), float(_WHITE[2])
-_CHUNK_PIXELS = 1 << 19  # rows per chunk = this / width
+_CHUNK_PIXELS = 1 << 16  # rows per chunk = this / width (planes of 256 KB stay in L2)
 
 
 def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
@@ -123,52 +127,88 @@ def lightness(pixels: np.ndarray) -> np.ndarray:
     return out
 
 
-def _compose_chunk(pixels: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
-    """-> linear R, G, B planes (float32, in [0, 1]) with the luminance of ``pixels``."""
+def _compose_chunk(pixels: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """Write sRGB (``out``'s dtype) with the luminance of ``pixels`` and the given a, b into ``out`` [h, w, 3]."""
     y, fy = luminance(pixels)
-    x = _finv(fy + a * _F32(1 / 500)) * _F32(_XW)
-    z = _finv(fy - b * _F32(1 / 200)) * _F32(_ZW)
+    x = np.multiply(a, _F32(1 / 500))
+    x += fy
+    x = _finv(x)
+    x *= _F32(_XW)
+    z = np.multiply(b, _F32(-1 / 200))
+    z += fy
+    z = _finv(z)
+    z *= _F32(_ZW)
+    # d: linear RGB minus the gray of the same luminance (Y, Y, Y); M's Y column enters as (m - 1)
     m = _M_INV
-    # d: linear RGB minus the gray of the same luminance (Y, Y, Y)
-    d = [m[c, 0] * x + m[c, 1] * y + m[c, 2] * z - y for c in range(3)]
+    d = []
+    for c in range(3):
+        dc = x * m[c, 0]
+        dc += y * _F32(m[c, 1] - 1.0)
+        dc += z * m[c, 2]
+        d.append(dc)
     # Move out-of-gamut pixels toward (Y, Y, Y): rgb = Y + t d with the largest t <= 1 that fits [0, 1].
-    dmax = np.maximum(np.maximum(d[0], d[1]), d[2])
-    dmin = np.minimum(np.minimum(d[0], d[1]), d[2])
     tiny = _F32(1e-30)
-    t = np.minimum((1.0 - y) / np.maximum(dmax, tiny), y / np.maximum(-dmin, tiny))
+    hi = np.maximum(d[0], d[1])
+    np.maximum(hi, d[2], out=hi)
+    np.maximum(hi, tiny, out=hi)
+    lo = np.minimum(d[0], d[1])
+    np.minimum(lo, d[2], out=lo)
+    np.negative(lo, out=lo)
+    np.maximum(lo, tiny, out=lo)
+    t = np.subtract(_F32(1), y)
+    t /= hi
+    np.divide(y, lo, out=lo)
+    np.minimum(t, lo, out=t)
     np.minimum(t, _F32(1), out=t)
-    return [np.clip(y + t * dc, 0.0, 1.0) for dc in d]
+    if out.dtype == np.uint8:  # encode through the table: index = round(65535 * linear)
+        t *= _F32(65535)
+        base = y * _F32(65535)
+        base += _F32(0.5)
+        for c in range(3):
+            v = d[c]
+            v *= t
+            v += base
+            np.clip(v, _F32(0), _F32(65535.49), out=v)
+            out[..., c] = _ENC8.take(v.astype(np.uint16))
+    else:
+        for c in range(3):
+            v = d[c]
+            v *= t
+            v += y
+            out[..., c] = _encode(np.clip(v, _F32(0), _F32(1), out=v), out.dtype)
 
 
 def _encode(lin: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    if dtype == np.uint8:
-        return _ENC8.take((lin * _F32(65535) + _F32(0.5)).astype(np.uint16))
     srgb = _blend(lin > _F32(0.0031308), _F32(1.055) * np.power(lin, _F32(1 / 2.4)) - _F32(0.055), _F32(12.92) * lin)
     if dtype == np.uint16:
         return np.round(np.clip(srgb, 0.0, 1.0) * _F32(65535)).astype(np.uint16)
     return np.clip(srgb, 0.0, 1.0).astype(dtype)
 
 
-def compose(pixels: np.ndarray, ab: np.ndarray, out_dtype=np.uint8) -> np.ndarray:
-    """Merge full-resolution luminance with full-resolution ab (Lab units).
+def compose(pixels: np.ndarray, ab: np.ndarray, out_dtype=np.uint8, *, ab_scale: float = 1.0) -> np.ndarray:
+    """Merge full-resolution luminance with ab.
 
     Args:
         pixels: H×W gray or H×W×3 sRGB, uint8/uint16/float in [0, 1]; only its luminance is used.
-        ab: float32 [2, H, W], a and b in Lab units.
+        ab: float32 [2, h, w]; ``ab * ab_scale`` are a and b in Lab units. When (h, w) is not (H, W)
+            it is enlarged bilinearly on the fly, a band of rows at a time (``engine.resize.RowUpsampler``).
         out_dtype: uint8, uint16 or a float dtype (sRGB in [0, 1]).
+        ab_scale: multiplies ab (the model's normalization scale).
 
     Returns:
         H×W×3 sRGB of ``out_dtype`` whose luminance is the input's (to rounding).
     """
     h, w = pixels.shape[:2]
-    if ab.shape != (2, h, w):
-        raise ValueError(f"ab must have shape [2, {h}, {w}], got {list(ab.shape)}")
-    out_dtype = np.dtype(out_dtype)
-    out = np.empty((h, w, 3), out_dtype)
+    if ab.ndim != 3 or ab.shape[0] != 2:
+        raise ValueError(f"ab must have shape [2, h, w], got {list(ab.shape)}")
+    ab = np.asarray(ab, dtype=np.float32)
+    if ab_scale != 1.0:
+        ab = ab * _F32(ab_scale)
+    up = RowUpsampler(ab, (h, w)) if ab.shape[1:] != (h, w) else None
+    out = np.empty((h, w, 3), np.dtype(out_dtype))
     rows = max(1, _CHUNK_PIXELS // max(w, 1))
     for r0 in range(0, h, rows):
         r1 = min(h, r0 + rows)
-        planes = _compose_chunk(pixels[r0:r1], ab[0, r0:r1], ab[1, r0:r1])
-        for c in range(3):
-            out[r0:r1, :, c] = _encode(planes[c], out_dtype)
+        a, b = up.rows(r0, r1) if up is not None else ab[:, r0:r1]
+        _compose_chunk(pixels[r0:r1], a, b, out[r0:r1])
     return out

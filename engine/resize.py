@@ -7,9 +7,13 @@ ratio; each side is then rounded to the nearest multiple of the model's stride
 (sides shorter than one stride are rounded to whole pixels, at least 1), so
 the engine does not pad and same-aspect photos share one batch shape.
 
-Resizing uses Pillow's float ("F") resampling: bilinear, antialiased when
-reducing (the filter support grows with the scale), which is smooth when
-enlarging the predicted ab back to full resolution.
+L is reduced to the working size with Pillow's float ("F") bilinear resampling,
+antialiased (the filter support grows with the scale). The predicted ab is
+enlarged back with ``RowUpsampler``: the same bilinear result as Pillow's when
+enlarging (smooth, pixel centres aligned), computed a band of rows at a time so
+that ``engine.merge`` never stores full-size ab planes. (When stride rounding
+makes a working side slightly larger than the image's, that side is plain
+linear interpolation, without antialiasing.)
 """
 
 from __future__ import annotations
@@ -48,3 +52,38 @@ def resize_plane(x: np.ndarray, shape: tuple[int, int], resample: int = Image.BI
         return np.asarray(x, dtype=np.float32)
     im = Image.fromarray(np.ascontiguousarray(x, dtype=np.float32))  # 2-D float32 -> mode "F"
     return np.asarray(im.resize((w, h), resample), dtype=np.float32)
+
+
+def _linear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel-centre-aligned linear interpolation taps (i0, i1, weight of i1), edges clamped."""
+    src = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+    src = np.clip(src, 0.0, n_in - 1)
+    i0 = np.minimum(np.floor(src).astype(np.intp), max(n_in - 2, 0))
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    return i0, i1, (src - i0).astype(np.float32)
+
+
+class RowUpsampler:
+    """Bilinear enlargement of small planes [C, h, w] to [C, H, W], produced a band of rows at a time.
+
+    Same result as Pillow's bilinear resize when enlarging (pixel centres aligned, edges clamped),
+    but the full-size planes are never stored: ``rows(r0, r1)`` interpolates the horizontally
+    enlarged [C, h, W] planes (computed once) between their two nearest rows.
+    """
+
+    def __init__(self, planes: np.ndarray, shape: tuple[int, int]):
+        c, h, w = planes.shape
+        self.shape = shape
+        i0, i1, f = _linear_taps(w, shape[1])
+        p = np.asarray(planes, dtype=np.float32)
+        wide = p[:, :, i0] * (1 - f)
+        wide += p[:, :, i1] * f
+        self._wide = wide  # [C, h, W]
+        self._r0, self._r1, self._g = _linear_taps(h, shape[0])
+
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        """Rows r0..r1 of the enlarged planes: float32 [C, r1 - r0, W]."""
+        g = self._g[r0:r1, None]
+        out = self._wide[:, self._r0[r0:r1]] * (1 - g)
+        out += self._wide[:, self._r1[r0:r1]] * g
+        return out

@@ -203,3 +203,18 @@ def test_colorizer_modules_do_not_import_torch():
             "engine.progress, engine.commands.images; assert 'torch' not in sys.modules, 'torch imported'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("small, full", [((18, 32), (135, 240)), ((1, 1), (5, 7)), ((1, 5), (1, 17)), ((4, 96), (37, 1000))])
+def test_row_upsampler_equals_pillow_bilinear_and_fused_merge(small, full):
+    from engine.resize import RowUpsampler, resize_plane
+
+    ab = np.random.default_rng(5).uniform(-1, 1, (2, *small)).astype(np.float32)
+    ref = np.stack([resize_plane(c, full) for c in ab])
+    up = RowUpsampler(ab, full)
+    got = np.concatenate([up.rows(r, min(full[0], r + 7)) for r in range(0, full[0], 7)], axis=1)
+    np.testing.assert_allclose(got, ref, atol=1e-5)  # float32 rounding only
+    g = _smooth_gray(*full)
+    fused = compose(g, ab, ab_scale=110.0)
+    stored = compose(g, ref * np.float32(110.0))
+    assert np.abs(fused.astype(int) - stored).max() <= 1  # float32 rounding can flip one 8-bit level
