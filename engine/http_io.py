@@ -97,7 +97,8 @@ async def image_bytes(request: Any, limit: int) -> bytes:
             yield b""
 
         try:
-            form = await MultiPartParser(request.headers, stream(), max_files=4, max_fields=16, max_part_size=limit).parse()
+            parser = MultiPartParser(request.headers, stream(), max_files=4, max_fields=16, max_part_size=limit)
+            form = await parser.parse()
         except MultiPartException as e:
             raise HTTPProblem(400, f"bad multipart body: {e.message}") from None
         try:

@@ -71,15 +71,20 @@ class _Service:
         self._lock = threading.Lock()
 
         m = self.metrics = Registry()
-        self.requests = m.counter("colorize_http_requests_total", "HTTP requests by path and status", ["path", "status"])
+        self.requests = m.counter(
+            "colorize_http_requests_total", "HTTP requests by path and status", ["path", "status"]
+        )
         self.latency = m.histogram(
             "colorize_request_duration_seconds", "POST /colorize latency (all statuses)", LATENCY_BUCKETS
         )
-        self.batch_size = m.histogram(
-            "colorize_batch_size", "images per engine.run", [2**i for i in range(0, 9)]
+        self.batch_size = m.histogram("colorize_batch_size", "images per engine.run", [2**i for i in range(0, 9)])
+        self.batch_seconds = m.histogram(
+            "colorize_batch_duration_seconds", "engine.run time per batch", LATENCY_BUCKETS
         )
-        self.batch_seconds = m.histogram("colorize_batch_duration_seconds", "engine.run time per batch", LATENCY_BUCKETS)
-        m.gauge("colorize_queue_depth", "requests queued for the engine", fn=lambda: self.batcher.queue_depth if self.batcher else 0)
+        m.gauge(
+            "colorize_queue_depth", "requests queued for the engine",
+            fn=lambda: self.batcher.queue_depth if self.batcher else 0,
+        )
         m.gauge("colorize_inflight_requests", "POST /colorize requests being handled", fn=lambda: self.inflight)
         m.gauge("colorize_ready", "1 when the model is loaded and warmed up", fn=lambda: float(self.state == "ready"))
 
@@ -93,7 +98,10 @@ class _Service:
                 key=lambda p: p.key,
                 max_batch_size=self.config.max_batch_size,
                 max_delay_ms=self.config.max_delay_ms,
-                max_queue_size=self.config.max_queue_size,
+                # admit() bounds requests in flight to max_queue_size + max_batch_size before their body is
+                # read; the batcher's own bound is that too, so a request admitted is never refused later
+                # because the worker had not yet taken the previous batch off the queue.
+                max_queue_size=self.config.max_queue_size + self.config.max_batch_size,
                 timeout_s=self.config.timeout_s,
                 on_batch=self._on_batch,
             )
@@ -114,12 +122,14 @@ class _Service:
             self.batch_seconds.observe(seconds)
 
     def _warm_up(self) -> None:
-        """One image, then one full batch, through the whole path (first-call allocations, kernel selection)."""
+        """One image, then full batches, through the whole path (first-call allocations, kernel selection),
+        at the colorizer's working size (square; other shapes still pay their first call when they come)."""
         from PIL import Image
 
         if self.config.warmup <= 0:
             return
-        ramp = np.linspace(0, 255, 64 * 64, dtype=np.float32).reshape(64, 64).astype(np.uint8)
+        side = int(getattr(self.colorizer, "working_size", 64))
+        ramp = np.linspace(0, 255, side * side, dtype=np.float32).reshape(side, side).astype(np.uint8)
         image = Image.fromarray(ramp).convert("RGB")
         for i in range(self.config.warmup):
             n = 1 if i == 0 else self.config.max_batch_size
@@ -135,7 +145,8 @@ class _Service:
         if self.batcher is not None:
             self.batcher.close(drain=True, timeout=self.config.shutdown_timeout_s)
         if self.owned and self.colorizer is not None:
-            close = getattr(self.colorizer, "close", None) or getattr(getattr(self.colorizer, "engine", None), "close", None)
+            close = getattr(self.colorizer, "close", None)
+            close = close or getattr(getattr(self.colorizer, "engine", None), "close", None)
             if close is not None:
                 close()
         log.info("stopped")
@@ -256,15 +267,15 @@ def create_app(colorizer_or_factory: Any | Callable[[], Any], config: ServeConfi
         try:
             data = await image_bytes(request, config.max_upload_bytes)
 
-            def decode_and_prepare():
+            def decode_and_prepare(data: bytes):
                 image = decode_image(data, config.max_pixels)
                 try:
                     return service.colorizer.prepare(image)
                 except (TypeError, ValueError) as e:  # e.g. a Pillow mode the colorizer does not handle
                     raise HTTPProblem(415, f"unsupported image ({image.format} {image.mode}): {e}") from None
 
-            prepared = await run_in_threadpool(decode_and_prepare)
-            del data
+            prepared = await run_in_threadpool(decode_and_prepare, data)
+            data = b""  # the upload is not needed any more while this request waits for the engine
             ab = await service.batcher.arun(prepared)
 
             def finish_and_encode():

@@ -37,7 +37,7 @@ _HELP = {
     "timeout_s": "per-request limit for queueing + inference, s (default 30; then 504)",
     "max_upload_bytes": "largest request body, bytes (default 33554432 = 32 MiB; then 413)",
     "max_pixels": "largest image, width*height (default 25000000; then 413)",
-    "default_format": f"output format when neither ?format= nor Accept chooses ({', '.join(OUTPUT_FORMATS)}; default png)",
+    "default_format": f"output when neither ?format= nor Accept chooses ({', '.join(OUTPUT_FORMATS)}; default png)",
     "jpeg_quality": "JPEG/WebP quality (default 90)",
     "retry_after_s": "Retry-After seconds sent with 503 (default 1)",
     "warmup": "warm-up passes before ready (default 2)",
@@ -68,9 +68,8 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         uvicorn = require("uvicorn", "serve")
-        from engine.service import create_app
-
         from engine.colorizer import Colorizer
+        from engine.service import create_app
     except MissingDependency as e:
         print(f"colorize serve: {e}", file=sys.stderr)
         return 2
