@@ -13,6 +13,7 @@ import importlib
 BACKENDS: dict[str, str] = {
     "torch": "engine.backends.torch_backend:TorchBackend",
     "onnxruntime": "engine.backends.onnxruntime_backend:OnnxRuntimeBackend",
+    "onnxruntime-cuda": "engine.backends.onnxruntime_backend:OnnxRuntimeCudaBackend",
     "openvino": "engine.backends.openvino_backend:OpenVinoBackend",
     "torch-cuda": "engine.backends.torch_cuda:TorchCudaBackend",
     "tensorrt": "engine.backends.tensorrt_backend:TensorRTBackend",

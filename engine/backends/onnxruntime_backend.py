@@ -93,3 +93,29 @@ class OnnxRuntimeBackend(Backend):
 
     def _close(self) -> None:
         self.session = None
+
+
+class OnnxRuntimeCudaBackend(OnnxRuntimeBackend):
+    """ONNX Runtime with the CUDA provider (``pip install 'colorize[gpu]'``), FP32.
+
+    ``available()`` only sees that the provider is listed (onnxruntime-gpu lists it even without a
+    GPU); loading then checks the providers the session really got, so ``auto`` moves on when the
+    session silently fell back to CPU.
+    """
+
+    name = "onnxruntime-cuda"
+    precisions = ("fp32",)
+    thread_safe = True
+
+    @classmethod
+    def available(cls) -> str | None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            return "onnxruntime-gpu is not installed (pip install 'colorize[gpu]')"
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            return "this onnxruntime has no CUDAExecutionProvider (pip install 'colorize[gpu]')"
+        return None
+
+    def __init__(self, ref: ModelRef, precision: str = "fp32", *, num_threads: int | None = None, cache_dir=None):
+        super().__init__(ref, precision, provider="cuda", num_threads=num_threads, cache_dir=cache_dir)

@@ -177,3 +177,20 @@ def test_unknown_backend_precision_and_option(model_files):
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match="takes no option"):
             Engine.load(onnx_path, "onnxruntime", "fp32", mode="latency")
+
+
+def test_onnxruntime_cuda_fallback_to_cpu_is_detected(model_files, monkeypatch):
+    """onnxruntime-gpu lists CUDA even without a GPU and silently runs on CPU: must be refused."""
+    import onnxruntime as ort
+
+    from engine.backends.base import BackendError
+    from engine.backends.onnxruntime_backend import OnnxRuntimeCudaBackend
+
+    _, onnx_path, cache = model_files
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("a CUDA provider is installed here; this test simulates its silent fallback on CPU-only onnxruntime")
+    assert "CUDAExecutionProvider" in OnnxRuntimeCudaBackend.available()
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert OnnxRuntimeCudaBackend.available() is None
+    with pytest.raises(BackendError, match="session got .*CPUExecutionProvider"):
+        Engine.load(onnx_path, "onnxruntime-cuda", "fp32", cache_dir=cache)
