@@ -65,6 +65,7 @@ def source_onnx(ref: ModelRef, cache: ArtifactCache | None = None) -> Path:
         "arch": ref.arch,
         "arch_kwargs": ref.arch_kwargs,
         "recipe": EXPORT_RECIPE,
+        "profile": "dynamic N,H,W",
         "torch": torch.__version__,
     }
 
@@ -100,6 +101,7 @@ def int8_onnx(ref: ModelRef, cache: ArtifactCache | None = None, calibration=Non
         "kind": "int8",
         "source_sha256": sha256_file(src),
         "recipe": QUANT_RECIPE,
+        "profile": "dynamic N,H,W",
         "onnxruntime": ort.__version__,
         "calibration": calib_id,
     }
