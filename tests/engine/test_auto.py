@@ -1,6 +1,5 @@
 """``auto``: picks the first available, guard-passing backend x precision; never a failed one."""
 
-import shutil
 import warnings
 
 import numpy as np
@@ -50,8 +49,13 @@ def _broken_copy(src, dst):
     return dst
 
 
-def test_auto_picks_the_first_choice_that_passes(onnx_path, tmp_path):
-    with Engine.load(onnx_path, cache_dir=tmp_path) as eng:
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("auto-cache")
+
+
+def test_auto_picks_the_first_choice_that_passes(onnx_path, shared_cache):
+    with Engine.load(onnx_path, cache_dir=shared_cache) as eng:
         first = next((b, p) for b, p in AUTO_ORDER if b in ("openvino", "onnxruntime", "torch") and (
             b != "openvino" or p != "bf16" or "BF16" in openvino_backend.cpu_capabilities()))
         assert (eng.backend, eng.precision) == first
@@ -75,18 +79,18 @@ def test_guard_rejects_a_broken_int8_artifact(onnx_path, tmp_path, monkeypatch):
     eng.close()
 
 
-def test_guard_verdict_is_cached_with_the_artifact(onnx_path, tmp_path, monkeypatch):
-    with Engine.load(onnx_path, "openvino", "int8", cache_dir=tmp_path) as eng:
+def test_guard_verdict_is_cached_with_the_artifact(onnx_path, shared_cache, monkeypatch):
+    with Engine.load(onnx_path, "openvino", "int8", cache_dir=shared_cache) as eng:
         first = eng.guard_result
+    assert [p for p in shared_cache.glob("guard-*") if p.is_dir()]
     calls = []
     monkeypatch.setattr(engine_mod, "_padded_runner", lambda *a: calls.append(a) or (lambda l: l))
-    with Engine.load(onnx_path, "openvino", "int8", cache_dir=tmp_path) as eng:
+    with Engine.load(onnx_path, "openvino", "int8", cache_dir=shared_cache) as eng:
         assert eng.guard_result == first and not calls  # not recomputed
-    assert len([p for p in tmp_path.glob("guard-*") if p.is_dir()]) == 1
 
 
-def test_auto_skips_unavailable_backends(onnx_path, tmp_path, monkeypatch):
+def test_auto_skips_unavailable_backends(onnx_path, shared_cache, monkeypatch):
     monkeypatch.setattr(OpenVinoBackend, "available", classmethod(lambda cls: "openvino is not installed (test)"))
-    with Engine.load(onnx_path, cache_dir=tmp_path) as eng:
+    with Engine.load(onnx_path, cache_dir=shared_cache) as eng:
         assert eng.backend == "onnxruntime" and eng.precision == "fp32"
         assert ("openvino", "int8", "unavailable: openvino is not installed (test)") in eng.selection
