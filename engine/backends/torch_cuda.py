@@ -144,23 +144,31 @@ class CudaGraphRunner:
     returns the static output (overwritten by the next call: copy it first).
     """
 
-    def __init__(self, module, shape: tuple[int, ...], dtype, device: str = "cuda", warmup: int = 3):
+    def __init__(self, module, shape: tuple[int, ...], dtype, device: str = "cuda", warmup: int = 3,
+                 cudnn_benchmark: bool = True):
         import torch
 
         self.shape = tuple(shape)
         self.static_in = torch.zeros(self.shape, dtype=dtype, device=device).contiguous(
             memory_format=torch.channels_last
         )
-        # Warm up on a side stream (cuDNN autotuning, Triton compilation, allocator) before capture.
-        stream = torch.cuda.Stream(device=device)
-        stream.wait_stream(torch.cuda.current_stream(device))
-        with torch.inference_mode(), torch.cuda.stream(stream):
-            for _ in range(warmup):
-                module(self.static_in)
-        torch.cuda.current_stream(device).wait_stream(stream)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.inference_mode(), torch.cuda.graph(self.graph):
-            self.static_out = module(self.static_in)
+        # cuDNN benchmark mode during warm-up and capture only: warm-up times the conv algorithms for
+        # this shape, capture records the fastest (the flag is restored afterwards).
+        previous = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = cudnn_benchmark
+        try:
+            # Warm up on a side stream (cuDNN autotuning, Triton compilation, allocator) before capture.
+            stream = torch.cuda.Stream(device=device)
+            stream.wait_stream(torch.cuda.current_stream(device))
+            with torch.inference_mode(), torch.cuda.stream(stream):
+                for _ in range(warmup):
+                    module(self.static_in)
+            torch.cuda.current_stream(device).wait_stream(stream)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.inference_mode(), torch.cuda.graph(self.graph):
+                self.static_out = module(self.static_in)
+        finally:
+            torch.backends.cudnn.benchmark = previous
 
     def __call__(self, x):
         if tuple(x.shape) != self.shape:
