@@ -7,9 +7,11 @@ Writes ``gpu_check.json`` and ``gpu_check.md`` to ``$OUT`` (or ``benchmarks/resu
 
 Variants, each on device-resident input (no host copies in the timed region):
 
-* ``eager-fp32``: the eager model in FP32 (torch defaults: cuDNN may use TF32);
+* ``eager-fp32``: the eager model in FP32 (torch defaults: cuDNN may use TF32, ``cudnn.benchmark`` off);
 * ``eager-fp16-cl``: the eager model in FP16, channels_last;
-* ``torch-cuda``: the torch-cuda backend (BN folded, FP16, channels_last, CUDA graph per bucket);
+* ``torch-cuda``: the torch-cuda backend (BN folded, FP16, channels_last, CUDA graph per bucket,
+  cuDNN algorithms benchmarked during the graph's warm-up), timed through ``forward_device``
+  (includes the copy into the static input and out of the static output);
 * ``torch-cuda+triton``: the same with the Triton fused residual epilogue in every block;
 * ``torch.compile``: ``torch.compile`` (default mode) of the BN-folded FP16 channels_last model,
   run last, shape by shape, while the time budget lasts.
