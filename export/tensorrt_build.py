@@ -28,21 +28,18 @@ from pathlib import Path
 from typing import Callable
 
 from engine.backends.base import require
-from export.trt_profile import (
+from export.trt_plan import (
     PRECISIONS,
     BuildTarget,
     PlanInfo,
-    Profile,
     atomic_write_bytes,
     default_timing_cache,
-    onnx_inputs,
-    onnx_stride,
     plan_mismatches,
     read_plan_info,
-    resolve_profile,
     sha256_file,
     sidecar_path,
 )
+from export.trt_profile import Profile, onnx_inputs, onnx_stride, resolve_profile
 
 DEFAULT_WORKSPACE = 4 << 30  # bytes of scratch memory tactics may use
 

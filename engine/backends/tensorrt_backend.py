@@ -132,7 +132,7 @@ class TensorRTBackend(Backend):
     def _plan(self, target, plan: str | None, workspace_bytes: int, cache_dir: str | None) -> Path:
         from engine.cache import ArtifactCache
         from export.tensorrt_build import build_plan
-        from export.trt_profile import plan_cache_key, plan_mismatches, read_plan_info, sha256_file
+        from export.trt_plan import plan_cache_key, plan_mismatches, read_plan_info, sha256_file
 
         if plan is not None:
             try:

@@ -16,7 +16,7 @@ from onnx import TensorProto, helper
 
 import export.tensorrt_build as tb
 from engine.cli import main as cli_main
-from export.trt_profile import read_plan_info, sidecar_path
+from export.trt_plan import read_plan_info, sidecar_path
 
 SUPPORTED_OPS = {"Conv", "Relu", "Add"}
 

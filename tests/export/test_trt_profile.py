@@ -1,4 +1,5 @@
-"""Plain-Python side of TensorRT builds: ONNX inputs, shape specs, profiles, sidecars, cache keys."""
+"""Plain-Python side of TensorRT builds: ONNX inputs, shape specs, profiles (trt_profile); sidecars,
+reuse checks, cache keys (trt_plan)."""
 
 import dataclasses
 
@@ -6,20 +7,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from export.trt_profile import (
-    BuildTarget,
-    DefaultRanges,
-    PlanInfo,
-    Profile,
-    onnx_inputs,
-    onnx_stride,
-    parse_shapes,
-    plan_cache_key,
-    plan_mismatches,
-    read_plan_info,
-    resolve_profile,
-    sidecar_path,
-)
+from export.trt_plan import BuildTarget, PlanInfo, plan_cache_key, plan_mismatches, read_plan_info, sidecar_path
+from export.trt_profile import DefaultRanges, Profile, onnx_inputs, onnx_stride, parse_shapes, resolve_profile
 
 
 def make_onnx(path, dims=("N", 1, "H", "W"), stride=8, extra_input=False):
