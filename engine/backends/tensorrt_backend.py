@@ -101,11 +101,12 @@ class TensorRTBackend(Backend):
         trt = require("tensorrt", "trt")
         torch = require("torch", "torch")
         from engine.artifacts import source_onnx
+        from engine.cache import ArtifactCache
         from export.tensorrt_build import build_target
         from export.trt_profile import onnx_inputs, onnx_stride, parse_shapes
 
         self.trt, self.torch = trt, torch
-        self.onnx = source_onnx(ref)
+        self.onnx = source_onnx(ref, ArtifactCache(cache_dir))
         inputs = onnx_inputs(self.onnx)
         self.stride = onnx_stride(self.onnx) or 8
         shapes = [parse_shapes(s, inputs) for s in (min_shapes, opt_shapes, max_shapes)]
