@@ -220,6 +220,7 @@ def create_app(colorizer_or_factory: Any | Callable[[], Any], config: ServeConfi
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, PlainTextResponse, Response
     from starlette.concurrency import run_in_threadpool
+    from starlette.requests import ClientDisconnect
 
     config = config or ServeConfig()
     service = _Service(colorizer_or_factory, config)
@@ -291,6 +292,8 @@ def create_app(colorizer_or_factory: Any | Callable[[], Any], config: ServeConfi
             return problem(HTTPProblem(503, f"shutting down: {e}", {"Retry-After": str(config.retry_after_s)}))
         except RequestTimeout:
             return problem(HTTPProblem(504, f"not colorized within timeout_s={config.timeout_s:g} s"))
+        except ClientDisconnect:  # the client went away while sending; nobody reads this (499 in the metrics)
+            return Response(status_code=499)
         except Exception as e:
             log.exception("POST /colorize failed")
             return problem(HTTPProblem(500, f"internal error: {type(e).__name__}"))

@@ -239,6 +239,19 @@ def test_content_length_over_limit_is_refused_before_reading_the_body():
     assert m['colorize_http_requests_total{path="/colorize",status="413"}'] == 1
 
 
+def test_client_that_disconnects_mid_upload_is_counted_as_499():
+    col = FakeColorizer()
+    with serving(col) as s:
+        with socket.create_connection(("127.0.0.1", s.port), timeout=5) as sock:
+            sock.sendall(b"POST /colorize HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"\x89PNG" * 4)
+        deadline = time.monotonic() + WAIT
+        while metrics(s.url).get('colorize_http_requests_total{path="/colorize",status="499"}') != 1:
+            assert time.monotonic() < deadline, metrics(s.url)
+            time.sleep(0.02)
+        assert httpx.post(s.url + "/colorize", content=png(gray_image(8, 8))).status_code == 200
+    assert col.prepared == 1
+
+
 def test_chunked_body_over_limit_is_refused_while_streaming():
     with serving(FakeColorizer(), max_upload_bytes=50_000) as s:
 

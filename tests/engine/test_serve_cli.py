@@ -131,3 +131,15 @@ def test_choose_format_refusals():
     with pytest.raises(HTTPProblem) as e:
         choose_format(None, "image/png;q=0, text/plain", "png")
     assert e.value.status == 406
+
+
+def test_service_modules_do_not_import_torch():
+    code = (
+        "import sys, engine.batcher, engine.service, engine.http_io, engine.prom, engine.serve_config, "
+        "engine.commands.serve\n"
+        "class C:\n    def prepare(self, im): pass\n"
+        "engine.service.create_app(C())\n"
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
