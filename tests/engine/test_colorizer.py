@@ -218,3 +218,14 @@ def test_row_upsampler_equals_pillow_bilinear_and_fused_merge(small, full):
     fused = compose(g, ab, ab_scale=110.0)
     stored = compose(g, ref * np.float32(110.0))
     assert np.abs(fused.astype(int) - stored).max() <= 1  # float32 rounding can flip one 8-bit level
+
+
+@pytest.mark.slow
+def test_12_megapixel_photo(col):
+    g = np.tile(_smooth_gray(300, 400), (10, 10))  # 3000 x 4000
+    p = col.prepare(g)
+    assert p.key == (24, 32)
+    out = col.finish(p, col.engine.run(p.l[None])[0])
+    assert out.shape == (3000, 4000, 3)
+    rows = slice(1000, 1100)  # luminance check on a band (the full-size float64 reference is slow)
+    assert np.abs(_l_of(out[rows]) - _l_of(np.repeat(g[rows, :, None], 3, -1))).max() <= L_TOL_8BIT

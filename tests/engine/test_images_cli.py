@@ -203,3 +203,23 @@ def test_killed_run_leaves_no_corrupt_output_and_rerun_completes(tmp_path):
     for p in out.iterdir():
         with Image.open(p) as im:
             im.load()
+
+
+def test_progress_bar_only_on_a_terminal():
+    import io
+
+    from engine.progress import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        p = Progress(4, stream=stream)
+        for _ in range(4):
+            p.update()
+        p.close()
+    assert pipe.getvalue() == ""
+    text = tty.getvalue()
+    assert "4/4" in text and "img/s" in text and "ETA" in text and text.endswith("\n")
