@@ -50,6 +50,8 @@ NO_ALPHA_FORMATS = frozenset({"JPEG", "MPO", "PPM", "PCX", "EPS", "JPEG2000"})
 #: Pillow modes converted to RGB by Pillow itself.
 _TO_RGB = frozenset({"RGB", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"})
 _ORIENTATION = 0x0112
+#: Formats whose EXIF is carried to the output (a TIFF's "EXIF" would be its own layout tags).
+_EXIF_FORMATS = frozenset({"JPEG", "MPO", "WEBP", "PNG"})
 
 
 class ImageReadError(ValueError):
@@ -160,7 +162,7 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
             im.seek(0)
             im.load()
             im = ImageOps.exif_transpose(im)
-            exif = _exif_without_orientation(im)
+            exif = _exif_without_orientation(im) if fmt in _EXIF_FORMATS else None
             decoded = from_pil(im)
         except ValueError as e:
             raise ImageReadError(path, str(e)) from None
@@ -201,7 +203,8 @@ def save_image(
     """Write ``im`` to ``path`` atomically (temporary file in the same folder, then ``os.replace``).
 
     ``format`` defaults to the one ``path``'s extension names. Alpha is dropped for
-    formats that cannot hold it (JPEG, PPM, ...); GIF is palette-quantized by Pillow.
+    formats that cannot hold it (JPEG, PPM, ...); GIF is palette-quantized, with pixels whose
+    alpha is below 128 made transparent.
     """
     path = Path(path)
     format = (format or format_for(path)).upper()
@@ -212,6 +215,11 @@ def save_image(
         params["quality"] = quality
     if exif and format in ("JPEG", "MPO", "WEBP", "PNG", "TIFF"):
         params["exif"] = exif
+    if format == "GIF" and im.mode == "RGBA":  # 1-bit transparency: palette index 255 where alpha < 128
+        transparent = im.getchannel("A").point(lambda v: 255 if v < 128 else 0)
+        im = im.convert("RGB").quantize(255)
+        im.paste(255, mask=transparent)
+        params["transparency"] = 255
     if format == "MPO":
         format = "JPEG"
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")

@@ -171,3 +171,11 @@ def test_format_for():
     assert format_for("a/b.JPG") == "JPEG" and format_for("x.tif") == "TIFF"
     with pytest.raises(ValueError, match="unknown image extension '.xyz'"):
         format_for("a.xyz")
+
+
+def test_gif_keeps_one_bit_transparency(tmp_path):
+    alpha = np.zeros((12, 20), np.uint8)
+    alpha[:, 10:] = 255
+    save_image(Image.fromarray(np.dstack([_rgb(), alpha])), tmp_path / "t.gif")
+    back = np.asarray(Image.open(tmp_path / "t.gif").convert("RGBA"))
+    np.testing.assert_array_equal(back[..., 3] > 0, alpha > 127)
