@@ -9,8 +9,8 @@
 How an image is colorized:
 
 1. ``prepare``: decode (files: first frame, EXIF orientation; every Pillow mode,
-   see ``engine/imageio.py``), compute CIE L* at full resolution, resize it to
-   the *working size* (long side ``working_size``, rounded to the model's
+   see ``engine/imageio.py``), compute CIE L* and resize it to the *working
+   size* (8-bit gray is reduced first, as bytes, then looked up) (long side ``working_size``, rounded to the model's
    stride; smaller images run at their own size, see ``engine/resize.py``) and
    normalize it for the model.
 2. ``engine.run`` predicts ab at the working size (batched by ``Prepared.key``).
@@ -134,7 +134,13 @@ class Colorizer:
         if h < 1 or w < 1:
             raise ValueError(f"image must be at least 1x1, got {w}x{h}" + (f" ({path})" if path else ""))
         key = working_shape(h, w, self.working_size, self.engine.stride)
-        L = resize_plane(lightness(decoded.pixels), key)
+        px = decoded.pixels
+        if px.ndim == 2 and px.dtype == np.uint8 and key != (h, w):
+            # 8-bit gray (the common case): reduce the 1-byte image first (Pillow, antialiased), then look up L*
+            small = Image.fromarray(px).resize((key[1], key[0]), Image.BILINEAR, reducing_gap=2.0)
+            L = lightness(np.asarray(small))
+        else:
+            L = resize_plane(lightness(px), key)
         l = self.engine.normalization.normalize_l(L).astype(np.float32, copy=False)[None]
         return Prepared(l, key, decoded, kind, dtype, path)
 
