@@ -31,10 +31,11 @@ from engine.padding import pad_nchw
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
-#: preference order for ``auto``: GPU first, then the CPU order measured on a 2-core AMX Xeon by
-#: ``python -m benchmarks.engine_speed`` (benchmarks/results/engine_speed_cpu.md). Entries whose
-#: backend is not registered, not available, or lacks the precision are skipped. ORT INT8 (QDQ) is
-#: left out: it measured slower than ORT FP32 here.
+#: preference order for ``auto``: GPU first, then the CPU order measured on this project's 2-core
+#: AVX-512 (VNNI, BF16) machine by ``python -m benchmarks.engine_speed``
+#: (benchmarks/results/engine_speed_cpu.md): at 32x32 batch 64 / batch 1 and 256x256, OpenVINO INT8
+#: > ORT INT8 > OpenVINO BF16 > ORT FP32 >= OpenVINO FP32 > eager. Entries whose backend is not
+#: registered, not available, or lacks the precision are skipped.
 AUTO_ORDER: tuple[tuple[str, str], ...] = (
     ("tensorrt", "int8"),
     ("tensorrt", "fp16"),
@@ -43,9 +44,10 @@ AUTO_ORDER: tuple[tuple[str, str], ...] = (
     ("onnxruntime-cuda", "fp32"),
     ("torch-cuda", "fp32"),
     ("openvino", "int8"),
+    ("onnxruntime", "int8"),
     ("openvino", "bf16"),
-    ("openvino", "fp32"),
     ("onnxruntime", "fp32"),
+    ("openvino", "fp32"),
     ("torch", "fp32"),
 )
 

@@ -92,5 +92,5 @@ def test_guard_verdict_is_cached_with_the_artifact(onnx_path, shared_cache, monk
 def test_auto_skips_unavailable_backends(onnx_path, shared_cache, monkeypatch):
     monkeypatch.setattr(OpenVinoBackend, "available", classmethod(lambda cls: "openvino is not installed (test)"))
     with Engine.load(onnx_path, cache_dir=shared_cache) as eng:
-        assert eng.backend == "onnxruntime" and eng.precision == "fp32"
+        assert (eng.backend, eng.precision) == ("onnxruntime", "int8") and eng.guard_result.passed
         assert ("openvino", "int8", "unavailable: openvino is not installed (test)") in eng.selection
