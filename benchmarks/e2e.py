@@ -32,7 +32,8 @@ def images_command_help() -> str | None:
     """``colorize images --help`` text, or None when the command is not in this checkout."""
     if importlib.util.find_spec(COMMAND_MODULE) is None:
         return None
-    r = subprocess.run([sys.executable, "-m", "engine", "images", "--help"], capture_output=True, text=True, timeout=120)
+    cmd = [sys.executable, "-m", "engine", "images", "--help"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     return r.stdout if r.returncode == 0 else None
 
 

@@ -157,5 +157,6 @@ def machine_summary(machine: dict) -> str:
     parts.append("GPU: " + (", ".join(machine["gpus"]) if machine.get("gpus") else "none"))
     if machine.get("load_avg_start") is not None:
         end = machine.get("load_avg_end")
-        parts.append(f"load average {machine['load_avg_start']} at start" + (f", {end} at end" if end is not None else ""))
+        at_end = f", {end} at end" if end is not None else ""
+        parts.append(f"load average {machine['load_avg_start']} at start{at_end}")
     return "; ".join(parts)

@@ -39,9 +39,10 @@ def results_table(report: dict) -> str:
         lat, vs = r["latency_ms"], r["vs_baseline"] or {}
         share = f"{100 * r['peak_share']:.0f}% {r['peak']}" if r.get("peak_share") is not None else "–"
         name = f"**{r['backend']}**" if r["baseline"] else r["backend"]
+        prec = r["precision"] + (" †" if (r["backend"], r["precision"]) in failed_guard else "")
         first = None if r["first_call_s"] is None else 1e3 * r["first_call_s"]
         lines.append(
-            f"| {name} | {r['precision']}{' †' if (r['backend'], r['precision']) in failed_guard else ''} | {r['batch']} | {r['height']}×{r['width']} | {_f(lat['p50'])} "
+            f"| {name} | {prec} | {r['batch']} | {r['height']}×{r['width']} | {_f(lat['p50'])} "
             f"| {_f(lat['p90'])} | {_f(lat['p99'])} | {_f(r['images_per_s'], '.1f')} | {_f(r['gflops'], '.1f')} "
             f"| {share} | {_f(vs.get('latency'))} | {_f(vs.get('throughput'))} | {_f(first, '.1f')} | {r['n']} |"
         )
@@ -99,13 +100,15 @@ def to_markdown(report: dict, title: str | None = None) -> str:
     pkgs = ", ".join(f"{k} {v}" for k, v in m.get("packages", {}).items())
     parts.append(
         f"Software: Python {m.get('python')}, {pkgs}; torch threads {m.get('torch_threads')}. "
-        f"Timing: {s['warmup']} warm-up call{'s' if s['warmup'] != 1 else ''}, then ≥{s['min_iters']} timed calls per configuration "
+        f"Timing: {s['warmup']} warm-up call{'s' if s['warmup'] != 1 else ''}, "
+        f"then ≥{s['min_iters']} timed calls per configuration "
         f"(~{s['target_seconds']:g} s) in {s['rounds']} round-robin rounds interleaved with the eager "
         "baseline; latency is per call (one batch); img/s = batch / mean latency; "
         "× eager = ratio to **torch fp32** at the same shape (> 1 = faster)."
     )
     parts = ["\n\n".join(p for p in parts if p), results_table(report)]
-    loads = [f"{c['backend']}/{c['precision']} {c['load_s']:.2f} s" for c in report["configs"] if c["load_s"] is not None]
+    loads = [f"{c['backend']}/{c['precision']} {c['load_s']:.2f} s"
+             for c in report["configs"] if c["load_s"] is not None]
     if loads:
         parts.append("Load time (`Engine.load`: weights, export/compile or cached artifact, quality guard): "
                      + ", ".join(loads) + ".")

@@ -109,7 +109,8 @@ def _check_fields(obj: Any, fields: dict[str, tuple], where: str) -> None:
         if isinstance(value, bool) and bool not in types:
             raise ValueError(f"{where}.{name}: expected {'/'.join(t.__name__ for t in types)}, got bool")
         if not isinstance(value, types):
-            raise ValueError(f"{where}.{name}: expected {'/'.join(t.__name__ for t in types)}, got {type(value).__name__}")
+            expected = "/".join(t.__name__ for t in types)
+            raise ValueError(f"{where}.{name}: expected {expected}, got {type(value).__name__}")
     if "status" in fields and obj["status"] not in STATUSES:
         raise ValueError(f"{where}.status: expected one of {STATUSES}, got {obj['status']!r}")
 

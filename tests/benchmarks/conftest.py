@@ -56,9 +56,8 @@ class FakeWorld:
 
     def add(self, name, precisions=("fp32",), duration=None, reason=None, load_error=None, fail_batch=None):
         """``duration(call_index, batch, now, pixels) -> seconds`` (default 1 ms per image)."""
-        self.registry[name] = type(
-            f"Fake_{name}", (), {"name": name, "precisions": tuple(precisions), "available": classmethod(lambda c: reason)}
-        )
+        attrs = {"name": name, "precisions": tuple(precisions), "available": classmethod(lambda c: reason)}
+        self.registry[name] = type(f"Fake_{name}", (), attrs)
         self._spec[name] = {
             "duration": duration or (lambda i, n, t, px: 1e-3 * n),
             "load_error": load_error,

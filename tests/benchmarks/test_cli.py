@@ -11,7 +11,9 @@ def test_bench_is_registered():
     assert args.quick and args.sizes == ((32, 32), (48, 64)) and args.batch_sizes == (1, 4)
 
 
-@pytest.mark.parametrize("bad", [["--sizes", "0"], ["--sizes", "axb"], ["--batch-sizes", "1,x"], ["--batch-sizes", "0"]])
+@pytest.mark.parametrize(
+    "bad", [["--sizes", "0"], ["--sizes", "axb"], ["--batch-sizes", "1,x"], ["--batch-sizes", "0"]]
+)
 def test_bad_arguments_exit_2(bad, capsys):
     with pytest.raises(SystemExit) as e:
         main(["bench", *bad])

@@ -94,7 +94,9 @@ def test_later_shapes_are_skipped_from_measured_times(world):
     assert rows[("slow", 8, 8)]["reason"] == "estimated 4.0 s/call (from its batch 1 8x8 timing) > max_call_seconds=3"
     assert rows[("slow", 1, 16)]["status"] == "ok"  # 4x the GFLOP of 8x8: estimated 2 s
     assert rows[("slow", 8, 16)]["status"] == "skipped"
-    assert rows[("slow", 1, 32)]["reason"] == "estimated 8.0 s/call (from its batch 1 16x16 timing) > max_call_seconds=3"
+    assert rows[("slow", 1, 32)]["reason"] == (
+        "estimated 8.0 s/call (from its batch 1 16x16 timing) > max_call_seconds=3"
+    )
     assert all(rows[("torch", b, s)]["status"] == "ok" for b in (1, 8) for s in (8, 16, 32))
     assert rows[("torch", 8, 32)]["vs_baseline"] == {"latency": 1.0, "throughput": 1.0}
 
