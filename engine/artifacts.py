@@ -76,8 +76,25 @@ def source_onnx(ref: ModelRef, cache: ArtifactCache | None = None) -> Path:
     return cache.get_or_build(key, build).path("model.onnx")
 
 
+def shipped_int8(ref: ModelRef, src: Path) -> Path | None:
+    """``<model>.int8.onnx`` next to the model's ONNX (``colorize export --int8``), when it was
+    quantized from the same weights; lets machines without CIFAR-10 run INT8."""
+    candidate = src.with_name(src.stem + ".int8.onnx")
+    if not candidate.is_file():
+        return None
+    from engine.onnx_metadata import read_onnx_metadata, read_props
+
+    try:
+        same = read_onnx_metadata(candidate).weights_sha256 == read_onnx_metadata(src).weights_sha256
+        quantized = "colorize.quantization" in read_props(candidate)
+    except (ValueError, ImportError):
+        return None
+    return candidate if same and quantized else None
+
+
 def int8_onnx(ref: ModelRef, cache: ArtifactCache | None = None, calibration=None) -> Path:
-    """Path of the static-INT8 QDQ model for ``ref``, quantizing it into the cache when needed.
+    """Path of the static-INT8 QDQ model for ``ref``: a shipped ``.int8.onnx`` of the same weights,
+    else quantized into the cache when needed.
 
     Args:
         calibration: model-normalized L [N,1,H,W]; default ``export.quantize.calibration_l()``
@@ -86,6 +103,8 @@ def int8_onnx(ref: ModelRef, cache: ArtifactCache | None = None, calibration=Non
     ort = require("onnxruntime", "cpu")
     cache = cache or ArtifactCache()
     src = source_onnx(ref, cache)
+    if calibration is None and (shipped := shipped_int8(ref, src)) is not None:
+        return shipped
     from export import quantize
 
     if calibration is None:

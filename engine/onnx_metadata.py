@@ -48,11 +48,12 @@ class OnnxMetadata:
         return props
 
     def write_to(self, proto) -> None:
-        """Set the keys on an ``onnx.ModelProto`` (replacing older colorize keys)."""
-        keep = [p for p in proto.metadata_props if not p.key.startswith(PREFIX)]
+        """Set the keys on an ``onnx.ModelProto`` (replacing those keys, keeping any others)."""
+        props = self.to_props()
+        keep = [p for p in proto.metadata_props if p.key not in props]
         del proto.metadata_props[:]
         proto.metadata_props.extend(keep)
-        for k, v in self.to_props().items():
+        for k, v in props.items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = k, v
 

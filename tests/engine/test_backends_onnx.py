@@ -194,3 +194,42 @@ def test_onnxruntime_cuda_fallback_to_cpu_is_detected(model_files, monkeypatch):
     assert OnnxRuntimeCudaBackend.available() is None
     with pytest.raises(BackendError, match="session got .*CPUExecutionProvider"):
         Engine.load(onnx_path, "onnxruntime-cuda", "fp32", cache_dir=cache)
+
+
+def test_shipped_int8_is_used_without_calibration_data(model_files, tmp_path, monkeypatch):
+    import shutil
+
+    from engine.onnx_metadata import OnnxMetadata, read_props
+    from export import quantize
+
+    _, onnx_path, _ = model_files
+    src = shutil.copy(onnx_path, tmp_path / "m.onnx")
+    quantize.quantize_int8(src, tmp_path / "m.int8.onnx", quantize.calibration_l())
+
+    def no_data(*a, **k):
+        raise FileNotFoundError("CIFAR-10 train split not found (test)")
+
+    monkeypatch.setattr(quantize, "calibration_l", no_data)
+    with Engine.load(tmp_path / "m.onnx", "openvino", "int8", cache_dir=tmp_path / "c") as eng:
+        assert eng._backend.path == tmp_path / "m.int8.onnx"
+    # an .int8.onnx from other weights is ignored (and here, with no data, INT8 cannot be built)
+    proto = onnx_load(tmp_path / "m.int8.onnx")
+    meta = OnnxMetadata.from_props({p.key: p.value for p in proto.metadata_props})
+    meta.weights_sha256 = "0" * 64
+    meta.write_to(proto)
+    onnx_save(proto, tmp_path / "m.int8.onnx")
+    assert "colorize.quantization" in read_props(tmp_path / "m.int8.onnx")
+    with pytest.raises(FileNotFoundError, match="CIFAR-10 train split not found"):
+        Engine.load(tmp_path / "m.onnx", "openvino", "int8", cache_dir=tmp_path / "c2")
+
+
+def onnx_load(path):
+    import onnx
+
+    return onnx.load(str(path))
+
+
+def onnx_save(proto, path):
+    import onnx
+
+    onnx.save(proto, str(path))
