@@ -233,3 +233,18 @@ def onnx_save(proto, path):
     import onnx
 
     onnx.save(proto, str(path))
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_concurrent_calls_from_threads(model_files, backend):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, onnx_path, cache = model_files
+    rng = np.random.default_rng(3)
+    batches = [rng.uniform(-1, 1, (n, 1, 16, 24)).astype(np.float32) for n in (1, 4, 2, 5, 1, 3)]
+    with Engine.load(onnx_path, backend, "fp32", cache_dir=cache) as eng:
+        alone = [eng.run(b) for b in batches]
+        with ThreadPoolExecutor(4) as pool:
+            together = list(pool.map(eng.run, batches))
+    for a, t in zip(alone, together):
+        np.testing.assert_array_equal(a, t)
