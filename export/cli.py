@@ -44,7 +44,11 @@ def main(args: argparse.Namespace) -> int:
     if args.int8:
         from export.quantize import calibration_l, quantize_int8
 
-        quantize_int8(args.output, args.int8, calibration_l())
+        try:
+            quantize_int8(args.output, args.int8, calibration_l())
+        except FileNotFoundError as e:  # no CIFAR-10 train split to calibrate on
+            print(f"colorize export: wrote {args.output}, but not {args.int8}: {e}", file=sys.stderr)
+            return 1
     if args.json:
         print(json.dumps(report.__dict__, indent=2))
     else:
