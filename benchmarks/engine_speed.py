@@ -163,7 +163,8 @@ def to_markdown(report: dict) -> str:
         )
         lines.append(f"| {e['label']} | {e['load_s']:.1f} | {gs} |")
     for key, res in report["results"].items():
-        lines += ["", f"## {key}", "", "| engine | p50 ms | p90 ms | img/s | speedup (thr.) | speedup (lat.) |", "|---|---:|---:|---:|---:|---:|"]
+        lines += ["", f"## {key}", "", "| engine | p50 ms | p90 ms | img/s | speedup (thr.) | speedup (lat.) |"]
+        lines += ["|---|---:|---:|---:|---:|---:|"]
         for label, v in res.items():
             lines.append(
                 f"| {label} | {v['p50_ms']:.2f} | {v['p90_ms']:.2f} | {v['img_per_s']:.1f} | "

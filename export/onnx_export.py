@@ -131,7 +131,8 @@ def _cast_initializers_to_fp16(proto) -> int:
             continue
         half = numpy_helper.from_array(arr.astype(np.float16), init.name + "_fp16")
         keep.append(half)
-        casts.append(helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT, name=init.name + "_cast"))
+        cast = helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT, name=init.name + "_cast")
+        casts.append(cast)
         n += 1
     del graph.initializer[:]
     graph.initializer.extend(keep)

@@ -65,7 +65,8 @@ class OnnxRuntimeBackend(Backend):
         so.inter_op_num_threads = 1
         want = _PROVIDERS[provider]
         if want not in ort.get_available_providers():
-            raise BackendError(f"onnxruntime has no {want} here (available: {', '.join(ort.get_available_providers())})")
+            have = ", ".join(ort.get_available_providers())
+            raise BackendError(f"onnxruntime has no {want} here (available: {have})")
         try:
             self.session = ort.InferenceSession(str(path), so, providers=[want])
         except Exception as e:  # onnxruntime raises its own exception types

@@ -31,7 +31,8 @@ def _tiny_data(monkeypatch):
     from export import quantize
 
     rng = np.random.default_rng(0)
-    monkeypatch.setattr(quantize, "calibration_l", lambda n=16, seed=0: rng.uniform(-1, 1, (16, 1, 32, 32)).astype(np.float32))
+    tiny = rng.uniform(-1, 1, (16, 1, 32, 32)).astype(np.float32)
+    monkeypatch.setattr(quantize, "calibration_l", lambda n=16, seed=0: tiny)
     with np.load(guard.BUNDLED) as z:
         images = z["images"][:16]
     monkeypatch.setattr(guard, "load_guard_data", lambda n=16: GuardData(images, "test-16"))

@@ -69,7 +69,8 @@ def _tiny_data(monkeypatch):
     from export import quantize
 
     rng = np.random.default_rng(0)
-    monkeypatch.setattr(quantize, "calibration_l", lambda n=16, seed=0: rng.uniform(-1, 1, (16, 1, 32, 32)).astype(np.float32))
+    tiny = rng.uniform(-1, 1, (16, 1, 32, 32)).astype(np.float32)
+    monkeypatch.setattr(quantize, "calibration_l", lambda n=16, seed=0: tiny)
     with np.load(guard.BUNDLED) as z:
         images = z["images"][:16]
     monkeypatch.setattr(guard, "load_guard_data", lambda n=16: GuardData(images, "test-16"))
@@ -188,7 +189,7 @@ def test_onnxruntime_cuda_fallback_to_cpu_is_detected(model_files, monkeypatch):
 
     _, onnx_path, cache = model_files
     if "CUDAExecutionProvider" in ort.get_available_providers():
-        pytest.skip("a CUDA provider is installed here; this test simulates its silent fallback on CPU-only onnxruntime")
+        pytest.skip("a CUDA provider is installed; this test simulates its silent fallback on CPU-only onnxruntime")
     assert "CUDAExecutionProvider" in OnnxRuntimeCudaBackend.available()
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     assert OnnxRuntimeCudaBackend.available() is None
