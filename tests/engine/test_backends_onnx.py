@@ -128,7 +128,12 @@ sys.meta_path.insert(0, _Block())
 
 def test_onnx_path_never_imports_torch(model_files):
     """Both ONNX backends, every precision, in a subprocess where importing torch fails."""
+    from engine.artifacts import int8_onnx
+    from engine.cache import ArtifactCache
+    from engine.model_ref import resolve_model
+
     _, onnx_path, cache = model_files
+    int8_onnx(resolve_model(onnx_path), ArtifactCache(cache))  # built here (tiny calibration), reused there
     code = _NO_TORCH + textwrap.dedent(f"""
         import numpy as np
         from engine.engine import Engine
