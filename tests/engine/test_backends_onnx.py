@@ -254,3 +254,26 @@ def test_concurrent_calls_from_threads(model_files, backend):
             together = list(pool.map(eng.run, batches))
     for a, t in zip(alone, together):
         np.testing.assert_array_equal(a, t)
+
+
+def test_onnx_next_to_checkpoint_is_used_only_when_its_weights_match(model_files, tmp_path):
+    import shutil
+
+    from engine.onnx_metadata import OnnxMetadata
+
+    ckpt, onnx_path, _ = model_files
+    json_copy, onnx_copy = tmp_path / ckpt.name, tmp_path / ckpt.with_suffix(".onnx").name
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(ckpt.with_suffix(suffix), tmp_path / ckpt.with_suffix(suffix).name)
+    shutil.copy(onnx_path, onnx_copy)
+    with Engine.load(json_copy, "onnxruntime", "fp32", cache_dir=tmp_path / "c1") as eng:
+        assert eng._backend.path == onnx_copy  # matching sha256: used as shipped, no export
+    proto = onnx_load(onnx_copy)
+    meta = OnnxMetadata.from_props({p.key: p.value for p in proto.metadata_props})
+    meta.weights_sha256 = "f" * 64  # exported from other weights: stale
+    meta.write_to(proto)
+    onnx_save(proto, onnx_copy)
+    with pytest.warns(UserWarning, match="ignoring the stale ONNX"):
+        eng = Engine.load(json_copy, "onnxruntime", "fp32", cache_dir=tmp_path / "c2")
+    assert eng._backend.path.parent.parent == tmp_path / "c2" and eng._backend.path.name == "model.onnx"
+    eng.close()
