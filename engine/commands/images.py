@@ -149,7 +149,7 @@ class _Run:
         self.args = args
         self.progress = progress
         self.report = report
-        self.done: list = []  # report entries, or output paths
+        self.done: list = []  # one engine.report.Entry per output written
         self.errors: list[tuple[str, str]] = []
 
     def error(self, task: Task, reason: str) -> None:
