@@ -73,8 +73,10 @@ def _tables(levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 _LIN8, _FY8, _L8 = _tables(256)
 _LIN16, _FY16, _L16 = _tables(65536)
-# linear value (index / 65535) -> rounded 8-bit sRGB code
+
+
 def _encode_table() -> np.ndarray:
+    """Linear value (index / 65535) -> rounded 8-bit sRGB code."""
     v = np.arange(65536) / 65535.0
     srgb = np.where(v > 0.0031308, 1.055 * np.power(v, 1.0 / 2.4) - 0.055, 12.92 * v)
     return np.round(255.0 * srgb).astype(np.uint8)
@@ -112,6 +114,7 @@ def luminance(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     else:
         lin = _linear(pixels)
         y = lin[..., 0] * _Y_ROW[0] + lin[..., 1] * _Y_ROW[1] + lin[..., 2] * _Y_ROW[2]
+    np.minimum(y, _F32(1), out=y)  # the weights sum to 1 only to float32 rounding
     return y, _f(y)
 
 
