@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
 from engine.model_ref import ModelRef, resolve_model
 from engine.onnx_metadata import FORMAT, OnnxMetadata
@@ -66,28 +68,19 @@ def model_identity(ref: ModelRef) -> str:
         return ref.sha256
     import hashlib
 
-    import torch
-
     s = json.dumps({"random_init": ref.arch, "kwargs": ref.arch_kwargs, "seed": 0, "torch": torch.__version__})
     return "random-init-" + hashlib.sha256(s.encode()).hexdigest()
 
 
-class _Padded:
-    """Wrap ``forward_padded`` as the module's forward, for tracing."""
+class PaddedForward(nn.Module):
+    """``model.forward_padded`` as a module's forward: what is traced and parity-checked."""
 
-    @staticmethod
-    def wrap(model):
-        from torch import nn
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.m = model
 
-        class PaddedForward(nn.Module):
-            def __init__(self, m):
-                super().__init__()
-                self.m = m
-
-            def forward(self, l):
-                return self.m.forward_padded(l)
-
-        return PaddedForward(model).eval()
+    def forward(self, l: torch.Tensor) -> torch.Tensor:
+        return self.m.forward_padded(l)
 
 
 def _inline_identity_initializers(proto) -> int:
@@ -143,8 +136,6 @@ def _cast_initializers_to_fp16(proto) -> int:
 
 
 def _round_params_fp16(model) -> None:
-    import torch
-
     with torch.no_grad():
         for p in list(model.parameters()) + list(model.buffers()):
             if p.is_floating_point() and p.numel() >= 16:
@@ -168,7 +159,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
 def check_parity(onnx_bytes: bytes, eager, sizes, stride: int, seed: int = 0) -> float:
     """max |ONNX Runtime - eager| over random L batches of ``sizes`` (N, h, w in stride units)."""
     import onnxruntime as ort
-    import torch
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
@@ -209,7 +199,6 @@ def export_onnx(
         ValueError: bad arguments.
     """
     import onnx
-    import torch
 
     from export.fold_bn import count_batchnorms, fold_bn
 
@@ -238,7 +227,7 @@ def export_onnx(
         tmp_path = Path(tmp) / "model.onnx"
         x = torch.zeros(1, 1, 2 * stride, 2 * stride)
         torch.onnx.export(
-            _Padded.wrap(folded),
+            PaddedForward(folded).eval(),
             (x,),
             str(tmp_path),
             dynamo=False,
@@ -269,10 +258,10 @@ def export_onnx(
         raise ExportError(f"onnx.checker rejected the export: {e}") from None
     blob = proto.SerializeToString()
 
-    max_abs = check_parity(blob, _Padded.wrap(folded_ref), sizes, stride)
+    max_abs = check_parity(blob, PaddedForward(folded_ref).eval(), sizes, stride)
     if max_abs > atol:
         raise ExportError(f"parity failed: max |delta ab| = {max_abs:.3g} > {atol:g} (ONNX Runtime vs eager FP32)")
-    vs_unrounded = check_parity(blob, _Padded.wrap(eager), sizes, stride) if weights == "fp16" else max_abs
+    vs_unrounded = check_parity(blob, PaddedForward(eager).eval(), sizes, stride) if weights == "fp16" else max_abs
     out = Path(out)
     _atomic_write(out, blob)
     return ExportReport(
