@@ -3,8 +3,8 @@
     colorize bench                         # full run: batches 1,8,64; sizes 32, 256
     colorize bench --quick                 # smoke run, under a minute
     colorize bench --backends torch,onnxruntime --precisions fp32,int8 --batch-sizes 1,16 --sizes 64,128x96
-    colorize bench --out benchmarks/results --readme README.md   # JSON + Markdown + PNGs + README table
-    colorize bench --from-json benchmarks/results/bench.json --readme README.md   # re-render only
+    colorize bench --out benchmarks/results/bench --readme README.md   # JSON + Markdown + PNGs + README table
+    colorize bench --from-json benchmarks/results/bench/bench.json --readme README.md   # re-render only
 
 Prints the Markdown report on stdout, progress on stderr. Exit codes: 0 every
 selected configuration ran or was skipped as unavailable, 1 some failed, 2
