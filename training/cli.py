@@ -46,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     z = sub.add_parser("colorize", help="colorizer: ab from L")
     _common(z, ColorizeConfig())
     z.add_argument("--encoder-init", default=None, help="classifier checkpoint (.json) to initialise the encoder")
+    z.add_argument("--init", default=None, help="colorizer checkpoint (.json) to fine-tune from")
     z.add_argument("--loss", choices=("l1", "l2", "huber"), default=ColorizeConfig.loss)
     z.add_argument("--rebalance", type=float, default=ColorizeConfig.rebalance,
                    help="class-rebalancing lambda over ab bins (0 = off)")

@@ -77,6 +77,15 @@ class ColorizeTask:
                 raise ValueError(f"--encoder-init: {cfg.arch} has no ResNet encoder")
             self.init = {"encoder": adapt_classifier_to_encoder(self.model.encoder, cfg.encoder_init, norm)}
         zero_init_head(self.model)
+        if cfg.init:
+            from models.checkpoint import load_checkpoint
+
+            start, meta = load_checkpoint(cfg.init)
+            if meta["arch"] != cfg.arch:
+                raise ValueError(f"--init {cfg.init}: a {meta['arch']} checkpoint, but --arch is {cfg.arch}")
+            self.model.load_state_dict(start.state_dict())
+            self.init = {"from": str(cfg.init), "from_metrics": meta.get("metrics", {}),
+                         "from_training": meta.get("training", {})}
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model = self.model.to(memory_format=self.memory_format)
         self.loss_fn = ColorLoss(cfg.loss, weights, ab_scale=norm.ab_scale)

@@ -41,14 +41,15 @@ def colorize_uint8(model: nn.Module, rgb: Tensor, norm: Normalization = DEFAULT_
 
 @torch.no_grad()
 def classify_uint8(classifier: nn.Module, rgb: Tensor, mean: list[float], std: list[float],
-                   batch_size: int = 500) -> Tensor:
+                   batch_size: int = 500, bf16: bool = False) -> Tensor:
     """Predicted labels of uint8 RGB [N, H, W, 3] images (inputs normalized by mean/std)."""
     classifier.eval()
     m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
     preds = []
     for i in range(0, len(rgb), batch_size):
         x = (rgb[i : i + batch_size].permute(0, 3, 1, 2).float() / 255.0 - m) / s
-        preds.append(classifier(x).argmax(1))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            preds.append(classifier(x).float().argmax(1))
     return torch.cat(preds)
 
 
@@ -90,7 +91,7 @@ def evaluate_colorizer(
     if classifier is not None and labels is not None:
         mean, std = classifier_input or ([0.0] * 3, [1.0] * 3)
         y = torch.from_numpy(np.asarray(labels))
-        acc = {name: 100.0 * float((classify_uint8(classifier, x, mean, std, 2 * batch_size) == y).double().mean())
+        acc = {name: 100.0 * float((classify_uint8(classifier, x, mean, std, 2 * batch_size, bf16) == y).double().mean())
                for name, x in (("truth", truth), ("gray", gray), ("model", out))}
         res["truth"]["accuracy"] = acc["truth"]
         res["gray"]["accuracy"] = acc["gray"]

@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"classifier checkpoint for the semantic check, 'none' to skip "
                              f"(default: {DEFAULT_CLASSIFIER.relative_to(DEFAULT_CLASSIFIER.parents[3])} if present)")
     parser.add_argument("--batch-size", type=int, default=250)
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast for the colorizer (default fp32)")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast for the colorizer and classifier (default fp32)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--out", default=None, help="also write the JSON results to this file")

@@ -77,6 +77,22 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
 
 
+def _respan_one_cycle(scheduler: Any, total_steps: int, pct_start: float) -> None:
+    """Resuming with another length (``--epochs`` / ``--limit-train`` changed, to fit a time
+    budget): stretch or shrink the rest of a one-cycle schedule to end at the new total.
+    The phase boundaries are OneCycleLR's own (``_schedule_phases``; torch 2.x)."""
+    old = getattr(scheduler, "total_steps", None)
+    phases = getattr(scheduler, "_schedule_phases", None)
+    if old is None or old == total_steps or not phases:
+        return
+    if total_steps <= scheduler.last_epoch:
+        raise ValueError(f"cannot resume at step {scheduler.last_epoch} into a schedule of {total_steps} steps")
+    scheduler.total_steps = total_steps
+    phases[0]["end_step"] = float(pct_start * total_steps) - 1
+    phases[-1]["end_step"] = total_steps - 1
+    print(f"schedule re-spanned from {old} to {total_steps} steps", file=sys.stderr)
+
+
 def fit(cfg: TrainConfig, task: Task, images: np.ndarray, labels: np.ndarray, *, resume: bool = False) -> dict:
     """Train ``task.model`` on uint8 [N, H, W, 3] ``images``; returns the last epoch record.
 
@@ -105,6 +121,7 @@ def fit(cfg: TrainConfig, task: Task, images: np.ndarray, labels: np.ndarray, *,
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         epoch, step_in_epoch, global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
+        _respan_one_cycle(scheduler, max(total_steps, 20), cfg.pct_start)
         print(f"resumed {state_path}: epoch {epoch}, step {global_step}", file=sys.stderr)
     elif metrics_path.exists():
         metrics_path.unlink()  # a fresh run: stale records from an earlier aborted start

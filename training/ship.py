@@ -36,6 +36,8 @@ def ship(src: str, dest: str, metrics: dict | None = None, name: str | None = No
         normalization=normalization_of(meta) if meta.get("kind") == "colorizer" else None,
         data=meta.get("data"), metrics=metrics or {}, dtype=torch.float16, extra=extra,
     )
+    for f in checkpoint_paths(json_path):
+        os.chmod(f, 0o644)  # repository files, not private temp files
     size = checkpoint_paths(json_path)[1].stat().st_size
     if size > MAX_BYTES:
         raise ValueError(f"{dest}: weights are {size / 2**20:.1f} MiB, over the 32 MiB limit")
@@ -52,6 +54,7 @@ def update_metrics(dest: str, metrics: dict) -> Path:
     tmp = json_path.with_name(f".{json_path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, json_path)
+    os.chmod(json_path, 0o644)
     return json_path
 
 

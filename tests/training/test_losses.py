@@ -37,3 +37,22 @@ def test_color_loss(kind):
     assert ColorLoss(kind, weights)(t + 0.1, t).item() == pytest.approx(2 * loss(t + 0.1, t).item(), rel=1e-5)
     with pytest.raises(ValueError, match="loss"):
         ColorLoss("ce")
+
+
+def test_respan_one_cycle_shrinks_the_rest_of_the_schedule():
+    from training.loop import _respan_one_cycle
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=100, pct_start=0.25)
+    for _ in range(30):
+        opt.step()
+        sched.step()
+    _respan_one_cycle(sched, 50, 0.25)
+    assert sched.total_steps == 50
+    for _ in range(19):
+        opt.step()
+        sched.step()
+    assert sched.get_last_lr()[0] == pytest.approx(0.1 / 25 / 1e4, rel=1e-3)  # annealed to min_lr at step 49
+    with pytest.raises(ValueError, match="cannot resume"):
+        _respan_one_cycle(sched, 40, 0.25)

@@ -79,6 +79,12 @@ def test_colorize_encoder_init_and_evaluate(classifier_run, tiny_cifar, tmp_path
     records = [r for r in read_jsonl(out / "metrics.jsonl") if r["kind"] == "epoch"]
     assert len(records) == 2 and "val_psnr" in records[-1] and "val_psnr_gray" in records[-1]
 
+    # fine-tune from the colorizer (--init): starts from its weights, records where it came from
+    ft = tmp_path / "ft"
+    assert cli(["train", "colorize", "--data", str(tiny_cifar), "--out", str(ft), "--init", str(out / "model.json"),
+                "--max-steps", "1", "--rebalance", "0", *COMMON]) == 0
+    assert read_metadata(ft / "model.json")["training"]["init"]["from"] == str(out / "model.json")
+
     capsys.readouterr()
     grid = tmp_path / "grid.png"
     res_path = tmp_path / "eval.json"

@@ -1,0 +1,62 @@
+"""The shipped CIFAR-10 colorizer and classifier: load by name, sha256 checked, size, metadata,
+and (opt-in, full data) a quality check against the gray baseline."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from engine.model_ref import WEIGHTS_DIR, resolve_model
+from models.checkpoint import CheckpointError, checkpoint_paths, load_checkpoint
+
+CLASSIFIER = WEIGHTS_DIR / "classifiers" / "resnet18-cifar10.json"
+MAX_BYTES = 32 * 1024 * 1024
+
+
+def test_shipped_colorizer_loads_by_name():
+    ref = resolve_model("resnet18-unet")
+    assert ref.checkpoint is not None and not ref.random_init, "models/weights/resnet18-unet.json is not shipped"
+    model, meta = load_checkpoint(ref.checkpoint)
+    assert meta["arch"] == "resnet18-unet" and meta["arch_kwargs"].get("stem", "cifar") == "cifar"
+    assert meta["weights"]["dtype"] == "float16" and meta["normalization"]["ab_scale"] == 110.0
+    assert meta["training"]["command"].startswith("colorize train colorize")
+    assert "psnr" in meta["metrics"]["model"] and "psnr" in meta["metrics"]["gray"]
+    assert checkpoint_paths(ref.checkpoint)[1].stat().st_size <= MAX_BYTES
+    l = torch.linspace(-1, 1, 2 * 32 * 32).view(2, 1, 32, 32)
+    with torch.no_grad():
+        ab = model(l)
+    assert ab.shape == (2, 2, 32, 32) and torch.isfinite(ab).all() and ab.abs().max() > 0
+
+
+def test_shipped_classifier_loads():
+    assert CLASSIFIER.is_file(), f"{CLASSIFIER} is not shipped"
+    model, meta = load_checkpoint(CLASSIFIER)
+    assert meta["kind"] == "classifier" and meta["arch_kwargs"] == {"num_classes": 10, "stem": "cifar", "in_chans": 3}
+    assert len(meta["data"]["classes"]) == 10 and len(meta["data"]["input_std"]) == 3
+    assert checkpoint_paths(CLASSIFIER)[1].stat().st_size <= MAX_BYTES
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_tampered_weights_are_refused(tmp_path):
+    json_path, st_path = checkpoint_paths(resolve_model("resnet18-unet").checkpoint)
+    shutil.copy(json_path, tmp_path / json_path.name)
+    blob = bytearray(st_path.read_bytes())
+    blob[-1] ^= 0xFF
+    (tmp_path / st_path.name).write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_checkpoint(tmp_path / json_path.name)
+
+
+@pytest.mark.data
+def test_shipped_colorizer_beats_gray_on_test_subset():
+    from training.cifar import load_cifar10
+    from training.classify import subset
+    from training.evaluate import evaluate_colorizer
+
+    model, meta = load_checkpoint(resolve_model("resnet18-unet").checkpoint)
+    images, labels = subset(*load_cifar10("test"), 500)
+    res = evaluate_colorizer(model, images, labels)
+    assert res["model"]["psnr"] > res["gray"]["psnr"] + 0.3
+    assert res["model"]["colorfulness_ratio"] > res["gray"]["colorfulness_ratio"] + 0.2
+    assert np.isfinite(res["model"]["ssim"])
