@@ -48,6 +48,7 @@ def plot_throughput(report: dict, path: str | os.PathLike) -> Path:
     ok = [r for r in report["results"] if r["status"] == "ok"]
     sizes = sorted({(r["height"], r["width"]) for r in ok}, key=lambda s: s[0] * s[1]) or [(0, 0)]
     fig, axes = plt.subplots(1, len(sizes), figsize=(5.5 * len(sizes), 4), squeeze=False)
+    colors = {label: f"C{i % 10}" for i, label in enumerate(sorted({_label(r) for r in ok}))}  # same in every panel
     for ax, (h, w) in zip(axes[0], sizes):
         series: dict[str, list[tuple[int, float]]] = {}
         for r in ok:
@@ -55,7 +56,7 @@ def plot_throughput(report: dict, path: str | os.PathLike) -> Path:
                 series.setdefault(_label(r), []).append((r["batch"], r["images_per_s"]))
         for label, pts in sorted(series.items()):
             pts.sort()
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label,
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label, color=colors[label],
                     linestyle="--" if "baseline" in label else "-")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
@@ -67,9 +68,12 @@ def plot_throughput(report: dict, path: str | os.PathLike) -> Path:
         ax.set_ylabel("images / s")
         ax.set_title(f"{h}×{w}" if h else "no results")
         ax.grid(True, which="both", alpha=0.3)
-        if series:
-            ax.legend(fontsize=7)
+    if colors:  # one legend for all panels, outside them: it never hides a point
+        handles = [plt.Line2D([], [], color=c, marker="o", linestyle="--" if "baseline" in lb else "-")
+                   for lb, c in colors.items()]
+        axes[0][-1].legend(handles, list(colors), fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle(f"{report['model']['name']}: throughput ({report['machine'].get('cpu', '')})", fontsize=10)
+    fig.tight_layout()
     try:
         return _save(fig, Path(path))
     finally:
@@ -96,7 +100,6 @@ def plot_latency(report: dict, path: str | os.PathLike) -> Path:
                 ax.boxplot(data, vert=False, whis=(5, 95), flierprops={"markersize": 2})
             ax.set_yticks(range(1, len(sel) + 1), [_label(r) for r in sel], fontsize=7)
         ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(plt.NullFormatter())
         ax.set_xlabel("latency per call, ms")
         ax.set_title(f"batch {b}, {h}×{w}" if b else "no results", fontsize=9)
         ax.grid(True, axis="x", which="both", alpha=0.3)
