@@ -99,7 +99,14 @@ def plot_latency(report: dict, path: str | os.PathLike) -> Path:
             except TypeError:
                 ax.boxplot(data, vert=False, whis=(5, 95), flierprops={"markersize": 2})
             ax.set_yticks(range(1, len(sel) + 1), [_label(r) for r in sel], fontsize=7)
-        ax.set_xscale("log")
+            lo, hi = min(min(d) for d in data), max(max(d) for d in data)
+            if hi >= 3 * max(lo, 1e-9):  # log axis with plain 1-2-5 labels; a narrow range stays linear
+                from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+                ax.set_xscale("log")
+                ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+                ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("latency per call, ms")
         ax.set_title(f"batch {b}, {h}×{w}" if b else "no results", fontsize=9)
         ax.grid(True, axis="x", which="both", alpha=0.3)
