@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from engine.fsutil import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -173,13 +174,6 @@ def to_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="resnet18-unet")
@@ -216,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         if "engine" in e:
             e["engine"].close()
     out = Path(args.out)
-    _atomic_write(out.with_suffix(".json"), json.dumps(report, indent=2) + "\n")
-    _atomic_write(out.with_suffix(".md"), to_markdown(report))
+    atomic_write_text(out.with_suffix(".json"), json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out.with_suffix(".md"), to_markdown(report))
     print(f"wrote {out.with_suffix('.md')} and .json")
     return 0
 

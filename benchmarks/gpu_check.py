@@ -34,6 +34,8 @@ import traceback
 import warnings
 from pathlib import Path
 
+from engine.fsutil import atomic_write_text
+
 SHAPES = ((1, 32, 32), (64, 32, 32), (256, 32, 32), (1, 256, 256), (8, 256, 256))
 VARIANTS = ("eager-fp32", "eager-fp16-cl", "torch-cuda", "torch-cuda+triton", "torch.compile")
 TARGETS = {  # (variant, shape) -> minimum speedup over eager-fp32
@@ -167,7 +169,7 @@ def run(model_name: str, budget_s: float, out_dir: Path) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def save_partial() -> None:  # so a run cut short still leaves its rows behind
-        _atomic_write(out_dir / "gpu_check.json", json.dumps(result | {"partial": True}, indent=2, default=str))
+        atomic_write_text(out_dir / "gpu_check.json", json.dumps(result | {"partial": True}, indent=2, default=str))
 
     def measure(variant, fn, shape, note=""):
         n, h, w = shape
@@ -243,17 +245,11 @@ def run(model_name: str, budget_s: float, out_dir: Path) -> int:
     for be in backends.values():
         be.close()
 
-    _atomic_write(out_dir / "gpu_check.json", json.dumps(result | {"partial": False}, indent=2, default=str))
+    atomic_write_text(out_dir / "gpu_check.json", json.dumps(result | {"partial": False}, indent=2, default=str))
     table = markdown(result)
-    _atomic_write(out_dir / "gpu_check.md", table)
+    atomic_write_text(out_dir / "gpu_check.md", table)
     print(table)
     return 0 if result["all_parity_ok"] and not result["errors"] else 1
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:

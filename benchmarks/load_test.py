@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.fsutil import atomic_write_text
+
 REPO = Path(__file__).resolve().parent.parent
 PHOTOS = REPO.parent / "shared" / "data" / "photos" / "BSDS500" / "val"
 RSS_TOLERANCE = 0.10  # "steady": every sample in the measured window within 10 % of the window's first sample
@@ -181,18 +183,6 @@ def cpu_model() -> str:
     return "unknown CPU"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def report(args, cmd, ready, source, base, load, batches, rss, exit_code, ratio) -> str:
     mib = lambda b: f"{b / 2**20:.0f} MiB"  # noqa: E731
     err = lambda s: ", ".join(f"{k}: {v}" for k, v in s["errors"].items()) or "none"  # noqa: E731
@@ -334,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio = load["throughput"] / base["throughput"] if base["throughput"] else float("nan")
     text = report(args, cmd, ready, source, base, load, batches, rss_steadiness(rss), exit_code, ratio)
     out = args.out or REPO / "benchmarks" / "results" / "serve_load_cpu.md"
-    write_atomic(out, text)
+    atomic_write_text(out, text)
     print(text)
     print(f"wrote {out}; server log {log.name}", file=sys.stderr)
     return 0 if not load["errors"] else 1

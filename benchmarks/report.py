@@ -26,9 +26,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from engine.fsutil import atomic_write_text
 
 SCHEMA = "colorize-bench/1"
 STATUSES = ("ok", "skipped", "error")
@@ -160,18 +161,7 @@ def write_json(report: dict, path: str | os.PathLike) -> Path:
     """Validate and write ``report`` atomically (temp file + rename); inf/nan are written as null."""
     report = _finite(report)
     validate_report(report)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(report, f, indent=1, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, json.dumps(report, indent=1, allow_nan=False) + "\n")
 
 
 def load_json(path: str | os.PathLike) -> dict:
@@ -193,14 +183,4 @@ def load_json(path: str | os.PathLike) -> dict:
 
 def write_text(text: str, path: str | os.PathLike) -> Path:
     """Write ``text`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, text)

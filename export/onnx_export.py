@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.fsutil import atomic_write_bytes
 from engine.model_ref import ModelRef, resolve_model
 from engine.onnx_metadata import FORMAT, OnnxMetadata
 
@@ -142,20 +143,6 @@ def _round_params_fp16(model) -> None:
                 p.copy_(p.half().float())
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; an exported model is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def check_parity(onnx_bytes: bytes, eager, sizes, stride: int, seed: int = 0) -> float:
     """max |ONNX Runtime - eager| over random L batches of ``sizes`` (N, h, w in stride units)."""
     import onnxruntime as ort
@@ -263,7 +250,7 @@ def export_onnx(
         raise ExportError(f"parity failed: max |delta ab| = {max_abs:.3g} > {atol:g} (ONNX Runtime vs eager FP32)")
     vs_unrounded = check_parity(blob, PaddedForward(eager).eval(), sizes, stride) if weights == "fp16" else max_abs
     out = Path(out)
-    _atomic_write(out, blob)
+    atomic_write_bytes(out, blob)
     return ExportReport(
         path=str(out),
         opset=opset,

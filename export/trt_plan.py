@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.fsutil import atomic_write_bytes, sha256_file  # noqa: F401  (re-exported)
 from export.trt_profile import Profile
 
 #: bump when the build recipe changes so cached plans are rebuilt
@@ -153,26 +154,3 @@ def default_timing_cache(tensorrt_version: str, compute_capability: str) -> Path
     return cache_dir() / "tensorrt" / f"timing-trt{tensorrt_version}-sm{cc}.cache"
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

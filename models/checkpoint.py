@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import torch
 from torch import nn
 
 from engine.color import DEFAULT_NORMALIZATION, Normalization
+from engine.fsutil import atomic_write_bytes, sha256_file  # noqa: F401  (sha256_file re-exported)
 from models._registry import create_model, model_kind
 
 FORMAT = "colorize-checkpoint/1"
@@ -39,14 +39,6 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, malformed or does not match its recorded sha256."""
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     """(json_path, safetensors_path) for ``path`` given as the .json, the
     .safetensors or the common stem."""
@@ -54,18 +46,6 @@ def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     if p.suffix in (".json", ".safetensors"):
         p = p.with_suffix("")
     return p.with_name(p.name + ".json"), p.with_name(p.name + ".safetensors")
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def save_checkpoint(
@@ -95,7 +75,7 @@ def save_checkpoint(
             v = v.to(dtype)
         state[k] = v.contiguous()
     blob = save(state, metadata={"format": FORMAT, "arch": arch})
-    _atomic_write_bytes(st_path, blob)
+    atomic_write_bytes(st_path, blob)
     kind = model_kind(arch)
     meta = {
         "format": FORMAT,
@@ -113,7 +93,7 @@ def save_checkpoint(
     }
     if extra:
         meta.update(extra)
-    _atomic_write_bytes(json_path, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_bytes(json_path, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
     return json_path
 
 
