@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.machine import cpu_model
 from engine.fsutil import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -43,16 +44,6 @@ CANDIDATES: list[tuple[str, str, str, dict]] = [
 # (batch, H, W, rounds, iters per round, warm-up calls)
 SHAPES = [(64, 32, 32, 5, 3, 3), (1, 32, 32, 5, 20, 3), (4, 256, 256, 2, 1, 1), (1, 256, 256, 3, 2, 1)]
 QUICK_SHAPES = [(64, 32, 32, 3, 2, 2), (1, 32, 32, 3, 10, 2)]
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _versions() -> dict:
@@ -202,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m benchmarks.engine_speed" + (" --quick" if args.quick else ""),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "conditions": args.conditions,
-        "machine": {"cpu": _cpu_name(), "cores": cpu_cores(), "versions": _versions()},
+        "machine": {"cpu": cpu_model(), "cores": cpu_cores(), "versions": _versions()},
         "engines": [{k: v for k, v in e.items() if k != "engine"} for e in engines],
         "results": results,
     }

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.machine import cpu_model
 from engine.fsutil import atomic_write_text
 
 REPO = Path(__file__).resolve().parent.parent
@@ -171,16 +172,6 @@ def rss_steadiness(samples: list[tuple[float, int]], slices: int = 6) -> dict:
     steady = all(abs(p - peaks[0]) <= RSS_TOLERANCE * peaks[0] for p in peaks)
     return {"first": values[0], "min": min(values), "max": max(values), "end": values[-1], "n": len(values),
             "slice_peaks": peaks, "steady": steady}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def report(args, cmd, ready, source, base, load, batches, rss, exit_code, ratio) -> str:

@@ -57,6 +57,11 @@ def _cpuinfo(path: str = "/proc/cpuinfo") -> tuple[str, set[str], int | None]:
     return model or platform.machine(), flags, len(cores) or None
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or the platform's best guess."""
+    return _cpuinfo()[0]
+
+
 def _mem_gib() -> float | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
