@@ -20,3 +20,30 @@ def pytest_collection_modifyitems(config, items):
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own artifact cache so tests never share state."""
     monkeypatch.setenv("COLORIZE_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def make_bn_checkpoint():
+    """Factory: ``make(path, dtype=None) -> (checkpoint json path, eval model)`` for a resnet18-unet whose BN
+    statistics are randomized (so BN folding matters)."""
+
+    def make(path, dtype=None):
+        import torch
+
+        from models import create_model
+        from models.checkpoint import save_checkpoint
+
+        torch.manual_seed(0)
+        model = create_model("resnet18-unet")
+        g = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.running_mean.normal_(0, 0.1, generator=g)
+                    m.running_var.uniform_(0.5, 1.5, generator=g)
+                    m.weight.uniform_(0.8, 1.2, generator=g)
+                    m.bias.normal_(0, 0.1, generator=g)
+        model.eval()
+        return save_checkpoint(model, path, arch="resnet18-unet", dtype=dtype), model
+
+    return make

@@ -32,32 +32,15 @@ CASES = [
 ]
 
 
-def _checkpoint(path):
-    import torch
-
-    from models import create_model
-    from models.checkpoint import save_checkpoint
-
-    torch.manual_seed(0)
-    model = create_model("resnet18-unet")
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.1, generator=g)
-                m.running_var.uniform_(0.5, 1.5, generator=g)
-                m.weight.uniform_(0.8, 1.2, generator=g)
-                m.bias.normal_(0, 0.1, generator=g)
-    return save_checkpoint(model.eval(), path, arch="resnet18-unet", dtype=torch.float16)
-
-
 @pytest.fixture(scope="module")
-def model_files(tmp_path_factory):
+def model_files(tmp_path_factory, make_bn_checkpoint):
     """A checkpoint, its exported ONNX (fp16 weights, as shipped), and a shared artifact cache."""
     from export.onnx_export import export_onnx
 
     d = tmp_path_factory.mktemp("backends")
-    ckpt = _checkpoint(d / "bn")
+    import torch
+
+    ckpt, _ = make_bn_checkpoint(d / "bn", torch.float16)
     export_onnx(ckpt, d / "model.onnx")  # not next to the checkpoint: loading the checkpoint must export
     return ckpt, d / "model.onnx", d / "cache"
 

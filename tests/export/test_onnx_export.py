@@ -12,29 +12,12 @@ from engine.model_ref import resolve_model
 from engine.onnx_metadata import read_onnx_metadata
 from export import onnx_export
 from export.onnx_export import PARITY_ATOL, ExportError, export_onnx
-from models import create_model
-from models.checkpoint import save_checkpoint
-
-
-def _checkpoint(path, dtype=None):
-    """A resnet18-unet checkpoint with randomized BN statistics (so folding matters)."""
-    torch.manual_seed(0)
-    model = create_model("resnet18-unet")
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.1, generator=g)
-                m.running_var.uniform_(0.5, 1.5, generator=g)
-                m.weight.uniform_(0.8, 1.2, generator=g)
-                m.bias.normal_(0, 0.1, generator=g)
-    return save_checkpoint(model.eval(), path, arch="resnet18-unet", dtype=dtype), model.eval()
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, make_bn_checkpoint):
     d = tmp_path_factory.mktemp("export")
-    ckpt, model = _checkpoint(d / "bn")
+    ckpt, model = make_bn_checkpoint(d / "bn")
     report = export_onnx(ckpt, d / "bn.onnx")
     return report, ckpt, model, d / "bn.onnx"
 
