@@ -5,7 +5,8 @@
 
 ``--weights auto`` stores fp16 initializers (+ Cast) when the checkpoint itself stores fp16 weights,
 which halves the file; compute stays FP32. ``--int8 PATH`` also writes the static-INT8 QDQ model
-calibrated on CIFAR-10 train images.
+calibrated on CIFAR-10 train images (or, for a model fine-tuned on photos, on crops of the
+photos' train split: ``--calibration``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", choices=("auto", "fp32", "fp16"), default="auto", help="initializer storage")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
     parser.add_argument("--int8", metavar="PATH", help="also write a static-INT8 QDQ model here")
+    parser.add_argument("--calibration", choices=("auto", "cifar", "photos"), default="auto",
+                        help="INT8 calibration images: CIFAR-10 train, or crops of the photos' train split "
+                             "(auto: photos for a model trained on photos)")
     parser.add_argument("--json", action="store_true", help="print the export report as JSON")
 
 
@@ -42,10 +46,15 @@ def main(args: argparse.Namespace) -> int:
         print(f"colorize export: {e}", file=sys.stderr)
         return 1
     if args.int8:
-        from export.quantize import calibration_l, quantize_int8
+        from engine.model_ref import resolve_model
+        from export.quantize import calibration_l, photo_calibration_l, quantize_int8
 
+        source = args.calibration
+        if source == "auto":
+            dataset = (resolve_model(args.model).metadata.get("data") or {}).get("dataset", "")
+            source = "photos" if dataset.startswith("photos") else "cifar"
         try:
-            quantize_int8(args.output, args.int8, calibration_l())
+            quantize_int8(args.output, args.int8, photo_calibration_l() if source == "photos" else calibration_l())
         except FileNotFoundError as e:  # no CIFAR-10 train split to calibrate on
             print(f"colorize export: wrote {args.output}, but not {args.int8}: {e}", file=sys.stderr)
             return 1
@@ -58,5 +67,5 @@ def main(args: argparse.Namespace) -> int:
             + (f" (vs unrounded fp32 weights: {report.max_abs_vs_unrounded:.2e})" if report.weights == "fp16" else "")
         )
         if args.int8:
-            print(f"wrote {args.int8} (static INT8, QDQ)")
+            print(f"wrote {args.int8} (static INT8, QDQ, calibrated on {source})")
     return 0

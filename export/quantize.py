@@ -10,7 +10,9 @@ convolutions). Dynamic INT8 (``quantize_dynamic``) is deliberately not offered: 
 slower than FP32 on this kind of CPU.
 
 Calibration data: ``calibration_l(n)`` takes CIFAR-10 train images (``training.cifar``); the engine
-passes a few hundred. Needs ``onnx`` and ``onnxruntime`` (``pip install 'colorize[cpu]'``).
+passes a few hundred. A model trained on photos is calibrated on what it will see instead:
+``photo_calibration_l`` cuts crops from the photos' train split at the working size
+(``training.photos``; ``colorize export --calibration photos``). Needs ``onnx`` and ``onnxruntime`` (``pip install 'colorize[cpu]'``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from engine.backends.base import require
 
 #: calibration images used when building an INT8 artifact (CIFAR-10 train, first N after a fixed shuffle)
 CALIBRATION_IMAGES = 256
-CALIBRATION_BATCH = 32
+CALIBRATION_BATCH = 32  # images of 32x32 per calibration batch; larger images get proportionally fewer
+PHOTO_CALIBRATION_CROPS = 64
 
 
 def calibration_l(n: int = CALIBRATION_IMAGES, seed: int = 0) -> np.ndarray:
@@ -72,8 +75,27 @@ def fp32_initializers(proto) -> None:
     proto.graph.node.extend(nodes)
 
 
+def photo_calibration_l(n: int = PHOTO_CALIBRATION_CROPS, crop: int = 128, working_size: int = 256,
+                        seed: int = 0) -> np.ndarray:
+    """``n`` random ``crop``-pixel crops of the photos' train split (reduced to ``working_size``, as the
+    pipeline runs them), as model-normalized L, float32 [n,1,crop,crop].
+
+    Raises:
+        FileNotFoundError: the photos are not there (the message names the folder).
+    """
+    from engine.color import DEFAULT_NORMALIZATION, rgb_to_l
+    from training.photos import load_at_working_size, photo_paths, random_crops
+
+    paths = photo_paths(None, "train")
+    pick = np.sort(np.random.default_rng(seed).permutation(len(paths))[:n])
+    crops = random_crops([load_at_working_size(paths[i], working_size) for i in pick], crop, 1, seed)
+    l = rgb_to_l(crops.astype(np.float32) / 255.0)
+    return DEFAULT_NORMALIZATION.normalize_l(l)[:, None].astype(np.float32)
+
+
 class _Reader:
     def __init__(self, l: np.ndarray, batch: int):
+        batch = max(1, batch * 32 * 32 // (l.shape[2] * l.shape[3]))  # bound the calibrator's memory
         self.batches = iter([{"l": l[i : i + batch]} for i in range(0, len(l), batch)])
 
     def get_next(self):

@@ -51,6 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     z.add_argument("--rebalance", type=float, default=ColorizeConfig.rebalance,
                    help="class-rebalancing lambda over ab bins (0 = off)")
     z.add_argument("--rebalance-power", type=float, default=ColorizeConfig.rebalance_power)
+    z.add_argument("--photos", nargs="?", const="default", default=None, metavar="DIR",
+                   help="train on real photos (split 'train' of training.photos) instead of CIFAR-10; "
+                        "DIR defaults to ../shared/data/photos")
+    z.add_argument("--working-size", type=int, default=ColorizeConfig.working_size,
+                   help="photos: long side they are reduced to before cropping (default %(default)s)")
+    z.add_argument("--crop", type=int, default=ColorizeConfig.crop, help="photos: crop side (default %(default)s)")
+    z.add_argument("--crops-per-image", type=int, default=ColorizeConfig.crops_per_image,
+                   help="photos: random crops per training photo (default %(default)s)")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""Colorizer training (``colorize train colorize``): ab from L on CIFAR-10.
+"""Colorizer training (``colorize train colorize``): ab from L on CIFAR-10, or on
+random crops of real photos (``--photos``, see ``training.photos``).
 
 * Input L' = (L - 50) / 50, target ab' = ab / 110 (``engine.color.Normalization``),
   converted from the RGB batch in torch (``training.lab``) after a random flip.
@@ -130,18 +131,30 @@ class ColorizeTask:
 
         self.model.eval()
         truth = torch.from_numpy(self.test)
-        out = colorize_uint8(self.model, truth, self.norm, bf16=self.cfg.bf16)
+        batch = max(1, 250 * 32 * 32 // (truth.shape[1] * truth.shape[2]))
+        out = colorize_uint8(self.model, truth, self.norm, batch_size=batch, bf16=self.cfg.bf16)
         return {"val_psnr": float(psnr(out, truth).mean()),
                 "val_psnr_gray": float(psnr(gray_baseline(truth, self.norm), truth).mean()),
                 "val_images": len(truth)}
+
+    def _data_description(self) -> dict:
+        io = "L' = (L - l_center) / l_scale, output ab' = ab / ab_scale"
+        if self.cfg.photos:
+            from training.photos import SPLITS
+
+            return {"dataset": "photos (../shared/data/photos)", "split": "train: " + ", ".join(SPLITS["train"]),
+                    "input": io, "resolution": f"random {self.cfg.crop}x{self.cfg.crop} crops of photos reduced to "
+                                               f"a long side of {self.cfg.working_size}",
+                    "validation": "center crops of split 'eval': " + ", ".join(SPLITS["eval"])}
+        return {"dataset": "cifar10 (JPEG copy, ../shared/data/cifar10)", "split": "train", "input": io,
+                "resolution": "32x32"}
 
     def export(self, path: Path, metrics: dict) -> None:
         from models.checkpoint import save_checkpoint
 
         save_checkpoint(
             self.model, path, arch=self.cfg.arch, arch_kwargs=dict(self.cfg.arch_kwargs), normalization=self.norm,
-            data={"dataset": "cifar10 (JPEG copy, ../shared/data/cifar10)", "split": "train",
-                  "input": "L' = (L - l_center) / l_scale, output ab' = ab / ab_scale", "resolution": "32x32"},
+            data=self._data_description(),
             metrics=metrics,
             extra={"training": {"command": self.cfg.command, "config": self.cfg.to_dict(), "init": self.init,
                                 "loss": {"kind": self.cfg.loss, "rebalance": self.cfg.rebalance,
@@ -155,8 +168,15 @@ def train_colorizer(cfg: ColorizeConfig, *, resume: bool = False) -> dict:
     from training.loop import fit
 
     torch.manual_seed(cfg.seed)
-    x, y = load_cifar10("train", cfg.data)
-    xt, yt = load_cifar10("test", cfg.data)
+    if cfg.photos:
+        from training.photos import load_photo_crops
+
+        root = None if cfg.photos == "default" else cfg.photos
+        x, xt = load_photo_crops(root, cfg.working_size, cfg.crop, cfg.crops_per_image, cfg.seed)
+        y, yt = np.zeros(len(x), np.int64), np.zeros(len(xt), np.int64)
+    else:
+        x, y = load_cifar10("train", cfg.data)
+        xt, yt = load_cifar10("test", cfg.data)
     x, y = subset(x, y, cfg.limit_train, cfg.seed)
     xt, _ = subset(xt, yt, cfg.limit_eval, cfg.seed)
     weights = weights_from_images(x, cfg.rebalance, cfg.rebalance_power, seed=cfg.seed) if cfg.rebalance > 0 else None

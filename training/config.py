@@ -57,4 +57,8 @@ class ColorizeConfig(TrainConfig):
     weight_decay: float = 1e-4
     pct_start: float = 0.15
     limit_eval: int = 1000  # quick validation PSNR on the first N test images each epoch
+    photos: str | None = None  # train on real photos (training.photos) from this folder instead of CIFAR-10
+    working_size: int = 256  # photos: long side they are reduced to (the pipeline's working size)
+    crop: int = 128  # photos: side of the random square training crops
+    crops_per_image: int = 8  # photos: random crops cut from each training photo
     out: str = "runs/colorize-resnet18-unet"

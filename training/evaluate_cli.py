@@ -4,8 +4,13 @@ Prints PSNR (per-image mean and from the mean MSE), SSIM, colorfulness and its
 ratio to the ground truth, and the shipped classifier's accuracy on true-colour,
 gray and colorized images, each beside the gray baseline (keep L, ab = 0).
 
+On ``--photos``, the ``eval`` split of the real photos (``training.photos``) is
+colorized through ``engine.Colorizer`` at full resolution, as ``colorize images``
+does it (``training.photo_eval``); there is no classifier check there.
+
 Examples:
     colorize evaluate --model resnet18-unet
+    colorize evaluate --model resnet18-unet-photos --photos --grid docs/samples_photos.jpg
     colorize evaluate --model runs/colorize-resnet18-unet/model.json --limit 1000 --json
 """
 
@@ -35,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="also write the JSON results to this file")
     parser.add_argument("--grid", default=None, help="write a gray | ours | truth sample grid PNG here")
     parser.add_argument("--grid-count", type=int, default=16, help="images in the sample grid")
+    parser.add_argument("--photos", nargs="?", const="default", default=None, metavar="DIR",
+                        help="evaluate on the real photos' eval split (DIR defaults to ../shared/data/photos)")
+    parser.add_argument("--working-size", type=int, default=None,
+                        help="photos: the pipeline's working size (default: the Colorizer's)")
+    parser.add_argument("--backend", default="torch", help="photos: engine backend (default torch)")
+    parser.add_argument("--precision", default="fp32", help="photos: engine precision (default fp32)")
 
 
 def load_colorizer(model: str):
@@ -60,6 +71,42 @@ def load_colorizer(model: str):
     raise ValueError(f"{model}: evaluate needs a checkpoint (.json/.safetensors) or shipped name, not ONNX")
 
 
+def photos_main(args: argparse.Namespace) -> int:
+    from engine import Colorizer
+    from engine.colorizer import DEFAULT_WORKING_SIZE
+    from engine.model_ref import resolve_model
+    from training.photo_eval import evaluate_photos
+    from training.photos import photo_paths
+
+    working = args.working_size or DEFAULT_WORKING_SIZE
+    try:
+        ref = resolve_model(args.model)
+        paths = photo_paths(None if args.photos == "default" else args.photos, "eval")
+        colorizer = Colorizer.load(args.model, args.backend, args.precision, working_size=working)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    with colorizer:
+        res = evaluate_photos(colorizer, paths, ref.normalization, grid=args.grid,
+                              grid_count=min(args.grid_count, 8))
+    res = {"model_info": {"name": ref.name, "sha256": ref.sha256, "arch": ref.arch,
+                          "backend": colorizer.engine.backend, "precision": colorizer.engine.precision},
+           "split": "photos eval", "working_size": working, **res}
+    if args.out:
+        tmp = f"{args.out}.{os.getpid()}.tmp"
+        Path(tmp).write_text(json.dumps(res, indent=2) + "\n")
+        os.replace(tmp, args.out)
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        from training.evaluate import format_table
+
+        folders = ", ".join(f"{k} {v['model']:.2f}/{v['gray']:.2f} dB" for k, v in res["per_folder"].items())
+        print(f"{ref.name} on photos (eval split, working size {working})\n{format_table(res)}\n"
+              f"per-photo PSNR by folder (model/gray): {folders}")
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
@@ -70,6 +117,8 @@ def main(args: argparse.Namespace) -> int:
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    if args.photos:
+        return photos_main(args)
     try:
         model, norm, desc = load_colorizer(args.model)
         images, labels = load_cifar10(args.split, args.data)

@@ -1,0 +1,103 @@
+"""Photo split, working-size crops, photo fine-tuning and photo evaluation on a tiny fake photo tree."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.cli import main as cli
+from models.checkpoint import read_metadata
+from training.photos import SPLITS, center_crops, load_at_working_size, photo_paths, random_crops
+
+
+def _photo(rng, h, w):
+    """A smooth colour photo: two colour ramps, so ab is learnable and not constant."""
+    y, x = np.mgrid[0:h, 0:w]
+    r = 0.2 + 0.6 * x / max(w - 1, 1)
+    g = 0.3 + 0.4 * y / max(h - 1, 1)
+    b = np.full_like(r, rng.uniform(0.2, 0.8))
+    return (np.stack([r, g, b], -1) * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def photo_tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    sizes = [(60, 90), (90, 60), (40, 40)]
+    for split in SPLITS.values():
+        for sub in split:
+            (root / sub).mkdir(parents=True)
+            for i, (h, w) in enumerate(sizes):
+                Image.fromarray(_photo(rng, h, w)).save(root / sub / f"{i}.png")
+    (root / "coco128" / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_split_lists_each_folder_and_names_a_missing_one(photo_tree, tmp_path):
+    train = photo_paths(photo_tree, "train")
+    assert len(train) == 3 * len(SPLITS["train"])
+    assert not set(train) & set(photo_paths(photo_tree, "eval"))
+    with pytest.raises(ValueError, match="unknown photo split"):
+        photo_paths(photo_tree, "test")
+    (tmp_path / "BSDS500" / "val").mkdir(parents=True)
+    Image.fromarray(_photo(np.random.default_rng(0), 20, 20)).save(tmp_path / "BSDS500" / "val" / "a.png")
+    with pytest.raises(FileNotFoundError, match="McMaster"):
+        photo_paths(tmp_path, "eval")
+
+
+def test_working_size_and_crops(photo_tree):
+    p = photo_paths(photo_tree, "train")[0]  # 60x90
+    im = load_at_working_size(p, 45)
+    assert im.shape == (30, 45, 3) and im.dtype == np.uint8
+    assert load_at_working_size(p, 500).shape == (60, 90, 3)  # never enlarged
+    rng = np.random.default_rng(1)
+    imgs = [_photo(rng, 30, 45), _photo(rng, 10, 50)]
+    crops = random_crops(imgs, 16, 3, seed=2)
+    assert crops.shape == (6, 16, 16, 3)
+    np.testing.assert_array_equal(crops, random_crops(imgs, 16, 3, seed=2))
+    # every crop of the first image is a window of it
+    win = np.lib.stride_tricks.sliding_window_view(imgs[0], (16, 16, 3))[..., :, :, :].reshape(-1, 16, 16, 3)
+    assert all((win == c).all(axis=(1, 2, 3)).any() for c in crops[:3])
+    # the short image is edge-padded up to the crop
+    assert center_crops(imgs, 16).shape == (2, 16, 16, 3)
+    with pytest.raises(ValueError, match="crop"):
+        random_crops(imgs, 0, 1)
+
+
+def test_photo_finetune_then_evaluate(photo_tree, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "colorize", "--arch", "resnet18-unet", "--photos", str(photo_tree), "--working-size", "48",
+            "--crop", "32", "--crops-per-image", "1", "--batch-size", "4", "--epochs", "1", "--threads", "1",
+            "--rebalance", "0", "--out", str(out)]
+    assert cli(args) == 0
+    meta = read_metadata(out / "model.json")
+    assert meta["data"]["dataset"].startswith("photos")
+    assert "32x32 crops" in meta["data"]["resolution"]
+    rec = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][-1]
+    assert rec["val_images"] == 3 * len(SPLITS["eval"])  # one center crop per eval photo
+
+    capsys.readouterr()
+    grid = tmp_path / "grid.jpg"
+    res_path = tmp_path / "photos.json"
+    assert cli(["evaluate", "--model", str(out / "model.json"), "--photos", str(photo_tree), "--working-size", "32",
+                "--out", str(res_path), "--grid", str(grid), "--grid-count", "2"]) == 0
+    res = json.loads(res_path.read_text())
+    assert res["n"] == 3 * len(SPLITS["eval"]) and res["working_size"] == 32
+    assert res["model_info"]["backend"] == "torch" and res["model_info"]["precision"] == "fp32"
+    assert set(res["per_folder"]) == {"BSDS500/val", "McMaster", "Set14"}
+    # the gray baseline is colourless; these ramps are not
+    assert res["gray"]["colorfulness"] < 1.0 and res["truth"]["colorfulness"] > 10
+    for k in ("psnr", "psnr_from_mean_mse", "ssim", "colorfulness_ratio"):
+        assert np.isfinite(res["model"][k])
+    # the head starts at zero (gray output) and one step of fine-tuning moves it only a little
+    assert abs(res["model"]["psnr"] - res["gray"]["psnr"]) < 1.0
+    with Image.open(grid) as im:
+        assert im.format == "JPEG" and im.height > 2 * 160
+    printed = capsys.readouterr().out
+    assert "gray" in printed and "per-photo PSNR by folder (model/gray): BSDS500/val" in printed
+
+
+def test_evaluate_photos_names_a_missing_folder(tmp_path, capsys):
+    assert cli(["evaluate", "--model", "resnet18-unet", "--photos", str(tmp_path)]) == 2
+    assert "BSDS500" in capsys.readouterr().err

@@ -1,0 +1,106 @@
+"""Colorization quality on real photos, through the pipeline users run (``colorize evaluate --photos``).
+
+Each photo of the ``eval`` split (``training.photos``) is colorized by
+``engine.Colorizer`` at full resolution, exactly as ``colorize images`` does it
+(L reduced to the working size, ab predicted there, enlarged and merged with the
+full-resolution L), and compared with the true colour photo. The gray baseline
+keeps L and sets ab = 0. Metrics are those of ``training.metrics`` computed per
+photo at its own size: per-photo mean PSNR, PSNR of the mean MSE, SSIM,
+colorfulness and its ratio to the ground truth's.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.color import Normalization
+from training.metrics import colorfulness, gray_baseline, mse_per_image, psnr_from_mse, ssim
+
+def _per_image(out: torch.Tensor, truth: torch.Tensor) -> dict:
+    return {"mse": float(mse_per_image(out, truth)[0]), "ssim": float(ssim(out, truth)[0]),
+            "colorfulness": float(colorfulness(out)[0])}
+
+
+def _summary(rows: list[dict]) -> dict:
+    mse = torch.tensor([r["mse"] for r in rows], dtype=torch.float64)
+    return {"psnr": float(psnr_from_mse(mse).mean()), "psnr_from_mean_mse": float(psnr_from_mse(mse.mean())),
+            "ssim": float(np.mean([r["ssim"] for r in rows])),
+            "colorfulness": float(np.mean([r["colorfulness"] for r in rows]))}
+
+
+def evaluate_photos(colorizer, paths: list[Path], norm: Normalization, *, grid: str | None = None,
+                    grid_count: int = 6, grid_height: int = 160) -> dict:
+    """Metrics of ``colorizer`` (an ``engine.Colorizer``) and of the gray baseline on ``paths``.
+
+    Returns:
+        ``{"n", "model": {...}, "gray": {...}, "truth": {"colorfulness"}, "per_folder": {...}, "seconds"}``
+        with the same keys as ``training.evaluate.evaluate_colorizer`` (no classifier: photos have no labels).
+    """
+    from training.folder import load_rgb
+
+    t0 = time.perf_counter()
+    rows: dict[str, list[dict]] = {"model": [], "gray": [], "truth": []}
+    folders: list[str] = []
+    picks = set(np.linspace(0, len(paths) - 1, min(grid_count, len(paths))).round().astype(int).tolist()) if grid else set()
+    strips = []
+    for i, p in enumerate(paths):
+        rgb = load_rgb(p)
+        truth = torch.from_numpy(np.array(rgb))[None]  # a writable copy
+        out = torch.from_numpy(np.asarray(colorizer.colorize(rgb), dtype=np.uint8))[None]
+        gray = gray_baseline(truth, norm)
+        rows["model"].append(_per_image(out, truth))
+        rows["gray"].append(_per_image(gray, truth))
+        rows["truth"].append({"colorfulness": float(colorfulness(truth)[0])})
+        folders.append(Path(p).parent.name if Path(p).parent.parent.name != "BSDS500" else "BSDS500/" + Path(p).parent.name)
+        if i in picks:
+            strips.append(_strip((gray[0].numpy(), out[0].numpy(), rgb), grid_height))
+    truth_cf = float(np.mean([r["colorfulness"] for r in rows["truth"]]))
+    res = {"n": len(paths), "model": _summary(rows["model"]), "gray": _summary(rows["gray"]),
+           "truth": {"colorfulness": truth_cf}}
+    for k in ("model", "gray"):
+        res[k]["colorfulness_ratio"] = res[k]["colorfulness"] / truth_cf if truth_cf > 0 else math.nan
+    res["per_folder"] = {}
+    for f in sorted(set(folders)):
+        idx = [i for i, g in enumerate(folders) if g == f]
+        res["per_folder"][f] = {"n": len(idx), **{k: _summary([rows[k][i] for i in idx])["psnr"] for k in ("model", "gray")}}
+    if grid and strips:
+        _write_grid(strips, grid)
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    return res
+
+
+def _strip(images: tuple[np.ndarray, ...], height: int) -> np.ndarray:
+    from PIL import Image
+
+    h, w = images[0].shape[:2]
+    size = (max(1, round(w * height / h)), height)
+    gap = np.full((height, 4, 3), 255, np.uint8)
+    parts = []
+    for im in images:
+        parts += [np.asarray(Image.fromarray(im).resize(size, Image.BICUBIC, reducing_gap=2.0)), gap]
+    return np.concatenate(parts[:-1], axis=1)
+
+
+def _write_grid(strips: list[np.ndarray], path: str) -> None:
+    """Stack ``gray | ours | truth`` strips (padded to one width) into one image, written atomically."""
+    from PIL import Image
+
+    from engine.fsutil import atomic_write_bytes
+
+    width = max(s.shape[1] for s in strips)
+    rows = []
+    for s in strips:
+        pad = np.full((s.shape[0], width - s.shape[1], 3), 255, np.uint8)
+        rows += [np.concatenate([s, pad], axis=1), np.full((6, width, 3), 255, np.uint8)]
+    canvas = np.concatenate(rows[:-1], axis=0)
+    buf = io.BytesIO()
+    fmt = "JPEG" if str(path).lower().endswith((".jpg", ".jpeg")) else "PNG"
+    Image.fromarray(canvas).save(buf, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,117 @@
+"""Real photos for fine-tuning and evaluating a colorizer (``../shared/data/photos``).
+
+The split is the one the photos README suggests, free of overlaps:
+
+* ``train``: BSDS500 train + test, coco128, Sun_Hays80 (604 photos);
+* ``eval``: BSDS500 val, McMaster, Set14 (127 photos). Set5 is left out (it
+  duplicates Set14 and BSDS500 train images).
+
+Training sees photos at the scale the pipeline runs them: each is reduced so
+that its long side is the working size (``engine.colorizer.DEFAULT_WORKING_SIZE``,
+the same rule as ``engine.resize.working_shape``), then random square crops are
+cut from it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from training.paths import repo_root
+
+ENV_VAR = "COLORIZE_PHOTOS"
+
+SPLITS: dict[str, tuple[str, ...]] = {
+    "train": ("BSDS500/train", "BSDS500/test", "coco128", "Sun_Hays80"),
+    "eval": ("BSDS500/val", "McMaster", "Set14"),
+}
+
+
+def default_photos_dir() -> Path:
+    """``$COLORIZE_PHOTOS``, else ``../shared/data/photos`` next to this repository."""
+    env = os.environ.get(ENV_VAR)
+    return Path(env) if env else repo_root().parent / "shared" / "data" / "photos"
+
+
+def photo_paths(root: str | os.PathLike | None, split: str) -> list[Path]:
+    """Image files of ``split`` under ``root`` (default ``../shared/data/photos``), sorted.
+
+    Raises:
+        ValueError: an unknown split.
+        FileNotFoundError: a folder of the split is missing (named) or holds no image.
+    """
+    from training.folder import list_images
+
+    if split not in SPLITS:
+        raise ValueError(f"unknown photo split {split!r}; expected one of {', '.join(SPLITS)}")
+    root = Path(root) if root is not None else default_photos_dir()
+    paths: list[Path] = []
+    for sub in SPLITS[split]:
+        folder = root / sub
+        if not folder.is_dir():
+            raise FileNotFoundError(f"photo folder not found: {folder} (split {split!r} needs {', '.join(SPLITS[split])})")
+        found = list_images(folder, recursive=False)
+        if not found:
+            raise FileNotFoundError(f"no images in {folder}")
+        paths += found
+    return paths
+
+
+def load_at_working_size(path: str | os.PathLike, working_size: int) -> np.ndarray:
+    """uint8 RGB [h, w, 3] of ``path`` reduced so that its long side is at most ``working_size``."""
+    from PIL import Image
+
+    from training.folder import load_rgb
+
+    rgb = load_rgb(path)
+    h, w = rgb.shape[:2]
+    if max(h, w) <= working_size:
+        return rgb
+    s = working_size / max(h, w)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.BICUBIC, reducing_gap=2.0))
+
+
+def random_crops(images: list[np.ndarray], crop: int, per_image: int, seed: int = 0) -> np.ndarray:
+    """``per_image`` random ``crop`` x ``crop`` crops of each image, uint8 [N * per_image, crop, crop, 3].
+
+    An image with a side shorter than ``crop`` is edge-padded to it (the engine pads the same way).
+    """
+    if crop < 1 or per_image < 1:
+        raise ValueError(f"crop and per_image must be >= 1, got {crop} and {per_image}")
+    rng = np.random.default_rng(seed)
+    out = np.empty((len(images) * per_image, crop, crop, 3), np.uint8)
+    k = 0
+    for im in images:
+        h, w = im.shape[:2]
+        if h < crop or w < crop:
+            im = np.pad(im, ((0, max(0, crop - h)), (0, max(0, crop - w)), (0, 0)), mode="edge")
+            h, w = im.shape[:2]
+        for _ in range(per_image):
+            y, x = rng.integers(0, h - crop + 1), rng.integers(0, w - crop + 1)
+            out[k] = im[y : y + crop, x : x + crop]
+            k += 1
+    return out
+
+
+def center_crops(images: list[np.ndarray], crop: int) -> np.ndarray:
+    """One central ``crop`` x ``crop`` crop of each image (edge-padded when smaller)."""
+    out = np.empty((len(images), crop, crop, 3), np.uint8)
+    for i, im in enumerate(images):
+        h, w = im.shape[:2]
+        if h < crop or w < crop:
+            im = np.pad(im, ((0, max(0, crop - h)), (0, max(0, crop - w)), (0, 0)), mode="edge")
+            h, w = im.shape[:2]
+        y, x = (h - crop) // 2, (w - crop) // 2
+        out[i] = im[y : y + crop, x : x + crop]
+    return out
+
+
+def load_photo_crops(root: str | os.PathLike | None, working_size: int, crop: int, per_image: int,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(training crops, validation crops): random crops of the train split, one center crop per eval photo."""
+    train = [load_at_working_size(p, working_size) for p in photo_paths(root, "train")]
+    val = [load_at_working_size(p, working_size) for p in photo_paths(root, "eval")]
+    return random_crops(train, crop, per_image, seed), center_crops(val, crop)
