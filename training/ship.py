@@ -2,10 +2,13 @@
 
     python -m training.ship runs/colorize-resnet18-unet/model.json models/weights/resnet18-unet \\
         [--metrics eval.json] [--name resnet18-unet]
+    python -m training.ship - models/weights/resnet18-unet-photos --update \\
+        --metrics photos=photos.json --metrics cifar_model_on_photos=photos-cifar.json
 
 Weights are stored as fp16 safetensors (cast back to fp32 at load); the JSON
 keeps the source checkpoint's architecture, normalization, data and training
-record, plus the ``colorize evaluate`` results when given. ``--metrics`` only
+record, plus the ``colorize evaluate`` results when given (``--metrics FILE``, or several
+``--metrics KEY=FILE`` gathered under their keys). ``--metrics`` only
 (with ``--update``) rewrites the metrics of an already shipped model without
 touching its weights.
 """
@@ -58,15 +61,28 @@ def update_metrics(dest: str, metrics: dict) -> Path:
     return json_path
 
 
+def read_metrics(specs: list[str]) -> dict | None:
+    """``["eval.json"]`` -> its content; ``["a=x.json", "b=y.json"]`` -> ``{"a": ..., "b": ...}``."""
+    if not specs:
+        return None
+    keyed = [s.partition("=") for s in specs]
+    if len(specs) == 1 and not keyed[0][1]:
+        return json.loads(Path(specs[0]).read_text())
+    if not all(sep and key for key, sep, _ in keyed):
+        raise SystemExit("--metrics: give one FILE, or KEY=FILE for each of several")
+    return {key: json.loads(Path(f).read_text()) for key, _, f in keyed}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("src", help="checkpoint .json to ship (ignored with --update)")
     p.add_argument("dest", help="destination stem, e.g. models/weights/resnet18-unet")
-    p.add_argument("--metrics", help="JSON results of colorize evaluate to record")
+    p.add_argument("--metrics", action="append", default=[],
+                   help="JSON results of colorize evaluate to record: FILE, or KEY=FILE (repeatable)")
     p.add_argument("--name", default=None)
     p.add_argument("--update", action="store_true", help="only rewrite the metrics of dest")
     a = p.parse_args(argv)
-    metrics = json.loads(Path(a.metrics).read_text()) if a.metrics else None
+    metrics = read_metrics(a.metrics)
     out = update_metrics(a.dest, metrics or {}) if a.update else ship(a.src, a.dest, metrics, a.name)
     print(out)
     return 0

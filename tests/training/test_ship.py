@@ -1,0 +1,41 @@
+"""training.ship: fp16 copy with the source's record, and metrics recorded from one or several evaluate JSONs."""
+
+import json
+
+import pytest
+import torch
+
+from models import create_model
+from models.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from training.ship import main, read_metrics
+
+
+def test_read_metrics_plain_and_keyed(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps({"model": {"psnr": 26.0}}))
+    (tmp_path / "b.json").write_text(json.dumps({"model": {"psnr": 24.0}}))
+    assert read_metrics([]) is None
+    assert read_metrics([str(tmp_path / "a.json")]) == {"model": {"psnr": 26.0}}
+    both = read_metrics([f"photos={tmp_path / 'a.json'}", f"cifar={tmp_path / 'b.json'}"])
+    assert both == {"photos": {"model": {"psnr": 26.0}}, "cifar": {"model": {"psnr": 24.0}}}
+    with pytest.raises(SystemExit, match="KEY=FILE"):
+        read_metrics([str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+
+
+def test_ship_then_update_metrics(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("resnet18", num_classes=10, stem="cifar")
+    src = save_checkpoint(model, tmp_path / "run" / "model", arch="resnet18",
+                          arch_kwargs={"num_classes": 10, "stem": "cifar"}, data={"dataset": "toy"},
+                          metrics={"test_acc": 12.5}, extra={"training": {"command": "colorize train classify"}})
+    dest = tmp_path / "weights" / "toy"
+    assert main([str(src), str(dest)]) == 0
+    shipped, meta = load_checkpoint(dest.with_suffix(".json"))
+    assert meta["weights"]["dtype"] == "float16" and meta["name"] == "toy"
+    assert meta["source_metrics"] == {"test_acc": 12.5} and meta["training"]["command"].startswith("colorize train")
+    w0, w1 = model.state_dict()["conv1.weight"], shipped.state_dict()["conv1.weight"]
+    assert torch.equal(w1, w0.half().float())  # fp16 storage, exactly the rounded weights
+    (tmp_path / "e.json").write_text(json.dumps({"n": 3}))
+    sha = meta["weights"]["sha256"]
+    assert main(["-", str(dest), "--update", "--metrics", f"photos={tmp_path / 'e.json'}"]) == 0
+    meta2 = read_metadata(dest.with_suffix(".json"))
+    assert meta2["metrics"] == {"photos": {"n": 3}} and meta2["weights"]["sha256"] == sha
