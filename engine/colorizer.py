@@ -1,7 +1,7 @@
 """``Colorizer``: colorize whole images of any size (the public Python API).
 
     from engine import Colorizer
-    col = Colorizer.load()                     # default model, backend="auto", precision="auto"
+    col = Colorizer.load()                     # resnet18-unet-photos, backend="auto", precision="auto"
     out = col.colorize("photo.jpg")            # path or PIL image -> PIL image
     arr = col.colorize(gray_uint8_hw)          # ndarray -> ndarray (H×W×3, same dtype)
     outs = col.colorize_batch([a, b, c])       # batched: same-shape working images share one engine.run
@@ -36,7 +36,7 @@ from PIL import Image
 from engine.engine import Engine
 from engine.imageio import DEFAULT_MAX_PIXELS, Decoded, from_pil, load_image
 from engine.merge import compose, lightness
-from engine.model_ref import DEFAULT_MODEL
+from engine.model_ref import DEFAULT_PHOTO_MODEL
 from engine.resize import resize_plane, working_shape
 
 #: Default long side of the working resolution, in pixels (see README "Colorize images" for the measurement).
@@ -92,7 +92,7 @@ class Colorizer:
     @classmethod
     def load(
         cls,
-        model: str | os.PathLike = DEFAULT_MODEL,
+        model: str | os.PathLike = DEFAULT_PHOTO_MODEL,
         backend: str = "auto",
         precision: str = "auto",
         *,

@@ -22,7 +22,12 @@ from typing import Any
 from engine.color import DEFAULT_NORMALIZATION, Normalization
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "models" / "weights"
+#: ``Engine.load``'s default: the CIFAR-10 colorizer (the name stays valid; DEVELOPERS.md contract).
 DEFAULT_MODEL = "resnet18-unet"
+#: The default of everything that colorizes photos (``Colorizer.load``, ``colorize images``, ``colorize serve``):
+#: ``resnet18-unet`` fine-tuned on real photos at the working size; it scores better on photos (README
+#: "Training and quality").
+DEFAULT_PHOTO_MODEL = "resnet18-unet-photos"
 
 
 @dataclass

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from engine.model_ref import DEFAULT_MODEL
+from engine.model_ref import DEFAULT_PHOTO_MODEL
 
 ENV_PREFIX = "COLORIZE_"
 OUTPUT_FORMATS = ("png", "jpeg", "webp")
@@ -27,7 +27,7 @@ class ServeConfig:
     host: str = "127.0.0.1"  # loopback only by default; 0.0.0.0 exposes the service to the network
     port: int = 8000
     # -- model (as Colorizer.load)
-    model: str = DEFAULT_MODEL  # shipped model name, checkpoint or .onnx path
+    model: str = DEFAULT_PHOTO_MODEL  # shipped model name, checkpoint or .onnx path
     backend: str = "auto"
     precision: str = "auto"
     working_size: int | None = None  # None: the Colorizer's default

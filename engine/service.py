@@ -1,6 +1,6 @@
 """The HTTP service behind ``colorize serve`` (FastAPI; the ``serve`` extra).
 
-    app = create_app(lambda: Colorizer.load("resnet18-unet"), ServeConfig())
+    app = create_app(lambda: Colorizer.load("resnet18-unet-photos"), ServeConfig())
     uvicorn.run(app, host="127.0.0.1", port=8000)
 
 Endpoints:

@@ -47,7 +47,7 @@ class Task:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from engine.colorizer import DEFAULT_WORKING_SIZE
     from engine.imageio import DEFAULT_MAX_PIXELS
-    from engine.model_ref import DEFAULT_MODEL
+    from engine.model_ref import DEFAULT_PHOTO_MODEL as DEFAULT_MODEL
 
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if needed)")

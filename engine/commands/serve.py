@@ -1,6 +1,6 @@
 """Serve colorization over HTTP (FastAPI + uvicorn; pip install 'colorize[serve]').
 
-    colorize serve                                   # 127.0.0.1:8000, resnet18-unet, backend auto
+    colorize serve                                   # 127.0.0.1:8000, resnet18-unet-photos, backend auto
     colorize serve --port 9000 --max-batch-size 16 --max-delay-ms 10
     COLORIZE_PORT=9000 COLORIZE_MAX_PIXELS=50000000 colorize serve
 
@@ -27,7 +27,7 @@ from engine.serve_config import OUTPUT_FORMATS, ServeConfig
 _HELP = {
     "host": "address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)",
     "port": "TCP port (default 8000; 0 picks a free one)",
-    "model": "shipped model name, checkpoint or .onnx path (default resnet18-unet)",
+    "model": "shipped model name, checkpoint or .onnx path (default resnet18-unet-photos)",
     "backend": "inference backend (default auto)",
     "precision": "precision (default auto)",
     "working_size": "long side the model runs at (default: the Colorizer's)",
