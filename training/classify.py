@@ -59,6 +59,15 @@ class ClassifyTask:
 
         self.cfg = cfg
         self.model = create_model(cfg.arch, num_classes=num_classes, stem=cfg.stem, in_chans=3)
+        if cfg.init:
+            from models.checkpoint import load_checkpoint
+
+            start, meta = load_checkpoint(cfg.init)
+            want = {"num_classes": num_classes, "stem": cfg.stem, "in_chans": 3}
+            got = {k: (meta.get("arch_kwargs") or {}).get(k) for k in want}
+            if meta["arch"] != cfg.arch or got != want:
+                raise ValueError(f"--init {cfg.init}: a {meta['arch']} {got} checkpoint, but this run is {cfg.arch} {want}")
+            self.model.load_state_dict(start.state_dict())
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model = self.model.to(memory_format=self.memory_format)
         self.norm = ClassifierInput(mean, std)

@@ -43,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(c, ClassifyConfig())
     c.add_argument("--label-smoothing", type=float, default=ClassifyConfig.label_smoothing)
     c.add_argument("--crop-padding", type=int, default=ClassifyConfig.crop_padding)
+    c.add_argument("--init", default=None, help="classifier checkpoint (.json) to continue training from")
     z = sub.add_parser("colorize", help="colorizer: ab from L")
     _common(z, ColorizeConfig())
     z.add_argument("--encoder-init", default=None, help="classifier checkpoint (.json) to initialise the encoder")

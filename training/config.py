@@ -40,6 +40,7 @@ class ClassifyConfig(TrainConfig):
     stem: str = "cifar"  # 3x3 stride-1 stem, no max-pool (32x32 inputs)
     label_smoothing: float = 0.1
     crop_padding: int = 4  # random crop from the zero-padded image
+    init: str | None = None  # classifier checkpoint to start from (a new one-cycle on trained weights)
     out: str = "runs/classify-resnet18"
 
 

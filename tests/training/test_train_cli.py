@@ -123,3 +123,19 @@ def test_encoder_init_adapts_conv1(classifier_run):
 def test_evaluate_usage_errors(tmp_path, capsys):
     assert cli(["evaluate", "--model", str(tmp_path / "nope.json")]) == 2
     assert "nope.json" in capsys.readouterr().err
+
+
+def test_classify_init_starts_from_a_checkpoint(classifier_run, tiny_cifar, tmp_path, capsys):
+    start = classifier_run / "model.json"
+    args = ["train", "classify", "--data", str(tiny_cifar), "--batch-size", "8", "--epochs", "1", "--threads", "1",
+            "--init", str(start)]
+    out = tmp_path / "cont"
+    assert cli(args + ["--out", str(out), "--lr", "0"]) == 0  # lr 0: the weights stay the loaded ones
+    a, _ = load_checkpoint(start)
+    b, meta = load_checkpoint(out / "model.json")
+    assert torch.equal(a.state_dict()["conv1.weight"], b.state_dict()["conv1.weight"])
+    assert torch.equal(a.state_dict()["fc.weight"], b.state_dict()["fc.weight"])
+    assert meta["training"]["config"]["init"] == str(start)
+    capsys.readouterr()
+    assert cli(args + ["--out", str(tmp_path / "bad"), "--arch", "resnet34"]) == 2
+    assert "resnet18" in capsys.readouterr().err
