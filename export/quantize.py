@@ -37,12 +37,18 @@ def calibration_l(n: int = CALIBRATION_IMAGES, seed: int = 0) -> np.ndarray:
     Raises:
         FileNotFoundError: CIFAR-10 is not there (the message names where it was looked for).
     """
-    from engine.color import DEFAULT_NORMALIZATION, rgb_to_l
     from training.cifar import load_cifar10
 
     images, _ = load_cifar10("train")
     idx = np.random.default_rng(seed).permutation(len(images))[:n]
-    l = rgb_to_l(images[idx].astype(np.float32) / 255.0)
+    return _model_l(images[idx])
+
+
+def _model_l(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB [N, H, W, 3] -> model-normalized L, float32 [N, 1, H, W]."""
+    from engine.color import DEFAULT_NORMALIZATION, rgb_to_l
+
+    l = rgb_to_l(rgb.astype(np.float32) / 255.0)
     return DEFAULT_NORMALIZATION.normalize_l(l)[:, None].astype(np.float32)
 
 
@@ -83,14 +89,11 @@ def photo_calibration_l(n: int = PHOTO_CALIBRATION_CROPS, crop: int = 128, worki
     Raises:
         FileNotFoundError: the photos are not there (the message names the folder).
     """
-    from engine.color import DEFAULT_NORMALIZATION, rgb_to_l
     from training.photos import load_at_working_size, photo_paths, random_crops
 
     paths = photo_paths(None, "train")
     pick = np.sort(np.random.default_rng(seed).permutation(len(paths))[:n])
-    crops = random_crops([load_at_working_size(paths[i], working_size) for i in pick], crop, 1, seed)
-    l = rgb_to_l(crops.astype(np.float32) / 255.0)
-    return DEFAULT_NORMALIZATION.normalize_l(l)[:, None].astype(np.float32)
+    return _model_l(random_crops([load_at_working_size(paths[i], working_size) for i in pick], crop, 1, seed))
 
 
 class _Reader:

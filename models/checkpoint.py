@@ -156,6 +156,24 @@ def load_checkpoint(
     return model.to(map_location).eval(), meta
 
 
+def load_weights_into(model: nn.Module, path: str | os.PathLike, *, arch: str,
+                      arch_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Load the weights of checkpoint ``path`` into ``model`` (a fresh ``arch``, to train on); returns the metadata.
+
+    Raises:
+        ValueError: the checkpoint is of another architecture, or differs in one of ``arch_kwargs`` when given.
+        CheckpointError: as ``load_checkpoint``.
+    """
+    start, meta = load_checkpoint(path)
+    want = dict(arch_kwargs or {})
+    got = {k: (meta.get("arch_kwargs") or {}).get(k) for k in want}
+    if meta["arch"] != arch or got != want:
+        got_s, want_s = (f" {got}", f" {want}") if want else ("", "")
+        raise ValueError(f"a {meta['arch']}{got_s} checkpoint, but this run is {arch}{want_s}")
+    model.load_state_dict(start.state_dict())
+    return meta
+
+
 def normalization_of(meta: dict[str, Any]) -> Normalization:
     n = meta.get("normalization")
     return Normalization.from_dict(n) if n else DEFAULT_NORMALIZATION

@@ -60,14 +60,13 @@ class ClassifyTask:
         self.cfg = cfg
         self.model = create_model(cfg.arch, num_classes=num_classes, stem=cfg.stem, in_chans=3)
         if cfg.init:
-            from models.checkpoint import load_checkpoint
+            from models.checkpoint import load_weights_into
 
-            start, meta = load_checkpoint(cfg.init)
-            want = {"num_classes": num_classes, "stem": cfg.stem, "in_chans": 3}
-            got = {k: (meta.get("arch_kwargs") or {}).get(k) for k in want}
-            if meta["arch"] != cfg.arch or got != want:
-                raise ValueError(f"--init {cfg.init}: a {meta['arch']} {got} checkpoint, but this run is {cfg.arch} {want}")
-            self.model.load_state_dict(start.state_dict())
+            try:
+                load_weights_into(self.model, cfg.init, arch=cfg.arch,
+                                  arch_kwargs={"num_classes": num_classes, "stem": cfg.stem, "in_chans": 3})
+            except ValueError as e:
+                raise ValueError(f"--init {cfg.init}: {e}") from None
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model = self.model.to(memory_format=self.memory_format)
         self.norm = ClassifierInput(mean, std)

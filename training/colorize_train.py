@@ -79,12 +79,12 @@ class ColorizeTask:
             self.init = {"encoder": adapt_classifier_to_encoder(self.model.encoder, cfg.encoder_init, norm)}
         zero_init_head(self.model)
         if cfg.init:
-            from models.checkpoint import load_checkpoint
+            from models.checkpoint import load_weights_into
 
-            start, meta = load_checkpoint(cfg.init)
-            if meta["arch"] != cfg.arch:
-                raise ValueError(f"--init {cfg.init}: a {meta['arch']} checkpoint, but --arch is {cfg.arch}")
-            self.model.load_state_dict(start.state_dict())
+            try:
+                meta = load_weights_into(self.model, cfg.init, arch=cfg.arch)
+            except ValueError as e:
+                raise ValueError(f"--init {cfg.init}: {e}") from None
             self.init = {"from": str(cfg.init), "from_metrics": meta.get("metrics", {}),
                          "from_training": meta.get("training", {})}
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format

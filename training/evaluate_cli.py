@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
+
+from engine.fsutil import atomic_write_text
 
 DEFAULT_CLASSIFIER = Path(__file__).resolve().parent.parent / "models" / "weights" / "classifiers" / "resnet18-cifar10.json"
 
@@ -74,18 +75,17 @@ def load_colorizer(model: str):
 def photos_main(args: argparse.Namespace) -> int:
     from engine import Colorizer
     from engine.colorizer import DEFAULT_WORKING_SIZE
-    from engine.model_ref import resolve_model
     from training.photo_eval import evaluate_photos
     from training.photos import photo_paths
 
     working = args.working_size or DEFAULT_WORKING_SIZE
     try:
-        ref = resolve_model(args.model)
         paths = photo_paths(None if args.photos == "default" else args.photos, "eval")
         colorizer = Colorizer.load(args.model, args.backend, args.precision, working_size=working)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    ref = colorizer.engine.model
     with colorizer:
         res = evaluate_photos(colorizer, paths, ref.normalization, grid=args.grid,
                               grid_count=min(args.grid_count, 8))
@@ -93,9 +93,7 @@ def photos_main(args: argparse.Namespace) -> int:
                           "backend": colorizer.engine.backend, "precision": colorizer.engine.precision},
            "split": "photos eval", "working_size": working, **res}
     if args.out:
-        tmp = f"{args.out}.{os.getpid()}.tmp"
-        Path(tmp).write_text(json.dumps(res, indent=2) + "\n")
-        os.replace(tmp, args.out)
+        atomic_write_text(args.out, json.dumps(res, indent=2) + "\n")
     if args.json:
         print(json.dumps(res, indent=2))
     else:
@@ -148,8 +146,6 @@ def main(args: argparse.Namespace) -> int:
         idx = np.random.default_rng(1).permutation(len(images))[: args.grid_count]
         sample_grid(model, images[np.sort(idx)], args.grid, norm=norm)
     if args.out:
-        tmp = f"{args.out}.{os.getpid()}.tmp"
-        Path(tmp).write_text(json.dumps(res, indent=2) + "\n")
-        os.replace(tmp, args.out)
+        atomic_write_text(args.out, json.dumps(res, indent=2) + "\n")
     print(json.dumps(res, indent=2) if args.json else f"{desc['name']} on CIFAR-10 {args.split}\n{format_table(res)}")
     return 0

@@ -21,6 +21,7 @@ import torch
 
 from engine.color import Normalization
 from training.metrics import colorfulness, gray_baseline, mse_per_image, psnr_from_mse, ssim
+from training.photos import split_folder
 
 def _per_image(out: torch.Tensor, truth: torch.Tensor) -> dict:
     return {"mse": float(mse_per_image(out, truth)[0]), "ssim": float(ssim(out, truth)[0]),
@@ -36,7 +37,8 @@ def _summary(rows: list[dict]) -> dict:
 
 def evaluate_photos(colorizer, paths: list[Path], norm: Normalization, *, grid: str | None = None,
                     grid_count: int = 6, grid_height: int = 160) -> dict:
-    """Metrics of ``colorizer`` (an ``engine.Colorizer``) and of the gray baseline on ``paths``.
+    """Metrics of ``colorizer`` (an ``engine.Colorizer``) and of the gray baseline on ``paths`` (the ``eval``
+    split from ``training.photos.photo_paths``; results are also given per folder of that split).
 
     Returns:
         ``{"n", "model": {...}, "gray": {...}, "truth": {"colorfulness"}, "per_folder": {...}, "seconds"}``
@@ -57,7 +59,7 @@ def evaluate_photos(colorizer, paths: list[Path], norm: Normalization, *, grid: 
         rows["model"].append(_per_image(out, truth))
         rows["gray"].append(_per_image(gray, truth))
         rows["truth"].append({"colorfulness": float(colorfulness(truth)[0])})
-        folders.append(Path(p).parent.name if Path(p).parent.parent.name != "BSDS500" else "BSDS500/" + Path(p).parent.name)
+        folders.append(split_folder(p, "eval"))
         if i in picks:
             strips.append(_strip((gray[0].numpy(), out[0].numpy(), rgb), grid_height))
     truth_cf = float(np.mean([r["colorfulness"] for r in rows["truth"]]))
@@ -102,5 +104,4 @@ def _write_grid(strips: list[np.ndarray], path: str) -> None:
     buf = io.BytesIO()
     fmt = "JPEG" if str(path).lower().endswith((".jpg", ".jpeg")) else "PNG"
     Image.fromarray(canvas).save(buf, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, buf.getvalue())

@@ -74,10 +74,24 @@ def load_at_working_size(path: str | os.PathLike, working_size: int) -> np.ndarr
     return np.asarray(Image.fromarray(rgb).resize(size, Image.BICUBIC, reducing_gap=2.0))
 
 
+def _pad_to(im: np.ndarray, crop: int) -> np.ndarray:
+    """Edge-pad ``im`` on the bottom/right so that both sides are at least ``crop`` (the engine pads the same way)."""
+    h, w = im.shape[:2]
+    if h >= crop and w >= crop:
+        return im
+    return np.pad(im, ((0, max(0, crop - h)), (0, max(0, crop - w)), (0, 0)), mode="edge")
+
+
+def split_folder(path: str | os.PathLike, split: str) -> str:
+    """The folder of ``SPLITS[split]`` that ``path`` (from ``photo_paths``) lies in, e.g. ``"BSDS500/val"``."""
+    parent = Path(path).parent.as_posix()
+    return next(sub for sub in SPLITS[split] if parent.endswith("/" + sub) or parent == sub)
+
+
 def random_crops(images: list[np.ndarray], crop: int, per_image: int, seed: int = 0) -> np.ndarray:
     """``per_image`` random ``crop`` x ``crop`` crops of each image, uint8 [N * per_image, crop, crop, 3].
 
-    An image with a side shorter than ``crop`` is edge-padded to it (the engine pads the same way).
+    An image with a side shorter than ``crop`` is edge-padded to it (``_pad_to``).
     """
     if crop < 1 or per_image < 1:
         raise ValueError(f"crop and per_image must be >= 1, got {crop} and {per_image}")
@@ -85,10 +99,8 @@ def random_crops(images: list[np.ndarray], crop: int, per_image: int, seed: int 
     out = np.empty((len(images) * per_image, crop, crop, 3), np.uint8)
     k = 0
     for im in images:
+        im = _pad_to(im, crop)
         h, w = im.shape[:2]
-        if h < crop or w < crop:
-            im = np.pad(im, ((0, max(0, crop - h)), (0, max(0, crop - w)), (0, 0)), mode="edge")
-            h, w = im.shape[:2]
         for _ in range(per_image):
             y, x = rng.integers(0, h - crop + 1), rng.integers(0, w - crop + 1)
             out[k] = im[y : y + crop, x : x + crop]
@@ -100,10 +112,8 @@ def center_crops(images: list[np.ndarray], crop: int) -> np.ndarray:
     """One central ``crop`` x ``crop`` crop of each image (edge-padded when smaller)."""
     out = np.empty((len(images), crop, crop, 3), np.uint8)
     for i, im in enumerate(images):
+        im = _pad_to(im, crop)
         h, w = im.shape[:2]
-        if h < crop or w < crop:
-            im = np.pad(im, ((0, max(0, crop - h)), (0, max(0, crop - w)), (0, 0)), mode="edge")
-            h, w = im.shape[:2]
         y, x = (h - crop) // 2, (w - crop) // 2
         out[i] = im[y : y + crop, x : x + crop]
     return out
