@@ -157,11 +157,15 @@ def load_checkpoint(
 
 
 def load_weights_into(model: nn.Module, path: str | os.PathLike, *, arch: str,
-                      arch_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+                      arch_kwargs: dict[str, Any] | None = None, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """Load the weights of checkpoint ``path`` into ``model`` (a fresh ``arch``, to train on); returns the metadata.
 
+    ``skip``: key prefixes left as they are in ``model`` (e.g. ``("head.",)`` to fine-tune a new head on a
+    trained body); every other key must match in name and shape.
+
     Raises:
-        ValueError: the checkpoint is of another architecture, or differs in one of ``arch_kwargs`` when given.
+        ValueError: the checkpoint is of another architecture, differs in one of ``arch_kwargs`` when given,
+            or its weights (outside ``skip``) do not fit ``model``.
         CheckpointError: as ``load_checkpoint``.
     """
     start, meta = load_checkpoint(path)
@@ -170,7 +174,17 @@ def load_weights_into(model: nn.Module, path: str | os.PathLike, *, arch: str,
     if meta["arch"] != arch or got != want:
         got_s, want_s = (f" {got}", f" {want}") if want else ("", "")
         raise ValueError(f"a {meta['arch']}{got_s} checkpoint, but this run is {arch}{want_s}")
-    model.load_state_dict(start.state_dict())
+    if not skip:
+        model.load_state_dict(start.state_dict())
+        return meta
+    state = {k: v for k, v in start.state_dict().items() if not k.startswith(skip)}
+    mine = {k: v for k, v in model.state_dict().items() if not k.startswith(skip)}
+    missing, unexpected = sorted(set(mine) - set(state)), sorted(set(state) - set(mine))
+    wrong = sorted(k for k in set(mine) & set(state) if mine[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        raise ValueError(f"{path}: weights do not fit (missing {missing[:3]}, unexpected {unexpected[:3]}, "
+                         f"other shape {wrong[:3]})")
+    model.load_state_dict(state, strict=False)
     return meta
 
 

@@ -11,7 +11,9 @@ Structure (as segmentation_models_pytorch): encoder + decoder + head.
   so the decoder follows the encoder.
   A last block at full resolution concatenates the input L itself (sharp
   luminance edges for the colour boundaries).
-* head: 1x1 conv to 2 channels (normalized ab, see ``engine.color.Normalization``).
+* head: 1x1 conv to 2 channels (normalized ab, see ``engine.color.Normalization``),
+  or with ``head="bins"`` a 1x1 conv to logits over a grid of ab bins whose
+  annealed mean is the output (``models.ab_bins``); the output is ab' either way.
 
 Sizes: any H, W. When they are not multiples of ``total_stride`` the input is
 edge-padded on the bottom/right and the output cropped (``engine/padding.py``).
@@ -24,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engine.padding import padded_size
+from models.ab_bins import DEFAULT_BINS_PER_AXIS, DEFAULT_TEMPERATURE, AbBinsHead
 from models._registry import register_model
 from models.resnet import ResNet, Stem, resnet18, resnet34, resnet50
 
@@ -81,21 +84,39 @@ class UnetDecoder(nn.Module):
         return x
 
 
+HEADS = ("ab", "bins")
+
+
 class UnetColorizer(nn.Module):
-    def __init__(self, encoder: ResNet, final_channels: int = 32):
+    """Encoder + decoder + head.
+
+    Args:
+        head: "ab" (1x1 conv regressing ab') or "bins" (classification over ab bins, ``models.ab_bins``).
+        bins_per_axis, temperature: of the "bins" head (ignored by "ab").
+    """
+
+    def __init__(self, encoder: ResNet, final_channels: int = 32, head: str = "ab",
+                 bins_per_axis: int = DEFAULT_BINS_PER_AXIS, temperature: float = DEFAULT_TEMPERATURE):
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         self.encoder = encoder
         self.decoder = UnetDecoder(encoder.feature_info, in_chans=1, final_channels=final_channels)
-        self.head = nn.Conv2d(final_channels, 2, kernel_size=1)
+        if head == "ab":
+            self.head = nn.Conv2d(final_channels, 2, kernel_size=1)
+        else:
+            self.head = AbBinsHead(final_channels, bins_per_axis=bins_per_axis, temperature=temperature)
         # The classifier head of the encoder is unused; drop it.
         self.encoder.fc = nn.Identity()
         self.total_stride = encoder.total_stride
 
+    def features_padded(self, l: Tensor) -> Tensor:
+        """Decoder output (the head's input) for H, W that are multiples of ``total_stride``."""
+        return self.decoder(self.encoder.forward_features(l), l)
+
     def forward_padded(self, l: Tensor) -> Tensor:
         """Forward for H, W that are multiples of ``total_stride`` (what ONNX export traces)."""
-        feats = self.encoder.forward_features(l)
-        x = self.decoder(feats, l)
-        return self.head(x)
+        return self.head(self.features_padded(l))
 
     def forward(self, l: Tensor) -> Tensor:
         return pad_forward_crop(self.forward_padded, l, self.total_stride)

@@ -48,7 +48,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(z, ColorizeConfig())
     z.add_argument("--encoder-init", default=None, help="classifier checkpoint (.json) to initialise the encoder")
     z.add_argument("--init", default=None, help="colorizer checkpoint (.json) to fine-tune from")
-    z.add_argument("--loss", choices=("l1", "l2", "huber"), default=ColorizeConfig.loss)
+    z.add_argument("--loss", choices=("l1", "l2", "huber", "ce"), default=ColorizeConfig.loss,
+                   help="regression on ab' (l1, l2, huber), or ce: cross-entropy over ab bins (needs --head bins)")
+    z.add_argument("--head", choices=("ab", "bins"), default="ab",
+                   help="U-Net head: ab (regress ab') or bins (classify over ab bins, output the annealed mean)")
+    z.add_argument("--bins-per-axis", type=int, default=None, help="--head bins: grid size (default 22: 10 ab units)")
+    z.add_argument("--temperature", type=float, default=None,
+                   help="--head bins: annealed-mean temperature (default 0.38, Zhang et al.)")
+    z.add_argument("--l1-weight", type=float, default=ColorizeConfig.l1_weight,
+                   help="--loss ce: weight of an L1 term on the decoded ab' (default %(default)s)")
     z.add_argument("--rebalance", type=float, default=ColorizeConfig.rebalance,
                    help="class-rebalancing lambda over ab bins (0 = off)")
     z.add_argument("--rebalance-power", type=float, default=ColorizeConfig.rebalance_power)
@@ -62,12 +70,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="photos: random crops per training photo (default %(default)s)")
 
 
+def _head_kwargs(head: str, bins_per_axis: int | None, temperature: float | None) -> dict:
+    """arch_kwargs for ``--head``; empty for the default head, so such checkpoints are unchanged."""
+    if head == "ab":
+        return {}
+    kw: dict = {"head": head}
+    if bins_per_axis is not None:
+        kw["bins_per_axis"] = bins_per_axis
+    if temperature is not None:
+        kw["temperature"] = temperature
+    return kw
+
+
 def main(args: argparse.Namespace) -> int:
     from training.config import ClassifyConfig, ColorizeConfig
     from training.loop import RunExistsError
 
     fields = {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("command", "task", "resume")}
     fields["command"] = "colorize " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if args.task == "colorize":
+        fields["arch_kwargs"] = _head_kwargs(fields.pop("head"), fields.pop("bins_per_axis"), fields.pop("temperature"))
     try:
         if args.task == "classify":
             from training.classify import train_classifier

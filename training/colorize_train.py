@@ -12,7 +12,9 @@ random crops of real photos (``--photos``, see ``training.photos``).
   so the L filter is sum_c w_c * l_scale / (100 s_c) (timm's ``adapt_input_conv``
   sums over channels; this also folds in the input scaling). The constant
   term is absorbed by the BatchNorm that follows conv1.
-* Loss: see ``training.losses`` (L1 on ab' with softened class rebalancing by default).
+* Loss: see ``training.losses`` (L1 on ab' with softened class rebalancing by default;
+  ``--head bins --loss ce``: rebalanced cross-entropy over ab bins, ``models.ab_bins``).
+  ``--init`` from a checkpoint with another head kind keeps the body and zeroes the new head.
 * The output conv starts at zero (gray output), AdamW + one-cycle, bf16 autocast, channels_last.
 """
 
@@ -28,7 +30,8 @@ from engine.color import DEFAULT_NORMALIZATION, Normalization
 from training.augment import random_flip, to_float_nchw
 from training.classify import autocast, subset
 from training.config import ColorizeConfig
-from training.losses import ColorLoss, weights_from_images
+from models.ab_bins import AbBinsHead
+from training.losses import BinsLoss, ColorLoss, bins_weights_from_images, weights_from_images
 
 
 def adapt_classifier_to_encoder(encoder: nn.Module, classifier_path: str, norm: Normalization) -> dict:
@@ -59,10 +62,15 @@ def zero_init_head(model: nn.Module) -> None:
     """Zero the last 1x1 conv (``head`` or seed-unet's ``outc``): training starts from
     the gray baseline (ab = 0) instead of random colours, which matters for short runs."""
     head = getattr(model, "head", None) or getattr(model, "outc", None)
+    head = getattr(head, "conv", head)  # an AbBinsHead: uniform over the bins, whose mean is ab' = 0
     if isinstance(head, nn.Conv2d):
         nn.init.zeros_(head.weight)
         if head.bias is not None:
             nn.init.zeros_(head.bias)
+
+
+def _head_kind(arch_kwargs: dict | None) -> str:
+    return (arch_kwargs or {}).get("head", "ab")
 
 
 class ColorizeTask:
@@ -72,6 +80,10 @@ class ColorizeTask:
 
         self.cfg, self.norm, self.test = cfg, norm, test
         self.model = create_model(cfg.arch, **cfg.arch_kwargs)
+        self.bins = isinstance(getattr(self.model, "head", None), AbBinsHead)
+        if (cfg.loss == "ce") != self.bins:
+            raise ValueError("--loss ce and --head bins go together" if cfg.loss == "ce" or cfg.arch_kwargs.get("head")
+                             else f"--loss ce needs a U-Net with --head bins, {cfg.arch} has none")
         self.init: dict = {"encoder": "random"}
         if cfg.encoder_init:
             if not hasattr(self.model, "encoder"):
@@ -81,15 +93,24 @@ class ColorizeTask:
         if cfg.init:
             from models.checkpoint import load_weights_into
 
+            from models.checkpoint import read_metadata
+
+            # A new head kind (e.g. bins on a regression model) keeps the trained body and starts the head at zero.
+            new_head = _head_kind(read_metadata(cfg.init).get("arch_kwargs")) != _head_kind(cfg.arch_kwargs)
             try:
-                meta = load_weights_into(self.model, cfg.init, arch=cfg.arch)
+                meta = load_weights_into(self.model, cfg.init, arch=cfg.arch, skip=("head.",) if new_head else ())
             except ValueError as e:
                 raise ValueError(f"--init {cfg.init}: {e}") from None
             self.init = {"from": str(cfg.init), "from_metrics": meta.get("metrics", {}),
                          "from_training": meta.get("training", {})}
+            if new_head:
+                self.init["head"] = f"new {_head_kind(cfg.arch_kwargs)} head, zero-initialised"
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model = self.model.to(memory_format=self.memory_format)
-        self.loss_fn = ColorLoss(cfg.loss, weights, ab_scale=norm.ab_scale)
+        if self.bins:
+            self.loss_fn = BinsLoss(self.model.head, weights, l1_weight=cfg.l1_weight)
+        else:
+            self.loss_fn = ColorLoss(cfg.loss, weights, ab_scale=norm.ab_scale)
 
     def make_optimizer(self, total_steps: int):
         decay, no_decay = [], []
@@ -117,7 +138,10 @@ class ColorizeTask:
     def train_step(self, images: Tensor, labels: Tensor, generator: torch.Generator):
         l, ab = self._lab(images, generator)
         with autocast(self.cfg.bf16):
-            pred = self.model.forward_padded(l)
+            if self.bins:
+                pred = self.model.head.logits(self.model.features_padded(l))
+            else:
+                pred = self.model.forward_padded(l)
         return self.loss_fn(pred.float(), ab), {}
 
     def summarize(self, totals: dict) -> dict:
@@ -158,7 +182,8 @@ class ColorizeTask:
             metrics=metrics,
             extra={"training": {"command": self.cfg.command, "config": self.cfg.to_dict(), "init": self.init,
                                 "loss": {"kind": self.cfg.loss, "rebalance": self.cfg.rebalance,
-                                         "rebalance_power": self.cfg.rebalance_power}}},
+                                         "rebalance_power": self.cfg.rebalance_power,
+                                         **({"l1_weight": self.cfg.l1_weight} if self.bins else {})}}},
         )
 
 
@@ -179,6 +204,14 @@ def train_colorizer(cfg: ColorizeConfig, *, resume: bool = False) -> dict:
         xt, yt = load_cifar10("test", cfg.data)
     x, y = subset(x, y, cfg.limit_train, cfg.seed)
     xt, _ = subset(xt, yt, cfg.limit_eval, cfg.seed)
-    weights = weights_from_images(x, cfg.rebalance, cfg.rebalance_power, seed=cfg.seed) if cfg.rebalance > 0 else None
+    weights = None
+    if cfg.rebalance > 0 and cfg.loss == "ce":
+        from models.ab_bins import DEFAULT_BINS_PER_AXIS
+
+        n = cfg.arch_kwargs.get("bins_per_axis", DEFAULT_BINS_PER_AXIS)
+        weights = bins_weights_from_images(x, cfg.rebalance, cfg.rebalance_power, n, DEFAULT_NORMALIZATION.ab_scale,
+                                           seed=cfg.seed)
+    elif cfg.rebalance > 0:
+        weights = weights_from_images(x, cfg.rebalance, cfg.rebalance_power, seed=cfg.seed)
     task = ColorizeTask(cfg, xt, weights)
     return fit(cfg, task, x, y, resume=resume)

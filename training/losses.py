@@ -9,6 +9,11 @@ with p the empirical distribution over ab bins (Q occupied bins),
 
 then softened as w ** power and renormalized (power = 1 is Zhang's weighting;
 it is strong for a regression loss, which is why the default is 0.5).
+
+``BinsLoss`` is the classification alternative for a model with an ab-bins
+head (``models.ab_bins``): cross-entropy against the bilinear soft encoding of
+the true ab', rebalanced by the same weights over the head's grid, plus an
+optional L1 term on the decoded (annealed-mean) output.
 """
 
 from __future__ import annotations
@@ -88,12 +93,58 @@ class ColorLoss(torch.nn.Module):
         return per.mean()
 
 
-def weights_from_images(images: np.ndarray, lam: float, power: float, sample: int = 5000, seed: int = 0) -> Tensor:
-    """Rebalancing weights estimated from (a random sample of) uint8 NHWC training images."""
+class BinsLoss(torch.nn.Module):
+    """Rebalanced cross-entropy over ab bins (+ ``l1_weight`` x L1 on the decoded ab') for an ``AbBinsHead``.
+
+    ``forward(logits, target)``: logits [N, Q, H, W] (at T = 1, as Zhang et al.), target ab' [N, 2, H, W].
+    ``weights``: per-bin weights over the head's grid (``rebalance_weights``) or None.
+    """
+
+    def __init__(self, head: torch.nn.Module, weights: Tensor | None = None, l1_weight: float = 0.0):
+        super().__init__()
+        if l1_weight < 0:
+            raise ValueError(f"l1 weight must be >= 0, got {l1_weight}")
+        n = head.bins_per_axis
+        if weights is not None and weights.numel() != n * n:
+            raise ValueError(f"rebalancing weights have {weights.numel()} bins, the head has {n * n}")
+        self.head, self.n, self.l1_weight = head, n, l1_weight
+        self.register_buffer("weights", weights if weights is not None else torch.empty(0), persistent=False)
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        from models.ab_bins import bin_index, soft_encode
+
+        idx, w = soft_encode(target, self.n)
+        logp = F.log_softmax(logits.float(), dim=1)
+        ce = -(logp.gather(1, idx) * w).sum(1)  # [N, H, W]
+        if self.weights.numel():
+            ce = ce * self.weights[bin_index(target, self.n)]
+        loss = ce.mean()
+        if self.l1_weight:
+            loss = loss + self.l1_weight * (self.head.decode(logits.float()) - target).abs().sum(1).mean()
+        return loss
+
+
+def sample_ab(images: np.ndarray, sample: int = 5000, seed: int = 0) -> Tensor:
+    """Real ab [N, 2, H, W] of a random sample of uint8 NHWC training images."""
     from training.lab import rgb_to_lab
 
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(images))[: min(sample, len(images))]
     x = torch.from_numpy(images[np.sort(idx)]).permute(0, 3, 1, 2).float() / 255.0
-    ab = torch.cat([rgb_to_lab(x[i : i + 1000])[:, 1:] for i in range(0, len(x), 1000)])
-    return rebalance_weights(ab_histogram(ab), lam, power)
+    return torch.cat([rgb_to_lab(x[i : i + 1000])[:, 1:] for i in range(0, len(x), 1000)])
+
+
+def weights_from_images(images: np.ndarray, lam: float, power: float, sample: int = 5000, seed: int = 0) -> Tensor:
+    """Rebalancing weights over the 10-ab grid, estimated from (a random sample of) uint8 NHWC training images."""
+    return rebalance_weights(ab_histogram(sample_ab(images, sample, seed)), lam, power)
+
+
+def bins_weights_from_images(images: np.ndarray, lam: float, power: float, bins_per_axis: int, ab_scale: float,
+                             sample: int = 5000, seed: int = 0) -> Tensor:
+    """Rebalancing weights over an ``AbBinsHead`` grid (normalized ab' = ab / ``ab_scale``)."""
+    from models.ab_bins import bin_index
+
+    ab = sample_ab(images, sample, seed) / ab_scale
+    n = bins_per_axis
+    counts = torch.bincount(bin_index(ab, n).flatten(), minlength=n * n).double()
+    return rebalance_weights(counts / counts.sum(), lam, power)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from training.losses import ColorLoss, ab_bin_index, ab_histogram, rebalance_weights
+from training.losses import BinsLoss, ColorLoss, ab_bin_index, ab_histogram, rebalance_weights
 
 
 def test_bins_and_histogram():
@@ -37,6 +37,53 @@ def test_color_loss(kind):
     assert ColorLoss(kind, weights)(t + 0.1, t).item() == pytest.approx(2 * loss(t + 0.1, t).item(), rel=1e-5)
     with pytest.raises(ValueError, match="loss"):
         ColorLoss("ce")
+
+
+def _target_logits(target, n, scale):
+    """Logits proportional to the soft encoding of ``target``: log-probabilities close to the target's."""
+    from models.ab_bins import soft_encode
+
+    idx, w = soft_encode(target, n)
+    q = torch.zeros(target.shape[0], n * n, *target.shape[2:]).scatter_add_(1, idx, w)
+    return (q + 1e-6).log() * scale
+
+
+def test_bins_loss_prefers_the_true_colour_and_is_rebalanced():
+    from models.ab_bins import AbBinsHead
+
+    n = 8
+    head = AbBinsHead(4, bins_per_axis=n)
+    g = torch.Generator().manual_seed(0)
+    target = torch.empty(2, 2, 4, 4).uniform_(-0.8, 0.8, generator=g)
+    right, wrong = _target_logits(target, n, 1.0), _target_logits(-target, n, 1.0)
+    loss = BinsLoss(head)
+    assert loss(right, target) < loss(torch.zeros_like(right), target) < loss(wrong, target)
+    # the uniform distribution's cross-entropy is log(Q)
+    assert loss(torch.zeros_like(right), target).item() == pytest.approx(torch.log(torch.tensor(n * n)).item(), rel=1e-5)
+    doubled = BinsLoss(head, torch.full((n * n,), 2.0))
+    assert doubled(wrong, target).item() == pytest.approx(2 * loss(wrong, target).item(), rel=1e-5)
+    # the L1 term scores the decoded colour: zero logits decode to gray, so it adds the mean |ab'| (x weight)
+    l1 = BinsLoss(head, l1_weight=3.0)
+    expect = loss(torch.zeros_like(right), target) + 3.0 * target.abs().sum(1).mean()
+    assert l1(torch.zeros_like(right), target).item() == pytest.approx(expect.item(), rel=1e-4)
+    with pytest.raises(ValueError, match="bins"):
+        BinsLoss(head, torch.ones(484))
+    with pytest.raises(ValueError, match="l1"):
+        BinsLoss(head, l1_weight=-1)
+
+
+def test_bins_loss_gradient_step_moves_the_output_toward_the_target():
+    from models.ab_bins import AbBinsHead
+
+    head = AbBinsHead(4, bins_per_axis=22)
+    target = torch.tensor([0.5, -0.3]).view(1, 2, 1, 1).expand(1, 2, 3, 3).contiguous()
+    logits = torch.zeros(1, 484, 3, 3, requires_grad=True)
+    opt = torch.optim.SGD([logits], lr=50.0)
+    for _ in range(20):
+        opt.zero_grad()
+        BinsLoss(head)(logits, target).backward()
+        opt.step()
+    assert (head.decode(logits.detach()) - target).abs().max() < 0.05
 
 
 def test_respan_one_cycle_shrinks_the_rest_of_the_schedule():

@@ -102,6 +102,37 @@ def test_colorize_encoder_init_and_evaluate(classifier_run, tiny_cifar, tmp_path
     assert Image.open(grid).size[0] > 3 * 16
 
 
+def test_bins_head_fine_tune_from_a_regression_colorizer(tiny_cifar, tmp_path, capsys):
+    """--head bins --loss ce --init REGRESSION.json: the body is loaded, the new head starts at zero (gray)."""
+    from models import create_model
+    from models.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    start = save_checkpoint(create_model("resnet18-unet"), tmp_path / "start", arch="resnet18-unet")
+    out = tmp_path / "bins"
+    base = ["train", "colorize", "--data", str(tiny_cifar), "--batch-size", "8", "--epochs", "1", "--threads", "1",
+            "--limit-eval", "8"]
+    assert cli(base + ["--out", str(out), "--init", str(start), "--head", "bins", "--bins-per-axis", "12",
+                       "--temperature", "0.5", "--loss", "ce", "--rebalance", "0.5", "--rebalance-power", "1",
+                       "--l1-weight", "2", "--lr", "0"]) == 0  # lr 0: the weights stay the loaded ones
+    model, meta = load_checkpoint(out / "model.json")
+    assert meta["arch_kwargs"] == {"head": "bins", "bins_per_axis": 12, "temperature": 0.5}
+    assert meta["training"]["init"]["head"] == "new bins head, zero-initialised"
+    assert meta["training"]["loss"] == {"kind": "ce", "rebalance": 0.5, "rebalance_power": 1.0, "l1_weight": 2.0}
+    a, _ = load_checkpoint(start)
+    torch.testing.assert_close(model.encoder.layer3[0].conv1.weight, a.encoder.layer3[0].conv1.weight)
+    torch.testing.assert_close(model.decoder.blocks[-1].conv2[0].weight, a.decoder.blocks[-1].conv2[0].weight)
+    assert model.head.conv.weight.abs().max() == 0 and model.head.temperature == 0.5
+    with torch.no_grad():
+        assert model(torch.zeros(1, 1, 16, 16)).abs().max() < 1e-6
+    capsys.readouterr()
+    # the loss and the head go together
+    assert cli(base + ["--out", str(tmp_path / "x1"), "--loss", "ce"]) == 2
+    assert cli(base + ["--out", str(tmp_path / "x2"), "--head", "bins"]) == 2
+    assert cli(base + ["--out", str(tmp_path / "x3"), "--arch", "seed-unet", "--loss", "ce"]) == 2
+    assert "--loss ce" in capsys.readouterr().err
+
+
 def test_encoder_init_adapts_conv1(classifier_run):
     from engine.color import DEFAULT_NORMALIZATION as N
     from models import create_model

@@ -1,0 +1,101 @@
+"""Colour as classification: a head that predicts a distribution over a grid of
+ab bins and outputs its annealed mean (Zhang, Isola & Efros, "Colorful Image
+Colorization", ECCV 2016).
+
+A regression head trained with L1/L2 answers the median/mean of the plausible
+colours of a pixel, which for an uncertain pixel is a desaturated brown. A
+distribution over bins keeps the modes apart; the *annealed mean*
+``softmax(logits / T)`` averaged over the bin centres with ``T < 1`` sharpens
+toward the mode (vivid) while staying smooth in space (``T = 1``: the mean,
+``T -> 0``: the mode). Zhang et al. use ``T = 0.38``.
+
+The grid is square in *normalized* ab' (``engine.color.Normalization``):
+``bins_per_axis`` bins over [-1, 1] on each axis, index ``i * n + j`` for the
+a-bin ``i`` and the b-bin ``j``. With the default normalization (ab' = ab / 110)
+and 22 bins per axis a bin is 10 ab units wide, Zhang's grid.
+
+The head's output is ab' [N, 2, H, W] like the regression head's, so engines,
+exports and the ``Engine.run`` contract do not change; training reads the
+logits from ``AbBinsHead.logits``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+DEFAULT_BINS_PER_AXIS = 22
+DEFAULT_TEMPERATURE = 0.38
+
+
+def bin_centres(bins_per_axis: int = DEFAULT_BINS_PER_AXIS) -> Tensor:
+    """Centres of the grid's bins in normalized ab': [2, n * n] (row 0: a', row 1: b')."""
+    c = (torch.arange(bins_per_axis, dtype=torch.float32) + 0.5) * (2.0 / bins_per_axis) - 1.0
+    a, b = torch.meshgrid(c, c, indexing="ij")
+    return torch.stack([a.flatten(), b.flatten()])
+
+
+def bin_index(ab: Tensor, bins_per_axis: int = DEFAULT_BINS_PER_AXIS) -> Tensor:
+    """Bin index of each pixel of normalized ab' [N, 2, H, W] -> int64 [N, H, W] (outside [-1, 1]: edge bin)."""
+    n = bins_per_axis
+    idx = ((ab + 1.0) * (n / 2.0)).floor().long().clamp_(0, n - 1)
+    return idx[:, 0] * n + idx[:, 1]
+
+
+def soft_encode(ab: Tensor, bins_per_axis: int = DEFAULT_BINS_PER_AXIS) -> tuple[Tensor, Tensor]:
+    """Bilinear soft encoding of normalized ab' [N, 2, H, W] over the bin centres.
+
+    Each pixel spreads its unit mass over the (up to) four bin centres around
+    it, so the expectation of the target distribution is the pixel's ab' itself
+    (inside the centres' hull; outside, it is clamped to the edge centres).
+
+    Returns:
+        (indices int64 [N, 4, H, W], weights float [N, 4, H, W]) summing to 1 per pixel.
+    """
+    n = bins_per_axis
+    u = ((ab.float() + 1.0) * (n / 2.0) - 0.5).clamp(0.0, n - 1.0)  # grid coordinate of each centre
+    lo = u.floor().clamp_(max=n - 2)
+    f = u - lo
+    lo = lo.long()
+    ia, ib = lo[:, 0], lo[:, 1]
+    fa, fb = f[:, 0], f[:, 1]
+    idx = torch.stack([ia * n + ib, ia * n + ib + 1, (ia + 1) * n + ib, (ia + 1) * n + ib + 1], dim=1)
+    w = torch.stack([(1 - fa) * (1 - fb), (1 - fa) * fb, fa * (1 - fb), fa * fb], dim=1)
+    return idx, w
+
+
+class AbBinsHead(nn.Module):
+    """1x1 conv to ``bins_per_axis ** 2`` logits; ``forward`` returns the annealed mean ab' [N, 2, H, W].
+
+    The centres are a non-persistent buffer: the state dict holds only the conv
+    (``conv.weight``, ``conv.bias``), and ``bins_per_axis``/``temperature`` are
+    architecture kwargs recorded with the checkpoint.
+    """
+
+    def __init__(self, in_channels: int, bins_per_axis: int = DEFAULT_BINS_PER_AXIS,
+                 temperature: float = DEFAULT_TEMPERATURE):
+        super().__init__()
+        if bins_per_axis < 2:
+            raise ValueError(f"bins_per_axis must be >= 2, got {bins_per_axis}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.bins_per_axis = bins_per_axis
+        self.temperature = float(temperature)
+        self.conv = nn.Conv2d(in_channels, bins_per_axis * bins_per_axis, kernel_size=1)
+        # [2, Q, 1, 1]: the expectation over bins is a 1x1 convolution (exports as a Conv node).
+        self.register_buffer("centres", bin_centres(bins_per_axis)[:, :, None, None], persistent=False)
+
+    def logits(self, x: Tensor) -> Tensor:
+        return self.conv(x)
+
+    def decode(self, logits: Tensor) -> Tensor:
+        """Annealed mean of the bin centres under ``softmax(logits / T)``."""
+        p = torch.softmax(logits / self.temperature, dim=1)
+        return F.conv2d(p, self.centres.to(p.dtype))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decode(self.logits(x))
+
+    def extra_repr(self) -> str:
+        return f"bins_per_axis={self.bins_per_axis}, temperature={self.temperature}"
