@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="also write the JSON results to this file")
     parser.add_argument("--grid", default=None, help="write a gray | ours | truth sample grid PNG here")
     parser.add_argument("--grid-count", type=int, default=16, help="images in the sample grid")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="models with an ab-bins head: annealed-mean temperature to evaluate at "
+                             "(default: the checkpoint's; lower is more vivid)")
     parser.add_argument("--photos", nargs="?", const="default", default=None, metavar="DIR",
                         help="evaluate on the real photos' eval split (DIR defaults to ../shared/data/photos)")
     parser.add_argument("--working-size", type=int, default=None,
@@ -70,6 +73,22 @@ def load_colorizer(model: str):
         print(f"warning: {model!r} has no weights; evaluating a random init", file=sys.stderr)
         return create_model(ref.arch).eval(), ref.normalization, {"name": ref.name, "random_init": True}
     raise ValueError(f"{model}: evaluate needs a checkpoint (.json/.safetensors) or shipped name, not ONNX")
+
+
+def set_temperature(model, temperature: float) -> None:
+    """Set the annealed-mean temperature of a model with an ab-bins head (``models.ab_bins``).
+
+    Raises:
+        ValueError: the model has no ab-bins head, or the temperature is not positive.
+    """
+    from models.ab_bins import AbBinsHead
+
+    head = getattr(model, "head", None)
+    if not isinstance(head, AbBinsHead):
+        raise ValueError("the model has no ab-bins head (trained with --head bins)")
+    if not temperature > 0:
+        raise ValueError(f"must be > 0, got {temperature}")
+    head.temperature = float(temperature)
 
 
 def photos_main(args: argparse.Namespace) -> int:
@@ -116,6 +135,9 @@ def main(args: argparse.Namespace) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     if args.photos:
+        if args.temperature is not None:
+            print("error: --temperature is for the CIFAR-10 evaluation (photos run through the engine)", file=sys.stderr)
+            return 2
         return photos_main(args)
     try:
         model, norm, desc = load_colorizer(args.model)
@@ -123,6 +145,13 @@ def main(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.temperature is not None:
+        try:
+            set_temperature(model, args.temperature)
+        except ValueError as e:
+            print(f"error: --temperature: {args.model}: {e}", file=sys.stderr)
+            return 2
+        desc["temperature"] = args.temperature
     images, labels = subset(images, labels, args.limit)
     classifier = classifier_input = None
     clf_path = args.classifier or (str(DEFAULT_CLASSIFIER) if DEFAULT_CLASSIFIER.is_file() else None)

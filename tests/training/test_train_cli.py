@@ -126,6 +126,13 @@ def test_bins_head_fine_tune_from_a_regression_colorizer(tiny_cifar, tmp_path, c
     with torch.no_grad():
         assert model(torch.zeros(1, 1, 16, 16)).abs().max() < 1e-6
     capsys.readouterr()
+    # evaluate at another annealed-mean temperature (bins heads only)
+    ev = ["evaluate", "--data", str(tiny_cifar), "--classifier", "none", "--json"]
+    assert cli(ev + ["--model", str(out / "model.json"), "--temperature", "0.2"]) == 0
+    assert json.loads(capsys.readouterr().out)["model_info"]["temperature"] == 0.2
+    assert cli(ev + ["--model", str(start), "--temperature", "0.2"]) == 2
+    assert "no ab-bins head" in capsys.readouterr().err
+    assert cli(ev + ["--model", str(out / "model.json"), "--temperature", "0"]) == 2
     # the loss and the head go together
     assert cli(base + ["--out", str(tmp_path / "x1"), "--loss", "ce"]) == 2
     assert cli(base + ["--out", str(tmp_path / "x2"), "--head", "bins"]) == 2
