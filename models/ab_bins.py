@@ -78,13 +78,21 @@ class AbBinsHead(nn.Module):
         super().__init__()
         if bins_per_axis < 2:
             raise ValueError(f"bins_per_axis must be >= 2, got {bins_per_axis}")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
         self.bins_per_axis = bins_per_axis
-        self.temperature = float(temperature)
+        self.temperature = temperature
         self.conv = nn.Conv2d(in_channels, bins_per_axis * bins_per_axis, kernel_size=1)
         # [2, Q, 1, 1]: the expectation over bins is a 1x1 convolution (exports as a Conv node).
         self.register_buffer("centres", bin_centres(bins_per_axis)[:, :, None, None], persistent=False)
+
+    @property
+    def temperature(self) -> float:
+        return self._temperature
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        if not value > 0:
+            raise ValueError(f"temperature must be > 0, got {value}")
+        self._temperature = float(value)
 
     def logits(self, x: Tensor) -> Tensor:
         return self.conv(x)

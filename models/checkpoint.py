@@ -174,17 +174,14 @@ def load_weights_into(model: nn.Module, path: str | os.PathLike, *, arch: str,
     if meta["arch"] != arch or got != want:
         got_s, want_s = (f" {got}", f" {want}") if want else ("", "")
         raise ValueError(f"a {meta['arch']}{got_s} checkpoint, but this run is {arch}{want_s}")
-    if not skip:
-        model.load_state_dict(start.state_dict())
-        return meta
     state = {k: v for k, v in start.state_dict().items() if not k.startswith(skip)}
-    mine = {k: v for k, v in model.state_dict().items() if not k.startswith(skip)}
-    missing, unexpected = sorted(set(mine) - set(state)), sorted(set(state) - set(mine))
-    wrong = sorted(k for k in set(mine) & set(state) if mine[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        raise ValueError(f"{path}: weights do not fit (missing {missing[:3]}, unexpected {unexpected[:3]}, "
-                         f"other shape {wrong[:3]})")
-    model.load_state_dict(state, strict=False)
+    try:
+        result = model.load_state_dict(state, strict=not skip)  # shapes are checked either way
+    except RuntimeError as e:
+        raise ValueError(f"{path}: weights do not fit: {e}") from None
+    missing = [k for k in result.missing_keys if not k.startswith(skip)]
+    if missing or result.unexpected_keys:
+        raise ValueError(f"{path}: weights do not fit (missing {missing[:3]}, unexpected {result.unexpected_keys[:3]})")
     return meta
 
 

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engine.padding import padded_size
-from models.ab_bins import DEFAULT_BINS_PER_AXIS, DEFAULT_TEMPERATURE, AbBinsHead
 from models._registry import register_model
+from models.ab_bins import DEFAULT_BINS_PER_AXIS, DEFAULT_TEMPERATURE, AbBinsHead
 from models.resnet import ResNet, Stem, resnet18, resnet34, resnet50
 
 

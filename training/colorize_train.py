@@ -27,11 +27,11 @@ import torch
 from torch import Tensor, nn
 
 from engine.color import DEFAULT_NORMALIZATION, Normalization
+from models.ab_bins import AbBinsHead
 from training.augment import random_flip, to_float_nchw
 from training.classify import autocast, subset
 from training.config import ColorizeConfig
-from models.ab_bins import AbBinsHead
-from training.losses import BinsLoss, ColorLoss, bins_weights_from_images, weights_from_images
+from training.losses import BinsLoss, ColorLoss, weights_from_images
 
 
 def adapt_classifier_to_encoder(encoder: nn.Module, classifier_path: str, norm: Normalization) -> dict:
@@ -82,8 +82,8 @@ class ColorizeTask:
         self.model = create_model(cfg.arch, **cfg.arch_kwargs)
         self.bins = isinstance(getattr(self.model, "head", None), AbBinsHead)
         if (cfg.loss == "ce") != self.bins:
-            raise ValueError("--loss ce and --head bins go together" if cfg.loss == "ce" or cfg.arch_kwargs.get("head")
-                             else f"--loss ce needs a U-Net with --head bins, {cfg.arch} has none")
+            raise ValueError(f"--loss ce and --head bins go together (this run: {cfg.arch}, loss {cfg.loss}, "
+                             f"head {_head_kind(cfg.arch_kwargs)})")
         self.init: dict = {"encoder": "random"}
         if cfg.encoder_init:
             if not hasattr(self.model, "encoder"):
@@ -91,9 +91,7 @@ class ColorizeTask:
             self.init = {"encoder": adapt_classifier_to_encoder(self.model.encoder, cfg.encoder_init, norm)}
         zero_init_head(self.model)
         if cfg.init:
-            from models.checkpoint import load_weights_into
-
-            from models.checkpoint import read_metadata
+            from models.checkpoint import load_weights_into, read_metadata
 
             # A new head kind (e.g. bins on a regression model) keeps the trained body and starts the head at zero.
             new_head = _head_kind(read_metadata(cfg.init).get("arch_kwargs")) != _head_kind(cfg.arch_kwargs)
@@ -205,13 +203,14 @@ def train_colorizer(cfg: ColorizeConfig, *, resume: bool = False) -> dict:
     x, y = subset(x, y, cfg.limit_train, cfg.seed)
     xt, _ = subset(xt, yt, cfg.limit_eval, cfg.seed)
     weights = None
-    if cfg.rebalance > 0 and cfg.loss == "ce":
-        from models.ab_bins import DEFAULT_BINS_PER_AXIS
+    if cfg.rebalance > 0:
+        grid = {}
+        if cfg.loss == "ce":  # the head's grid in real ab units
+            from models.ab_bins import DEFAULT_BINS_PER_AXIS
 
-        n = cfg.arch_kwargs.get("bins_per_axis", DEFAULT_BINS_PER_AXIS)
-        weights = bins_weights_from_images(x, cfg.rebalance, cfg.rebalance_power, n, DEFAULT_NORMALIZATION.ab_scale,
-                                           seed=cfg.seed)
-    elif cfg.rebalance > 0:
-        weights = weights_from_images(x, cfg.rebalance, cfg.rebalance_power, seed=cfg.seed)
+            scale = DEFAULT_NORMALIZATION.ab_scale
+            grid = {"bin_size": 2 * scale / cfg.arch_kwargs.get("bins_per_axis", DEFAULT_BINS_PER_AXIS),
+                    "ab_range": scale}
+        weights = weights_from_images(x, cfg.rebalance, cfg.rebalance_power, seed=cfg.seed, **grid)
     task = ColorizeTask(cfg, xt, weights)
     return fit(cfg, task, x, y, resume=resume)

@@ -86,9 +86,7 @@ def set_temperature(model, temperature: float) -> None:
     head = getattr(model, "head", None)
     if not isinstance(head, AbBinsHead):
         raise ValueError("the model has no ab-bins head (trained with --head bins)")
-    if not temperature > 0:
-        raise ValueError(f"must be > 0, got {temperature}")
-    head.temperature = float(temperature)
+    head.temperature = temperature
 
 
 def photos_main(args: argparse.Namespace) -> int:

@@ -124,27 +124,17 @@ class BinsLoss(torch.nn.Module):
         return loss
 
 
-def sample_ab(images: np.ndarray, sample: int = 5000, seed: int = 0) -> Tensor:
-    """Real ab [N, 2, H, W] of a random sample of uint8 NHWC training images."""
+def weights_from_images(images: np.ndarray, lam: float, power: float, sample: int = 5000, seed: int = 0,
+                        bin_size: float = BIN_SIZE, ab_range: float = AB_RANGE) -> Tensor:
+    """Rebalancing weights estimated from (a random sample of) uint8 NHWC training images.
+
+    The grid is ``ab_bin_index``'s; an ``AbBinsHead`` of ``n`` bins per axis under a normalization of
+    ``ab_scale`` is the grid ``bin_size = 2 * ab_scale / n``, ``ab_range = ab_scale``.
+    """
     from training.lab import rgb_to_lab
 
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(images))[: min(sample, len(images))]
     x = torch.from_numpy(images[np.sort(idx)]).permute(0, 3, 1, 2).float() / 255.0
-    return torch.cat([rgb_to_lab(x[i : i + 1000])[:, 1:] for i in range(0, len(x), 1000)])
-
-
-def weights_from_images(images: np.ndarray, lam: float, power: float, sample: int = 5000, seed: int = 0) -> Tensor:
-    """Rebalancing weights over the 10-ab grid, estimated from (a random sample of) uint8 NHWC training images."""
-    return rebalance_weights(ab_histogram(sample_ab(images, sample, seed)), lam, power)
-
-
-def bins_weights_from_images(images: np.ndarray, lam: float, power: float, bins_per_axis: int, ab_scale: float,
-                             sample: int = 5000, seed: int = 0) -> Tensor:
-    """Rebalancing weights over an ``AbBinsHead`` grid (normalized ab' = ab / ``ab_scale``)."""
-    from models.ab_bins import bin_index
-
-    ab = sample_ab(images, sample, seed) / ab_scale
-    n = bins_per_axis
-    counts = torch.bincount(bin_index(ab, n).flatten(), minlength=n * n).double()
-    return rebalance_weights(counts / counts.sum(), lam, power)
+    ab = torch.cat([rgb_to_lab(x[i : i + 1000])[:, 1:] for i in range(0, len(x), 1000)])
+    return rebalance_weights(ab_histogram(ab, bin_size, ab_range), lam, power)
