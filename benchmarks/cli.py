@@ -17,7 +17,7 @@ import argparse
 import shlex
 import sys
 
-from engine.model_ref import DEFAULT_MODEL
+from engine.artifacts.model_ref import DEFAULT_MODEL
 
 
 def _ints(text: str) -> tuple[int, ...]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-COMMAND_MODULE = "engine.commands.images"
+COMMAND_MODULE = "engine.cli.images"
 #: the steady rate is reported only when the big run took at least this much longer than the 1-image run
 MIN_STEADY_S = 1.0
 

@@ -173,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--conditions", default="", help="free text recorded in the report (e.g. what else was running)")
     args = p.parse_args(argv)
 
-    from engine.artifacts import cpu_cores
-    from engine.model_ref import resolve_model
+    from engine.artifacts.model_ref import resolve_model
+    from engine.artifacts.onnx_files import cpu_cores
 
     ref = resolve_model(args.model)
     print(f"loading {len(CANDIDATES)} engines for {args.model} ...", flush=True)

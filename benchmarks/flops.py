@@ -19,7 +19,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from engine.model_ref import ModelRef
+from engine.artifacts.model_ref import ModelRef
 
 METHOD = "2 x MACs of Conv2d/ConvTranspose2d/Linear (BN, activations, upsampling not counted)"
 

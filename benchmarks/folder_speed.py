@@ -8,7 +8,7 @@ Folders are generated under a temporary directory at run time (nothing is commit
 (grayscale PNGs, 32x32; synthetic when the dataset is absent) and 1920x1080 grayscale JPEGs made from
 ``../shared/data/photos`` (cover-resized; synthetic when absent). For each folder and backend it measures
 
-* **end-to-end**: the ``colorize images`` pipeline (``engine.commands.images``) after the model is loaded:
+* **end-to-end**: the ``colorize images`` pipeline (``engine.cli.images``) after the model is loaded:
   decode, luminance, resize, batched inference, ab upsampling, merge, encode, atomic write;
 * **model only**: ``Engine.run`` on random L of the same working shape and batch size;
 * **naive**: what the original notebook, DeOldify and DDColor do: per image open, convert to RGB, float64 Lab
@@ -37,10 +37,10 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from engine.cli.images import _Run, collect_tasks  # noqa: E402
+from engine.cli.progress import Progress  # noqa: E402
 from engine.colorizer import DEFAULT_WORKING_SIZE, Colorizer  # noqa: E402
-from engine.commands.images import _Run, collect_tasks  # noqa: E402
-from engine.progress import Progress  # noqa: E402
-from engine.resize import working_shape  # noqa: E402
+from engine.image.resize import working_shape  # noqa: E402
 
 PHOTOS = REPO.parent / "shared" / "data" / "photos"
 
@@ -112,8 +112,8 @@ class Naive:
     def __init__(self, model: str, working_size: int):
         import torch
 
+        from engine.artifacts.model_ref import resolve_model
         from engine.backends.torch_backend import build_torch_model
-        from engine.model_ref import resolve_model
 
         self.torch = torch
         self.ref = resolve_model(model)
@@ -127,8 +127,8 @@ class Naive:
         return t1
 
     def colorize_file(self, src: Path, dst: Path) -> None:
-        from engine.color import lab_to_rgb, rgb_to_lab
-        from engine.padding import pad_nchw
+        from engine.image.color import lab_to_rgb, rgb_to_lab
+        from engine.image.padding import pad_nchw
 
         norm = self.ref.normalization
         t = time.perf_counter()
@@ -162,9 +162,9 @@ class Naive:
 
 def profile_fast(col: Colorizer, path: Path, out: Path, repeat: int = 3) -> dict[str, float]:
     """ms per stage of the fast path on one image (single thread of work, no overlap)."""
-    from engine.imageio import load_image, save_image
-    from engine.merge import compose, lightness
-    from engine.resize import resize_plane
+    from engine.image.io import load_image, save_image
+    from engine.image.merge import compose, lightness
+    from engine.image.resize import resize_plane
 
     st: dict[str, float] = {}
 
@@ -196,9 +196,9 @@ def profile_fast(col: Colorizer, path: Path, out: Path, repeat: int = 3) -> dict
 
 def sweep(col: Colorizer, sizes: list[int], n_photos: int) -> list[dict]:
     """Working-size sweep: the colour ceiling (true ab through working size and back) and model speed at 1080p."""
-    from engine.color import rgb_to_lab
-    from engine.merge import compose
-    from engine.resize import resize_plane
+    from engine.image.color import rgb_to_lab
+    from engine.image.merge import compose
+    from engine.image.resize import resize_plane
 
     photos = sorted(PHOTOS.glob("Sun_Hays80/*.jpg"))[:n_photos]
     rows = []

@@ -125,10 +125,10 @@ def run(model_name: str, budget_s: float, out_dir: Path) -> int:
     import torch
 
     from benchmarks.bench_kernels import bench_epilogue, cuda_time
+    from engine.artifacts.model_ref import resolve_model
     from engine.backends.base import BackendError
     from engine.backends.torch_backend import build_torch_model
     from engine.backends.torch_cuda import TOLERANCES, TorchCudaBackend, prepare_model
-    from engine.model_ref import resolve_model
 
     t_start = time.perf_counter()
     deadline = t_start + budget_s

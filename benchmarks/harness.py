@@ -313,7 +313,7 @@ def _safe(fn, *args):
 
 def _model_gflop(model: str, notes: list[str]) -> Callable[[int, int], float | None]:
     from benchmarks.flops import gflop_per_image
-    from engine.model_ref import resolve_model
+    from engine.artifacts.model_ref import resolve_model
 
     try:
         ref = resolve_model(model)

@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                 import httpx as _httpx
 
                 async with _httpx.AsyncClient(timeout=30) as mc:
-                    from engine.prom import parse_text
+                    from engine.serve.metrics import parse_text
 
                     await asyncio.sleep(args.warmup)
                     window.append(time.perf_counter())

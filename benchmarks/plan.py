@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
-from engine.model_ref import DEFAULT_MODEL
+from engine.artifacts.model_ref import DEFAULT_MODEL
 
 BASELINE = ("torch", "fp32")
 

@@ -11,8 +11,8 @@ import importlib
 _LAZY = {
     "Engine": "engine.engine",
     "Colorizer": "engine.colorizer",
-    "Normalization": "engine.color",
-    "resolve_model": "engine.model_ref",
+    "Normalization": "engine.image.color",
+    "resolve_model": "engine.artifacts.model_ref",
 }
 
 __all__ = list(_LAZY)

@@ -9,13 +9,13 @@
 How an image is colorized:
 
 1. ``prepare``: decode (files: first frame, EXIF orientation; every Pillow mode,
-   see ``engine/imageio.py``), compute CIE L* and resize it to the *working
+   see ``engine/image/io.py``), compute CIE L* and resize it to the *working
    size* (8-bit gray is reduced first, as bytes, then looked up) (long side ``working_size``, rounded to the model's
-   stride; smaller images run at their own size, see ``engine/resize.py``) and
+   stride; smaller images run at their own size, see ``engine/image/resize.py``) and
    normalize it for the model.
 2. ``engine.run`` predicts ab at the working size (batched by ``Prepared.key``).
 3. ``finish``: upsample ab bilinearly to full resolution and merge it with the
-   input's own full-resolution luminance (``engine/merge.py``): the output's
+   input's own full-resolution luminance (``engine/image/merge.py``): the output's
    luminance equals the input's to rounding, whatever the working size. Colour
    inputs are accepted; their colour is replaced. Alpha is kept.
 
@@ -33,11 +33,11 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from engine.artifacts.model_ref import DEFAULT_PHOTO_MODEL
 from engine.engine import Engine
-from engine.imageio import DEFAULT_MAX_PIXELS, Decoded, from_pil, load_image
-from engine.merge import compose, lightness
-from engine.model_ref import DEFAULT_PHOTO_MODEL
-from engine.resize import resize_plane, working_shape
+from engine.image.io import DEFAULT_MAX_PIXELS, Decoded, from_pil, load_image
+from engine.image.merge import compose, lightness
+from engine.image.resize import resize_plane, working_shape
 
 #: Default long side of the working resolution, in pixels (see README "Colorize images" for the measurement).
 DEFAULT_WORKING_SIZE = 256
@@ -114,10 +114,10 @@ class Colorizer:
         """Decode ``image`` (path, PIL image or ndarray) and compute its model input.
 
         PIL images are used as they are (current frame, no EXIF transpose); paths are
-        read with ``engine.imageio.load_image`` (first frame, EXIF orientation applied).
+        read with ``engine.image.io.load_image`` (first frame, EXIF orientation applied).
 
         Raises:
-            engine.imageio.ImageReadError: a file that cannot be used (names the file and why).
+            engine.image.io.ImageReadError: a file that cannot be used (names the file and why).
             TypeError, ValueError: an unsupported input type, array dtype/shape or Pillow mode.
         """
         path = None

@@ -4,7 +4,7 @@
     ab = eng.run(l)          # float32 [N,1,H,W] -> float32 [N,2,H,W]
     eng.backend, eng.precision, eng.guard_result, eng.selection
 
-Any H, W: the engine edge-pads to the model's stride and crops back (``engine/padding.py``).
+Any H, W: the engine edge-pads to the model's stride and crops back (``engine/image/padding.py``).
 Thread-safe: calls are serialized unless the backend declares itself thread-safe.
 
 Precision and the quality guard (``engine/guard.py``): every non-FP32 backend is compared with the
@@ -24,10 +24,10 @@ import warnings
 
 import numpy as np
 
+from engine.artifacts.model_ref import DEFAULT_MODEL, ModelRef, resolve_model
 from engine.backends import BACKENDS, backend_class
 from engine.backends.base import Backend, BackendError
-from engine.model_ref import DEFAULT_MODEL, ModelRef, resolve_model
-from engine.padding import pad_nchw
+from engine.image.padding import pad_nchw
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
@@ -85,7 +85,7 @@ def _padded_runner(backend: Backend, stride: int):
 
 def quality_guard(backend: Backend, ref: ModelRef, stride: int, options: dict, cache_dir=None):
     """Run (or fetch the cached verdict of) the quality guard for a non-FP32 ``backend``."""
-    from engine.cache import ArtifactCache
+    from engine.artifacts.cache import ArtifactCache
     from engine.guard import TOLERANCE_DB, GuardResult, check_quality, load_guard_data
 
     data = load_guard_data()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.color import DEFAULT_NORMALIZATION, Normalization, lab_to_rgb, rgb_to_lab
+from engine.image.color import DEFAULT_NORMALIZATION, Normalization, lab_to_rgb, rgb_to_lab
 
 #: allowed PSNR drop against FP32, in dB
 TOLERANCE_DB = {"bf16": 0.1, "fp16": 0.1, "int8": 0.2}

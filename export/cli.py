@@ -46,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"colorize export: {e}", file=sys.stderr)
         return 1
     if args.int8:
-        from engine.model_ref import resolve_model
+        from engine.artifacts.model_ref import resolve_model
         from export.quantize import calibration_l, photo_calibration_l, quantize_int8
 
         source = args.calibration

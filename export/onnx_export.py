@@ -4,7 +4,7 @@
     report = export_onnx("resnet18-unet", "model.onnx")        # a name, checkpoint path or ModelRef
 
 What is exported is ``model.forward_padded`` (H, W multiples of ``total_stride``; the engine pads in
-numpy by ``engine/padding.py``), after ``fold_bn``. The graph has one input ``l`` float32
+numpy by ``engine/image/padding.py``), after ``fold_bn``. The graph has one input ``l`` float32
 [N, 1, H, W] and one output ``ab`` float32 [N, 2, H, W], with N, H, W dynamic.
 
 ``weights="fp16"`` stores float initializers as float16 followed by a Cast to float32 (half the file;
@@ -29,9 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.artifacts.model_ref import ModelRef, resolve_model
+from engine.artifacts.onnx_metadata import FORMAT, OnnxMetadata
 from engine.fsutil import atomic_write_bytes
-from engine.model_ref import ModelRef, resolve_model
-from engine.onnx_metadata import FORMAT, OnnxMetadata
 
 #: max |delta ab| between ONNX Runtime and eager FP32 (normalized units). FP32 kernels differ only in
 #: summation order; over ~20 conv layers that stays around 1e-6..1e-5, so 1e-4 leaves margin.

@@ -46,7 +46,7 @@ def calibration_l(n: int = CALIBRATION_IMAGES, seed: int = 0) -> np.ndarray:
 
 def _model_l(rgb: np.ndarray) -> np.ndarray:
     """uint8 RGB [N, H, W, 3] -> model-normalized L, float32 [N, 1, H, W]."""
-    from engine.color import DEFAULT_NORMALIZATION, rgb_to_l
+    from engine.image.color import DEFAULT_NORMALIZATION, rgb_to_l
 
     l = rgb_to_l(rgb.astype(np.float32) / 255.0)
     return DEFAULT_NORMALIZATION.normalize_l(l)[:, None].astype(np.float32)

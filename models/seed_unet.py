@@ -4,7 +4,7 @@ Two 3x3 conv + ReLU per level, widths 64 -> 1024 over five levels, 2x2 max-pool
 down, 2x2 transposed conv up, skip concatenation, 1x1 head. Adapted to the
 colorizer contract: 1 input channel (L), 2 output channels (ab). No BatchNorm,
 as in the notebook. Total stride 16; other sizes use the padding rule of
-``engine/padding.py``.
+``engine/image/padding.py``.
 """
 
 from __future__ import annotations

@@ -11,12 +11,12 @@ Structure (as segmentation_models_pytorch): encoder + decoder + head.
   so the decoder follows the encoder.
   A last block at full resolution concatenates the input L itself (sharp
   luminance edges for the colour boundaries).
-* head: 1x1 conv to 2 channels (normalized ab, see ``engine.color.Normalization``),
+* head: 1x1 conv to 2 channels (normalized ab, see ``engine.image.color.Normalization``),
   or with ``head="bins"`` a 1x1 conv to logits over a grid of ab bins whose
   annealed mean is the output (``models.ab_bins``); the output is ab' either way.
 
 Sizes: any H, W. When they are not multiples of ``total_stride`` the input is
-edge-padded on the bottom/right and the output cropped (``engine/padding.py``).
+edge-padded on the bottom/right and the output cropped (``engine/image/padding.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.padding import padded_size
+from engine.image.padding import padded_size
 from models._registry import register_model
 from models.ab_bins import DEFAULT_BINS_PER_AXIS, DEFAULT_TEMPERATURE, AbBinsHead
 from models.resnet import ResNet, Stem, resnet18, resnet34, resnet50
@@ -123,7 +123,7 @@ class UnetColorizer(nn.Module):
 
 
 def pad_forward_crop(fn, x: Tensor, stride: int) -> Tensor:
-    """Apply the padding rule of ``engine/padding.py`` around ``fn``."""
+    """Apply the padding rule of ``engine/image/padding.py`` around ``fn``."""
     if x.dim() != 4 or x.shape[1] != 1:
         raise ValueError(f"expected L of shape [N, 1, H, W], got {list(x.shape)}")
     h, w = x.shape[-2:]

@@ -1,7 +1,7 @@
 """Colorizer training (``colorize train colorize``): ab from L on CIFAR-10, or on
 random crops of real photos (``--photos``, see ``training.photos``).
 
-* Input L' = (L - 50) / 50, target ab' = ab / 110 (``engine.color.Normalization``),
+* Input L' = (L - 50) / 50, target ab' = ab / 110 (``engine.image.color.Normalization``),
   converted from the RGB batch in torch (``training.lab``) after a random flip.
   No random crop: zero padding would teach the model black borders.
 * Encoder init (``encoder_init``): the weights of a trained RGB classifier
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from engine.color import DEFAULT_NORMALIZATION, Normalization
+from engine.image.color import DEFAULT_NORMALIZATION, Normalization
 from models.ab_bins import AbBinsHead
 from training.augment import random_flip, to_float_nchw
 from training.classify import autocast, subset

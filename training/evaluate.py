@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from engine.color import DEFAULT_NORMALIZATION, Normalization
+from engine.image.color import DEFAULT_NORMALIZATION, Normalization
 from training.metrics import colorfulness, gap_recovered, gray_baseline, mse_per_image, psnr_from_mse, ssim, to_uint8
 
 

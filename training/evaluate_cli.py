@@ -58,7 +58,7 @@ def load_colorizer(model: str):
     Raises:
         ValueError / FileNotFoundError: unknown name, missing file, or an ONNX model (needs a checkpoint).
     """
-    from engine.model_ref import resolve_model
+    from engine.artifacts.model_ref import resolve_model
     from models import create_model
     from models.checkpoint import load_checkpoint, normalization_of
 

@@ -1,6 +1,6 @@
 """sRGB <-> CIE Lab in torch, channel-first ([N, 3, H, W]), for training.
 
-Same formulas and constants as the numpy version in ``engine/color.py``.
+Same formulas and constants as the numpy version in ``engine/image/color.py``.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from engine.color import _EPS, _KAPPA, _RGB_TO_XYZ, _WHITE, _XYZ_TO_RGB, Normalization
+from engine.image.color import _EPS, _KAPPA, _RGB_TO_XYZ, _WHITE, _XYZ_TO_RGB, Normalization
 
 
 def _mat(m, x: Tensor) -> Tensor:

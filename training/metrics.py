@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from engine.color import DEFAULT_NORMALIZATION, Normalization
+from engine.image.color import DEFAULT_NORMALIZATION, Normalization
 
 PSNR_CAP_DB = 100.0
 

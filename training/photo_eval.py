@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.color import Normalization
+from engine.image.color import Normalization
 from training.metrics import colorfulness, gray_baseline, mse_per_image, psnr_from_mse, ssim
 from training.photos import split_folder
 

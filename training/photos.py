@@ -8,7 +8,7 @@ The split is the one the photos README suggests, free of overlaps:
 
 Training sees photos at the scale the pipeline runs them: each is reduced so
 that its long side is the working size (``engine.colorizer.DEFAULT_WORKING_SIZE``,
-the same rule as ``engine.resize.working_shape``), then random square crops are
+the same rule as ``engine.image.resize.working_shape``), then random square crops are
 cut from it.
 """
 

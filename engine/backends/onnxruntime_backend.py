@@ -1,7 +1,7 @@
 """ONNX Runtime backend: CPU provider (fp32, static-INT8 QDQ), CUDA provider where it really works.
 
 Never imports torch when the model has an ONNX file (shipped, or an ``.onnx`` path); otherwise the
-model is exported once into the artifact cache (``engine/artifacts.py``), which needs torch.
+model is exported once into the artifact cache (``engine/artifacts/onnx_files.py``), which needs torch.
 
 Tuning: ``intra_op_num_threads`` = the cores this process may use (not ORT's default, which counts
 hyper-threads and spins across all of them), one inter-op thread (the graph is a chain), all graph
@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.artifacts import cpu_cores, int8_onnx, source_onnx
+from engine.artifacts.cache import ArtifactCache, sha256_file
+from engine.artifacts.model_ref import ModelRef
+from engine.artifacts.onnx_files import cpu_cores, int8_onnx, source_onnx
 from engine.backends.base import Backend, BackendError, require
-from engine.cache import ArtifactCache, sha256_file
-from engine.model_ref import ModelRef
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 

@@ -3,7 +3,7 @@ static INT8 (the QDQ model from ``export/quantize.py``, which OpenVINO runs with
 
 Never imports torch when the model has an ONNX file. Compiled models are cached by OpenVINO itself
 under ``<artifact cache>/openvino`` (``CACHE_DIR``: keyed by the model, the config and the OpenVINO
-version); the INT8 model is an artifact-cache entry (``engine/artifacts.py``).
+version); the INT8 model is an artifact-cache entry (``engine/artifacts/onnx_files.py``).
 
 Precision: OpenVINO's CPU default on an AMX machine is already bf16, so fp32 sets
 ``INFERENCE_PRECISION_HINT=f32`` explicitly. int8 leaves the non-quantized layers at the CPU's best
@@ -26,10 +26,10 @@ import threading
 
 import numpy as np
 
-from engine.artifacts import cpu_cores, int8_onnx, source_onnx
+from engine.artifacts.cache import ArtifactCache, sha256_file
+from engine.artifacts.model_ref import ModelRef
+from engine.artifacts.onnx_files import cpu_cores, int8_onnx, source_onnx
 from engine.backends.base import Backend, BackendError, require
-from engine.cache import ArtifactCache, sha256_file
-from engine.model_ref import ModelRef
 
 _HINTS = {"fp32": "f32", "bf16": "bf16", "int8": None}
 MODES = ("auto", "latency", "throughput")

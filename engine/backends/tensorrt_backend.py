@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.artifacts.model_ref import ModelRef
 from engine.backends.base import Backend, BackendError, require
 from engine.backends.torch_cuda import Tolerance, batch_chunks, cuda_unavailable_reason, parity
-from engine.model_ref import ModelRef
 
 TOLERANCES: dict[str, Tolerance] = {
     # Same budget as the torch-cuda backend: FP16 storage, FP32 accumulation; 2.2 ab units < 1 JND.
@@ -100,8 +100,8 @@ class TensorRTBackend(Backend):
             raise BackendError(f"tensorrt backend unavailable: {reason}")
         trt = require("tensorrt", "trt")
         torch = require("torch", "torch")
-        from engine.artifacts import source_onnx
-        from engine.cache import ArtifactCache
+        from engine.artifacts.cache import ArtifactCache
+        from engine.artifacts.onnx_files import source_onnx
         from export.tensorrt_build import build_target
         from export.trt_profile import onnx_inputs, onnx_stride, parse_shapes
 
@@ -131,7 +131,7 @@ class TensorRTBackend(Backend):
         self.parity: dict[str, float] | None = self._check() if check else None
 
     def _plan(self, target, plan: str | None, workspace_bytes: int, cache_dir: str | None) -> Path:
-        from engine.cache import ArtifactCache
+        from engine.artifacts.cache import ArtifactCache
         from export.tensorrt_build import build_plan
         from export.trt_plan import plan_cache_key, plan_mismatches, read_plan_info, sha256_file
 

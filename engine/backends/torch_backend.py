@@ -7,8 +7,8 @@ import warnings
 
 import numpy as np
 
+from engine.artifacts.model_ref import ModelRef
 from engine.backends.base import Backend, require
-from engine.model_ref import ModelRef
 
 
 def build_torch_model(ref: ModelRef):

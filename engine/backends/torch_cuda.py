@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.artifacts.model_ref import ModelRef
 from engine.backends.base import Backend, BackendError, require
-from engine.model_ref import ModelRef
 
 #: batch-size buckets a CUDA graph is captured for
 BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)

@@ -4,7 +4,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 from benchmarks import flops  # noqa: E402
-from engine.model_ref import ModelRef  # noqa: E402
+from engine.artifacts.model_ref import ModelRef  # noqa: E402
 
 
 class Tiny(nn.Module):

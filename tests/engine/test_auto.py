@@ -30,7 +30,7 @@ def _tiny_data(monkeypatch):
     from engine import guard
     from export import quantize
 
-    from engine.color import DEFAULT_NORMALIZATION, rgb_to_l
+    from engine.image.color import DEFAULT_NORMALIZATION, rgb_to_l
 
     with np.load(guard.BUNDLED) as z:
         images = z["images"][:16]

@@ -111,9 +111,9 @@ sys.meta_path.insert(0, _Block())
 
 def test_onnx_path_never_imports_torch(model_files):
     """Both ONNX backends, every precision, in a subprocess where importing torch fails."""
-    from engine.artifacts import int8_onnx
-    from engine.cache import ArtifactCache
-    from engine.model_ref import resolve_model
+    from engine.artifacts.cache import ArtifactCache
+    from engine.artifacts.model_ref import resolve_model
+    from engine.artifacts.onnx_files import int8_onnx
 
     _, onnx_path, cache = model_files
     int8_onnx(resolve_model(onnx_path), ArtifactCache(cache))  # built here (tiny calibration), reused there
@@ -188,7 +188,7 @@ def test_onnxruntime_cuda_fallback_to_cpu_is_detected(model_files, monkeypatch):
 def test_shipped_int8_is_used_without_calibration_data(model_files, tmp_path, monkeypatch):
     import shutil
 
-    from engine.onnx_metadata import OnnxMetadata, read_props
+    from engine.artifacts.onnx_metadata import OnnxMetadata, read_props
     from export import quantize
 
     _, onnx_path, _ = model_files
@@ -242,7 +242,7 @@ def test_concurrent_calls_from_threads(model_files, backend):
 def test_onnx_next_to_checkpoint_is_used_only_when_its_weights_match(model_files, tmp_path):
     import shutil
 
-    from engine.onnx_metadata import OnnxMetadata
+    from engine.artifacts.onnx_metadata import OnnxMetadata
 
     ckpt, onnx_path, _ = model_files
     json_copy, onnx_copy = tmp_path / ckpt.name, tmp_path / ckpt.with_suffix(".onnx").name

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from engine.batcher import (
+from engine.serve.batcher import (
     BatcherClosed,
     BatcherError,
     ColorizerBatcher,

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from engine.cli import COMMANDS, build_parser, main
+from engine.cli.main import COMMANDS, build_parser, main
 
 
 def test_help_lists_available_commands(capsys):
@@ -25,7 +25,7 @@ def test_console_script_help():
 
 
 def test_importing_engine_and_cli_does_not_import_torch():
-    code = "import sys, engine, engine.cli, engine.color, engine.padding, engine.model_ref, engine.engine; " \
-           "engine.cli.build_parser(); assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, engine, engine.cli, engine.image.color, engine.image.padding, engine.artifacts.model_ref, " \
+           "engine.engine; engine.cli.build_parser(); assert 'torch' not in sys.modules, 'torch imported'"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.color import lab_to_rgb, rgb_to_l, rgb_to_lab
 from engine.colorizer import Colorizer
-from engine.merge import compose, lightness
-from engine.resize import working_shape
+from engine.image.color import lab_to_rgb, rgb_to_l, rgb_to_lab
+from engine.image.merge import compose, lightness
+from engine.image.resize import working_shape
 
 pytestmark = pytest.mark.filterwarnings("ignore:model .* random init")
 
@@ -199,15 +199,16 @@ def test_bad_inputs_are_clear(col):
 
 
 def test_colorizer_modules_do_not_import_torch():
-    code = ("import sys, engine.colorizer, engine.imageio, engine.merge, engine.resize, engine.report, "
-            "engine.progress, engine.commands.images; assert 'torch' not in sys.modules, 'torch imported'")
+    code = ("import sys, engine.colorizer, engine.image.io, engine.image.merge, engine.image.resize, "
+            "engine.cli.report, engine.cli.progress, engine.cli.images; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
 
 
 @pytest.mark.parametrize("small, full", [((18, 32), (135, 240)), ((1, 1), (5, 7)), ((1, 5), (1, 17)), ((4, 96), (37, 1000))])
 def test_row_upsampler_equals_pillow_bilinear_and_fused_merge(small, full):
-    from engine.resize import RowUpsampler, resize_plane
+    from engine.image.resize import RowUpsampler, resize_plane
 
     ab = np.random.default_rng(5).uniform(-1, 1, (2, *small)).astype(np.float32)
     ref = np.stack([resize_plane(c, full) for c in ab])

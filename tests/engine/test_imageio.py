@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.imageio import (
+from engine.image.io import (
     ImageReadError,
     format_for,
     from_pil,

@@ -33,7 +33,7 @@ def _gray(h, w, seed=0):
 
 
 def _l_of(rgb8):
-    from engine.color import rgb_to_l
+    from engine.image.color import rgb_to_l
 
     return rgb_to_l(np.asarray(rgb8, dtype=np.float64)[..., :3] / 255.0)
 
@@ -75,7 +75,7 @@ def test_folder_mirrors_tree_formats_and_modes(tree, tmp_path, capsys):
     l_in = _l_of(np.repeat(la_in[..., :1], 3, -1))
     assert np.abs(_l_of(rgba_out) - l_in).max() <= 0.5
     g16 = np.asarray(Image.open(tree / "g16.png")).astype(np.float64) / 65535  # 16-bit scaled, not clipped
-    from engine.color import rgb_to_l
+    from engine.image.color import rgb_to_l
 
     assert np.abs(_l_of(np.asarray(Image.open(out / "g16.png"))) - rgb_to_l(np.repeat(g16[..., None], 3, -1))).max() <= 0.5
     assert "colorized 9 of 9 images" in capsys.readouterr().err
@@ -208,7 +208,7 @@ def test_killed_run_leaves_no_corrupt_output_and_rerun_completes(tmp_path):
 def test_progress_bar_only_on_a_terminal():
     import io
 
-    from engine.progress import Progress
+    from engine.cli.progress import Progress
 
     class Tty(io.StringIO):
         def isatty(self):

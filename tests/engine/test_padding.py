@@ -1,10 +1,10 @@
-"""The any-size padding rule (engine/padding.py) and the models that follow it."""
+"""The any-size padding rule (engine/image/padding.py) and the models that follow it."""
 
 import numpy as np
 import pytest
 import torch
 
-from engine.padding import pad_nchw, padded_size
+from engine.image.padding import pad_nchw, padded_size
 from models import create_model
 
 

@@ -21,9 +21,9 @@ uvicorn = pytest.importorskip("uvicorn")
 pytest.importorskip("fastapi")
 from PIL import Image  # noqa: E402
 
-from engine.prom import parse_text  # noqa: E402
-from engine.serve_config import ServeConfig  # noqa: E402
-from engine.service import create_app  # noqa: E402
+from engine.serve.config import ServeConfig  # noqa: E402
+from engine.serve.metrics import parse_text  # noqa: E402
+from engine.serve.service import create_app  # noqa: E402
 
 WAIT = 20.0  # bound on anything that should happen soon, so a broken test fails instead of hanging
 

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from engine.cli import main as cli_main
-from engine.prom import Registry, parse_text
-from engine.serve_config import ServeConfig
+from engine.serve.config import ServeConfig
+from engine.serve.metrics import Registry, parse_text
 
 
 def test_config_env_then_flags():
@@ -117,13 +117,13 @@ def test_serve_command_end_to_end_and_sigterm():
      (None, "text/html, image/*;q=0.1", "png"), (None, "image/png;q=0, image/webp", "webp"), (None, "  ", "png")],
 )
 def test_choose_format(query, accept, want):
-    from engine.http_io import choose_format
+    from engine.serve.http_io import choose_format
 
     assert choose_format(query, accept, "png") == want
 
 
 def test_choose_format_refusals():
-    from engine.http_io import HTTPProblem, choose_format
+    from engine.serve.http_io import HTTPProblem, choose_format
 
     with pytest.raises(HTTPProblem) as e:
         choose_format("bmp", None, "png")
@@ -135,10 +135,10 @@ def test_choose_format_refusals():
 
 def test_service_modules_do_not_import_torch():
     code = (
-        "import sys, engine.batcher, engine.service, engine.http_io, engine.prom, engine.serve_config, "
-        "engine.commands.serve\n"
+        "import sys, engine.serve.batcher, engine.serve.service, engine.serve.http_io, engine.serve.metrics, "
+        "engine.serve.config, engine.cli.serve\n"
         "class C:\n    def prepare(self, im): pass\n"
-        "engine.service.create_app(C())\n"
+        "engine.serve.service.create_app(C())\n"
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -46,7 +46,7 @@ def test_probe_shape_lies_inside_the_profile():
 @pytest.mark.gpu
 @pytest.mark.skipif(TensorRTBackend.available() is not None, reason=f"needs TensorRT and a GPU: {TensorRTBackend.available()}")
 def test_fp16_plan_matches_onnx_fp32(tmp_path):
-    from engine.model_ref import resolve_model
+    from engine.artifacts.model_ref import resolve_model
 
     with TensorRTBackend(resolve_model("resnet18-unet"), "fp16", cache_dir=str(tmp_path)) as be:
         assert be.parity["max_abs"] <= TOLERANCES["fp16"].max_abs

@@ -7,6 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from engine.artifacts.model_ref import resolve_model  # noqa: E402
 from engine.backends import backend_class  # noqa: E402
 from engine.backends.base import BackendError  # noqa: E402
 from engine.backends.torch_cuda import (  # noqa: E402
@@ -18,7 +19,6 @@ from engine.backends.torch_cuda import (  # noqa: E402
     parity,
     prepare_model,
 )
-from engine.model_ref import resolve_model  # noqa: E402
 from models import create_model  # noqa: E402
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")

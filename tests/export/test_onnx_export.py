@@ -8,8 +8,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from engine.model_ref import resolve_model
-from engine.onnx_metadata import read_onnx_metadata
+from engine.artifacts.model_ref import resolve_model
+from engine.artifacts.onnx_metadata import read_onnx_metadata
 from export import onnx_export
 from export.onnx_export import PARITY_ATOL, ExportError, export_onnx
 

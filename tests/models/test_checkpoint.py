@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from engine.color import Normalization
+from engine.image.color import Normalization
 from models import create_model
 from models.checkpoint import CheckpointError, checkpoint_paths, load_checkpoint, read_metadata, save_checkpoint
 

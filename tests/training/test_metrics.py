@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.color import rgb_to_lab
+from engine.image.color import rgb_to_lab
 from training.metrics import (colorfulness, gap_recovered, gray_baseline, mse_per_image, psnr, psnr_from_mse, ssim,
                               to_uint8)
 

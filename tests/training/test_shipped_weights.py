@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.model_ref import WEIGHTS_DIR, resolve_model
+from engine.artifacts.model_ref import WEIGHTS_DIR, resolve_model
 from models.checkpoint import CheckpointError, checkpoint_paths, load_checkpoint
 
 CLASSIFIER = WEIGHTS_DIR / "classifiers" / "resnet18-cifar10.json"
@@ -72,9 +72,9 @@ def test_photo_model_is_the_default_for_photos():
     import inspect
 
     from engine import Colorizer, Engine
-    from engine.commands import images
-    from engine.model_ref import DEFAULT_MODEL, DEFAULT_PHOTO_MODEL
-    from engine.serve_config import ServeConfig
+    from engine.artifacts.model_ref import DEFAULT_MODEL, DEFAULT_PHOTO_MODEL
+    from engine.cli import images
+    from engine.serve.config import ServeConfig
 
     assert DEFAULT_MODEL == "resnet18-unet" and DEFAULT_PHOTO_MODEL == "resnet18-unet-photos"
     assert inspect.signature(Engine.load).parameters["model"].default == DEFAULT_MODEL

@@ -141,7 +141,7 @@ def test_bins_head_fine_tune_from_a_regression_colorizer(tiny_cifar, tmp_path, c
 
 
 def test_encoder_init_adapts_conv1(classifier_run):
-    from engine.color import DEFAULT_NORMALIZATION as N
+    from engine.image.color import DEFAULT_NORMALIZATION as N
     from models import create_model
     from training.colorize_train import adapt_classifier_to_encoder
 

@@ -14,9 +14,9 @@ import os
 import warnings
 from pathlib import Path
 
+from engine.artifacts.cache import ArtifactCache, sha256_file
+from engine.artifacts.model_ref import ModelRef
 from engine.backends.base import MissingDependency, require
-from engine.cache import ArtifactCache, sha256_file
-from engine.model_ref import ModelRef
 
 #: bump when the export recipe changes, so cached exports are rebuilt
 EXPORT_RECIPE = "onnx-export/1"
@@ -28,7 +28,7 @@ def _usable_shipped_onnx(ref: ModelRef) -> Path | None:
         return None
     if ref.checkpoint is None:  # an .onnx path: it is the model
         return ref.onnx
-    from engine.onnx_metadata import read_onnx_metadata
+    from engine.artifacts.onnx_metadata import read_onnx_metadata
 
     try:
         recorded = read_onnx_metadata(ref.onnx).weights_sha256
@@ -82,7 +82,7 @@ def shipped_int8(ref: ModelRef, src: Path) -> Path | None:
     candidate = src.with_name(src.stem + ".int8.onnx")
     if not candidate.is_file():
         return None
-    from engine.onnx_metadata import read_onnx_metadata, read_props
+    from engine.artifacts.onnx_metadata import read_onnx_metadata, read_props
 
     try:
         same = read_onnx_metadata(candidate).weights_sha256 == read_onnx_metadata(src).weights_sha256

@@ -6,7 +6,7 @@ Accepted:
     (+ ``.safetensors``, and ``.onnx`` when shipped);
   * a checkpoint path (``.json`` or ``.safetensors`` of the checkpoint format);
   * an ONNX file exported by ``colorize export`` (``.onnx``): name, normalization, weights
-    sha256 and stride come from its metadata (``engine/onnx_metadata.py``).
+    sha256 and stride come from its metadata (``engine/artifacts/onnx_metadata.py``).
 A registered architecture name with no shipped weights resolves to a
 random-init model (``random_init=True``), for benchmarking and tests.
 """
@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.color import DEFAULT_NORMALIZATION, Normalization
+from engine.image.color import DEFAULT_NORMALIZATION, Normalization
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "models" / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent.parent / "models" / "weights"
 #: ``Engine.load``'s default: the CIFAR-10 colorizer (the name stays valid; DEVELOPERS.md contract).
 DEFAULT_MODEL = "resnet18-unet"
 #: The default of everything that colorizes photos (``Colorizer.load``, ``colorize images``, ``colorize serve``):
@@ -66,7 +66,7 @@ def _from_checkpoint_json(json_path: Path, name: str | None = None) -> ModelRef:
 
 def _from_onnx(path: Path) -> ModelRef:
     """An exported ONNX file: identity, normalization and stride from its metadata."""
-    from engine.onnx_metadata import read_onnx_metadata
+    from engine.artifacts.onnx_metadata import read_onnx_metadata
 
     meta = read_onnx_metadata(path)
     try:

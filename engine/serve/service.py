@@ -20,7 +20,7 @@ image over ``max_pixels`` (from the header, before decoding), 415 not an image
 Pillow can read, 503 + Retry-After when overloaded, not ready or shutting
 down, 504 request timeout, 500 anything else.
 
-Inference goes through ``engine.batcher.DynamicBatcher``: decode and
+Inference goes through ``engine.serve.batcher.DynamicBatcher``: decode and
 ``Colorizer.prepare`` run in the thread pool, requests of the same working
 shape are batched into one ``engine.run``, ``finish`` and encoding run in the
 thread pool again.
@@ -39,10 +39,10 @@ from typing import Any
 import numpy as np
 
 from engine.backends.base import require
-from engine.batcher import BatcherClosed, DynamicBatcher, Overloaded, RequestTimeout, engine_batch_fn
-from engine.http_io import MIME, HTTPProblem, choose_format, decode_image, encode_image, image_bytes
-from engine.prom import CONTENT_TYPE, Registry
-from engine.serve_config import ServeConfig
+from engine.serve.batcher import BatcherClosed, DynamicBatcher, Overloaded, RequestTimeout, engine_batch_fn
+from engine.serve.config import ServeConfig
+from engine.serve.http_io import MIME, HTTPProblem, choose_format, decode_image, encode_image, image_bytes
+from engine.serve.metrics import CONTENT_TYPE, Registry
 
 log = logging.getLogger("colorize.serve")
 

@@ -9,7 +9,7 @@
 * The output format follows the input's extension, or ``--format``. Alpha is
   kept where the format holds it; multi-frame files (GIF, APNG, TIFF) give
   their first frame; EXIF orientation is applied (and removed from the
-  written EXIF). See ``engine/imageio.py`` for every Pillow mode.
+  written EXIF). See ``engine/image/io.py`` for every Pillow mode.
 * ``--jobs`` worker threads decode, prepare, merge and encode while the main
   thread runs batched inference (``--batch-size`` images of the same working
   shape per ``engine.run``), so file I/O overlaps the model.
@@ -45,9 +45,9 @@ class Task:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from engine.artifacts.model_ref import DEFAULT_PHOTO_MODEL as DEFAULT_MODEL
     from engine.colorizer import DEFAULT_WORKING_SIZE
-    from engine.imageio import DEFAULT_MAX_PIXELS
-    from engine.model_ref import DEFAULT_PHOTO_MODEL as DEFAULT_MODEL
+    from engine.image.io import DEFAULT_MAX_PIXELS
 
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if needed)")
@@ -108,7 +108,7 @@ def collect_tasks(inputs: list[str], out_dir: Path, recursive: bool, fmt: str | 
     Raises:
         UsageError: missing input, an output that would overwrite an input, or two inputs with one output.
     """
-    from engine.imageio import image_extensions
+    from engine.image.io import image_extensions
 
     suffix = _out_suffix(fmt)
     exts = image_extensions()
@@ -149,7 +149,7 @@ class _Run:
         self.args = args
         self.progress = progress
         self.report = report
-        self.done: list = []  # one engine.report.Entry per output written
+        self.done: list = []  # one engine.cli.report.Entry per output written
         self.errors: list[tuple[str, str]] = []
 
     def error(self, task: Task, reason: str) -> None:
@@ -160,8 +160,8 @@ class _Run:
         self.progress.update()
 
     def _finish_one(self, task: Task, prepared, ab):
-        from engine.imageio import format_for, save_image
-        from engine.report import Entry, thumbnail_uri
+        from engine.cli.report import Entry, thumbnail_uri
+        from engine.image.io import format_for, save_image
 
         fmt = format_for(task.dst)  # ValueError names the file: Pillow cannot write this format
         out = self.col.finish(prepared, ab)
@@ -177,7 +177,7 @@ class _Run:
 
         import numpy as np
 
-        from engine.imageio import ImageReadError
+        from engine.image.io import ImageReadError
 
         bs = self.args.batch_size
         jobs = self.args.jobs
@@ -255,8 +255,8 @@ class _Run:
 
 
 def main(args: argparse.Namespace) -> int:
-    from engine.imageio import DEFAULT_MAX_PIXELS, remove_stale_tmp
-    from engine.progress import Progress
+    from engine.cli.progress import Progress
+    from engine.image.io import DEFAULT_MAX_PIXELS, remove_stale_tmp
 
     out_dir = Path(args.output)
     try:
@@ -318,7 +318,7 @@ def main(args: argparse.Namespace) -> int:
                + (f"; {len(run.errors)} failed" if run.errors else "") + f"; output in {out_dir}")
     print(summary, file=sys.stderr)
     if args.report:
-        from engine.report import write_report
+        from engine.cli.report import write_report
 
         write_report(args.report, run.done, run.errors, summary)
         print(f"report: {args.report}", file=sys.stderr)

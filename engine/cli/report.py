@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from engine.imageio import Decoded
+from engine.image.io import Decoded
 
 THUMB_SIDE = 192
 

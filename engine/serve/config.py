@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from engine.model_ref import DEFAULT_PHOTO_MODEL
+from engine.artifacts.model_ref import DEFAULT_PHOTO_MODEL
 
 ENV_PREFIX = "COLORIZE_"
 OUTPUT_FORMATS = ("png", "jpeg", "webp")
@@ -31,7 +31,7 @@ class ServeConfig:
     backend: str = "auto"
     precision: str = "auto"
     working_size: int | None = None  # None: the Colorizer's default
-    # -- dynamic batching (engine.batcher.DynamicBatcher)
+    # -- dynamic batching (engine.serve.batcher.DynamicBatcher)
     max_batch_size: int = 8  # images per engine.run
     max_delay_ms: float = 5.0  # longest wait for a batch to fill after its first request
     max_queue_size: int = 64  # requests waiting for the engine; beyond, 503 + Retry-After

@@ -22,7 +22,7 @@ import sys
 import threading
 from dataclasses import fields
 
-from engine.serve_config import OUTPUT_FORMATS, ServeConfig
+from engine.serve.config import OUTPUT_FORMATS, ServeConfig
 
 _HELP = {
     "host": "address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)",
@@ -69,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         uvicorn = require("uvicorn", "serve")
         from engine.colorizer import Colorizer
-        from engine.service import create_app
+        from engine.serve.service import create_app
     except MissingDependency as e:
         print(f"colorize serve: {e}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ Keys are prefixed ``colorize.``; values are strings (JSON for the dicts):
     colorize.name            model name ("resnet18-unet")
     colorize.arch            registry architecture
     colorize.arch_kwargs     JSON dict
-    colorize.normalization   JSON engine.color.Normalization
+    colorize.normalization   JSON engine.image.color.Normalization
     colorize.weights_sha256  identity of the weights the graph was exported from
     colorize.total_stride    H and W must be multiples of this
     colorize.weights_dtype   "fp32" or "fp16" (fp16 initializers + Cast)

@@ -11,7 +11,7 @@ L is reduced to the working size with Pillow's float ("F") bilinear resampling,
 antialiased (the filter support grows with the scale). The predicted ab is
 enlarged back with ``RowUpsampler``: the same bilinear result as Pillow's when
 enlarging (smooth, pixel centres aligned), computed a band of rows at a time so
-that ``engine.merge`` never stores full-size ab planes. (When stride rounding
+that ``engine.image.merge`` never stores full-size ab planes. (When stride rounding
 makes a working side slightly larger than the image's, that side is plain
 linear interpolation, without antialiasing.)
 """

@@ -14,13 +14,13 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "images": ("engine.commands.images", "colorize image files and folders"),
+    "images": ("engine.cli.images", "colorize image files and folders"),
     "train": ("training.cli", "train a classifier or a colorizer"),
     "evaluate": ("training.evaluate_cli", "measure a colorizer's quality on CIFAR-10 or photos"),
     "export": ("export.cli", "export a model to ONNX (BN folded, parity-checked)"),
     "build": ("export.build_cli", "build a TensorRT engine from an ONNX model"),
     "bench": ("benchmarks.cli", "benchmark latency and throughput against eager PyTorch"),
-    "serve": ("engine.commands.serve", "serve colorization over HTTP"),
+    "serve": ("engine.cli.serve", "serve colorization over HTTP"),
 }
 
 

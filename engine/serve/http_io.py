@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.serve_config import OUTPUT_FORMATS
+from engine.serve.config import OUTPUT_FORMATS
 
 MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 _FORMAT_ALIASES = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "webp": "webp"}

@@ -1,0 +1,1 @@
+"""Finding and building model files: model references, ONNX files, cache, metadata."""

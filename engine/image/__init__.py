@@ -1,0 +1,1 @@
+"""Pixels: image I/O, colour conversion, resizing, padding, merging."""
