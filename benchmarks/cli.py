@@ -3,8 +3,8 @@
     colorize bench                         # full run: batches 1,8,64; sizes 32, 256
     colorize bench --quick                 # smoke run, under a minute
     colorize bench --backends torch,onnxruntime --precisions fp32,int8 --batch-sizes 1,16 --sizes 64,128x96
-    colorize bench --out benchmarks/results/bench --readme README.md   # JSON + Markdown + PNGs + README table
-    colorize bench --from-json benchmarks/results/bench/bench.json --readme README.md   # re-render only
+    colorize bench --out benchmarks/results/bench --readme docs/performance.md   # JSON + Markdown + PNGs + the docs table
+    colorize bench --from-json benchmarks/results/bench/bench.json --readme docs/performance.md   # re-render only
 
 Prints the Markdown report on stdout, progress on stderr. Exit codes: 0 every
 selected configuration ran or was skipped as unavailable, 1 some failed, 2
@@ -74,7 +74,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--markdown", metavar="FILE", help="write the Markdown report here")
     p.add_argument("--plots", metavar="DIR", help="write throughput.png and latency.png here")
     p.add_argument("--out", metavar="DIR", help="shortcut: DIR/bench.json, DIR/bench.md and the plots in DIR")
-    p.add_argument("--readme", metavar="FILE", help="replace the table between the bench markers in this README")
+    p.add_argument("--readme", metavar="FILE", help="replace the table between the bench markers in this Markdown file (docs/performance.md)")
     p.add_argument("--from-json", metavar="FILE", help="do not run: render an earlier JSON report")
 
 
