@@ -12,11 +12,16 @@
   written EXIF). See ``engine/image/io.py`` for every Pillow mode.
 * ``--jobs`` worker threads decode, prepare, merge and encode while the main
   thread runs batched inference (``--batch-size`` images of the same working
-  shape per ``engine.run``), so file I/O overlaps the model.
+  shape per ``engine.run``), so file I/O overlaps the model
+  (``engine/cli/runner.py``).
 * Each output is written to a temporary file and renamed into place: a killed
   run leaves complete files only, and ``--skip-existing`` resumes it.
 * A file that cannot be colorized (empty, truncated, not an image, too large,
   unsupported) is reported with its name and reason; the run goes on.
+* ``--ray [ADDRESS]`` runs the same job on a Ray cluster (``engine/ray/``,
+  ``docs/ray.md``): the plan (inputs, tree, skip-existing), the summary, the
+  report and the exit status are the ones of the local run; each Ray actor
+  runs the same per-file code on its share of the files.
 
 Exit status: 0 all done, 1 some files failed, 2 usage error (bad option,
 missing input, no images found, an output that would overwrite an input).
@@ -28,9 +33,11 @@ import argparse
 import os
 import sys
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+
+#: ``--report``: the first this many files of the plan get before/after thumbnails; the rest are listed by name.
+REPORT_THUMBNAILS = 500
 
 
 class UsageError(Exception):
@@ -42,6 +49,17 @@ class Task:
     src: Path
     dst: Path
     shown: str  # how the source is named in messages
+    thumbnail: bool = False  # make before/after thumbnails for --report
+
+
+@dataclass
+class Plan:
+    """What a run does: the files to colorize, and how many were found and skipped."""
+
+    tasks: list[Task]
+    found: int  # images found, skipped ones included
+    skipped: int  # outputs that already existed (--skip-existing)
+    out_dir: Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -49,7 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from engine.colorizer import DEFAULT_WORKING_SIZE
     from engine.image.io import DEFAULT_MAX_PIXELS
 
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files and/or folders")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if needed)")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into subfolders of folder inputs")
     p.add_argument("--format", help="output format by extension (png, jpg, webp, tiff, ...); default: the input's")
@@ -59,14 +77,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--working-size", type=int, default=DEFAULT_WORKING_SIZE, metavar="PX",
                    help=f"long side the model runs at; ab is upsampled to full size (default: {DEFAULT_WORKING_SIZE})")
     p.add_argument("--batch-size", type=int, default=8, help="images per inference batch (default: 8)")
-    p.add_argument("-j", "--jobs", type=int, default=min(4, os.cpu_count() or 1),
-                   help="decode/encode worker threads (default: min(4, CPU count))")
+    p.add_argument("-j", "--jobs", type=int, default=None,
+                   help="decode/encode worker threads (default: min(4, CPU count); with --ray: per actor, "
+                        "its thread count)")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose output already exists (resume)")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default: 95)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help=f"refuse images with more pixels (decompression-bomb limit; default: {DEFAULT_MAX_PIXELS:,})")
     p.add_argument("--report", metavar="HTML", help="write a before/after gallery page here")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    g = p.add_argument_group("Ray (the same job on a cluster; needs colorize[ray]; see docs/ray.md)")
+    g.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run on Ray: alone, an embedded Ray instance on this machine (loopback only); "
+                        "ADDRESS (host:port, ray://host:port, or auto for $RAY_ADDRESS) joins a running cluster")
+    g.add_argument("--ray-actors", type=int, metavar="N",
+                   help="actors in the pool, each holding one model (default: from the cluster's CPUs and GPUs)")
+    g.add_argument("--ray-cpus-per-actor", type=float, metavar="X",
+                   help="CPUs each actor asks for; its thread count is X rounded up (default: a node's CPUs less "
+                        "0.5 for Ray's own tasks, split between about one actor per 4 CPUs)")
+    g.add_argument("--ray-gpus-per-actor", type=float, metavar="X",
+                   help="GPUs each actor asks for (default: 1 when the cluster has GPUs and the backend can use "
+                        "one, else 0)")
 
 
 # -- what to do ----------------------------------------------------------------------------------------------------
@@ -138,162 +169,123 @@ def collect_tasks(inputs: list[str], out_dir: Path, recursive: bool, fmt: str | 
     return tasks
 
 
-# -- the pipeline --------------------------------------------------------------------------------------------------
+def check_options(args: argparse.Namespace) -> None:
+    """Option values a run can start with.
+
+    Raises:
+        UsageError: a bad value, or a Ray option without ``--ray``.
+    """
+    if args.ray is not None and not _looks_like_address(args.ray) and os.path.exists(args.ray):
+        args.inputs.insert(0, args.ray)  # `--ray IN -o OUT`: IN was taken as the address
+        args.ray = "local"
+    if not args.inputs:
+        raise UsageError("no INPUT given (image files and/or folders)")
+    for name in ("batch_size", "jobs", "working_size", "max_pixels", "ray_actors"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    for name in ("ray_cpus_per_actor", "ray_gpus_per_actor"):
+        value = getattr(args, name)
+        if value is not None and (value < 0 or (name == "ray_cpus_per_actor" and value == 0)):
+            raise UsageError(f"--{name.replace('_', '-')} must be {'> 0' if 'cpus' in name else '>= 0'}, got {value}")
+    if args.ray is None:
+        given = [f"--{n.replace('_', '-')}" for n in ("ray_actors", "ray_cpus_per_actor", "ray_gpus_per_actor")
+                 if getattr(args, n) is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply with --ray")
+    if not 1 <= args.quality <= 100:
+        raise UsageError(f"--quality must be in 1..100, got {args.quality}")
+    for path in [*args.inputs, args.output]:
+        if "://" in path:
+            raise UsageError(f"{path}: colorize images reads and writes through the filesystem; URIs are not "
+                             "supported (mount the bucket or share, then pass its path)")
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"output {out_dir} exists and is not a folder")
 
 
-class _Run:
-    """Decode/prepare and finish/encode on a thread pool; batched ``engine.run`` on the calling thread."""
-
-    def __init__(self, colorizer, args, progress, report: bool):
-        self.col = colorizer
-        self.args = args
-        self.progress = progress
-        self.report = report
-        self.done: list = []  # one engine.cli.report.Entry per output written
-        self.errors: list[tuple[str, str]] = []
-
-    def error(self, task: Task, reason: str) -> None:
-        self.errors.append((task.shown, reason))
-        if self.progress.enabled:
-            sys.stderr.write("\r\033[K")
-        print(f"error: {task.shown}: {reason}", file=sys.stderr)
-        self.progress.update()
-
-    def _finish_one(self, task: Task, prepared, ab):
-        from engine.cli.report import Entry, thumbnail_uri
-        from engine.image.io import format_for, save_image
-
-        fmt = format_for(task.dst)  # ValueError names the file: Pillow cannot write this format
-        out = self.col.finish(prepared, ab)
-        task.dst.parent.mkdir(parents=True, exist_ok=True)
-        save_image(out, task.dst, fmt, quality=self.args.quality, exif=prepared.decoded.exif)
-        h, w = prepared.size
-        if self.report and len(self.done) < 500:
-            return Entry(task.shown, str(task.dst), thumbnail_uri(prepared.decoded), thumbnail_uri(out), (w, h))
-        return Entry(task.shown, str(task.dst), size=(w, h))
-
-    def run(self, tasks: list[Task]) -> None:
-        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-
-        import numpy as np
-
-        from engine.image.io import ImageReadError
-
-        bs = self.args.batch_size
-        jobs = self.args.jobs
-        lookahead = max(2 * bs, 2 * jobs)
-        pending: dict[tuple, list] = {}
-        n_pending = 0
-        finishing: dict = {}
-        prep: deque = deque()
-        todo = iter(tasks)
-
-        def reason(e: BaseException) -> str:
-            return e.reason if isinstance(e, ImageReadError) else f"{type(e).__name__}: {e}"
-
-        def collect(limit: int | None) -> None:
-            """Gather finished outputs; with a limit, block until at most that many are outstanding."""
-            while finishing:
-                block = limit is not None and len(finishing) > limit
-                done, _ = wait(list(finishing), timeout=None if block else 0, return_when=FIRST_COMPLETED)
-                if not done:
-                    return
-                for f in done:
-                    task = finishing.pop(f)
-                    try:
-                        self.done.append(f.result())
-                        self.progress.update()
-                    except Exception as e:
-                        self.error(task, reason(e))
-
-        def run_batch(group: list) -> None:
-            try:
-                ab = self.col.engine.run(np.stack([p.l for _, p in group]))
-            except Exception as e:
-                for task, _ in group:
-                    self.error(task, f"inference failed: {reason(e)}")
-                return
-            for j, (task, p) in enumerate(group):
-                finishing[pool.submit(self._finish_one, task, p, ab[j])] = task
-            collect(lookahead)
-
-        with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="colorize-io") as pool:
-            try:
-                def fill() -> None:
-                    while len(prep) < lookahead:
-                        task = next(todo, None)
-                        if task is None:
-                            return
-                        prep.append((task, pool.submit(self.col.prepare, task.src)))
-
-                fill()
-                while prep:
-                    task, fut = prep.popleft()
-                    fill()
-                    try:
-                        p = fut.result()
-                    except Exception as e:
-                        self.error(task, reason(e))
-                        continue
-                    pending.setdefault(p.key, []).append((task, p))
-                    n_pending += 1
-                    if len(pending[p.key]) >= bs:
-                        n_pending -= len(pending[p.key])
-                        run_batch(pending.pop(p.key))
-                    elif n_pending > lookahead:  # many different shapes: run the largest group now
-                        key = max(pending, key=lambda k: len(pending[k]))
-                        n_pending -= len(pending[key])
-                        run_batch(pending.pop(key))
-                    collect(None)
-                for key in list(pending):
-                    run_batch(pending.pop(key))
-                collect(0)
-            except BaseException:
-                for f in list(finishing) + [f for _, f in prep]:
-                    f.cancel()
-                raise
+def _looks_like_address(value: str) -> bool:
+    return value in ("local", "auto") or ":" in value
 
 
-def main(args: argparse.Namespace) -> int:
-    from engine.cli.progress import Progress
-    from engine.image.io import DEFAULT_MAX_PIXELS, remove_stale_tmp
+def make_plan(args: argparse.Namespace) -> Plan:
+    """List the inputs, mirror the tree, drop existing outputs (``--skip-existing``), mark the files that get
+    thumbnails (``--report``) and remove temporary files that a killed run left beside the outputs.
+
+    Raises:
+        UsageError: as ``collect_tasks``, or no images found.
+    """
+    from engine.image.io import remove_stale_tmp
 
     out_dir = Path(args.output)
-    try:
-        for name in ("batch_size", "jobs", "working_size", "max_pixels"):
-            if getattr(args, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-        if not 1 <= args.quality <= 100:
-            raise UsageError(f"--quality must be in 1..100, got {args.quality}")
-        if out_dir.exists() and not out_dir.is_dir():
-            raise UsageError(f"output {out_dir} exists and is not a folder")
-        tasks = collect_tasks(args.inputs, out_dir, args.recursive, args.format)
-        if not tasks:
-            raise UsageError(f"no images found in {', '.join(args.inputs)}"
-                             + ("" if args.recursive else " (use --recursive for subfolders)"))
-    except UsageError as e:
-        print(f"colorize images: error: {e}", file=sys.stderr)
-        return 2
-
-    skipped = 0
+    tasks = collect_tasks(args.inputs, out_dir, args.recursive, args.format)
+    if not tasks:
+        raise UsageError(f"no images found in {', '.join(args.inputs)}"
+                         + ("" if args.recursive else " (use --recursive for subfolders)"))
+    found = len(tasks)
     if args.skip_existing:
-        todo = [t for t in tasks if not t.dst.exists()]
-        skipped = len(tasks) - len(todo)
-        tasks = todo
+        tasks = [t for t in tasks if not t.dst.exists()]
+    if args.report:
+        for t in tasks[:REPORT_THUMBNAILS]:
+            t.thumbnail = True
+    for folder, names in output_folders(tasks).items():
+        if folder.is_dir():
+            remove_stale_tmp(folder, names)
+    return Plan(tasks, found, found - len(tasks), out_dir)
+
+
+def output_folders(tasks: list[Task]) -> dict[Path, set[str]]:
+    """Output folder -> the output names written there."""
     by_folder: dict[Path, set[str]] = {}
     for t in tasks:
         by_folder.setdefault(t.dst.parent, set()).add(t.dst.name)
-    for folder, names in by_folder.items():
-        if folder.is_dir():
-            remove_stale_tmp(folder, names)  # left by a killed run
+    return by_folder
+
+
+def finish(args: argparse.Namespace, plan: Plan, done: list, errors: list[tuple[str, str]], seconds: float,
+           engines: str, where: str = "") -> int:
+    """Print the summary, write ``--report``, and return the exit status (0 all done, 1 some failed)."""
+    n_ok = len(done)
+    summary = (f"colorized {n_ok} of {plan.found} images in {seconds:.1f} s "
+               f"({n_ok / seconds if seconds > 0 else 0:.1f} img/s) with {engines}{where}, "
+               f"working size {args.working_size}"
+               + (f"; {plan.skipped} skipped (output exists)" if plan.skipped else "")
+               + (f"; {len(errors)} failed" if errors else "") + f"; output in {plan.out_dir}")
+    print(summary, file=sys.stderr)
+    if args.report:
+        from engine.cli.report import write_report
+
+        write_report(args.report, done, errors, summary)
+        print(f"report: {args.report}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        check_options(args)
+        plan = make_plan(args)
+    except UsageError as e:
+        print(f"colorize images: error: {e}", file=sys.stderr)
+        return 2
+    if args.ray is not None:
+        from engine.cli.images_ray import run_on_ray
+
+        return run_on_ray(args, plan)
+    return _run_here(args, plan)
+
+
+def _run_here(args: argparse.Namespace, plan: Plan) -> int:
+    from engine.cli.progress import Progress
+    from engine.cli.runner import TaskRunner
+    from engine.colorizer import Colorizer
+    from engine.image.io import DEFAULT_MAX_PIXELS
 
     if args.max_pixels > DEFAULT_MAX_PIXELS:
         from PIL import Image
 
         Image.MAX_IMAGE_PIXELS = args.max_pixels  # our own limit is checked in load_image
-
-    from engine.colorizer import Colorizer
-
+    if args.jobs is None:
+        args.jobs = min(4, os.cpu_count() or 1)
     try:
         col = Colorizer.load(args.model, args.backend, args.precision, working_size=args.working_size,
                              max_pixels=args.max_pixels)
@@ -301,25 +293,14 @@ def main(args: argparse.Namespace) -> int:
         print(f"colorize images: error: {e}", file=sys.stderr)
         return 2
 
-    progress = Progress(len(tasks), enabled=None if not args.quiet else False)
-    run = _Run(col, args, progress, report=bool(args.report))
+    progress = Progress(len(plan.tasks), enabled=None if not args.quiet else False)
+    run = TaskRunner(col, args, progress, report=bool(args.report))
     start = time.perf_counter()
     try:
-        if tasks:
-            run.run(tasks)
+        if plan.tasks:
+            run.run(plan.tasks)
     finally:
         progress.close()
         col.close()
-    dt = time.perf_counter() - start
-    n_ok = len(run.done)
-    summary = (f"colorized {n_ok} of {len(tasks) + skipped} images in {dt:.1f} s ({n_ok / dt if dt > 0 else 0:.1f} img/s)"
-               f" with {col.engine.backend}/{col.engine.precision}, working size {args.working_size}"
-               + (f"; {skipped} skipped (output exists)" if skipped else "")
-               + (f"; {len(run.errors)} failed" if run.errors else "") + f"; output in {out_dir}")
-    print(summary, file=sys.stderr)
-    if args.report:
-        from engine.cli.report import write_report
-
-        write_report(args.report, run.done, run.errors, summary)
-        print(f"report: {args.report}", file=sys.stderr)
-    return 1 if run.errors else 0
+    engines = f"{col.engine.backend}/{col.engine.precision}"
+    return finish(args, plan, run.done, run.errors, time.perf_counter() - start, engines)
