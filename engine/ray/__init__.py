@@ -1,0 +1,44 @@
+"""``colorize images --ray``: the same job on a Ray cluster, with Ray Data batch inference (``docs/ray.md``).
+
+For a Ray program of your own:
+
+    import ray
+    from engine.ray import ColorizeBatch, colorize_dataset, size_pool, alive_nodes
+
+    ray.init()                                                     # or ray.init("auto")
+    ds = ray.data.from_items([{"src": "/shared/in/a.png", "dst": "/shared/out/a.png"}, ...])
+    rows = colorize_dataset(ds, files_per_call=32, model="resnet18-unet-photos").take_all()
+    # or by hand: ds.map_batches(ColorizeBatch, fn_constructor_kwargs={...}, compute=ActorPoolStrategy(...), ...)
+
+``run_tasks`` runs a planned job (``engine.cli.images.make_plan``) end to end and returns what the local run
+returns. Importing this package is cheap: Ray is imported only when one of these names is used, and its
+absence raises ``MissingDependency`` naming the extra (``pip install 'colorize[ray]'``).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "ColorizeBatch": "engine.ray.worker",
+    "STATUS_COLUMNS": "engine.ray.worker",
+    "colorize_dataset": "engine.ray.pipeline",
+    "tasks_dataset": "engine.ray.pipeline",
+    "files_per_block": "engine.ray.pipeline",
+    "PoolPlan": "engine.ray.pool",
+    "size_pool": "engine.ray.pool",
+    "connect": "engine.ray.cluster",
+    "alive_nodes": "engine.ray.cluster",
+    "require_ray": "engine.ray.cluster",
+    "ClusterError": "engine.ray.cluster",
+    "RayRun": "engine.ray.driver",
+    "run_tasks": "engine.ray.driver",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'engine.ray' has no attribute {name!r}")

@@ -1,0 +1,133 @@
+"""``ColorizeBatch``: the callable class that Ray Data's ``map_batches`` runs on each actor of the pool.
+
+    ds = ray.data.from_items([{"src": "in/a.png", "dst": "out/a.png"}, ...])
+    status = ds.map_batches(ColorizeBatch, fn_constructor_kwargs={"model": "resnet18-unet-photos", "threads": 2},
+                            batch_size=32, compute=ray.data.ActorPoolStrategy(size=4), num_cpus=2)
+
+``__init__`` loads one ``engine.Colorizer`` per actor (backend ``auto`` by default: on a node with a GPU
+visible to the actor it picks the GPU backend, elsewhere the fastest CPU one). ``__call__`` colorizes a batch
+of files with the code the local ``colorize images`` runs (``engine.cli.runner.TaskRunner``: decode, batched
+inference, merge, encode, temporary file + rename beside the output) and returns one small status row per
+file: pixels never travel through Ray, only paths and status.
+
+Input columns: ``src`` and ``dst`` (paths every node can read and write), optional ``index`` (echoed) and
+``thumbnail`` (make report thumbnails). Output columns: ``STATUS_COLUMNS``. A file that cannot be colorized
+is a row with ``ok`` False and its ``error``; it never fails the batch.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from engine.artifacts.model_ref import DEFAULT_PHOTO_MODEL
+from engine.colorizer import DEFAULT_WORKING_SIZE
+from engine.image.io import DEFAULT_MAX_PIXELS
+
+#: Columns of the rows ``ColorizeBatch`` returns (thumbnails are data: URIs, or "").
+STATUS_COLUMNS = ("index", "src", "dst", "ok", "error", "width", "height", "before", "after", "node", "pid", "engine")
+
+
+def _node_id() -> str:
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return ray.get_runtime_context().get_node_id()
+    except ImportError:
+        pass
+    import socket
+
+    return socket.gethostname()
+
+
+def _engine_options(backend: str, threads: int) -> dict:
+    """``num_threads`` for backends that take it (``auto`` passes it to each one that does)."""
+    if backend == "auto":
+        return {"num_threads": threads}
+    from engine.backends import backend_class
+
+    return {"num_threads": threads} if "num_threads" in inspect.signature(backend_class(backend)).parameters else {}
+
+
+class ColorizeBatch:
+    """Colorize batches of image files on one actor (see the module docstring).
+
+    Args:
+        model, backend, precision: as ``engine.Colorizer.load`` (``colorize images --model/--backend/--precision``).
+        working_size, max_pixels, quality, batch_size: as the ``colorize images`` options of those names.
+        threads: inference threads (default: the CPUs this process may use); Ray gives an actor
+            ``num_cpus`` of scheduling share, not a CPU set, so pass its share here.
+        jobs: decode/encode threads (default: ``threads``).
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike = DEFAULT_PHOTO_MODEL,
+        backend: str = "auto",
+        precision: str = "auto",
+        *,
+        working_size: int = DEFAULT_WORKING_SIZE,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        quality: int = 95,
+        batch_size: int = 8,
+        threads: int | None = None,
+        jobs: int | None = None,
+    ):
+        from engine.artifacts.onnx_files import cpu_cores
+        from engine.colorizer import Colorizer
+
+        threads = threads or cpu_cores()
+        if max_pixels > DEFAULT_MAX_PIXELS:
+            from PIL import Image
+
+            Image.MAX_IMAGE_PIXELS = max_pixels  # our own limit is checked in load_image
+        self.colorizer = Colorizer.load(model, backend, precision, working_size=working_size, max_pixels=max_pixels,
+                                        **_engine_options(backend, threads))
+        self.options = SimpleNamespace(batch_size=batch_size, jobs=jobs or threads, quality=quality)
+        self.engine = f"{self.colorizer.engine.backend}/{self.colorizer.engine.precision}"
+        self.node = _node_id()
+        self.pid = os.getpid()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from engine.cli.images import Task
+        from engine.cli.progress import Progress
+        from engine.cli.runner import TaskRunner
+
+        srcs, dsts = [str(s) for s in batch["src"]], [str(d) for d in batch["dst"]]
+        n = len(srcs)
+        index = np.asarray(batch["index"], np.int64) if "index" in batch else np.full(n, -1, np.int64)
+        thumbs = np.asarray(batch["thumbnail"], bool) if "thumbnail" in batch else np.zeros(n, bool)
+        tasks = [Task(Path(s), Path(d), s, bool(t)) for s, d, t in zip(srcs, dsts, thumbs)]
+        runner = TaskRunner(self.colorizer, self.options, Progress(n, enabled=False), report=True,
+                            on_error=lambda task, reason: None)  # errors go back as rows
+        runner.run(tasks)
+        done = {entry.output: entry for entry in runner.done}
+        why = {id(task): reason for task, reason in runner.failed}
+        rows: dict[str, list] = {c: [] for c in STATUS_COLUMNS}
+        for i, task in enumerate(tasks):
+            entry = done.get(str(task.dst))
+            size = entry.size if entry is not None and entry.size else (0, 0)
+            rows["index"].append(index[i])
+            rows["src"].append(srcs[i])
+            rows["dst"].append(dsts[i])
+            rows["ok"].append(entry is not None)
+            rows["error"].append("" if entry is not None else why.get(id(task), "not written"))
+            rows["width"].append(size[0])
+            rows["height"].append(size[1])
+            rows["before"].append((entry.before or "") if entry is not None else "")
+            rows["after"].append((entry.after or "") if entry is not None else "")
+        rows["node"] = [self.node] * n
+        rows["pid"] = [self.pid] * n
+        rows["engine"] = [self.engine] * n
+        types = {"index": np.int64, "width": np.int64, "height": np.int64, "pid": np.int64, "ok": bool}
+        return {c: np.asarray(v, dtype=types.get(c, object)) for c, v in rows.items()}
+
+    def __del__(self):
+        colorizer = getattr(self, "colorizer", None)
+        if colorizer is not None:
+            colorizer.close()
