@@ -72,6 +72,7 @@ def run_on_ray(args: argparse.Namespace, plan: Plan) -> int:
     engines = ", ".join(f"{name}" + (f" ({n} files)" if len(run.engines) > 1 else "")
                         for name, n in run.engines.most_common()) or "no engine"
     where = (f" on {len(run.nodes)} Ray node{'s' if len(run.nodes) != 1 else ''}, {len(run.actors)} actor "
-             f"process{'es' if len(run.actors) != 1 else ''} (Ray start-up {run.cluster.startup_s:.1f} s not counted)")
+             f"process{'es' if len(run.actors) != 1 else ''} (Ray start-up {run.cluster.startup_s:.1f} s not counted; "
+             f"first result after {run.first_row_s or 0:.1f} s)")
     return finish(args, plan, run.done, errors, run.run_s, engines, where)
 

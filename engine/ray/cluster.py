@@ -2,7 +2,9 @@
 
 * ``connect(None)`` (or ``"local"``) starts an **embedded** Ray instance on this machine for the length of
   the job, bound to loopback only (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``: Ray's single-machine mode, in
-  which every Ray process listens on 127.0.0.1), with token authentication and no dashboard.
+  which every Ray process listens on 127.0.0.1; set before Ray is first imported in the process), with
+  Ray's token authentication and no dashboard. ``ray.init(address="local")``: never a cluster that
+  ``ray start`` left on this machine, nor ``$RAY_ADDRESS``.
 * ``connect("host:port")``, ``"ray://host:port"`` or ``"auto"`` (``$RAY_ADDRESS``, else the cluster started
   on this machine by ``ray start``) **joins** a running cluster; leaving disconnects and leaves it running.
   The address is probed first (a TCP connection, ``PROBE_TIMEOUT_S``): a dead address is a ``ClusterError``
@@ -139,11 +141,11 @@ def connect(address: str | None = None) -> Iterator[Cluster]:
         ClusterError: the cluster cannot be reached or started.
     """
     embedded = address in (None, "local")
-    if embedded:
-        # set before Ray is imported: Ray reads them once, at import
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # single-machine mode: loopback only
-        os.environ.setdefault("RAY_AUTH_MODE", "token")  # Ray's default for a new local instance, said quietly
+    if embedded:  # single-machine mode, loopback only; read once, when Ray is first imported
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     ray = require_ray()
+    if embedded:  # Ray turns token authentication on for a new local instance, and says so: say it quietly
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     t0 = time.perf_counter()
     owned = not ray.is_initialized()
     target = "connected"

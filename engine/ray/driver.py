@@ -36,6 +36,7 @@ class RayRun:
     nodes: Counter = field(default_factory=Counter)  # Ray node id -> files
     actors: Counter = field(default_factory=Counter)  # actor process (node id, pid) -> files
     run_s: float = 0.0  # from the start of execution to the last row (actor start-up included)
+    first_row_s: float | None = None  # from the start of execution to the first row (actor start-up, one block)
     stopped: str | None = None  # why the job stopped before every file came back
 
     @property
@@ -62,6 +63,7 @@ def run_tasks(
     on_start: Callable[[Cluster, PoolPlan], None] | None = None,
     on_error: Callable[[object, str], None] | None = None,
     on_row: Callable[[dict], None] | None = None,
+    worker_class=None,
     **options,
 ) -> RayRun:
     """Colorize ``tasks`` (``engine.cli.images.Task``) on Ray.
@@ -75,6 +77,7 @@ def run_tasks(
         on_start: called with the cluster and the pool before execution starts.
         on_error: called as ``on_error(task, reason)`` for each failed file.
         on_row: called with each status row (a dict of ``engine.ray.worker.STATUS_COLUMNS``) as it arrives.
+        worker_class: the callable class the actors run (``engine.ray.pipeline.colorize_dataset``).
         **options: ``engine.ray.worker.ColorizeBatch`` arguments (model, backend, precision, working_size, ...).
 
     Raises:
@@ -99,7 +102,8 @@ def run_tasks(
         if not tasks:
             return run
         per_block = files_per_block(len(tasks), pool.actors, options.get("batch_size", 8))
-        ds = colorize_dataset(tasks_dataset(tasks, per_block), pool, files_per_call=per_block, **options)
+        ds = colorize_dataset(tasks_dataset(tasks, per_block), pool, files_per_call=per_block,
+                              worker_class=worker_class, **options)
         seen: set[int] = set()
         start = time.perf_counter()
         try:
@@ -107,6 +111,8 @@ def run_tasks(
                 for j in range(len(batch["index"])):
                     row = {c: batch[c][j] for c in STATUS_COLUMNS}
                     i = int(row["index"])
+                    if run.first_row_s is None:
+                        run.first_row_s = time.perf_counter() - start
                     if i in seen:  # a block redone after its rows had come back: count each file once
                         continue
                     seen.add(i)

@@ -8,8 +8,13 @@ runs match that share: actors do not oversubscribe a node.
   each on a 2-CPU instance left nothing for them and the job never finished; 0.5 each ran). The smallest
   node's remaining CPUs are split between about one actor per ``CPUS_PER_ACTOR_TARGET`` CPUs (at least one);
   that share is every actor's request, and each node runs as many actors as fit in its own remaining CPUs.
-  On 2-CPU nodes: one actor of 1.5 CPUs, 2 threads; on 1-CPU nodes: one of 0.5, 1 thread; on 16-CPU nodes:
-  four of 3.875, 4 threads each.
+  Ray places actors by their request alone, so the share is raised, where needed, just past the point where
+  Ray could put one actor more on the smallest node than planned (and leave it no reserve).
+  On 2-CPU nodes: one actor of 1.5 CPUs, 2 threads; on 1-CPU nodes: one of 0.501 (0.5 would let Ray put
+  two on one node and none on another), 1 thread; on 16-CPU nodes: four of 3.875, 4 threads each.
+  The reserve suits this pipeline, whose input is built on the driver (no read tasks: even a pool that
+  books every CPU runs). A pipeline of your own with ``read_*`` upstream needs a whole free CPU per node
+  for its read tasks (1 CPU each by default): pass ``cpus`` so that one is left.
 * **GPU actors** (the backend can use a GPU and the cluster has one): one actor per GPU, each asking the
   CPUs of its node (less the reserve) divided by the node's GPUs, for decoding and encoding.
 
@@ -101,11 +106,15 @@ def _default_cpus(nodes: Sequence[Mapping[str, float]], gpus: float) -> float:
         if not shares:
             raise ValueError(f"no node has {gpus:g} GPU for one actor; nodes: {_describe(nodes)}")
         return min(shares)
-    usable = [n.get("CPU", 0) - RESERVED_CPUS for n in nodes if n.get("CPU", 0) > RESERVED_CPUS]
-    if not usable:
+    sizes = [n.get("CPU", 0) for n in nodes if n.get("CPU", 0) > RESERVED_CPUS]
+    if not sizes:
         raise ValueError(f"no node has more than {RESERVED_CPUS:g} CPU for an actor; nodes: {_describe(nodes)}")
-    smallest = min(usable)
-    return smallest / max(1, round((smallest + RESERVED_CPUS) / CPUS_PER_ACTOR_TARGET))
+    smallest = min(sizes)
+    per_node = max(1, round(smallest / CPUS_PER_ACTOR_TARGET))
+    share = (smallest - RESERVED_CPUS) / per_node
+    if math.floor(smallest / share + 1e-9) > per_node:  # Ray, blind to the reserve, could place one more there
+        share = math.ceil(smallest / (per_node + 1) * 1000 + 1e-6) / 1000  # 1-CPU nodes: 0.501, not 0.5
+    return share
 
 
 def _describe(nodes: Sequence[Mapping[str, float]]) -> str:
@@ -114,4 +123,7 @@ def _describe(nodes: Sequence[Mapping[str, float]]) -> str:
 
 
 def _fits(node: Mapping[str, float], cpus: float) -> int:
-    return max(0, math.floor((node.get("CPU", 0) - RESERVED_CPUS) / cpus + 1e-9))
+    """Actors of ``cpus`` a node holds with its reserve kept (to 1 % of a share: see 0.501 above), and with no
+    more threads than it has CPUs (a share under 1 CPU still runs one thread)."""
+    cpu = node.get("CPU", 0)
+    return max(0, min(math.floor((cpu - RESERVED_CPUS) / cpus + 0.01), math.floor(cpu / threads_for(cpus) + 1e-9)))

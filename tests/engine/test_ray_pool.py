@@ -8,28 +8,24 @@ from engine.ray.pipeline import MAX_FILES_PER_BLOCK, files_per_block
 from engine.ray.pool import RESERVED_CPUS, fitting_actors, size_pool
 
 
-def _per_node(nodes, plan):
-    """Actors each node holds when filled in order (what Ray's scheduler can place)."""
-    return [min(math.floor((n.get("CPU", 0) - RESERVED_CPUS) / plan.cpus + 1e-9),
-                math.floor(n.get("GPU", 0) / plan.gpus) if plan.gpus else 1 << 30) for n in nodes]
-
-
-@pytest.mark.parametrize("nodes, actors, cpus, threads", [
-    ([{"CPU": 2}], 1, 1.5, 2),  # 2 x 1 CPU deadlocked a 2-CPU instance; the reserve keeps 0.5 free
-    ([{"CPU": 1}, {"CPU": 1}], 2, 0.5, 1),  # the two-node loopback cluster of the tests
-    ([{"CPU": 16}] * 3, 12, 3.875, 4),
-    ([{"CPU": 8}, {"CPU": 16}], 6, 3.75, 4),  # the smallest node sets the share, the larger one holds more
-    ([{"CPU": 0}, {"CPU": 4}], 1, 3.5, 4),  # a head node kept free of work (num_cpus=0) gets no actor
-    ([{"CPU": 3}], 1, 2.5, 3),
+@pytest.mark.parametrize("nodes, cpus, threads, per_node", [
+    ([{"CPU": 2}], 1.5, 2, [1]),  # 2 x 1 CPU deadlocked a 2-CPU instance; the reserve keeps 0.5 free
+    ([{"CPU": 1}, {"CPU": 1}], 0.501, 1, [1, 1]),  # 0.5 would let Ray put both actors on one node
+    ([{"CPU": 16}] * 3, 3.875, 4, [4, 4, 4]),
+    ([{"CPU": 8}, {"CPU": 16}], 3.75, 4, [2, 4]),  # the smallest node sets the share, the larger holds more
+    ([{"CPU": 0}, {"CPU": 4}], 3.5, 4, [0, 1]),  # a head node kept free of work (num_cpus=0) gets no actor
+    ([{"CPU": 3}], 2.5, 3, [1]),
+    ([{"CPU": 1}, {"CPU": 8}], 0.501, 1, [1, 8]),  # one thread each, so no more actors than CPUs
 ])
-def test_cpu_pool_leaves_the_reserve_and_threads_match_the_share(nodes, actors, cpus, threads):
+def test_cpu_pool_leaves_the_reserve_and_threads_match_the_share(nodes, cpus, threads, per_node):
     plan = size_pool(nodes, backend="onnxruntime")
-    assert (plan.actors, plan.cpus, plan.gpus, plan.threads) == (actors, cpus, 0.0, threads)
-    for node, n in zip(nodes, _per_node(nodes, plan)):
-        if n > 0:
-            assert n * plan.cpus <= node["CPU"] - RESERVED_CPUS + 1e-9  # Ray's own tasks keep their CPU
-            assert n * plan.threads <= node["CPU"]  # no node runs more threads than it has CPUs
-    assert sum(max(0, n) for n in _per_node(nodes, plan)) == plan.actors == fitting_actors(nodes, plan)
+    assert (plan.actors, plan.cpus, plan.gpus, plan.threads) == (sum(per_node), cpus, 0.0, threads)
+    assert fitting_actors(nodes, plan) == plan.actors
+    for node, n in zip(nodes, per_node):
+        assert n == 0 or n * plan.cpus <= node["CPU"] - RESERVED_CPUS + 0.01  # Ray's own tasks keep (about) their CPU
+        assert n * plan.threads <= node["CPU"]  # no node runs more threads than it has CPUs
+    smallest = min(range(len(nodes)), key=lambda i: nodes[i]["CPU"] if nodes[i]["CPU"] > RESERVED_CPUS else 1e9)
+    assert math.floor(nodes[smallest]["CPU"] / plan.cpus) == per_node[smallest]  # Ray can place no more there
 
 
 def test_gpu_nodes_get_one_actor_per_gpu_with_their_cpus():
