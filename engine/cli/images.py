@@ -175,7 +175,10 @@ def check_options(args: argparse.Namespace) -> None:
     Raises:
         UsageError: a bad value, or a Ray option without ``--ray``.
     """
-    if args.ray is not None and not _looks_like_address(args.ray) and os.path.exists(args.ray):
+    if args.ray is not None and not _looks_like_address(args.ray):
+        if not os.path.exists(args.ray):
+            raise UsageError(f"--ray {args.ray!r}: neither a Ray address (host:port, ray://host:port, auto) nor an "
+                             "input that exists")
         args.inputs.insert(0, args.ray)  # `--ray IN -o OUT`: IN was taken as the address
         args.ray = "local"
     if not args.inputs:

@@ -35,6 +35,7 @@ def run_on_ray(args: argparse.Namespace, plan: Plan) -> int:
     from engine.cli.runner import print_error
     from engine.ray.cluster import ClusterError
     from engine.ray.driver import run_tasks
+    from engine.ray.pool import fitting_actors
 
     def fail(message: str) -> int:
         print(f"colorize images: error: {message}", file=sys.stderr)
@@ -49,7 +50,9 @@ def run_on_ray(args: argparse.Namespace, plan: Plan) -> int:
     progress = Progress(len(plan.tasks), enabled=None if not args.quiet else False)
 
     def started(cluster, pool) -> None:
-        print(f"ray: {cluster.describe()}; pool: {pool.describe()}", file=sys.stderr)
+        fit = fitting_actors(cluster.nodes, pool)
+        wait = f" ({fit} fit on the nodes now; the others start as nodes join)" if fit < pool.actors else ""
+        print(f"ray: {cluster.describe()}; pool: {pool.describe()}{wait}", file=sys.stderr)
         progress.start = time.perf_counter()  # the rate counts from here, not from Ray's start-up
 
     options = dict(model=args.model, backend=args.backend, precision=args.precision, working_size=args.working_size,

@@ -108,24 +108,26 @@ class ColorizeBatch:
         runner.run(tasks)
         done = {entry.output: entry for entry in runner.done}
         why = {id(task): reason for task, reason in runner.failed}
-        rows: dict[str, list] = {c: [] for c in STATUS_COLUMNS}
-        for i, task in enumerate(tasks):
-            entry = done.get(str(task.dst))
-            size = entry.size if entry is not None and entry.size else (0, 0)
-            rows["index"].append(index[i])
-            rows["src"].append(srcs[i])
-            rows["dst"].append(dsts[i])
-            rows["ok"].append(entry is not None)
-            rows["error"].append("" if entry is not None else why.get(id(task), "not written"))
-            rows["width"].append(size[0])
-            rows["height"].append(size[1])
-            rows["before"].append((entry.before or "") if entry is not None else "")
-            rows["after"].append((entry.after or "") if entry is not None else "")
-        rows["node"] = [self.node] * n
-        rows["pid"] = [self.pid] * n
-        rows["engine"] = [self.engine] * n
-        types = {"index": np.int64, "width": np.int64, "height": np.int64, "pid": np.int64, "ok": bool}
-        return {c: np.asarray(v, dtype=types.get(c, object)) for c, v in rows.items()}
+        entries = [done.get(str(task.dst)) for task in tasks]
+        sizes = [e.size if e is not None and e.size else (0, 0) for e in entries]
+
+        def text(values) -> np.ndarray:
+            return np.asarray(list(values), dtype=object)
+
+        return {
+            "index": index,
+            "src": text(srcs),
+            "dst": text(dsts),
+            "ok": np.array([e is not None for e in entries], dtype=bool),
+            "error": text("" if e is not None else why.get(id(t), "not written") for t, e in zip(tasks, entries)),
+            "width": np.array([w for w, _ in sizes], dtype=np.int64),
+            "height": np.array([h for _, h in sizes], dtype=np.int64),
+            "before": text((e.before or "") if e is not None else "" for e in entries),
+            "after": text((e.after or "") if e is not None else "" for e in entries),
+            "node": text([self.node] * n),
+            "pid": np.full(n, self.pid, dtype=np.int64),
+            "engine": text([self.engine] * n),
+        }
 
     def __del__(self):
         colorizer = getattr(self, "colorizer", None)

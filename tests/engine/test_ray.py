@@ -88,8 +88,10 @@ def test_dead_cluster_is_a_clear_error_not_a_hang(folder, tmp_path, capsys, monk
     assert main(["images", str(folder), "-o", str(tmp_path / "o"), "--ray", "auto", *FAST]) == 2
     assert f"no Ray cluster answers at 127.0.0.1:{port}" in capsys.readouterr().err
     assert time.perf_counter() - t < 20  # ray.init alone retries for many minutes
-    assert main(["images", str(folder), "-o", str(tmp_path / "o"), "--ray", "nohost", *FAST]) == 2
+    assert main(["images", str(folder), "-o", str(tmp_path / "o"), "--ray", "ray://", *FAST]) == 2
     assert "expected host:port" in capsys.readouterr().err
+    assert main(["images", str(folder), "-o", str(tmp_path / "o"), "--ray", "nohost", *FAST]) == 2
+    assert "--ray 'nohost': neither a Ray address" in capsys.readouterr().err
 
 
 def test_usage_errors_before_ray_starts(folder, tmp_path, capsys):
