@@ -162,8 +162,9 @@ def test_work_lands_on_both_nodes_and_a_killed_actor_loses_nothing(cluster, tmp_
     assert len(run.nodes) == 2 and min(run.nodes.values()) > 0  # both nodes did work
     assert sorted(i for i, *_ in rows) == list(range(n))  # every file reported once
     pid, t_kill = killed[0]
-    assert not [r for r in rows if r[2] == pid and r[3] > t_kill + 0.5]  # the killed process did nothing more
     assert [r for r in rows if r[3] > t_kill], "the kill did not land mid-run"
+    assert not Path(f"/proc/{pid}").exists() or "(Z)" in Path(f"/proc/{pid}/stat").read_text()  # it died
+    assert len(run.actors) >= 3, run.actors  # the two of the pool, and the restarted one that redid its blocks
     assert sorted(p.name for p in out.iterdir()) == [f"n{i:02d}.png" for i in range(n)]  # no temporary file
     with Colorizer.load(OPTIONS["model"], OPTIONS["backend"], OPTIONS["precision"], working_size=32) as col:
         for i in range(n):  # every output complete and right
