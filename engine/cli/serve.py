@@ -4,8 +4,12 @@
     colorize serve --port 9000 --max-batch-size 16 --max-delay-ms 10
     COLORIZE_PORT=9000 COLORIZE_MAX_PIXELS=50000000 colorize serve
 
-    curl --data-binary @gray.jpg -H 'Accept: image/png' http://127.0.0.1:8000/colorize -o color.png
+    curl --data-binary @gray.jpg http://127.0.0.1:8000/colorize -o color.png
     curl -F image=@gray.jpg 'http://127.0.0.1:8000/colorize?format=jpeg' -o color.jpg
+    curl http://127.0.0.1:8000/openapi.json          # the API: bodies, formats, every status
+
+A raw body is read as an image whatever its Content-Type (the format is
+recognised from its bytes), so curl's default for --data-binary works.
 
 Every option can also be set by an environment variable COLORIZE_<OPTION>
 (e.g. COLORIZE_MAX_BATCH_SIZE); flags win. The model is loaded before the

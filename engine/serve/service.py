@@ -3,9 +3,10 @@
     app = create_app(lambda: Colorizer.load("resnet18-unet-photos"), ServeConfig())
     uvicorn.run(app, host="127.0.0.1", port=8000)
 
-Endpoints:
-  * ``POST /colorize``: image bytes as the raw body or as a multipart file
-    part (``image`` or ``file``, else the first file); returns the colorized
+Endpoints (described by ``GET /openapi.json``, from ``engine/serve/openapi.py``):
+  * ``POST /colorize``: image bytes as the raw body (recognised by their
+    signature, whatever the Content-Type) or as a multipart file part
+    (``image`` or ``file``, else the first file); returns the colorized
     image as PNG, JPEG or WebP, chosen by ``?format=`` or the ``Accept``
     header (default ``ServeConfig.default_format``).
   * ``GET /healthz``: 200 while the process serves HTTP.
@@ -43,6 +44,7 @@ from engine.serve.batcher import BatcherClosed, DynamicBatcher, Overloaded, Requ
 from engine.serve.config import ServeConfig
 from engine.serve.http_io import MIME, HTTPProblem, choose_format, decode_image, encode_image, image_bytes
 from engine.serve.metrics import CONTENT_TYPE, Registry
+from engine.serve import openapi as api_doc
 
 log = logging.getLogger("colorize.serve")
 
@@ -234,17 +236,30 @@ def create_app(colorizer_or_factory: Any | Callable[[], Any], config: ServeConfi
             await asyncio.wait([loader])
             await asyncio.to_thread(service.stop)
 
-    app = FastAPI(title="colorize", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="colorize", version="0.1.0", lifespan=lifespan,
+        description="Colorize grayscale images over HTTP: POST an image to /colorize, get it back in colour.",
+    )
     app.state.service = service
+    generated_openapi = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = generated_openapi()
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(api_doc.COMPONENTS)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
 
     def problem(e: HTTPProblem) -> JSONResponse:
         return JSONResponse({"error": e.message, "status": e.status}, status_code=e.status, headers=e.headers)
 
-    @app.get("/healthz")
+    @app.get("/healthz", openapi_extra=api_doc.healthz_operation())
     async def healthz():
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", response_class=JSONResponse, openapi_extra=api_doc.readyz_operation())
     async def readyz():
         body = {"status": service.state}
         if service.error:
@@ -254,14 +269,17 @@ def create_app(colorizer_or_factory: Any | Callable[[], Any], config: ServeConfi
             body.update(backend=getattr(engine, "backend", None), precision=getattr(engine, "precision", None))
         return JSONResponse(body, status_code=200 if service.state == "ready" else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse, openapi_extra=api_doc.metrics_operation())
     async def metrics():
         return PlainTextResponse(service.metrics.render(), media_type=CONTENT_TYPE)
 
-    @app.post("/colorize")
-    async def colorize(request: Request, format: str | None = None):
+    # ``format`` is read from the query here, not declared as a FastAPI parameter: the document describes exactly
+    # what the server does (an enum, 400 otherwise), with no FastAPI 422 validation response.
+    @app.post("/colorize", response_class=Response, openapi_extra=api_doc.colorize_operation())
+    async def colorize(request: Request):
         try:
-            fmt = choose_format(format, request.headers.get("accept"), config.default_format)
+            query = request.query_params.get("format")
+            fmt = choose_format(query, request.headers.get("accept"), config.default_format)
             service.admit()
         except HTTPProblem as e:
             return problem(e)

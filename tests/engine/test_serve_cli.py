@@ -113,7 +113,7 @@ def test_serve_command_end_to_end_and_sigterm():
 
 @pytest.mark.parametrize(
     "query, accept, want",
-    [(None, None, "png"), ("JPG", "image/png", "jpeg"), (None, "image/webp;q=0.5, image/jpeg;q=0.8", "jpeg"),
+    [(None, None, "png"), ("jpg", "image/png", "jpeg"), (None, "image/webp;q=0.5, image/jpeg;q=0.8", "jpeg"),
      (None, "text/html, image/*;q=0.1", "png"), (None, "image/png;q=0, image/webp", "webp"), (None, "  ", "png")],
 )
 def test_choose_format(query, accept, want):
@@ -125,9 +125,10 @@ def test_choose_format(query, accept, want):
 def test_choose_format_refusals():
     from engine.serve.http_io import HTTPProblem, choose_format
 
-    with pytest.raises(HTTPProblem) as e:
-        choose_format("bmp", None, "png")
-    assert e.value.status == 400
+    for query in ("bmp", "JPG", " png", ""):  # exactly the documented enum
+        with pytest.raises(HTTPProblem) as e:
+            choose_format(query, None, "png")
+        assert e.value.status == 400 and "png, jpeg, jpg, webp" in e.value.message
     with pytest.raises(HTTPProblem) as e:
         choose_format(None, "image/png;q=0, text/plain", "png")
     assert e.value.status == 406
