@@ -46,7 +46,9 @@ class Task:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from engine.artifacts.model_ref import DEFAULT_PHOTO_MODEL as DEFAULT_MODEL
+    from engine.backends import BACKENDS
     from engine.colorizer import DEFAULT_WORKING_SIZE
+    from engine.engine import PRECISIONS
     from engine.image.io import DEFAULT_MAX_PIXELS
 
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders")
@@ -54,8 +56,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-r", "--recursive", action="store_true", help="descend into subfolders of folder inputs")
     p.add_argument("--format", help="output format by extension (png, jpg, webp, tiff, ...); default: the input's")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or path (default: {DEFAULT_MODEL})")
-    p.add_argument("--backend", default="auto", help="inference backend (default: auto)")
-    p.add_argument("--precision", default="auto", help="fp32, bf16, fp16, int8 or auto (default: auto)")
+    p.add_argument("--backend", default="auto", metavar="NAME",
+                   help=f"inference backend: {', '.join(BACKENDS)} or auto (default: auto, the fastest available "
+                        "here that passes the quality guard)")
+    p.add_argument("--precision", default="auto", help=f"{', '.join(PRECISIONS)} or auto (default: auto)")
     p.add_argument("--working-size", type=int, default=DEFAULT_WORKING_SIZE, metavar="PX",
                    help=f"long side the model runs at; ab is upsampled to full size (default: {DEFAULT_WORKING_SIZE})")
     p.add_argument("--batch-size", type=int, default=8, help="images per inference batch (default: 8)")
@@ -315,7 +319,8 @@ def main(args: argparse.Namespace) -> int:
     summary = (f"colorized {n_ok} of {len(tasks) + skipped} images in {dt:.1f} s ({n_ok / dt if dt > 0 else 0:.1f} img/s)"
                f" with {col.engine.backend}/{col.engine.precision}, working size {args.working_size}"
                + (f"; {skipped} skipped (output exists)" if skipped else "")
-               + (f"; {len(run.errors)} failed" if run.errors else "") + f"; output in {out_dir}")
+               + (f"; {len(run.errors)} failed" if run.errors else "")
+               + (f"; output in {out_dir}" if n_ok else "; nothing written"))
     print(summary, file=sys.stderr)
     if args.report:
         from engine.cli.report import write_report
