@@ -296,12 +296,13 @@ def main(args: argparse.Namespace) -> int:
 
         Image.MAX_IMAGE_PIXELS = args.max_pixels  # our own limit is checked in load_image
 
+    from engine.backends.base import BackendError
     from engine.colorizer import Colorizer
 
     try:
         col = Colorizer.load(args.model, args.backend, args.precision, working_size=args.working_size,
                              max_pixels=args.max_pixels)
-    except (ValueError, FileNotFoundError, ImportError) as e:
+    except (ValueError, FileNotFoundError, ImportError, BackendError) as e:  # e.g. --backend torch without torch
         print(f"colorize images: error: {e}", file=sys.stderr)
         return 2
 

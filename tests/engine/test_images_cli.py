@@ -1,5 +1,6 @@
 """``colorize images``: tree mirroring, formats and modes, errors, resume, SIGKILL + rerun, odd paths."""
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -146,6 +147,9 @@ def test_usage_errors_exit_2_and_inputs_never_overwritten(tree, tmp_path, capsys
     assert "--format 'nope'" in capsys.readouterr().err
     assert main(["images", str(tree), "-o", str(tmp_path / "o"), *FAST, "--backend", "nope"]) == 2
     assert "unknown backend 'nope'" in capsys.readouterr().err
+    if importlib.util.find_spec("tensorrt") is None:  # a backend whose extra is missing: a message, no traceback
+        assert main(["images", str(tree), "-o", str(tmp_path / "o"), *FAST, "--backend", "tensorrt"]) == 2
+        assert "colorize images: error: no backend could run" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in tree.rglob("*") if p.is_file()} == before
 
 
