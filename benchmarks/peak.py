@@ -73,7 +73,6 @@ def _onnxruntime_int8(n: int, reps: int) -> Peak | None:
     """ONNX Runtime MatMulInteger, uint8 [n,n] x int8 [n,n] -> int32, on the CPU provider; None without it."""
     try:
         import numpy as np
-        import onnx
         import onnxruntime as ort
         from onnx import TensorProto, helper, numpy_helper
     except ImportError:

@@ -26,7 +26,7 @@ import sys
 import threading
 from dataclasses import fields
 
-from engine.serve.config import OUTPUT_FORMATS, ServeConfig
+from engine.serve.config import MALLOC_MODES, OUTPUT_FORMATS, ServeConfig
 
 _HELP = {
     "host": "address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)",
@@ -44,17 +44,23 @@ _HELP = {
     "default_format": f"output when neither ?format= nor Accept chooses ({', '.join(OUTPUT_FORMATS)}; default png)",
     "jpeg_quality": "JPEG/WebP quality (default 90)",
     "retry_after_s": "Retry-After seconds sent with 503 (default 1)",
+    "io_threads": "threads that decode and encode images (default min(4, CPUs))",
+    "malloc": "tuned: cap glibc malloc arenas at 2 and fix its mmap threshold, so RSS stays bounded under load "
+              "(MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ in the environment win); default: leave malloc as is",
     "warmup": "warm-up passes before ready (default 2)",
     "shutdown_timeout_s": "graceful shutdown limit, s (default 30)",
     "log_level": "uvicorn log level (default info)",
 }
 
 
+_CHOICES = {"default_format": OUTPUT_FORMATS, "malloc": MALLOC_MODES}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     for f in fields(ServeConfig):
         kind = f.type if isinstance(f.type, str) else f.type.__name__
         type_ = int if kind.startswith("int") else float if kind.startswith("float") else str
-        kwargs = {"choices": OUTPUT_FORMATS} if f.name == "default_format" else {}
+        kwargs = {"choices": _CHOICES[f.name]} if f.name in _CHOICES else {}
         parser.add_argument(
             "--" + f.name.replace("_", "-"), type=type_, default=None, metavar=f.name.upper(),
             help=_HELP.get(f.name, "") + f" [env COLORIZE_{f.name.upper()}]", **kwargs,
@@ -67,6 +73,13 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"colorize serve: {e}", file=sys.stderr)
         return 2
+
+    # Before the backends start their threads: arenas created earlier are not capped (engine/serve/allocator.py).
+    malloc_note = "malloc left as glibc sets it"
+    if config.malloc == "tuned":
+        from engine.serve.allocator import configure
+
+        malloc_note = configure().describe()
 
     from engine.backends.base import MissingDependency, require
 
@@ -86,7 +99,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     engine = colorizer.engine
     print(f"colorize serve: {config.model} on {engine.backend}/{engine.precision}, "
-          f"http://{config.host}:{config.port}", file=sys.stderr)
+          f"http://{config.host}:{config.port}; {malloc_note}", file=sys.stderr)
     if not config.loopback_only:
         print(f"colorize serve: WARNING: listening on {config.host}, reachable from other machines; "
               "there is no authentication", file=sys.stderr)

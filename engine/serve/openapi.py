@@ -47,7 +47,8 @@ RAW_REQUEST_TYPES = (*SNIFFED_TYPES, "application/octet-stream")
 
 
 def _problem(description: str, headers: dict | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": {"$ref": PROBLEM_REF}}}}
+    json_problem = {"application/json": {"schema": {"$ref": PROBLEM_REF}}}
+    out: dict[str, Any] = {"description": description, "content": json_problem}
     if headers:
         out["headers"] = headers
     return out

@@ -22,14 +22,20 @@ Pillow can read, 503 + Retry-After when overloaded, not ready or shutting
 down, 504 request timeout, 500 anything else.
 
 Inference goes through ``engine.serve.batcher.DynamicBatcher``: decode and
-``Colorizer.prepare`` run in the thread pool, requests of the same working
-shape are batched into one ``engine.run``, ``finish`` and encoding run in the
-thread pool again.
+``Colorizer.prepare`` run in the service's own pool of ``io_threads``
+threads, requests of the same working shape are batched into one
+``engine.run``, ``finish`` and encoding run in the pool again.
+
+Memory: ``colorize serve`` sets glibc malloc up first (``engine/serve/allocator.py``:
+two arenas, a fixed mmap threshold), which keeps RSS bounded under sustained
+load (``benchmarks/soak.py``); an application serving ``create_app`` itself
+can call ``engine.serve.allocator.configure()`` before anything starts threads.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations (``Request``), which are
 # imported inside ``create_app`` so that importing this module does not need fastapi.
 import asyncio
+import concurrent.futures
 import logging
 import threading
 import time
@@ -40,11 +46,11 @@ from typing import Any
 import numpy as np
 
 from engine.backends.base import require
+from engine.serve import openapi as api_doc
 from engine.serve.batcher import BatcherClosed, DynamicBatcher, Overloaded, RequestTimeout, engine_batch_fn
 from engine.serve.config import ServeConfig
 from engine.serve.http_io import MIME, HTTPProblem, choose_format, decode_image, encode_image, image_bytes
 from engine.serve.metrics import CONTENT_TYPE, Registry
-from engine.serve import openapi as api_doc
 
 log = logging.getLogger("colorize.serve")
 
@@ -67,6 +73,10 @@ class _Service:
         else:
             raise TypeError("create_app needs a Colorizer or a callable returning one")
         self.batcher: DynamicBatcher | None = None
+        # Decode/prepare and merge/encode run on these few long-lived threads, not on one thread per request
+        # (Starlette's pool allows 40, started and stopped as load comes and goes): at most io_workers images are
+        # being decoded or encoded at once, and malloc sees the same few threads for the life of the process.
+        self.io_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.state = "loading"  # loading -> ready -> stopping; or failed
         self.error: str | None = None
         self.inflight = 0
@@ -93,6 +103,9 @@ class _Service:
     # runs in a worker thread
     def start(self) -> None:
         try:
+            self.io_pool = concurrent.futures.ThreadPoolExecutor(
+                self.config.io_workers, thread_name_prefix="colorize-io"
+            )
             if self.colorizer is None:
                 self.colorizer = self._factory()
             self.batcher = DynamicBatcher(
@@ -146,6 +159,8 @@ class _Service:
             self.state = "stopping" if self.state != "failed" else self.state
         if self.batcher is not None:
             self.batcher.close(drain=True, timeout=self.config.shutdown_timeout_s)
+        if self.io_pool is not None:
+            self.io_pool.shutdown(wait=True)
         if self.owned and self.colorizer is not None:
             close = getattr(self.colorizer, "close", None)
             close = close or getattr(getattr(self.colorizer, "engine", None), "close", None)
@@ -221,7 +236,6 @@ def create_app(colorizer_or_factory: Any | Callable[[], Any], config: ServeConfi
     require("fastapi", "serve")
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, PlainTextResponse, Response
-    from starlette.concurrency import run_in_threadpool
     from starlette.requests import ClientDisconnect
 
     config = config or ServeConfig()
@@ -293,14 +307,15 @@ def create_app(colorizer_or_factory: Any | Callable[[], Any], config: ServeConfi
                 except (TypeError, ValueError) as e:  # e.g. a Pillow mode the colorizer does not handle
                     raise HTTPProblem(415, f"unsupported image ({image.format} {image.mode}): {e}") from None
 
-            prepared = await run_in_threadpool(decode_and_prepare, data)
+            loop = asyncio.get_running_loop()
+            prepared = await loop.run_in_executor(service.io_pool, decode_and_prepare, data)
             data = b""  # the upload is not needed any more while this request waits for the engine
             ab = await service.batcher.arun(prepared)
 
             def finish_and_encode():
                 return encode_image(service.colorizer.finish(prepared, ab), fmt, config.jpeg_quality)
 
-            body = await run_in_threadpool(finish_and_encode)
+            body = await loop.run_in_executor(service.io_pool, finish_and_encode)
             return Response(body, media_type=MIME[fmt])
         except HTTPProblem as e:
             return problem(e)

@@ -474,3 +474,32 @@ def test_real_colorizer_batched_matches_unbatched():
             assert np.abs(got - want).max() <= BATCH_TOL_U8
     finally:
         col.close()
+
+
+def test_requests_leave_no_image_in_reference_cycles():
+    """Every prepared image is freed by reference counting when its response is sent, with the cycle collector off
+    (cycles through the batcher's futures once kept them, and their arrays, until a full collection)."""
+    import gc
+    import weakref
+
+    refs = []
+
+    class Tracked(FakeColorizer):
+        def prepare(self, image):
+            prepared = super().prepare(image)
+            refs.append(weakref.ref(prepared))
+            return prepared
+
+    with serving(Tracked(), io_threads=2) as s, httpx.Client(timeout=WAIT) as client:
+        gc.collect()
+        gc.disable()
+        try:
+            for i in range(8):
+                assert client.post(s.url + "/colorize", content=png(gray_image(16, 16, i))).status_code == 200
+            deadline = time.monotonic() + WAIT
+            while any(r() is not None for r in refs):  # a handler may still be returning when the client has the body
+                assert time.monotonic() < deadline, [r() is not None for r in refs]
+                time.sleep(0.01)
+        finally:
+            gc.enable()
+    assert len(refs) == 8

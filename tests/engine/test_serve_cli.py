@@ -22,13 +22,17 @@ def test_config_env_then_flags():
     assert cfg.loopback_only
     assert ServeConfig().host == "127.0.0.1" and ServeConfig().max_upload_bytes == 32 * 1024 * 1024
     assert not ServeConfig(host="0.0.0.0").loopback_only
+    assert ServeConfig(io_threads=3).io_workers == 3 and 1 <= ServeConfig().io_workers <= 4
+    assert ServeConfig().malloc == "tuned" and ServeConfig.from_sources({"COLORIZE_MALLOC": "default"}).malloc == "default"
 
 
 @pytest.mark.parametrize(
     "env, match",
     [({"COLORIZE_PORT": "http"}, "COLORIZE_PORT='http': expected int"),
      ({"COLORIZE_MAX_QUEUE_SIZE": "0"}, "max_queue_size=0"),
-     ({"COLORIZE_DEFAULT_FORMAT": "gif"}, "default_format='gif'")],
+     ({"COLORIZE_DEFAULT_FORMAT": "gif"}, "default_format='gif'"),
+     ({"COLORIZE_MALLOC": "jemalloc"}, "malloc='jemalloc': expected one of tuned, default"),
+     ({"COLORIZE_IO_THREADS": "0"}, "io_threads=0")],
 )
 def test_config_errors_name_the_setting(env, match):
     with pytest.raises(ValueError, match=match):
@@ -105,6 +109,10 @@ def test_serve_command_end_to_end_and_sigterm():
         out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0, out
         assert f"http://127.0.0.1:{port}" in out and "stopped" in out
+        import platform
+
+        if platform.libc_ver()[0] == "glibc":  # the allocator is set up by the command itself (or left as the env says)
+            assert "M_ARENA_MAX" in out, out
     finally:
         if proc.poll() is None:
             proc.kill()
