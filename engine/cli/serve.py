@@ -81,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
 
         malloc_note = configure().describe()
 
-    from engine.backends.base import MissingDependency, require
+    from engine.backends.base import BackendError, MissingDependency, require
 
     try:
         uvicorn = require("uvicorn", "serve")
@@ -94,7 +94,7 @@ def main(args: argparse.Namespace) -> int:
     options = {} if config.working_size is None else {"working_size": config.working_size}
     try:
         colorizer = Colorizer.load(config.model, config.backend, config.precision, **options)
-    except (ValueError, FileNotFoundError, MissingDependency) as e:
+    except (ValueError, FileNotFoundError, BackendError) as e:  # BackendError: e.g. no backend's extra installed
         print(f"colorize serve: cannot load model {config.model!r}: {e}", file=sys.stderr)
         return 2
     engine = colorizer.engine

@@ -45,6 +45,16 @@ def test_cli_bad_environment_is_a_usage_error(monkeypatch, capsys):
     assert "COLORIZE_TIMEOUT_S" in capsys.readouterr().err
 
 
+def test_cli_backend_that_cannot_load_is_a_usage_error(capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("tensorrt is installed here")
+    assert cli_main(["serve", "--backend", "tensorrt", "--malloc", "default"]) == 2
+    err = capsys.readouterr().err
+    assert "colorize serve: cannot load model" in err and "tensorrt is not installed" in err
+
+
 def test_prometheus_text():
     r = Registry()
     c = r.counter("x_requests_total", "requests", ["status"])
