@@ -87,7 +87,7 @@ def figures(samples: list[tuple[float, int, int]], warmup: float) -> dict:
 
 
 def plot(runs: list[dict], path: Path) -> Path:
-    """RSS against time, one line per run, the warm-up shaded."""
+    """RSS against time, one line per run; the warm-up shaded (one run) or marked by a dotted line per run."""
     from benchmarks.plots import _plt, _save
 
     plt = _plt()
@@ -96,10 +96,12 @@ def plot(runs: list[dict], path: Path) -> Path:
         t = [s[0] for s in run["samples"]]
         mib = [s[1] / 2**20 for s in run["samples"]]
         f = run["figures"]
-        ax.plot(t, mib, lw=1.2, label=f"{run['name']}: {f['after_warmup_mib']:.0f} -> {f['end_mib']:.0f} MiB "
-                                      f"({100 * f['growth']:+.1f} % after warm-up)")
-    warmup = max(run["warmup_s"] for run in runs)
-    ax.axvspan(0, warmup, color="0.9", zorder=0, label=f"warm-up ({warmup:g} s)")
+        (line,) = ax.plot(t, mib, lw=1.2, label=f"{run['name']}: {f['after_warmup_mib']:.0f} -> {f['end_mib']:.0f} "
+                                                f"MiB ({100 * f['growth']:+.1f} % after a {run['warmup_s']:g} s warm-up)")
+        if len(runs) > 1:
+            ax.axvline(run["warmup_s"], color=line.get_color(), ls=":", lw=1)
+    if len(runs) == 1:
+        ax.axvspan(0, runs[0]["warmup_s"], color="0.9", zorder=0, label=f"warm-up ({runs[0]['warmup_s']:g} s)")
     ax.set_xlabel("seconds under load")
     ax.set_ylabel("server RSS, MiB")
     first = runs[0]

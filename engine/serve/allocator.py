@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ class AllocatorSetup:
         return "; ".join(p for p in (f"malloc: {done}" if done else "", f"left as is: {left}" if left else "") if p)
 
 
+@functools.lru_cache(maxsize=1)
 def _glibc():
     name = ctypes.util.find_library("c") or "libc.so.6"
     try:
