@@ -92,8 +92,8 @@ def _onnxruntime_int8(n: int, reps: int) -> Peak | None:
     session = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     feed = {"A": rng.integers(0, 256, (n, n), dtype=np.uint8)}
     t = _best_time(lambda: session.run(None, feed), reps)
-    return Peak(2 * n**3 / t / 1e9, f"onnxruntime MatMulInteger u8 x s8 {n}x{n}x{n} on cpu, best of {reps} "
-                                   f"(GOP/s: 2 integer operations per multiply-add)")
+    return Peak(2 * n**3 / t / 1e9, f"onnxruntime MatMulInteger u8 x s8 {n}x{n}x{n} on cpu, best of {reps}, "
+                                   "2 operations per multiply-add")
 
 
 def probe_peaks(quick: bool = False, use_torch: bool = True) -> dict[str, Peak]:
