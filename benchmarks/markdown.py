@@ -30,7 +30,7 @@ def _order(r: dict) -> tuple:
 def results_table(report: dict) -> str:
     """One row per measured configuration (status ok)."""
     head = (
-        "| backend | precision | batch | size | p50 ms | p90 ms | p99 ms | img/s | GFLOP/s | % of peak "
+        "| backend | precision | batch | size | p50 ms | p90 ms | p99 ms | img/s | GFLOP/s | % of own-precision peak "
         "| × eager p50 | × eager img/s | first call ms | n |"
     )
     lines = [head, "|" + "---|" * 14]
@@ -90,7 +90,8 @@ def to_markdown(report: dict, title: str | None = None) -> str:
     when = report.get("created") or m.get("date_utc") or "?"
     commit = f", commit `{m['git_commit']}`" if m.get("git_commit") else ""
     parts.append(f"Measured {when}{commit} on {machine_summary(m)}.")
-    pk = ", ".join(f"{k} {v['gflops']:.0f} GFLOP/s ({v['how']})" for k, v in report["peaks"].items())
+    pk = ", ".join(f"{k} {v['gflops']:.0f} {'GOP/s' if k.endswith('/int8') else 'GFLOP/s'} ({v['how']})"
+                   for k, v in report["peaks"].items())
     parts.append(f"Matmul peak measured in the same run: {pk or 'not measured'}.")
     g = ", ".join(f"{k}: {_f(v)}" for k, v in model.get("gflop_per_image", {}).items())
     init = " (random init: speed only)" if model.get("random_init") else ""
@@ -104,7 +105,9 @@ def to_markdown(report: dict, title: str | None = None) -> str:
         f"then ≥{s['min_iters']} timed calls per configuration "
         f"(~{s['target_seconds']:g} s) in {s['rounds']} round-robin rounds interleaved with the eager "
         "baseline; latency is per call (one batch); img/s = batch / mean latency; "
-        "× eager = ratio to **torch fp32** at the same shape (> 1 = faster)."
+        "× eager = ratio to **torch fp32** at the same shape (> 1 = faster); "
+        "% of own-precision peak = GFLOP/s over the matmul peak measured at the row's device and precision "
+        "(int8 rows against the int8 peak, – where that one was not measured)."
     )
     parts = ["\n\n".join(p for p in parts if p), results_table(report)]
     loads = [f"{c['backend']}/{c['precision']} {c['load_s']:.2f} s"

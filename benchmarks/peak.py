@@ -7,11 +7,17 @@ the peak measured here, in the same process, at the matching precision:
     float32 ``mm``;
   * ``cpu/bf16``: torch bfloat16 ``mm`` on CPU (uses AMX or AVX512-BF16 when
     oneDNN finds them);
+  * ``cpu/int8``: ONNX Runtime ``MatMulInteger`` (uint8 x int8 -> int32, the
+    kernel family its static-INT8 models run on; AVX512-VNNI or AMX when MLAS
+    finds them), when onnxruntime and onnx are installed; one multiply-add
+    counts as 2 operations, as for the floating-point peaks;
   * ``cuda/fp32``, ``cuda/fp16``, ``cuda/bf16``: torch ``mm`` on the GPU
     (fp32 with TF32 off), when a CUDA device is present.
 
 A peak is the best of a few timed repetitions after one warm-up: a measured
-roofline for dense GEMM, not the datasheet number.
+roofline for dense GEMM, not the datasheet number. A configuration is only
+ever compared with the peak of its own device and precision (``peak_key``);
+with none measured (e.g. int8 without onnxruntime) its share is left empty.
 """
 
 from __future__ import annotations
@@ -63,6 +69,33 @@ def _torch_mm(torch, dtype, device: str, n: int, reps: int) -> Peak:
     return Peak(2 * n**3 / t / 1e9, f"torch {name} mm {n}x{n}x{n} on {device}, best of {reps}")
 
 
+def _onnxruntime_int8(n: int, reps: int) -> Peak | None:
+    """ONNX Runtime MatMulInteger, uint8 [n,n] x int8 [n,n] -> int32, on the CPU provider; None without it."""
+    try:
+        import numpy as np
+        import onnxruntime as ort
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        return None
+    rng = np.random.default_rng(0)
+    b = numpy_helper.from_array(rng.integers(-128, 128, (n, n), dtype=np.int8), "B")
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["A", "B"], ["Y"])], "int8_peak",
+        [helper.make_tensor_value_info("A", TensorProto.UINT8, [n, n])],
+        [helper.make_tensor_value_info("Y", TensorProto.INT32, [n, n])], initializer=[b],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    from engine.artifacts.onnx_files import cpu_cores
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = cpu_cores(), 1, 3
+    session = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    feed = {"A": rng.integers(0, 256, (n, n), dtype=np.uint8)}
+    t = _best_time(lambda: session.run(None, feed), reps)
+    return Peak(2 * n**3 / t / 1e9, f"onnxruntime MatMulInteger u8 x s8 {n}x{n}x{n} on cpu, best of {reps}, "
+                                   "2 operations per multiply-add")
+
+
 def probe_peaks(quick: bool = False, use_torch: bool = True) -> dict[str, Peak]:
     """Measure matmul peaks; keys are ``"<device>/<precision>"``.
 
@@ -72,6 +105,9 @@ def probe_peaks(quick: bool = False, use_torch: bool = True) -> dict[str, Peak]:
     """
     n, reps = (512, 3) if quick else (1024, 5)
     peaks = {"cpu/fp32": _numpy_fp32(n, reps)}
+    int8 = _onnxruntime_int8(n, reps)
+    if int8 is not None:
+        peaks["cpu/int8"] = int8
     if not use_torch:
         return peaks
     try:
@@ -96,17 +132,7 @@ def probe_peaks(quick: bool = False, use_torch: bool = True) -> dict[str, Peak]:
 
 
 def peak_key(device: str, precision: str, peaks: dict) -> str | None:
-    """The peak a configuration is compared with, or None when none was measured.
-
-    int8 has no matmul probe here; it is compared with the device's bf16 peak
-    (CPU) or fp16 peak (GPU) and the report says so through the key.
-    """
-    candidates = [f"{device}/{precision}"]
-    if precision == "int8":
-        candidates += [f"{device}/bf16", f"{device}/fp16"]
-    if precision == "fp16" and device == "cpu":
-        candidates += ["cpu/bf16"]
-    for key in candidates:
-        if key in peaks:
-            return key
-    return None
+    """The peak a configuration is compared with: its own device and precision, or None when that one was not
+    measured (never another precision's: an int8 row held against a bf16 peak reads as over 100 %)."""
+    key = f"{device}/{precision}"
+    return key if key in peaks else None

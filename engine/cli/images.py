@@ -64,7 +64,9 @@ class Plan:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from engine.artifacts.model_ref import DEFAULT_PHOTO_MODEL as DEFAULT_MODEL
+    from engine.backends import BACKENDS
     from engine.colorizer import DEFAULT_WORKING_SIZE
+    from engine.engine import PRECISIONS
     from engine.image.io import DEFAULT_MAX_PIXELS
 
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files and/or folders")
@@ -72,8 +74,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-r", "--recursive", action="store_true", help="descend into subfolders of folder inputs")
     p.add_argument("--format", help="output format by extension (png, jpg, webp, tiff, ...); default: the input's")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or path (default: {DEFAULT_MODEL})")
-    p.add_argument("--backend", default="auto", help="inference backend (default: auto)")
-    p.add_argument("--precision", default="auto", help="fp32, bf16, fp16, int8 or auto (default: auto)")
+    p.add_argument("--backend", default="auto", metavar="NAME",
+                   help=f"inference backend: {', '.join(BACKENDS)} or auto (default: auto, the fastest available "
+                        "here that passes the quality guard)")
+    p.add_argument("--precision", default="auto", help=f"{', '.join(PRECISIONS)} or auto (default: auto)")
     p.add_argument("--working-size", type=int, default=DEFAULT_WORKING_SIZE, metavar="PX",
                    help=f"long side the model runs at; ab is upsampled to full size (default: {DEFAULT_WORKING_SIZE})")
     p.add_argument("--batch-size", type=int, default=8, help="images per inference batch (default: 8)")
@@ -253,7 +257,8 @@ def finish(args: argparse.Namespace, plan: Plan, done: list, errors: list[tuple[
                f"({n_ok / seconds if seconds > 0 else 0:.1f} img/s) with {engines}{where}, "
                f"working size {args.working_size}"
                + (f"; {plan.skipped} skipped (output exists)" if plan.skipped else "")
-               + (f"; {len(errors)} failed" if errors else "") + f"; output in {plan.out_dir}")
+               + (f"; {len(errors)} failed" if errors else "")
+               + (f"; output in {plan.out_dir}" if done else "; nothing written"))
     print(summary, file=sys.stderr)
     if args.report:
         from engine.cli.report import write_report
@@ -289,10 +294,12 @@ def _run_here(args: argparse.Namespace, plan: Plan) -> int:
         Image.MAX_IMAGE_PIXELS = args.max_pixels  # our own limit is checked in load_image
     if args.jobs is None:
         args.jobs = min(4, os.cpu_count() or 1)
+    from engine.backends.base import BackendError
+
     try:
         col = Colorizer.load(args.model, args.backend, args.precision, working_size=args.working_size,
                              max_pixels=args.max_pixels)
-    except (ValueError, FileNotFoundError, ImportError) as e:
+    except (ValueError, FileNotFoundError, ImportError, BackendError) as e:  # e.g. --backend torch without torch
         print(f"colorize images: error: {e}", file=sys.stderr)
         return 2
 

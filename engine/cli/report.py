@@ -2,7 +2,9 @@
 
 Thumbnails are small JPEGs embedded as data URIs, so the page is one file
 that can be moved or mailed. Only the first ``limit`` images get thumbnails;
-the rest are listed by name. Errors are listed with their reasons.
+the rest are listed by name. Each output's name (and its thumbnail) links to
+the file, relative to the page, so the links hold while the page and the
+outputs move together. Errors are listed with their reasons.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 from PIL import Image
@@ -66,9 +69,21 @@ figcaption{font-size:12px;max-width:392px;word-break:break-all;color:#333}
 .err{color:#a00}"""
 
 
-def render(entries: list[Entry], errors: list[tuple[str, str]], summary: str, title: str = "colorize images") -> str:
-    """The report page as a string."""
+def href(output: str | os.PathLike, page_dir: str | os.PathLike | None) -> str:
+    """The link from a page in ``page_dir`` to ``output``: relative, ``/``-separated, percent-encoded."""
+    path = Path(os.path.abspath(output))
+    rel = os.path.relpath(path, os.path.abspath(page_dir)) if page_dir is not None else str(path)
+    return quote(Path(rel).as_posix())
+
+
+def render(entries: list[Entry], errors: list[tuple[str, str]], summary: str, title: str = "colorize images",
+           page_dir: str | os.PathLike | None = None) -> str:
+    """The report page as a string; links to the outputs are relative to ``page_dir`` (default: absolute)."""
     e = html.escape
+
+    def link(en: Entry, inner: str) -> str:
+        return f"<a href='{e(href(en.output, page_dir))}'>{inner}</a>"
+
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_CSS}</style>"
              f"</head><body><h1>{e(title)}</h1><p>{e(summary)}</p><div class='grid'>"]
     listed = []
@@ -77,12 +92,13 @@ def render(entries: list[Entry], errors: list[tuple[str, str]], summary: str, ti
             listed.append(en)
             continue
         dims = f" ({en.size[0]}×{en.size[1]})" if en.size else ""
-        parts.append(f"<figure><img src='{en.before}' alt='before'> <img src='{en.after}' alt='after'>"
-                     f"<figcaption>{e(en.source)} → {e(en.output)}{dims}</figcaption></figure>")
+        after = link(en, f"<img src='{en.after}' alt='after'>")
+        parts.append(f"<figure><img src='{en.before}' alt='before'> {after}"
+                     f"<figcaption>{e(en.source)} → {link(en, e(en.output))}{dims}</figcaption></figure>")
     parts.append("</div>")
     if listed:
         parts.append(f"<h2>Also done ({len(listed)}, no thumbnail)</h2><ul>")
-        parts += [f"<li>{e(en.source)} → {e(en.output)}</li>" for en in listed]
+        parts += [f"<li>{e(en.source)} → {link(en, e(en.output))}</li>" for en in listed]
         parts.append("</ul>")
     if errors:
         parts.append(f"<h2 class='err'>Errors ({len(errors)})</h2><ul>")
@@ -98,7 +114,7 @@ def write_report(path: str | os.PathLike, entries: list[Entry], errors: list[tup
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.colorize-tmp")
     try:
-        tmp.write_text(render(entries, errors, summary), encoding="utf-8")
+        tmp.write_text(render(entries, errors, summary, page_dir=path.parent), encoding="utf-8")
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -4,8 +4,12 @@
     colorize serve --port 9000 --max-batch-size 16 --max-delay-ms 10
     COLORIZE_PORT=9000 COLORIZE_MAX_PIXELS=50000000 colorize serve
 
-    curl --data-binary @gray.jpg -H 'Accept: image/png' http://127.0.0.1:8000/colorize -o color.png
+    curl --data-binary @gray.jpg http://127.0.0.1:8000/colorize -o color.png
     curl -F image=@gray.jpg 'http://127.0.0.1:8000/colorize?format=jpeg' -o color.jpg
+    curl http://127.0.0.1:8000/openapi.json          # the API: bodies, formats, every status
+
+A raw body is read as an image whatever its Content-Type (the format is
+recognised from its bytes), so curl's default for --data-binary works.
 
 Every option can also be set by an environment variable COLORIZE_<OPTION>
 (e.g. COLORIZE_MAX_BATCH_SIZE); flags win. The model is loaded before the
@@ -22,7 +26,7 @@ import sys
 import threading
 from dataclasses import fields
 
-from engine.serve.config import OUTPUT_FORMATS, ServeConfig
+from engine.serve.config import MALLOC_MODES, OUTPUT_FORMATS, ServeConfig
 
 _HELP = {
     "host": "address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)",
@@ -40,17 +44,23 @@ _HELP = {
     "default_format": f"output when neither ?format= nor Accept chooses ({', '.join(OUTPUT_FORMATS)}; default png)",
     "jpeg_quality": "JPEG/WebP quality (default 90)",
     "retry_after_s": "Retry-After seconds sent with 503 (default 1)",
+    "io_threads": "threads that decode and encode images (default min(4, CPUs))",
+    "malloc": "tuned: cap glibc malloc arenas at 2 and fix its mmap threshold, so RSS stays bounded under load "
+              "(MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ in the environment win); default: leave malloc as is",
     "warmup": "warm-up passes before ready (default 2)",
     "shutdown_timeout_s": "graceful shutdown limit, s (default 30)",
     "log_level": "uvicorn log level (default info)",
 }
 
 
+_CHOICES = {"default_format": OUTPUT_FORMATS, "malloc": MALLOC_MODES}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     for f in fields(ServeConfig):
         kind = f.type if isinstance(f.type, str) else f.type.__name__
         type_ = int if kind.startswith("int") else float if kind.startswith("float") else str
-        kwargs = {"choices": OUTPUT_FORMATS} if f.name == "default_format" else {}
+        kwargs = {"choices": _CHOICES[f.name]} if f.name in _CHOICES else {}
         parser.add_argument(
             "--" + f.name.replace("_", "-"), type=type_, default=None, metavar=f.name.upper(),
             help=_HELP.get(f.name, "") + f" [env COLORIZE_{f.name.upper()}]", **kwargs,
@@ -64,7 +74,14 @@ def main(args: argparse.Namespace) -> int:
         print(f"colorize serve: {e}", file=sys.stderr)
         return 2
 
-    from engine.backends.base import MissingDependency, require
+    # Before the backends start their threads: arenas created earlier are not capped (engine/serve/allocator.py).
+    malloc_note = "malloc left as glibc sets it"
+    if config.malloc == "tuned":
+        from engine.serve.allocator import configure
+
+        malloc_note = configure().describe()
+
+    from engine.backends.base import BackendError, MissingDependency, require
 
     try:
         uvicorn = require("uvicorn", "serve")
@@ -77,12 +94,12 @@ def main(args: argparse.Namespace) -> int:
     options = {} if config.working_size is None else {"working_size": config.working_size}
     try:
         colorizer = Colorizer.load(config.model, config.backend, config.precision, **options)
-    except (ValueError, FileNotFoundError, MissingDependency) as e:
+    except (ValueError, FileNotFoundError, BackendError) as e:  # BackendError: e.g. no backend's extra installed
         print(f"colorize serve: cannot load model {config.model!r}: {e}", file=sys.stderr)
         return 2
     engine = colorizer.engine
     print(f"colorize serve: {config.model} on {engine.backend}/{engine.precision}, "
-          f"http://{config.host}:{config.port}", file=sys.stderr)
+          f"http://{config.host}:{config.port}; {malloc_note}", file=sys.stderr)
     if not config.loopback_only:
         print(f"colorize serve: WARNING: listening on {config.host}, reachable from other machines; "
               "there is no authentication", file=sys.stderr)

@@ -35,6 +35,7 @@ import concurrent.futures
 import itertools
 import threading
 import time
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -179,8 +180,12 @@ class DynamicBatcher(Generic[X, Y]):
             self._groups.setdefault(key, deque()).append(req)
             self._queued += 1
             self._cond.notify_all()
-        # A caller that cancels (asyncio task cancelled, timeout) frees its queue slot at once.
-        fut.add_done_callback(lambda f, r=req: self._discard(r) if f.cancelled() else None)
+        # A caller that cancels (asyncio task cancelled, timeout) frees its queue slot at once. The callback holds
+        # the request weakly: a future keeps its callbacks after it is done, and a strong reference would make a
+        # cycle (request -> future -> callback -> request) that keeps the item and its result, image-sized arrays,
+        # alive until the cyclic garbage collector happens to run.
+        ref = weakref.ref(req)
+        fut.add_done_callback(lambda f: self._discard_ref(ref) if f.cancelled() else None)
         return fut
 
     def run(self, item: X, timeout: float | None = ...) -> Y:  # type: ignore[assignment]
@@ -245,6 +250,11 @@ class DynamicBatcher(Generic[X, Y]):
 
     # -- worker -------------------------------------------------------------
 
+    def _discard_ref(self, ref: "weakref.ref[_Request]") -> None:
+        req = ref()
+        if req is not None:
+            self._discard(req)
+
     def _discard(self, req: _Request) -> None:
         with self._cond:
             group = self._groups.get(req.key)
@@ -301,6 +311,7 @@ class DynamicBatcher(Generic[X, Y]):
                 live.append(req)
             if live:
                 self._run_batch(live)
+            batch = live = req = None  # not held (items, results) while the next _next_batch() waits
 
     def _run_batch(self, batch: list[_Request]) -> None:
         self._running = len(batch)

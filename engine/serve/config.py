@@ -19,6 +19,7 @@ from engine.artifacts.model_ref import DEFAULT_PHOTO_MODEL
 
 ENV_PREFIX = "COLORIZE_"
 OUTPUT_FORMATS = ("png", "jpeg", "webp")
+MALLOC_MODES = ("tuned", "default")
 
 
 @dataclass
@@ -44,6 +45,9 @@ class ServeConfig:
     jpeg_quality: int = 90
     retry_after_s: int = 1  # Retry-After on 503
     # -- process
+    io_threads: int | None = None  # threads that decode, prepare, merge and encode; None: min(4, CPUs)
+    # tuned: glibc malloc capped at 2 arenas, fixed mmap threshold (engine/serve/allocator.py); default: glibc's own
+    malloc: str = "tuned"
     warmup: int = 2  # warm-up passes (one single image, one full batch) before /readyz says ready
     shutdown_timeout_s: float = 30.0  # graceful shutdown: time to finish in-flight and queued requests
     log_level: str = "info"
@@ -69,9 +73,16 @@ class ServeConfig:
         check(self.default_format in OUTPUT_FORMATS, "default_format", f"one of {', '.join(OUTPUT_FORMATS)}")
         check(1 <= self.jpeg_quality <= 100, "jpeg_quality", "1..100")
         check(self.retry_after_s >= 0, "retry_after_s", ">= 0")
+        check(self.io_threads is None or self.io_threads >= 1, "io_threads", ">= 1 or None")
+        check(self.malloc in MALLOC_MODES, "malloc", f"one of {', '.join(MALLOC_MODES)}")
         check(self.warmup >= 0, "warmup", ">= 0")
         check(self.shutdown_timeout_s >= 0, "shutdown_timeout_s", ">= 0")
         check(bool(self.host), "host", "a host name or address")
+
+    @property
+    def io_workers(self) -> int:
+        """Threads of the decode/encode pool."""
+        return self.io_threads or min(4, os.cpu_count() or 1)
 
     @property
     def loopback_only(self) -> bool:

@@ -1,6 +1,7 @@
 """HTTP request and response helpers of the service: output-format
-negotiation, bounded body reading (raw or multipart), image decoding with the
-pixel limit checked on the header, encoding.
+negotiation, bounded body reading (raw or multipart), recognising image bytes
+by their signature, image decoding with the pixel limit checked on the header,
+encoding.
 
 Every refusal is an ``HTTPProblem`` carrying the status to answer with.
 """
@@ -13,10 +14,24 @@ from typing import Any
 
 import numpy as np
 
-from engine.serve.config import OUTPUT_FORMATS
-
 MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 _FORMAT_ALIASES = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "webp": "webp"}
+#: the values ``?format=`` takes
+FORMAT_NAMES = tuple(_FORMAT_ALIASES)
+
+#: (offset, signature, MIME type) of the image formats recognised from their first bytes
+_SIGNATURES = (
+    (0, b"\x89PNG\r\n\x1a\n", "image/png"),
+    (0, b"\xff\xd8\xff", "image/jpeg"),
+    (0, b"GIF87a", "image/gif"),
+    (0, b"GIF89a", "image/gif"),
+    (8, b"WEBP", "image/webp"),  # after b"RIFF" + 4-byte size, checked below
+    (0, b"BM", "image/bmp"),
+    (0, b"II*\x00", "image/tiff"),
+    (0, b"MM\x00*", "image/tiff"),
+)
+#: the MIME types ``sniff_image_type`` can return
+SNIFFED_TYPES = tuple(dict.fromkeys(mime for _, _, mime in _SIGNATURES))
 
 
 class HTTPProblem(Exception):
@@ -32,16 +47,27 @@ class HTTPProblem(Exception):
 # -- request parsing ----------------------------------------------------------
 
 
+def sniff_image_type(data: bytes) -> str | None:
+    """The MIME type of the image format ``data`` starts with (PNG, JPEG, GIF, WebP, BMP, TIFF), else None.
+
+    Only the signature is looked at: a truncated or corrupt file of a known format still sniffs as it.
+    """
+    for offset, signature, mime in _SIGNATURES:
+        if data[offset : offset + len(signature)] == signature and (offset == 0 or data[:4] == b"RIFF"):
+            return mime
+    return None
+
+
 def choose_format(query: str | None, accept: str | None, default: str) -> str:
-    """The output format from ``?format=`` (wins) or the Accept header.
+    """The output format from ``?format=`` (wins; exactly one of ``FORMAT_NAMES``) or the Accept header.
 
     Raises:
         HTTPProblem: 400 unknown ``format``; 406 Accept names no format we write.
     """
-    if query:
-        fmt = _FORMAT_ALIASES.get(query.strip().lower())
+    if query is not None:
+        fmt = _FORMAT_ALIASES.get(query)
         if fmt is None:
-            raise HTTPProblem(400, f"format={query!r} is not supported; use one of {', '.join(OUTPUT_FORMATS)}")
+            raise HTTPProblem(400, f"format={query!r} is not supported; use one of {', '.join(FORMAT_NAMES)}")
         return fmt
     if not accept or not accept.strip():
         return default
@@ -86,8 +112,19 @@ async def read_body(request: Any, limit: int) -> bytes:
 
 
 async def image_bytes(request: Any, limit: int) -> bytes:
-    """The uploaded image: the raw body, or the file part of a multipart form."""
+    """The uploaded image: the raw body, or the file part of a multipart form.
+
+    A body that starts with an image signature (``sniff_image_type``) is the image, whatever the
+    Content-Type says (``curl --data-binary`` sends ``application/x-www-form-urlencoded``). Otherwise a
+    ``multipart/form-data`` body is parsed for its file part, and any other body is returned as it is, for
+    ``decode_image`` to read or refuse.
+
+    Raises:
+        HTTPProblem: 400 bad Content-Length or multipart body; 413 over ``limit`` bytes.
+    """
     body = await read_body(request, limit)
+    if sniff_image_type(body) is not None:
+        return body
     ctype = request.headers.get("content-type", "").lower()
     if ctype.startswith("multipart/form-data"):
         from starlette.formparsers import MultiPartException, MultiPartParser
@@ -109,8 +146,6 @@ async def image_bytes(request: Any, limit: int) -> bytes:
             return await chosen.read()
         finally:
             await form.close()
-    if ctype.startswith("application/x-www-form-urlencoded"):
-        raise HTTPProblem(415, "send the image as the raw body or as multipart/form-data, not url-encoded")
     return body
 
 

@@ -3,9 +3,10 @@
     app = create_app(lambda: Colorizer.load("resnet18-unet-photos"), ServeConfig())
     uvicorn.run(app, host="127.0.0.1", port=8000)
 
-Endpoints:
-  * ``POST /colorize``: image bytes as the raw body or as a multipart file
-    part (``image`` or ``file``, else the first file); returns the colorized
+Endpoints (described by ``GET /openapi.json``, from ``engine/serve/openapi.py``):
+  * ``POST /colorize``: image bytes as the raw body (recognised by their
+    signature, whatever the Content-Type) or as a multipart file part
+    (``image`` or ``file``, else the first file); returns the colorized
     image as PNG, JPEG or WebP, chosen by ``?format=`` or the ``Accept``
     header (default ``ServeConfig.default_format``).
   * ``GET /healthz``: 200 while the process serves HTTP.
@@ -21,14 +22,20 @@ Pillow can read, 503 + Retry-After when overloaded, not ready or shutting
 down, 504 request timeout, 500 anything else.
 
 Inference goes through ``engine.serve.batcher.DynamicBatcher``: decode and
-``Colorizer.prepare`` run in the thread pool, requests of the same working
-shape are batched into one ``engine.run``, ``finish`` and encoding run in the
-thread pool again.
+``Colorizer.prepare`` run in the service's own pool of ``io_threads``
+threads, requests of the same working shape are batched into one
+``engine.run``, ``finish`` and encoding run in the pool again.
+
+Memory: ``colorize serve`` sets glibc malloc up first (``engine/serve/allocator.py``:
+two arenas, a fixed mmap threshold), which keeps RSS bounded under sustained
+load (``benchmarks/soak.py``); an application serving ``create_app`` itself
+can call ``engine.serve.allocator.configure()`` before anything starts threads.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations (``Request``), which are
 # imported inside ``create_app`` so that importing this module does not need fastapi.
 import asyncio
+import concurrent.futures
 import logging
 import threading
 import time
@@ -39,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from engine.backends.base import require
+from engine.serve import openapi as api_doc
 from engine.serve.batcher import BatcherClosed, DynamicBatcher, Overloaded, RequestTimeout, engine_batch_fn
 from engine.serve.config import ServeConfig
 from engine.serve.http_io import MIME, HTTPProblem, choose_format, decode_image, encode_image, image_bytes
@@ -65,6 +73,10 @@ class _Service:
         else:
             raise TypeError("create_app needs a Colorizer or a callable returning one")
         self.batcher: DynamicBatcher | None = None
+        # Decode/prepare and merge/encode run on these few long-lived threads, not on one thread per request
+        # (Starlette's pool allows 40, started and stopped as load comes and goes): at most io_workers images are
+        # being decoded or encoded at once, and malloc sees the same few threads for the life of the process.
+        self.io_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.state = "loading"  # loading -> ready -> stopping; or failed
         self.error: str | None = None
         self.inflight = 0
@@ -91,6 +103,9 @@ class _Service:
     # runs in a worker thread
     def start(self) -> None:
         try:
+            self.io_pool = concurrent.futures.ThreadPoolExecutor(
+                self.config.io_workers, thread_name_prefix="colorize-io"
+            )
             if self.colorizer is None:
                 self.colorizer = self._factory()
             self.batcher = DynamicBatcher(
@@ -144,6 +159,8 @@ class _Service:
             self.state = "stopping" if self.state != "failed" else self.state
         if self.batcher is not None:
             self.batcher.close(drain=True, timeout=self.config.shutdown_timeout_s)
+        if self.io_pool is not None:
+            self.io_pool.shutdown(wait=True)
         if self.owned and self.colorizer is not None:
             close = getattr(self.colorizer, "close", None)
             close = close or getattr(getattr(self.colorizer, "engine", None), "close", None)
@@ -219,7 +236,6 @@ def create_app(colorizer_or_factory: Any | Callable[[], Any], config: ServeConfi
     require("fastapi", "serve")
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, PlainTextResponse, Response
-    from starlette.concurrency import run_in_threadpool
     from starlette.requests import ClientDisconnect
 
     config = config or ServeConfig()
@@ -234,17 +250,30 @@ def create_app(colorizer_or_factory: Any | Callable[[], Any], config: ServeConfi
             await asyncio.wait([loader])
             await asyncio.to_thread(service.stop)
 
-    app = FastAPI(title="colorize", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="colorize", version="0.1.0", lifespan=lifespan,
+        description="Colorize grayscale images over HTTP: POST an image to /colorize, get it back in colour.",
+    )
     app.state.service = service
+    generated_openapi = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = generated_openapi()
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(api_doc.COMPONENTS)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
 
     def problem(e: HTTPProblem) -> JSONResponse:
         return JSONResponse({"error": e.message, "status": e.status}, status_code=e.status, headers=e.headers)
 
-    @app.get("/healthz")
+    @app.get("/healthz", openapi_extra=api_doc.healthz_operation())
     async def healthz():
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", response_class=JSONResponse, openapi_extra=api_doc.readyz_operation())
     async def readyz():
         body = {"status": service.state}
         if service.error:
@@ -254,14 +283,17 @@ def create_app(colorizer_or_factory: Any | Callable[[], Any], config: ServeConfi
             body.update(backend=getattr(engine, "backend", None), precision=getattr(engine, "precision", None))
         return JSONResponse(body, status_code=200 if service.state == "ready" else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse, openapi_extra=api_doc.metrics_operation())
     async def metrics():
         return PlainTextResponse(service.metrics.render(), media_type=CONTENT_TYPE)
 
-    @app.post("/colorize")
-    async def colorize(request: Request, format: str | None = None):
+    # ``format`` is read from the query here, not declared as a FastAPI parameter: the document describes exactly
+    # what the server does (an enum, 400 otherwise), with no FastAPI 422 validation response.
+    @app.post("/colorize", response_class=Response, openapi_extra=api_doc.colorize_operation())
+    async def colorize(request: Request):
         try:
-            fmt = choose_format(format, request.headers.get("accept"), config.default_format)
+            query = request.query_params.get("format")
+            fmt = choose_format(query, request.headers.get("accept"), config.default_format)
             service.admit()
         except HTTPProblem as e:
             return problem(e)
@@ -275,14 +307,15 @@ def create_app(colorizer_or_factory: Any | Callable[[], Any], config: ServeConfi
                 except (TypeError, ValueError) as e:  # e.g. a Pillow mode the colorizer does not handle
                     raise HTTPProblem(415, f"unsupported image ({image.format} {image.mode}): {e}") from None
 
-            prepared = await run_in_threadpool(decode_and_prepare, data)
+            loop = asyncio.get_running_loop()
+            prepared = await loop.run_in_executor(service.io_pool, decode_and_prepare, data)
             data = b""  # the upload is not needed any more while this request waits for the engine
             ab = await service.batcher.arun(prepared)
 
             def finish_and_encode():
                 return encode_image(service.colorizer.finish(prepared, ab), fmt, config.jpeg_quality)
 
-            body = await run_in_threadpool(finish_and_encode)
+            body = await loop.run_in_executor(service.io_pool, finish_and_encode)
             return Response(body, media_type=MIME[fmt])
         except HTTPProblem as e:
             return problem(e)

@@ -142,3 +142,27 @@ def test_settings_validation():
         BenchSettings(min_iters=5, max_iters=2).validate()
     quick = BenchSettings.quick_run(batch_sizes=(2,))
     assert quick.quick and quick.batch_sizes == (2,) and quick.sizes == ((32, 32),)
+
+
+def test_each_row_is_held_against_the_peak_of_its_own_precision(world):
+    world.add("torch", ("fp32", "bf16"))
+    world.add("fast", ("fp32", "int8"))
+    float_peaks = {"cpu/fp32": {"gflops": 4000.0, "how": "fake"}, "cpu/bf16": {"gflops": 8000.0, "how": "fake"}}
+    report = world.run(peaks=float_peaks)
+    assert _row(report, "torch", "bf16", 1)["peak"] == "cpu/bf16"
+    int8 = _row(report, "fast", "int8", 1)
+    assert int8["peak"] is None and int8["peak_share"] is None  # no int8 peak: no share, never the bf16 one
+    report = world.run(peaks={**float_peaks, "cpu/int8": {"gflops": 16000.0, "how": "fake"}})
+    int8 = _row(report, "fast", "int8", 1)
+    assert int8["peak"] == "cpu/int8" and int8["peak_share"] == pytest.approx(2000.0 / 16000.0)
+
+
+def test_int8_peak_probe_runs_matmul_integer():
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from benchmarks.peak import _onnxruntime_int8, peak_key
+
+    peak = _onnxruntime_int8(64, 1)
+    assert peak.gflops > 0 and "MatMulInteger" in peak.how
+    assert peak_key("cpu", "int8", {"cpu/int8": peak}) == "cpu/int8"
+    assert peak_key("cpu", "int8", {"cpu/bf16": peak}) is None and peak_key("cuda", "fp16", {}) is None

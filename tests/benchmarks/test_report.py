@@ -65,6 +65,9 @@ def test_markdown_table_and_reasons(fake_report):
     line = next(x for x in table if x.startswith("| fast | fp32 | 4 |"))
     assert f"{fast['latency_ms']['p50']:.2f}" in line and f"{fast['vs_baseline']['latency']:.2f}" in line
     assert "50% cpu/fp32" in line
+    int8 = next(x for x in table if x.startswith("| fast | int8 | 4 |"))
+    assert "| – |" in int8  # the fake run measured no int8 peak: no share at all
+    assert "% of own-precision peak" in md
     assert "`gpu-only/fp16`: skipped: no CUDA device" in md
     assert "Fake CPU" in md and "2026-01-01" in md
 

@@ -319,3 +319,47 @@ def test_colorizer_batcher_asyncio():
     for im, out in zip(images, outs):
         np.testing.assert_array_equal(out, np.stack([im, im, -im]))
     assert len(col.engine.batch_shapes) < len(images)
+
+
+class _Item:
+    """A weakly referenceable stand-in for a prepared image."""
+
+    def __init__(self, i: int):
+        self.l = np.full(1000, i, np.float32)
+
+
+@pytest.fixture
+def no_cycle_collector():
+    import gc
+
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def test_finished_requests_are_freed_by_reference_counting(no_cycle_collector):
+    """Nothing of a request outlives it in a reference cycle (they held image arrays until a full GC ran) nor on
+    the idle worker (it held the last batch until the next one came)."""
+    import weakref
+
+    with DynamicBatcher(lambda items: [it.l * 2 for it in items], max_batch_size=4, max_delay_ms=1) as b:
+        refs = []
+        for i in range(6):
+            item = _Item(i)
+            refs.append(weakref.ref(item))
+            assert b.run(item, timeout=WAIT)[0] == 2 * i
+            del item
+
+        async def one(i):
+            item = _Item(i)
+            refs.append(weakref.ref(item))
+            return (await b.arun(item, timeout=WAIT))[0]
+
+        async def many():
+            return await asyncio.gather(*(one(i) for i in range(6, 12)))
+
+        assert asyncio.run(many()) == [2 * i for i in range(6, 12)]
+        assert [i for i, r in enumerate(refs) if r() is not None] == []

@@ -1,5 +1,6 @@
 """``colorize images``: tree mirroring, formats and modes, errors, resume, SIGKILL + rerun, odd paths."""
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -146,6 +147,9 @@ def test_usage_errors_exit_2_and_inputs_never_overwritten(tree, tmp_path, capsys
     assert "--format 'nope'" in capsys.readouterr().err
     assert main(["images", str(tree), "-o", str(tmp_path / "o"), *FAST, "--backend", "nope"]) == 2
     assert "unknown backend 'nope'" in capsys.readouterr().err
+    if importlib.util.find_spec("tensorrt") is None:  # a backend whose extra is missing: a message, no traceback
+        assert main(["images", str(tree), "-o", str(tmp_path / "o"), *FAST, "--backend", "tensorrt"]) == 2
+        assert "colorize images: error: no backend could run" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in tree.rglob("*") if p.is_file()} == before
 
 
@@ -168,6 +172,42 @@ def test_unicode_and_spaces_in_paths_and_report(tmp_path):
     assert sorted(p.name for p in (out / "été 1936").iterdir()) == sorted(p.name for p in src.iterdir())
     page = report.read_text(encoding="utf-8")
     assert page.count("<figure>") == 3 and "grand-mère à la plage.png" in page and "data:image/jpeg;base64," in page
+    # every output is linked twice (thumbnail and caption), relative to the page, percent-encoded
+    import re
+    from urllib.parse import unquote
+
+    hrefs = re.findall(r"<a href='([^']+)'>", page)
+    assert len(hrefs) == 6 and all("%20" in h and not h.startswith("/") for h in hrefs)
+    linked = {(report.parent / unquote(h)).resolve() for h in hrefs}
+    assert linked == {p.resolve() for p in (out / "été 1936").iterdir()}
+
+
+def test_report_lists_outputs_without_thumbnails_as_links(tmp_path):
+    from engine.cli.report import Entry, render
+
+    page = render([Entry("in/a b.png", str(tmp_path / "out" / "a b.png"))], [], "done", page_dir=tmp_path)
+    assert "<li>in/a b.png → <a href='out/a%20b.png'>" in page
+
+
+def test_images_help_lists_backends_and_precisions():
+    from engine.backends import BACKENDS
+    from engine.cli import build_parser
+    from engine.engine import PRECISIONS
+
+    parser = build_parser()
+    images = parser._subparsers._group_actions[0].choices["images"]
+    text = " ".join(images.format_help().split()).replace("- ", "-")  # argparse wraps lines, also at hyphens
+    for name in [*BACKENDS, *PRECISIONS, "auto"]:
+        assert name in text, name
+
+
+def test_run_with_nothing_written_does_not_name_an_output_folder(tmp_path, capsys):
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    out = tmp_path / "o3"
+    assert main(["images", str(tmp_path / "bad.png"), "-o", str(out), *FAST]) == 1
+    err = capsys.readouterr().err
+    assert "colorized 0 of 1 images" in err and "nothing written" in err and "output in" not in err
+    assert not out.exists()
 
 
 def test_killed_run_leaves_no_corrupt_output_and_rerun_completes(tmp_path):

@@ -174,6 +174,54 @@ def test_multipart_upload_and_output_formats():
         assert r.status_code == 200 and decode(r.content).format == "PNG"
 
 
+def jpeg(gray: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(gray).save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=xyz", None],
+    ids=["curl-data-binary", "text-plain", "multipart-header-raw-body", "no-content-type"],
+)
+def test_raw_image_body_is_read_whatever_the_content_type(content_type):
+    gray = gray_image(10, 14, seed=5)
+    headers = {"content-type": content_type} if content_type else {}
+    with serving(FakeColorizer()) as s, httpx.Client() as client:
+        request = client.build_request("POST", s.url + "/colorize", content=png(gray), headers=headers)
+        assert request.headers.get("content-type") == content_type  # httpx adds none to raw bytes
+        r = client.send(request)
+        assert r.status_code == 200, r.text
+        np.testing.assert_array_equal(np.asarray(decode(r.content)), expected(gray))
+        r = client.post(s.url + "/colorize", content=jpeg(gray),
+                        headers={"content-type": "application/x-www-form-urlencoded"})
+        assert r.status_code == 200 and decode(r.content).size == (14, 10)
+
+
+def test_url_encoded_body_that_is_not_an_image_is_415():
+    with serving(FakeColorizer()) as s:
+        r = httpx.post(s.url + "/colorize", content=b"image=gray.jpg&format=png",
+                       headers={"content-type": "application/x-www-form-urlencoded"})
+        assert r.status_code == 415 and r.json() == {"error": r.json()["error"], "status": 415}
+        assert "not an image" in r.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "fmt, mime", [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("GIF", "image/gif"), ("WEBP", "image/webp"),
+                  ("BMP", "image/bmp"), ("TIFF", "image/tiff")],
+)
+def test_sniff_image_type(fmt, mime):
+    from engine.serve.http_io import sniff_image_type
+
+    buf = io.BytesIO()
+    Image.fromarray(gray_image(4, 4)).save(buf, format=fmt)
+    assert sniff_image_type(buf.getvalue()) == mime
+    assert sniff_image_type(buf.getvalue()[:16]) == mime  # the signature alone
+    assert sniff_image_type(b"--xyz\r\nContent-Disposition: form-data") is None
+    assert sniff_image_type(b"RIFF\0\0\0\0WAVEfmt ") is None and sniff_image_type(b"") is None
+
+
 def test_default_format_from_config():
     with serving(FakeColorizer(), default_format="jpeg") as s:
         r = httpx.post(s.url + "/colorize", content=png(gray_image(8, 8)))
@@ -426,3 +474,32 @@ def test_real_colorizer_batched_matches_unbatched():
             assert np.abs(got - want).max() <= BATCH_TOL_U8
     finally:
         col.close()
+
+
+def test_requests_leave_no_image_in_reference_cycles():
+    """Every prepared image is freed by reference counting when its response is sent, with the cycle collector off
+    (cycles through the batcher's futures once kept them, and their arrays, until a full collection)."""
+    import gc
+    import weakref
+
+    refs = []
+
+    class Tracked(FakeColorizer):
+        def prepare(self, image):
+            prepared = super().prepare(image)
+            refs.append(weakref.ref(prepared))
+            return prepared
+
+    with serving(Tracked(), io_threads=2) as s, httpx.Client(timeout=WAIT) as client:
+        gc.collect()
+        gc.disable()
+        try:
+            for i in range(8):
+                assert client.post(s.url + "/colorize", content=png(gray_image(16, 16, i))).status_code == 200
+            deadline = time.monotonic() + WAIT
+            while any(r() is not None for r in refs):  # a handler may still be returning when the client has the body
+                assert time.monotonic() < deadline, [r() is not None for r in refs]
+                time.sleep(0.01)
+        finally:
+            gc.enable()
+    assert len(refs) == 8

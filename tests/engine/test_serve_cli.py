@@ -22,13 +22,17 @@ def test_config_env_then_flags():
     assert cfg.loopback_only
     assert ServeConfig().host == "127.0.0.1" and ServeConfig().max_upload_bytes == 32 * 1024 * 1024
     assert not ServeConfig(host="0.0.0.0").loopback_only
+    assert ServeConfig(io_threads=3).io_workers == 3 and 1 <= ServeConfig().io_workers <= 4
+    assert ServeConfig().malloc == "tuned" and ServeConfig.from_sources({"COLORIZE_MALLOC": "default"}).malloc == "default"
 
 
 @pytest.mark.parametrize(
     "env, match",
     [({"COLORIZE_PORT": "http"}, "COLORIZE_PORT='http': expected int"),
      ({"COLORIZE_MAX_QUEUE_SIZE": "0"}, "max_queue_size=0"),
-     ({"COLORIZE_DEFAULT_FORMAT": "gif"}, "default_format='gif'")],
+     ({"COLORIZE_DEFAULT_FORMAT": "gif"}, "default_format='gif'"),
+     ({"COLORIZE_MALLOC": "jemalloc"}, "malloc='jemalloc': expected one of tuned, default"),
+     ({"COLORIZE_IO_THREADS": "0"}, "io_threads=0")],
 )
 def test_config_errors_name_the_setting(env, match):
     with pytest.raises(ValueError, match=match):
@@ -39,6 +43,16 @@ def test_cli_bad_environment_is_a_usage_error(monkeypatch, capsys):
     monkeypatch.setenv("COLORIZE_TIMEOUT_S", "soon")
     assert cli_main(["serve"]) == 2
     assert "COLORIZE_TIMEOUT_S" in capsys.readouterr().err
+
+
+def test_cli_backend_that_cannot_load_is_a_usage_error(capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("tensorrt is installed here")
+    assert cli_main(["serve", "--backend", "tensorrt", "--malloc", "default"]) == 2
+    err = capsys.readouterr().err
+    assert "colorize serve: cannot load model" in err and "tensorrt is not installed" in err
 
 
 def test_prometheus_text():
@@ -105,6 +119,10 @@ def test_serve_command_end_to_end_and_sigterm():
         out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0, out
         assert f"http://127.0.0.1:{port}" in out and "stopped" in out
+        import platform
+
+        if platform.libc_ver()[0] == "glibc":  # the allocator is set up by the command itself (or left as the env says)
+            assert "M_ARENA_MAX" in out, out
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -113,7 +131,7 @@ def test_serve_command_end_to_end_and_sigterm():
 
 @pytest.mark.parametrize(
     "query, accept, want",
-    [(None, None, "png"), ("JPG", "image/png", "jpeg"), (None, "image/webp;q=0.5, image/jpeg;q=0.8", "jpeg"),
+    [(None, None, "png"), ("jpg", "image/png", "jpeg"), (None, "image/webp;q=0.5, image/jpeg;q=0.8", "jpeg"),
      (None, "text/html, image/*;q=0.1", "png"), (None, "image/png;q=0, image/webp", "webp"), (None, "  ", "png")],
 )
 def test_choose_format(query, accept, want):
@@ -125,9 +143,10 @@ def test_choose_format(query, accept, want):
 def test_choose_format_refusals():
     from engine.serve.http_io import HTTPProblem, choose_format
 
-    with pytest.raises(HTTPProblem) as e:
-        choose_format("bmp", None, "png")
-    assert e.value.status == 400
+    for query in ("bmp", "JPG", " png", ""):  # exactly the documented enum
+        with pytest.raises(HTTPProblem) as e:
+            choose_format(query, None, "png")
+        assert e.value.status == 400 and "png, jpeg, jpg, webp" in e.value.message
     with pytest.raises(HTTPProblem) as e:
         choose_format(None, "image/png;q=0, text/plain", "png")
     assert e.value.status == 406
