@@ -37,7 +37,9 @@ def results_table(report: dict) -> str:
     failed_guard = {(c["backend"], c["precision"]) for c in report["configs"] if "FAILED" in (c.get("guard") or "")}
     for r in sorted((r for r in report["results"] if r["status"] == "ok"), key=_order):
         lat, vs = r["latency_ms"], r["vs_baseline"] or {}
-        share = f"{100 * r['peak_share']:.0f}% {r['peak']}" if r.get("peak_share") is not None else "–"
+        # Only a peak of the row's own precision (results written before that rule held int8 rows against bf16).
+        own = r.get("peak_share") is not None and str(r.get("peak", "")).rsplit("/", 1)[-1] == r["precision"]
+        share = f"{100 * r['peak_share']:.0f}% {r['peak']}" if own else "–"
         name = f"**{r['backend']}**" if r["baseline"] else r["backend"]
         prec = r["precision"] + (" †" if (r["backend"], r["precision"]) in failed_guard else "")
         first = None if r["first_call_s"] is None else 1e3 * r["first_call_s"]
