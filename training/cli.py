@@ -67,7 +67,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="photos: long side they are reduced to before cropping (default %(default)s)")
     z.add_argument("--crop", type=int, default=ColorizeConfig.crop, help="photos: crop side (default %(default)s)")
     z.add_argument("--crops-per-image", type=int, default=ColorizeConfig.crops_per_image,
-                   help="photos: random crops per training photo (default %(default)s)")
+                   help="photos: random crops per training photo and epoch (default %(default)s)")
+    z.add_argument("--scale-min", type=float, default=ColorizeConfig.scale_min,
+                   help="photos: scale jitter, long side = working size x U(min, max) (default %(default)s)")
+    z.add_argument("--scale-max", type=float, default=ColorizeConfig.scale_max)
+    z.add_argument("--cifar-mix", type=int, default=0, metavar="N",
+                   help="photos: also N CIFAR-10 train images per epoch, enlarged to the crop size")
+    z.add_argument("--gray", default=ColorizeConfig.gray,
+                   choices=("mixed", "pillow", "rec709", "mean", "lstar"),
+                   help="how the input gray is made from the colour original: mixed (one method per image, "
+                        "default), pillow (convert('L')), rec709, mean (of RGB) or lstar (L* of the original)")
+    z.add_argument("--init-matching", action="store_true",
+                   help="--init: copy only the tensors whose name and shape match (warm start of another arch)")
 
 
 def _head_kwargs(head: str, bins_per_axis: int | None, temperature: float | None) -> dict:

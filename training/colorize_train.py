@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engine.image.color import DEFAULT_NORMALIZATION, Normalization
@@ -69,6 +70,20 @@ def zero_init_head(model: nn.Module) -> None:
             nn.init.zeros_(head.bias)
 
 
+def copy_matching(model: nn.Module, path: str) -> str:
+    """Copy into ``model`` every tensor of checkpoint ``path`` whose name and shape match (a warm start across
+    architectures); returns "k of n tensors"."""
+    from models.checkpoint import load_checkpoint
+
+    src = load_checkpoint(path)[0].state_dict()
+    dst = model.state_dict()
+    same = {k: v for k, v in src.items() if k in dst and dst[k].shape == v.shape}
+    if not same:
+        raise ValueError(f"--init {path}: no tensor matches this architecture in name and shape")
+    model.load_state_dict(same, strict=False)
+    return f"{len(same)} of {len(dst)} tensors"
+
+
 def _head_kind(arch_kwargs: dict | None) -> str:
     return (arch_kwargs or {}).get("head", "ab")
 
@@ -90,7 +105,9 @@ class ColorizeTask:
                 raise ValueError(f"--encoder-init: {cfg.arch} has no ResNet encoder")
             self.init = {"encoder": adapt_classifier_to_encoder(self.model.encoder, cfg.encoder_init, norm)}
         zero_init_head(self.model)
-        if cfg.init:
+        if cfg.init and cfg.init_matching:
+            self.init = {"from": str(cfg.init), "matching": copy_matching(self.model, cfg.init)}
+        elif cfg.init:
             from models.checkpoint import load_weights_into, read_metadata
 
             # A new head kind (e.g. bins on a regression model) keeps the trained body and starts the head at zero.
@@ -125,21 +142,34 @@ class ColorizeTask:
         return opt, sched
 
     def _lab(self, images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        from training.lab import split_lab
+        """(model input L', target ab'): L' from the gray of ``cfg.gray`` (``training.gray``), ab' of the original."""
+        from training.gray import GRAY_METHODS, MIXED, model_l_torch
+        from training.lab import rgb_to_lab
 
         x = to_float_nchw(images)
         if generator is not None:
             x = random_flip(x, generator)
-        l, ab = split_lab(x, self.norm)
-        return l.contiguous(memory_format=self.memory_format), ab
+        lab = rgb_to_lab(x)
+        if self.cfg.gray == MIXED:
+            methods = torch.randint(0, len(GRAY_METHODS), (x.shape[0],), generator=generator)
+        else:
+            methods = torch.full((x.shape[0],), GRAY_METHODS.index(self.cfg.gray))
+        l = model_l_torch(x, methods, self.norm, lstar=lab[:, :1])
+        return l.contiguous(memory_format=self.memory_format), self.norm.normalize_ab(lab[:, 1:])
 
     def train_step(self, images: Tensor, labels: Tensor, generator: torch.Generator):
         l, ab = self._lab(images, generator)
+        refine = getattr(self.model, "refine", None)
         with autocast(self.cfg.bf16):
             if self.bins:
-                pred = self.model.head.logits(self.model.features_padded(l))
-            else:
-                pred = self.model.forward_padded(l)
+                logits = self.model.head.logits(self.model.features_padded(l))
+                if refine is None:
+                    return self.loss_fn(logits.float(), ab), {}
+                # CE on the head's grid at its own resolution; the L1 term on the refined full-resolution output.
+                out = self.model.upsample(self.model.head.decode(logits.float()), l)
+                low = F.avg_pool2d(ab, refine.scale)
+                return self.loss_fn(logits.float(), low, output=out, output_target=ab), {}
+            pred = self.model.forward_padded(l)
         return self.loss_fn(pred.float(), ab), {}
 
     def summarize(self, totals: dict) -> dict:
@@ -190,17 +220,24 @@ def train_colorizer(cfg: ColorizeConfig, *, resume: bool = False) -> dict:
     from training.cifar import load_cifar10
     from training.loop import fit
 
+    from training.gray import check_method
+
+    check_method(cfg.gray, allow_mixed=True)
     torch.manual_seed(cfg.seed)
     if cfg.photos:
-        from training.photos import load_photo_crops
+        from training.photos import load_photo_source
 
         root = None if cfg.photos == "default" else cfg.photos
-        x, xt = load_photo_crops(root, cfg.working_size, cfg.crop, cfg.crops_per_image, cfg.seed)
+        cifar = load_cifar10("train", cfg.data)[0] if cfg.cifar_mix else None
+        x, xt = load_photo_source(root, cfg.working_size, cfg.crop, cfg.crops_per_image,
+                                  (cfg.scale_min, cfg.scale_max), cfg.seed, cifar, cfg.cifar_mix)
         y, yt = np.zeros(len(x), np.int64), np.zeros(len(xt), np.int64)
+        if cfg.limit_train:
+            raise ValueError("--limit-train is for CIFAR-10; with --photos use --crops-per-image and --max-steps")
     else:
         x, y = load_cifar10("train", cfg.data)
         xt, yt = load_cifar10("test", cfg.data)
-    x, y = subset(x, y, cfg.limit_train, cfg.seed)
+        x, y = subset(x, y, cfg.limit_train, cfg.seed)
     xt, _ = subset(xt, yt, cfg.limit_eval, cfg.seed)
     weights = None
     if cfg.rebalance > 0:
@@ -211,6 +248,6 @@ def train_colorizer(cfg: ColorizeConfig, *, resume: bool = False) -> dict:
             scale = DEFAULT_NORMALIZATION.ab_scale
             grid = {"bin_size": 2 * scale / cfg.arch_kwargs.get("bins_per_axis", DEFAULT_BINS_PER_AXIS),
                     "ab_range": scale}
-        weights = weights_from_images(x, cfg.rebalance, cfg.rebalance_power, seed=cfg.seed, **grid)
+        weights = weights_from_images(x.for_epoch(0) if hasattr(x, "for_epoch") else x, cfg.rebalance, cfg.rebalance_power, seed=cfg.seed, **grid)
     task = ColorizeTask(cfg, xt, weights)
     return fit(cfg, task, x, y, resume=resume)

@@ -62,5 +62,10 @@ class ColorizeConfig(TrainConfig):
     photos: str | None = None  # train on real photos (training.photos) from this folder instead of CIFAR-10
     working_size: int = 256  # photos: long side they are reduced to (the pipeline's working size)
     crop: int = 128  # photos: side of the random square training crops
-    crops_per_image: int = 8  # photos: random crops cut from each training photo
+    crops_per_image: int = 8  # photos: random crops cut from each training photo (fresh ones every epoch)
+    scale_min: float = 0.85  # photos: each crop's photo is scaled to a long side of working_size x U(min, max)
+    scale_max: float = 1.4
+    cifar_mix: int = 0  # photos: this many CIFAR-10 train images per epoch too, enlarged to the crop size
+    gray: str = "mixed"  # model input: "mixed" (a gray method per image, training.gray) or one of GRAY_METHODS
+    init_matching: bool = False  # --init: copy only the tensors whose name and shape match (another arch)
     out: str = "runs/colorize-resnet18-unet"

@@ -96,6 +96,9 @@ def _respan_one_cycle(scheduler: Any, total_steps: int, pct_start: float) -> Non
 def fit(cfg: TrainConfig, task: Task, images: np.ndarray, labels: np.ndarray, *, resume: bool = False) -> dict:
     """Train ``task.model`` on uint8 [N, H, W, 3] ``images``; returns the last epoch record.
 
+    ``images`` may also be a source of fresh images per epoch: an object with ``len()`` and
+    ``for_epoch(epoch) -> uint8 [N, H, W, 3]`` (``training.photos.PhotoCrops``).
+
     Raises:
         RunExistsError: ``cfg.out`` holds a state and ``resume`` is False.
         ValueError: fewer training images than one batch.
@@ -140,11 +143,14 @@ def fit(cfg: TrainConfig, task: Task, images: np.ndarray, labels: np.ndarray, *,
             state_path,
         )
 
-    images_t = torch.from_numpy(np.ascontiguousarray(images))
+    per_epoch = hasattr(images, "for_epoch")
+    images_t = None if per_epoch else torch.from_numpy(np.ascontiguousarray(images))
     labels_t = torch.from_numpy(np.asarray(labels))
     record: dict = {}
     while epoch < cfg.epochs:
         task.model.train()
+        if per_epoch:
+            images_t = torch.from_numpy(np.ascontiguousarray(images.for_epoch(epoch)))
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
         totals: dict[str, float] = {}
         loss_sum, loss_n = 0.0, 0

@@ -110,7 +110,10 @@ class BinsLoss(torch.nn.Module):
         self.head, self.n, self.l1_weight = head, n, l1_weight
         self.register_buffer("weights", weights if weights is not None else torch.empty(0), persistent=False)
 
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+    def forward(self, logits: Tensor, target: Tensor, output: Tensor | None = None,
+                output_target: Tensor | None = None) -> Tensor:
+        """``output``/``output_target``: the model's final ab' and its target when they are not the decoded
+        ``logits`` (a model that predicts at a reduced resolution and refines): the L1 term is taken on them."""
         from models.ab_bins import bin_index, soft_encode
 
         idx, w = soft_encode(target, self.n)
@@ -120,7 +123,9 @@ class BinsLoss(torch.nn.Module):
             ce = ce * self.weights[bin_index(target, self.n)]
         loss = ce.mean()
         if self.l1_weight:
-            loss = loss + self.l1_weight * (self.head.decode(logits.float()) - target).abs().sum(1).mean()
+            if output is None:
+                output, output_target = self.head.decode(logits.float()), target
+            loss = loss + self.l1_weight * (output.float() - output_target).abs().sum(1).mean()
         return loss
 
 

@@ -2,7 +2,7 @@
 
 The split is the one the photos README suggests, free of overlaps:
 
-* ``train``: BSDS500 train + test, coco128, Sun_Hays80 (604 photos);
+* ``train``: BSDS500 train + test, coco128, Sun_Hays80, ImageNet-samples (1,578 photos);
 * ``eval``: BSDS500 val, McMaster, Set14 (127 photos). Set5 is left out (it
   duplicates Set14 and BSDS500 train images).
 
@@ -24,7 +24,7 @@ from training.paths import repo_root
 ENV_VAR = "COLORIZE_PHOTOS"
 
 SPLITS: dict[str, tuple[str, ...]] = {
-    "train": ("BSDS500/train", "BSDS500/test", "coco128", "Sun_Hays80"),
+    "train": ("BSDS500/train", "BSDS500/test", "coco128", "Sun_Hays80", "ImageNet-samples"),
     "eval": ("BSDS500/val", "McMaster", "Set14"),
 }
 
@@ -125,3 +125,71 @@ def load_photo_crops(root: str | os.PathLike | None, working_size: int, crop: in
     train = [load_at_working_size(p, working_size) for p in photo_paths(root, "train")]
     val = [load_at_working_size(p, working_size) for p in photo_paths(root, "eval")]
     return random_crops(train, crop, per_image, seed), center_crops(val, crop)
+
+
+class PhotoCrops:
+    """Fresh random crops each epoch (``for_epoch``, seeded by (seed, epoch), so a resumed run sees the same data).
+
+    Each crop: the photo is scaled so that its long side is ``working_size`` times a factor drawn from
+    ``scale`` (at least enough for its short side to hold the crop), then a random ``crop`` x ``crop`` window is cut.
+    ``cifar`` (uint8 [M, 32, 32, 3], optional): that many more images per epoch, ``cifar_per_epoch`` of them drawn
+    at random and enlarged to the crop size (bicubic), so the model also learns small images as the Colorizer runs
+    them (enlarged to its minimum working size).
+    """
+
+    def __init__(self, photos: list[np.ndarray], working_size: int, crop: int, per_image: int,
+                 scale: tuple[float, float] = (0.85, 1.4), seed: int = 0,
+                 cifar: np.ndarray | None = None, cifar_per_epoch: int = 0):
+        if crop < 1 or per_image < 1:
+            raise ValueError(f"crop and crops per image must be >= 1, got {crop} and {per_image}")
+        if not 0 < scale[0] <= scale[1]:
+            raise ValueError(f"scale range must satisfy 0 < low <= high, got {scale}")
+        self.photos, self.working_size, self.crop, self.per_image = photos, working_size, crop, per_image
+        self.scale, self.seed = scale, seed
+        self.cifar = cifar if cifar_per_epoch else None
+        self.cifar_per_epoch = cifar_per_epoch if cifar is not None else 0
+
+    def __len__(self) -> int:
+        return len(self.photos) * self.per_image + self.cifar_per_epoch
+
+    def _crop(self, im: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        from PIL import Image
+
+        h, w = im.shape[:2]
+        c = self.crop
+        long_side = self.working_size * rng.uniform(*self.scale)
+        s = max(long_side / max(h, w), c / min(h, w))  # the short side holds the crop when it can
+        th, tw = max(c, round(h * s)), max(c, round(w * s))
+        # Cut the source window of the crop, then resize only that window.
+        wy, wx = c * h / th, c * w / tw
+        y0, x0 = rng.uniform(0, h - wy), rng.uniform(0, w - wx)
+        box = (x0, y0, x0 + wx, y0 + wy)
+        return np.asarray(Image.fromarray(im).resize((c, c), Image.BICUBIC, box=box, reducing_gap=2.0))
+
+    def for_epoch(self, epoch: int) -> np.ndarray:
+        """uint8 [len(self), crop, crop, 3]: the photos' crops, then the enlarged CIFAR images."""
+        from PIL import Image
+
+        rng = np.random.default_rng([self.seed, epoch])
+        out = np.empty((len(self), self.crop, self.crop, 3), np.uint8)
+        k = 0
+        for im in self.photos:
+            for _ in range(self.per_image):
+                out[k] = self._crop(im, rng)
+                k += 1
+        if self.cifar_per_epoch:
+            for i in rng.choice(len(self.cifar), self.cifar_per_epoch, replace=False):
+                out[k] = np.asarray(Image.fromarray(self.cifar[i]).resize((self.crop, self.crop), Image.BICUBIC))
+                k += 1
+        return out
+
+
+def load_photo_source(root: str | os.PathLike | None, working_size: int, crop: int, per_image: int,
+                      scale: tuple[float, float], seed: int = 0, cifar: np.ndarray | None = None,
+                      cifar_per_epoch: int = 0) -> tuple[PhotoCrops, np.ndarray]:
+    """(per-epoch training crops, validation crops: one center crop per eval photo at the working size)."""
+    keep = max(working_size, round(working_size * scale[1]))
+    train = [load_at_working_size(p, keep) for p in photo_paths(root, "train")]
+    val = [load_at_working_size(p, working_size) for p in photo_paths(root, "eval")]
+    return (PhotoCrops(train, working_size, crop, per_image, scale, seed, cifar, cifar_per_epoch),
+            center_crops(val, crop))
