@@ -11,7 +11,8 @@ How an image is colorized:
 1. ``prepare``: decode (files: first frame, EXIF orientation; every Pillow mode,
    see ``engine/image/io.py``), compute CIE L* and resize it to the *working
    size* (8-bit gray is reduced first, as bytes, then looked up) (long side ``working_size``, rounded to the model's
-   stride; smaller images run at their own size, see ``engine/image/resize.py``) and
+   stride; smaller images run at their own size, see ``engine/image/resize.py``, or are enlarged to the
+   model's ``min_working_size`` when it has one: a model trained on small images enlarged) and
    normalize it for the model.
 2. ``engine.run`` predicts ab at the working size (batched by ``Prepared.key``).
 3. ``finish``: upsample ab bilinearly to full resolution and merge it with the
@@ -81,12 +82,18 @@ class Colorizer:
     """Colorize images of any size with an ``Engine`` (see the module docstring)."""
 
     def __init__(
-        self, engine: Engine, working_size: int = DEFAULT_WORKING_SIZE, max_pixels: int | None = DEFAULT_MAX_PIXELS
+        self, engine: Engine, working_size: int = DEFAULT_WORKING_SIZE, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        min_working_size: int | None = None,
     ):
         if int(working_size) < 1:
             raise ValueError(f"working_size must be >= 1, got {working_size}")
+        if min_working_size is None:
+            min_working_size = model_min_working_size(engine.model.metadata)
+        if int(min_working_size) < 0:
+            raise ValueError(f"min_working_size must be >= 0, got {min_working_size}")
         self.engine = engine
         self.working_size = int(working_size)
+        self.min_working_size = int(min_working_size)
         self.max_pixels = max_pixels
 
     @classmethod
@@ -98,6 +105,7 @@ class Colorizer:
         *,
         working_size: int = DEFAULT_WORKING_SIZE,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        min_working_size: int | None = None,
         **engine_options,
     ) -> "Colorizer":
         """Load ``model`` on ``backend`` at ``precision`` (as ``Engine.load``).
@@ -105,8 +113,11 @@ class Colorizer:
         Args:
             working_size: long side, in pixels, of the resolution the model runs at.
             max_pixels: files with more pixels are refused (decompression-bomb limit).
+            min_working_size: images with a smaller long side are enlarged to it for the model (their output
+                stays at their size); None = the model's own (``inference.min_working_size`` of its checkpoint), 0 = never.
         """
-        return cls(Engine.load(model, backend, precision, **engine_options), working_size, max_pixels)
+        return cls(Engine.load(model, backend, precision, **engine_options), working_size, max_pixels,
+                   min_working_size)
 
     # -- the three steps -------------------------------------------------------------------------------------------
 
@@ -133,14 +144,16 @@ class Colorizer:
         h, w = decoded.size
         if h < 1 or w < 1:
             raise ValueError(f"image must be at least 1x1, got {w}x{h}" + (f" ({path})" if path else ""))
-        key = working_shape(h, w, self.working_size, self.engine.stride)
+        key = working_shape(h, w, self.working_size, self.engine.stride, self.min_working_size)
         px = decoded.pixels
+        # Enlarged (small images): bicubic, as the model saw them in training; reduced: bilinear, antialiased.
+        resample = Image.BICUBIC if key[0] * key[1] > h * w else Image.BILINEAR
         if px.ndim == 2 and px.dtype == np.uint8 and key != (h, w):
-            # 8-bit gray (the common case): reduce the 1-byte image first (Pillow, antialiased), then look up L*
-            small = Image.fromarray(px).resize((key[1], key[0]), Image.BILINEAR, reducing_gap=2.0)
+            # 8-bit gray (the common case): resize the 1-byte image first (Pillow), then look up L*
+            small = Image.fromarray(px).resize((key[1], key[0]), resample, reducing_gap=2.0)
             L = lightness(np.asarray(small))
         else:
-            L = resize_plane(lightness(px), key)
+            L = resize_plane(lightness(px), key, resample)
         l = self.engine.normalization.normalize_l(L).astype(np.float32, copy=False)[None]
         return Prepared(l, key, decoded, kind, dtype, path)
 
@@ -154,6 +167,9 @@ class Colorizer:
         if ab.shape != (2, *prepared.key):
             raise ValueError(f"ab must have shape [2, {prepared.key[0]}, {prepared.key[1]}], got {list(ab.shape)}")
         d = prepared.decoded
+        h, w = d.pixels.shape[:2]
+        if prepared.key[0] > h or prepared.key[1] > w:  # an enlarged small image: ab back to its size, antialiased
+            ab = np.stack([resize_plane(c, (h, w)) for c in ab])
         out_dtype = prepared.dtype if prepared.kind == "array" else np.uint8
         scale = float(self.engine.normalization.denormalize_ab(1.0))
         rgb = compose(d.pixels, ab, out_dtype, ab_scale=scale)  # ab enlarged to full size on the fly
@@ -198,5 +214,14 @@ class Colorizer:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Colorizer({self.engine!r}, working_size={self.working_size})"
+        return f"Colorizer({self.engine!r}, working_size={self.working_size}, min_working_size={self.min_working_size})"
+
+
+def model_min_working_size(metadata: dict) -> int:
+    """The model's own minimum working size: ``inference.min_working_size`` of its checkpoint metadata, else 0."""
+    value = (metadata.get("inference") or {}).get("min_working_size", 0)
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        raise ValueError(f"model metadata 'inference.min_working_size' is not an integer: {value!r}") from None
 

@@ -56,7 +56,7 @@ def model_stride(ref: ModelRef) -> int:
     """Total stride of the model (from metadata when present, else the architecture)."""
     if "total_stride" in ref.metadata:
         return int(ref.metadata["total_stride"])
-    stem = ref.arch_kwargs.get("stem", "cifar")
+    stem = ref.arch_kwargs.get("stem", "imagenet" if ref.arch.endswith("-unet-lite") else "cifar")
     if ref.arch == "seed-unet":
         return 16
     return 8 if stem == "cifar" else 32

@@ -82,6 +82,7 @@ def save_checkpoint(
         "arch": arch,
         "arch_kwargs": dict(arch_kwargs or {}),
         "kind": kind,
+        **({"total_stride": int(model.total_stride)} if kind == "colorizer" and hasattr(model, "total_stride") else {}),
         "normalization": (normalization or DEFAULT_NORMALIZATION).to_dict() if kind == "colorizer" else None,
         "data": data or {},
         "metrics": metrics or {},

@@ -24,15 +24,16 @@ from training.metrics import colorfulness, gap_recovered, gray_baseline, mse_per
 
 @torch.no_grad()
 def colorize_uint8(model: nn.Module, rgb: Tensor, norm: Normalization = DEFAULT_NORMALIZATION,
-                   batch_size: int = 250, bf16: bool = False) -> Tensor:
-    """Colorize uint8 RGB [N, H, W, 3] images from their L channel; uint8 [N, H, W, 3] out."""
-    from training.lab import merge_lab, split_lab
+                   batch_size: int = 250, bf16: bool = False, gray: str = "lstar") -> Tensor:
+    """Colorize uint8 RGB [N, H, W, 3] images from their gray made by ``gray`` (``training.gray``: the L* of the
+    original, or a gray file as users make it); uint8 [N, H, W, 3] out, with the gray input's L*."""
+    from training.gray import model_l_uint8
+    from training.lab import merge_lab
 
     model.eval()
     outs = []
     for i in range(0, len(rgb), batch_size):
-        x = rgb[i : i + batch_size].permute(0, 3, 1, 2).float() / 255.0
-        l, _ = split_lab(x, norm)
+        l = model_l_uint8(rgb[i : i + batch_size], gray, norm)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             ab = model(l).float()
         outs.append(to_uint8(merge_lab(l, ab, norm)))
@@ -69,8 +70,12 @@ def evaluate_colorizer(
     classifier_input: tuple[list[float], list[float]] | None = None,
     batch_size: int = 250,
     bf16: bool = False,
+    gray: str = "pillow",
 ) -> dict:
     """Metrics of ``model`` and of the gray baseline on uint8 RGB ``images`` [N, H, W, 3].
+
+    ``gray``: how the input gray is made from each original (``training.gray``; default Pillow's ``convert("L")``,
+    what users have); the gray baseline is that same gray image.
 
     Returns:
         ``{"n": N, "model": {...}, "gray": {...}, "truth": {"colorfulness": ...},
@@ -81,10 +86,13 @@ def evaluate_colorizer(
     truth = torch.from_numpy(np.ascontiguousarray(images))
     if truth.dtype != torch.uint8 or truth.dim() != 4 or truth.shape[-1] != 3:
         raise ValueError(f"images must be uint8 [N, H, W, 3], got {truth.dtype} {list(truth.shape)}")
-    out = colorize_uint8(model, truth, norm, batch_size, bf16)
-    gray = gray_baseline(truth, norm)
+    from training.gray import gray_images
+
+    method = gray
+    out = colorize_uint8(model, truth, norm, batch_size, bf16, gray=method)
+    gray = gray_images(truth, method, norm)
     truth_cf = float(colorfulness(truth).mean())
-    res = {"n": len(truth), "model": _summary(out, truth), "gray": _summary(gray, truth),
+    res = {"n": len(truth), "gray_input": method, "model": _summary(out, truth), "gray": _summary(gray, truth),
            "truth": {"colorfulness": truth_cf}}
     for k in ("model", "gray"):
         res[k]["colorfulness_ratio"] = res[k]["colorfulness"] / truth_cf if truth_cf > 0 else math.nan
@@ -102,7 +110,7 @@ def evaluate_colorizer(
 
 
 def sample_grid(model: nn.Module, images: np.ndarray, path, *, norm: Normalization = DEFAULT_NORMALIZATION,
-                scale: int = 3, columns: int = 2) -> None:
+                scale: int = 3, columns: int = 2, gray: str = "pillow") -> None:
     """Write a PNG grid of ``gray | ours | truth`` triplets (upscaled ``scale``x, nearest) atomically."""
     import os
     from pathlib import Path
@@ -110,8 +118,10 @@ def sample_grid(model: nn.Module, images: np.ndarray, path, *, norm: Normalizati
     from PIL import Image
 
     truth = torch.from_numpy(np.ascontiguousarray(images))
-    out = colorize_uint8(model, truth, norm)
-    gray = gray_baseline(truth, norm)
+    from training.gray import gray_images
+
+    out = colorize_uint8(model, truth, norm, gray=gray)
+    gray = gray_images(truth, gray, norm)
     n, h, w, _ = truth.shape
     rows = math.ceil(n / columns)
     gap = 4

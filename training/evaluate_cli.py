@@ -48,6 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evaluate on the real photos' eval split (DIR defaults to ../shared/data/photos)")
     parser.add_argument("--working-size", type=int, default=None,
                         help="photos: the pipeline's working size (default: the Colorizer's)")
+    parser.add_argument("--gray", default="pillow", choices=("pillow", "rec709", "mean", "lstar"),
+                        help="how the gray input is made from each colour original: pillow (convert('L'), what "
+                             "users have; default), rec709, mean (of RGB), or lstar (the original's L*, the protocol "
+                             "of earlier figures); the gray baseline is that same gray")
+    parser.add_argument("--pipeline", action="store_true",
+                        help="CIFAR-10: colorize through engine.Colorizer as `colorize images` does (any model, "
+                             "including the photo default), not the torch model at 32x32")
     parser.add_argument("--backend", default="torch", help="photos: engine backend (default torch)")
     parser.add_argument("--precision", default="fp32", help="photos: engine precision (default fp32)")
 
@@ -90,25 +97,40 @@ def set_temperature(model, temperature: float) -> None:
 
 
 def photos_main(args: argparse.Namespace) -> int:
+    """Through ``engine.Colorizer``: the photos' eval split, or with ``--pipeline`` CIFAR-10 images."""
     from engine import Colorizer
     from engine.colorizer import DEFAULT_WORKING_SIZE
-    from training.photo_eval import evaluate_photos
+    from training.photo_eval import evaluate_arrays, evaluate_photos
     from training.photos import photo_paths
 
     working = args.working_size or DEFAULT_WORKING_SIZE
     try:
-        paths = photo_paths(None if args.photos == "default" else args.photos, "eval")
+        if args.photos:
+            paths = photo_paths(None if args.photos == "default" else args.photos, "eval")
+        else:
+            from training.cifar import load_cifar10
+            from training.classify import subset
+
+            images, labels = load_cifar10(args.split, args.data)
+            images, _ = subset(images, labels, args.limit)
         colorizer = Colorizer.load(args.model, args.backend, args.precision, working_size=working)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     ref = colorizer.engine.model
     with colorizer:
-        res = evaluate_photos(colorizer, paths, ref.normalization, grid=args.grid,
-                              grid_count=min(args.grid_count, 8))
+        if args.photos:
+            res = evaluate_photos(colorizer, paths, ref.normalization, grid=args.grid,
+                                  grid_count=min(args.grid_count, 8), gray=args.gray)
+        else:
+            res = evaluate_arrays(colorizer, ((f"cifar10 {args.split}", im) for im in images), len(images),
+                                  ref.normalization, grid=args.grid, grid_count=min(args.grid_count, 8),
+                                  grid_height=96, gray=args.gray)
     res = {"model_info": {"name": ref.name, "sha256": ref.sha256, "arch": ref.arch,
                           "backend": colorizer.engine.backend, "precision": colorizer.engine.precision},
-           "split": "photos eval", "working_size": working, **res}
+           "split": "photos eval" if args.photos else f"cifar10 {args.split} (pipeline)",
+           "limit": None if args.photos else (args.limit or None), "working_size": working,
+           "min_working_size": getattr(colorizer, "min_working_size", None), **res}
     if args.out:
         atomic_write_text(args.out, json.dumps(res, indent=2) + "\n")
     if args.json:
@@ -117,7 +139,8 @@ def photos_main(args: argparse.Namespace) -> int:
         from training.evaluate import format_table
 
         folders = ", ".join(f"{k} {v['model']:.2f}/{v['gray']:.2f} dB" for k, v in res["per_folder"].items())
-        print(f"{ref.name} on photos (eval split, working size {working})\n{format_table(res)}\n"
+        print(f"{ref.name} on {res['split']} (working size {working}, gray input: {args.gray})\n"
+              f"{format_table(res)}\n"
               f"per-photo PSNR by folder (model/gray): {folders}")
     return 0
 
@@ -132,9 +155,10 @@ def main(args: argparse.Namespace) -> int:
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    if args.photos:
+    if args.photos or args.pipeline:
         if args.temperature is not None:
-            print("error: --temperature is for the CIFAR-10 evaluation (photos run through the engine)", file=sys.stderr)
+            print("error: --temperature is for the torch CIFAR-10 evaluation (--photos and --pipeline run through "
+                  "the engine; evaluate a checkpoint copy with another temperature instead)", file=sys.stderr)
             return 2
         return photos_main(args)
     try:
@@ -167,12 +191,14 @@ def main(args: argparse.Namespace) -> int:
     elif not args.json:
         print("no classifier: semantic check skipped (pass --classifier)", file=sys.stderr)
     res = evaluate_colorizer(model, images, labels, norm=norm, classifier=classifier,
-                             classifier_input=classifier_input, batch_size=args.batch_size, bf16=args.bf16)
+                             classifier_input=classifier_input, batch_size=args.batch_size, bf16=args.bf16,
+                             gray=args.gray)
     res = {"model_info": desc, "split": args.split, "limit": args.limit or None, **res}
     if args.grid:
         idx = np.random.default_rng(1).permutation(len(images))[: args.grid_count]
-        sample_grid(model, images[np.sort(idx)], args.grid, norm=norm)
+        sample_grid(model, images[np.sort(idx)], args.grid, norm=norm, gray=args.gray)
     if args.out:
         atomic_write_text(args.out, json.dumps(res, indent=2) + "\n")
-    print(json.dumps(res, indent=2) if args.json else f"{desc['name']} on CIFAR-10 {args.split}\n{format_table(res)}")
+    print(json.dumps(res, indent=2) if args.json else f"{desc['name']} on CIFAR-10 {args.split} (gray input: {args.gray})\n"
+                                                                  f"{format_table(res)}")
     return 0

@@ -65,3 +65,26 @@ def model_l_torch(rgb, method_index, norm, lstar=None):
         g = torch.round((rgb[sel] * w).sum(1, keepdim=True) * 255.0) / 255.0  # an 8-bit gray file
         out[sel] = rgb_to_lab(g.expand(-1, 3, -1, -1))[:, :1]
     return norm.normalize_l(out)
+
+
+def gray_images(rgb, method: str, norm):
+    """The gray input a user would have, as uint8 RGB [N, H, W, 3] (torch; also the gray baseline of the
+    evaluation: R = G = B = the gray, or keep L* and set ab = 0 for ``lstar``)."""
+    import torch
+
+    from training.metrics import gray_baseline
+
+    check_method(method)
+    if method == "lstar":
+        return gray_baseline(rgb, norm)
+    g = torch.from_numpy(gray_uint8(rgb.numpy(), method))
+    return g[..., None].expand(*g.shape, 3).contiguous()
+
+
+def model_l_uint8(rgb, method: str, norm):
+    """Model input L' [N, 1, H, W] of uint8 RGB images [N, H, W, 3] (torch) made gray by ``method``."""
+    import torch
+
+    check_method(method)
+    x = rgb.permute(0, 3, 1, 2).float() / 255.0
+    return model_l_torch(x, torch.full((x.shape[0],), GRAY_METHODS.index(method)), norm)

@@ -3,8 +3,9 @@
 Each photo of the ``eval`` split (``training.photos``) is colorized by
 ``engine.Colorizer`` at full resolution, exactly as ``colorize images`` does it
 (L reduced to the working size, ab predicted there, enlarged and merged with the
-full-resolution L), and compared with the true colour photo. The gray baseline
-keeps L and sets ab = 0. Metrics are those of ``training.metrics`` computed per
+full-resolution L), and compared with the true colour photo. The input is the gray
+a user would have (``training.gray``; default Pillow's ``convert("L")``), and the
+gray baseline is that gray image itself (with ``lstar``: the colour photo's L* with ab = 0). Metrics are those of ``training.metrics`` computed per
 photo at its own size: per-photo mean PSNR, PSNR of the mean MSE, SSIM,
 colorfulness and its ratio to the ground truth's.
 """
@@ -36,7 +37,7 @@ def _summary(rows: list[dict]) -> dict:
 
 
 def evaluate_photos(colorizer, paths: list[Path], norm: Normalization, *, grid: str | None = None,
-                    grid_count: int = 6, grid_height: int = 160) -> dict:
+                    grid_count: int = 6, grid_height: int = 160, gray: str = "pillow") -> dict:
     """Metrics of ``colorizer`` (an ``engine.Colorizer``) and of the gray baseline on ``paths`` (the ``eval``
     split from ``training.photos.photo_paths``; results are also given per folder of that split).
 
@@ -46,24 +47,39 @@ def evaluate_photos(colorizer, paths: list[Path], norm: Normalization, *, grid: 
     """
     from training.folder import load_rgb
 
+    return evaluate_arrays(colorizer, ((split_folder(p, "eval"), load_rgb(p)) for p in paths), len(paths), norm,
+                           grid=grid, grid_count=grid_count, grid_height=grid_height, gray=gray)
+
+
+def evaluate_arrays(colorizer, items, count: int, norm: Normalization, *, grid: str | None = None,
+                    grid_count: int = 6, grid_height: int = 160, gray: str = "pillow") -> dict:
+    """``evaluate_photos`` over ``count`` (group, uint8 RGB [H, W, 3]) ``items`` (e.g. CIFAR-10 test images through
+    the pipeline, one group)."""
+    from training.gray import check_method, gray_uint8
+
+    check_method(gray)
     t0 = time.perf_counter()
     rows: dict[str, list[dict]] = {"model": [], "gray": [], "truth": []}
     folders: list[str] = []
-    picks = set(np.linspace(0, len(paths) - 1, min(grid_count, len(paths))).round().astype(int).tolist()) if grid else set()
+    picks = set(np.linspace(0, count - 1, min(grid_count, count)).round().astype(int).tolist()) if grid else set()
     strips = []
-    for i, p in enumerate(paths):
-        rgb = load_rgb(p)
+    for i, (group, rgb) in enumerate(items):
         truth = torch.from_numpy(np.array(rgb))[None]  # a writable copy
-        out = torch.from_numpy(np.asarray(colorizer.colorize(rgb), dtype=np.uint8))[None]
-        gray = gray_baseline(truth, norm)
+        if gray == "lstar":
+            out = torch.from_numpy(np.asarray(colorizer.colorize(rgb), dtype=np.uint8))[None]
+            base = gray_baseline(truth, norm)
+        else:
+            g = gray_uint8(rgb, gray)
+            out = torch.from_numpy(np.asarray(colorizer.colorize(g), dtype=np.uint8))[None]
+            base = torch.from_numpy(np.repeat(g[..., None], 3, axis=-1))[None]
         rows["model"].append(_per_image(out, truth))
-        rows["gray"].append(_per_image(gray, truth))
+        rows["gray"].append(_per_image(base, truth))
         rows["truth"].append({"colorfulness": float(colorfulness(truth)[0])})
-        folders.append(split_folder(p, "eval"))
+        folders.append(group)
         if i in picks:
-            strips.append(_strip((gray[0].numpy(), out[0].numpy(), rgb), grid_height))
+            strips.append(_strip((base[0].numpy(), out[0].numpy(), rgb), grid_height))
     truth_cf = float(np.mean([r["colorfulness"] for r in rows["truth"]]))
-    res = {"n": len(paths), "model": _summary(rows["model"]), "gray": _summary(rows["gray"]),
+    res = {"n": len(folders), "gray_input": gray, "model": _summary(rows["model"]), "gray": _summary(rows["gray"]),
            "truth": {"colorfulness": truth_cf}}
     for k in ("model", "gray"):
         res[k]["colorfulness_ratio"] = res[k]["colorfulness"] / truth_cf if truth_cf > 0 else math.nan

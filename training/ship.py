@@ -24,14 +24,22 @@ from pathlib import Path
 MAX_BYTES = 32 * 1024 * 1024
 
 
-def ship(src: str, dest: str, metrics: dict | None = None, name: str | None = None) -> Path:
-    """Copy checkpoint ``src`` to ``dest`` in fp16. Raises ValueError when the weights exceed 32 MB."""
+def ship(src: str, dest: str, metrics: dict | None = None, name: str | None = None,
+         min_working_size: int | None = None) -> Path:
+    """Copy checkpoint ``src`` to ``dest`` in fp16. Raises ValueError when the weights exceed 32 MB.
+
+    ``min_working_size``: recorded as ``inference.min_working_size``, the size ``engine.Colorizer`` enlarges
+    smaller images to (for a model trained on small images enlarged)."""
     import torch
 
     from models.checkpoint import checkpoint_paths, load_checkpoint, normalization_of, save_checkpoint
 
     model, meta = load_checkpoint(src)
-    extra = {k: v for k, v in meta.items() if k in ("training",)}
+    extra = {k: v for k, v in meta.items() if k in ("training", "inference")}
+    if min_working_size is not None:
+        if min_working_size < 0:
+            raise ValueError(f"min_working_size must be >= 0, got {min_working_size}")
+        extra["inference"] = {**extra.get("inference", {}), "min_working_size": int(min_working_size)}
     extra["name"] = name or Path(dest).name
     extra["source_metrics"] = meta.get("metrics", {})
     json_path = save_checkpoint(
@@ -80,10 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics", action="append", default=[],
                    help="JSON results of colorize evaluate to record: FILE, or KEY=FILE (repeatable)")
     p.add_argument("--name", default=None)
+    p.add_argument("--min-working-size", type=int, default=None,
+                   help="record inference.min_working_size: the Colorizer enlarges smaller images to this long side")
     p.add_argument("--update", action="store_true", help="only rewrite the metrics of dest")
     a = p.parse_args(argv)
     metrics = read_metrics(a.metrics)
-    out = update_metrics(a.dest, metrics or {}) if a.update else ship(a.src, a.dest, metrics, a.name)
+    out = update_metrics(a.dest, metrics or {}) if a.update else ship(a.src, a.dest, metrics, a.name, a.min_working_size)
     print(out)
     return 0
 

@@ -1,7 +1,9 @@
 """Working resolution: which size the model runs at, and resizing float planes to and from it.
 
 Rule (``working_shape``): an image whose long side is at most ``working_size``
-runs at its own size (the engine edge-pads it to the model's stride). A larger
+runs at its own size (the engine edge-pads it to the model's stride), unless it
+is below ``min_size`` (a model trained on small images enlarged, see
+``engine.colorizer``): then it is enlarged so that its long side is ``min_size``. A larger
 one is scaled so that its long side is ``working_size`` keeping its aspect
 ratio; each side is then rounded to the nearest multiple of the model's stride
 (sides shorter than one stride are rounded to whole pixels, at least 1), so
@@ -22,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 
-def working_shape(h: int, w: int, working_size: int, stride: int = 1) -> tuple[int, int]:
+def working_shape(h: int, w: int, working_size: int, stride: int = 1, min_size: int = 0) -> tuple[int, int]:
     """(h', w') the model runs at for an h x w image (see the module docstring).
 
     Raises:
@@ -32,9 +34,12 @@ def working_shape(h: int, w: int, working_size: int, stride: int = 1) -> tuple[i
         raise ValueError(f"image size must be at least 1x1, got {h}x{w}")
     if working_size < 1:
         raise ValueError(f"working_size must be >= 1, got {working_size}")
-    if max(h, w) <= working_size:
+    if max(h, w) < min(min_size, working_size):
+        scale = min(min_size, working_size) / max(h, w)
+    elif max(h, w) <= working_size:
         return h, w
-    scale = working_size / max(h, w)
+    else:
+        scale = working_size / max(h, w)
 
     def side(n: int) -> int:
         s = n * scale

@@ -230,3 +230,24 @@ def test_12_megapixel_photo(col):
     assert out.shape == (3000, 4000, 3)
     rows = slice(1000, 1100)  # luminance check on a band (the full-size float64 reference is slow)
     assert np.abs(_l_of(out[rows]) - _l_of(np.repeat(g[rows, :, None], 3, -1))).max() <= L_TOL_8BIT
+
+
+def test_min_working_size_enlarges_small_images_only():
+    assert working_shape(32, 32, 256, 32, min_size=192) == (192, 192)
+    assert working_shape(20, 40, 256, 32, min_size=192) == (96, 192)
+    assert working_shape(300, 200, 256, 32, min_size=192) == (256, 160)  # large images: unchanged rule
+    assert working_shape(200, 100, 256, 32, min_size=192) == (200, 100)  # already at least the minimum
+    assert working_shape(32, 32, 64, 32, min_size=192) == (64, 64)  # never above the working size
+
+
+def test_small_image_enlarged_for_the_model_output_at_its_size(col):
+    g = _smooth_gray(30, 20)
+    with Colorizer(col.engine, working_size=128, min_working_size=96) as big:
+        p = big.prepare(g)
+        assert p.key == (96, 64)
+        out = big.colorize(g)
+        assert out.shape == (30, 20, 3)
+        np.testing.assert_allclose(_l_of(out), _l_of(np.repeat(g[..., None], 3, -1)), atol=L_TOL_8BIT)
+    assert col.min_working_size == 0  # resnet18-unet (CIFAR) has no minimum: 32x32 runs at 32x32
+    with pytest.raises(ValueError, match="min_working_size must be >= 0"):
+        Colorizer(col.engine, min_working_size=-1)

@@ -101,3 +101,59 @@ def test_photo_finetune_then_evaluate(photo_tree, tmp_path, capsys):
 def test_evaluate_photos_names_a_missing_folder(tmp_path, capsys):
     assert cli(["evaluate", "--model", "resnet18-unet", "--photos", str(tmp_path)]) == 2
     assert "BSDS500" in capsys.readouterr().err
+
+
+def test_photo_crops_are_fresh_each_epoch_and_reproducible():
+    from training.photos import PhotoCrops
+
+    rng = np.random.default_rng(3)
+    photos = [_photo(rng, 60, 90), _photo(rng, 90, 60), _photo(rng, 20, 30)]
+    cifar = rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8)
+    src = PhotoCrops(photos, working_size=48, crop=32, per_image=2, scale=(0.8, 1.3), seed=5,
+                     cifar=cifar, cifar_per_epoch=4)
+    assert len(src) == 3 * 2 + 4
+    e0, e1 = src.for_epoch(0), src.for_epoch(1)
+    assert e0.shape == (10, 32, 32, 3) and e0.dtype == np.uint8
+    np.testing.assert_array_equal(e0, src.for_epoch(0))  # a resumed run sees the same crops
+    assert not np.array_equal(e0[:6], e1[:6])  # a new epoch, new crops
+    # a crop keeps the photo's colours (a window of the ramps, rescaled), never black padding
+    assert e0[:6].min() > 20
+    with pytest.raises(ValueError, match="scale range"):
+        PhotoCrops(photos, 48, 32, 1, scale=(1.2, 1.0))
+
+
+def test_lite_bins_training_on_photos_with_mixed_gray(photo_tree, tmp_path):
+    """The photo recipe end to end on tiny data: lite arch, bins head at 1/4 + L1 on the refined output,
+    users' grays, per-epoch crops, a warm start copying matching tensors, then a resume."""
+    src = tmp_path / "src"
+    base = ["train", "colorize", "--photos", str(photo_tree), "--working-size", "64", "--crop", "64",
+            "--crops-per-image", "2", "--batch-size", "4", "--threads", "1", "--limit-eval", "2"]
+    assert cli(base + ["--arch", "resnet18-unet-lite", "--epochs", "1", "--rebalance", "0", "--out", str(src)]) == 0
+    out = tmp_path / "run"
+    args = base + ["--arch", "resnet18-unet-lite", "--head", "bins", "--loss", "ce", "--l1-weight", "10",
+                   "--gray", "mixed", "--init", str(src / "model.json"), "--init-matching", "--epochs", "2",
+                   "--out", str(out)]
+    assert cli(args + ["--max-steps", "3"]) == 0
+    meta = read_metadata(out / "model.json")
+    assert meta["arch"] == "resnet18-unet-lite" and meta["total_stride"] == 32
+    got, total = meta["training"]["init"]["matching"].split(" of ")
+    assert 0 < int(got.split()[0]) < int(total.split()[0])  # the body matched, the new bins head did not
+    assert meta["training"]["config"]["gray"] == "mixed"
+    assert cli(args + ["--resume"]) == 0
+    recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in recs if r["kind"] == "epoch"][-1] == 1
+    assert all(np.isfinite(r["train_loss"]) for r in recs if r["kind"] == "epoch")
+
+
+def test_evaluate_gray_protocols(photo_tree, tmp_path):
+    res = {}
+    for gray in ("pillow", "lstar"):
+        path = tmp_path / f"{gray}.json"
+        assert cli(["evaluate", "--model", "resnet18-unet", "--photos", str(photo_tree), "--working-size", "32",
+                    "--gray", gray, "--out", str(path)]) == 0
+        res[gray] = json.loads(path.read_text())
+        assert res[gray]["gray_input"] == gray
+    # the two protocols have different gray baselines (luma vs L*) on colour photos
+    assert res["pillow"]["gray"]["psnr"] != pytest.approx(res["lstar"]["gray"]["psnr"], abs=1e-3)
+    with pytest.raises(SystemExit):
+        cli(["evaluate", "--model", "resnet18-unet", "--photos", str(photo_tree), "--gray", "luma"])

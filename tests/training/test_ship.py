@@ -39,3 +39,20 @@ def test_ship_then_update_metrics(tmp_path):
     assert main(["-", str(dest), "--update", "--metrics", f"photos={tmp_path / 'e.json'}"]) == 0
     meta2 = read_metadata(dest.with_suffix(".json"))
     assert meta2["metrics"] == {"photos": {"n": 3}} and meta2["weights"]["sha256"] == sha
+
+
+def test_ship_records_min_working_size_for_the_colorizer(tmp_path):
+    from engine import Colorizer
+
+    torch.manual_seed(0)
+    model = create_model("resnet18-unet-lite")
+    src = save_checkpoint(model, tmp_path / "run" / "model", arch="resnet18-unet-lite")
+    dest = tmp_path / "weights" / "lite"
+    assert main([str(src), str(dest), "--min-working-size", "96"]) == 0
+    meta = read_metadata(dest.with_suffix(".json"))
+    assert meta["inference"] == {"min_working_size": 96} and meta["total_stride"] == 32
+    with Colorizer.load(str(dest.with_suffix(".json")), backend="torch", working_size=128) as col:
+        assert col.min_working_size == 96 and col.engine.stride == 32
+        assert col.prepare(torch.zeros(24, 24, dtype=torch.uint8).numpy()).key == (96, 96)
+    with pytest.raises(ValueError, match="min_working_size must be >= 0"):
+        main([str(src), str(tmp_path / "x"), "--min-working-size", "-1"])

@@ -177,3 +177,20 @@ def test_classify_init_starts_from_a_checkpoint(classifier_run, tiny_cifar, tmp_
     capsys.readouterr()
     assert cli(args + ["--out", str(tmp_path / "bad"), "--arch", "resnet34"]) == 2
     assert "resnet18" in capsys.readouterr().err
+
+
+def test_evaluate_cifar_through_the_pipeline_on_pillow_gray(tiny_cifar, tmp_path):
+    """--pipeline colorizes CIFAR-10 images through engine.Colorizer (as `colorize images` does), on Pillow gray."""
+    path = tmp_path / "pipe.json"
+    assert cli(["evaluate", "--data", str(tiny_cifar), "--pipeline", "--model", "resnet18-unet", "--limit", "6",
+                "--working-size", "32", "--out", str(path)]) == 0
+    res = json.loads(path.read_text())
+    assert res["n"] == 6 and res["gray_input"] == "pillow" and res["split"] == "cifar10 test (pipeline)"
+    assert res["model_info"]["backend"] == "torch" and res["min_working_size"] == 0
+    # the gray baseline is the Pillow gray itself: colourless
+    assert res["gray"]["colorfulness"] < 1.0 and res["truth"]["colorfulness"] > 10
+    torch_path = tmp_path / "torch.json"
+    assert cli(["evaluate", "--data", str(tiny_cifar), "--model", "resnet18-unet", "--limit", "6",
+                "--classifier", "none", "--out", str(torch_path)]) == 0
+    # the same gray baseline either way (the torch path and the pipeline make the same Pillow gray)
+    assert json.loads(torch_path.read_text())["gray"]["psnr"] == pytest.approx(res["gray"]["psnr"], abs=1e-6)
