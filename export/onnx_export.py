@@ -237,6 +237,7 @@ def export_onnx(
         total_stride=stride,
         weights_dtype=weights,
         random_init=ref.random_init,
+        min_working_size=int((ref.metadata.get("inference") or {}).get("min_working_size", 0)),
     )
     meta.write_to(proto)
     try:

@@ -80,7 +80,8 @@ def _from_onnx(path: Path) -> ModelRef:
         normalization=norm,
         onnx=path,
         sha256=meta.weights_sha256,
-        metadata={"total_stride": meta.total_stride, "weights_dtype": meta.weights_dtype, "random_init": meta.random_init},
+        metadata={"total_stride": meta.total_stride, "weights_dtype": meta.weights_dtype, "random_init": meta.random_init,
+                  "inference": {"min_working_size": meta.min_working_size}},
     )
 
 

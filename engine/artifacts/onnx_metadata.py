@@ -11,6 +11,7 @@ Keys are prefixed ``colorize.``; values are strings (JSON for the dicts):
     colorize.total_stride    H and W must be multiples of this
     colorize.weights_dtype   "fp32" or "fp16" (fp16 initializers + Cast)
     colorize.random_init     "true" / "false"
+    colorize.min_working_size  the Colorizer enlarges smaller images to this long side (optional, default 0)
 
 Read with onnxruntime's ``get_modelmeta()`` when installed (cheap), else ``onnx``.
 """
@@ -36,6 +37,7 @@ class OnnxMetadata:
     total_stride: int = 8
     weights_dtype: str = "fp32"
     random_init: bool = False
+    min_working_size: int = 0
 
     def to_props(self) -> dict[str, str]:
         props = {PREFIX + "format": FORMAT}
@@ -73,6 +75,7 @@ class OnnxMetadata:
             kw["normalization"] = json.loads(props[PREFIX + "normalization"])
             kw["total_stride"] = int(props[PREFIX + "total_stride"])
             kw["random_init"] = props.get(PREFIX + "random_init", "false") == "true"
+            kw["min_working_size"] = int(props.get(PREFIX + "min_working_size", "0"))
         except KeyError as e:
             raise ValueError(f"{source}: metadata field {e.args[0]!r} is missing") from None
         except (ValueError, TypeError) as e:

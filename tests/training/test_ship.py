@@ -56,3 +56,13 @@ def test_ship_records_min_working_size_for_the_colorizer(tmp_path):
         assert col.prepare(torch.zeros(24, 24, dtype=torch.uint8).numpy()).key == (96, 96)
     with pytest.raises(ValueError, match="min_working_size must be >= 0"):
         main([str(src), str(tmp_path / "x"), "--min-working-size", "-1"])
+    # the exported ONNX carries it too, so the torch-free path enlarges small images the same way
+    pytest.importorskip("onnxruntime")
+    from engine.artifacts.model_ref import resolve_model
+    from export.onnx_export import export_onnx
+
+    onnx_path = tmp_path / "lite.onnx"
+    export_onnx(str(dest.with_suffix(".json")), onnx_path)
+    assert resolve_model(onnx_path).metadata["inference"]["min_working_size"] == 96
+    with Colorizer.load(str(onnx_path), backend="onnxruntime", working_size=128) as col:
+        assert col.min_working_size == 96 and col.engine.stride == 32
