@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline", action="store_true",
                         help="CIFAR-10: colorize through engine.Colorizer as `colorize images` does (any model, "
                              "including the photo default), not the torch model at 32x32")
+    parser.add_argument("--min-working-size", type=int, default=None,
+                        help="photos/--pipeline: enlarge smaller images to this long side for the model "
+                             "(default: the model's own, 0 = never)")
     parser.add_argument("--backend", default="torch", help="photos: engine backend (default torch)")
     parser.add_argument("--precision", default="fp32", help="photos: engine precision (default fp32)")
 
@@ -113,7 +116,8 @@ def photos_main(args: argparse.Namespace) -> int:
 
             images, labels = load_cifar10(args.split, args.data)
             images, _ = subset(images, labels, args.limit)
-        colorizer = Colorizer.load(args.model, args.backend, args.precision, working_size=working)
+        colorizer = Colorizer.load(args.model, args.backend, args.precision, working_size=working,
+                                   min_working_size=args.min_working_size)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

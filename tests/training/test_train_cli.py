@@ -194,3 +194,9 @@ def test_evaluate_cifar_through_the_pipeline_on_pillow_gray(tiny_cifar, tmp_path
                 "--classifier", "none", "--out", str(torch_path)]) == 0
     # the same gray baseline either way (the torch path and the pipeline make the same Pillow gray)
     assert json.loads(torch_path.read_text())["gray"]["psnr"] == pytest.approx(res["gray"]["psnr"], abs=1e-6)
+    big = tmp_path / "big.json"
+    assert cli(["evaluate", "--data", str(tiny_cifar), "--pipeline", "--model", "resnet18-unet", "--limit", "6",
+                "--working-size", "64", "--min-working-size", "48", "--out", str(big)]) == 0
+    res_big = json.loads(big.read_text())
+    assert res_big["min_working_size"] == 48
+    assert res_big["model"]["psnr"] != pytest.approx(res["model"]["psnr"], abs=1e-6)  # it ran at another size
