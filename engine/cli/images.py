@@ -250,12 +250,18 @@ def output_folders(tasks: list[Task]) -> dict[Path, set[str]]:
 
 
 def finish(args: argparse.Namespace, plan: Plan, done: list, errors: list[tuple[str, str]], seconds: float,
-           engines: str, where: str = "") -> int:
-    """Print the summary, write ``--report``, and return the exit status (0 all done, 1 some failed)."""
+           engines: str, where: str = "", min_working_size: int = 0) -> int:
+    """Print the summary, write ``--report``, and return the exit status (0 all done, 1 some failed).
+
+    ``min_working_size``: the model's (``engine.Colorizer``); the summary says how many outputs were of images
+    smaller than it, which the model ran enlarged to it."""
     n_ok = len(done)
+    small = sum(1 for e in done if getattr(e, "size", None) and max(e.size) < min(min_working_size, args.working_size))
     summary = (f"colorized {n_ok} of {plan.found} images in {seconds:.1f} s "
                f"({n_ok / seconds if seconds > 0 else 0:.1f} img/s) with {engines}{where}, "
                f"working size {args.working_size}"
+               + (f"; {small} small image{'s' if small != 1 else ''} (long side < {min_working_size} px) enlarged to "
+                  f"{min_working_size} px for the model" if small else "")
                + (f"; {plan.skipped} skipped (output exists)" if plan.skipped else "")
                + (f"; {len(errors)} failed" if errors else "")
                + (f"; output in {plan.out_dir}" if done else "; nothing written"))
@@ -313,4 +319,5 @@ def _run_here(args: argparse.Namespace, plan: Plan) -> int:
         progress.close()
         col.close()
     engines = f"{col.engine.backend}/{col.engine.precision}"
-    return finish(args, plan, run.done, run.errors, time.perf_counter() - start, engines)
+    return finish(args, plan, run.done, run.errors, time.perf_counter() - start, engines,
+                  min_working_size=col.min_working_size)

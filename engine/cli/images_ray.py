@@ -77,5 +77,9 @@ def run_on_ray(args: argparse.Namespace, plan: Plan) -> int:
     where = (f" on {len(run.nodes)} Ray node{'s' if len(run.nodes) != 1 else ''}, {len(run.actors)} actor "
              f"process{'es' if len(run.actors) != 1 else ''} (Ray start-up {run.cluster.startup_s:.1f} s not counted; "
              f"first result after {run.first_row_s or 0:.1f} s)")
-    return finish(args, plan, run.done, errors, run.run_s, engines, where)
+    from engine.artifacts.model_ref import resolve_model
+    from engine.colorizer import model_min_working_size
+
+    return finish(args, plan, run.done, errors, run.run_s, engines, where,
+                  min_working_size=model_min_working_size(resolve_model(args.model).metadata))
 

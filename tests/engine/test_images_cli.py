@@ -263,3 +263,28 @@ def test_progress_bar_only_on_a_terminal():
     assert pipe.getvalue() == ""
     text = tty.getvalue()
     assert "4/4" in text and "img/s" in text and "ETA" in text and text.endswith("\n")
+
+
+def test_summary_names_small_images_run_enlarged(tmp_path, capsys):
+    """A model with a minimum working size (a photo model trained on small images enlarged) runs small inputs
+    enlarged, writes them at their own size, and the summary line says how many."""
+    import torch
+
+    from models import create_model
+    from models.checkpoint import save_checkpoint
+    from training.ship import ship
+
+    torch.manual_seed(0)
+    src = save_checkpoint(create_model("resnet18-unet-lite"), tmp_path / "run" / "m", arch="resnet18-unet-lite")
+    model = ship(str(src), str(tmp_path / "w" / "lite"), min_working_size=64)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(_gray(20, 30)).save(folder / "small.png")
+    Image.fromarray(_gray(80, 100)).save(folder / "big.png")
+    out = tmp_path / "out"
+    assert main(["images", str(folder), "-o", str(out), "--model", str(model), "--backend", "torch",
+                 "--working-size", "96", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "1 small image (long side < 64 px) enlarged to 64 px for the model" in err
+    with Image.open(out / "small.png") as im:
+        assert im.size == (30, 20)
