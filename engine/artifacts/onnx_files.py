@@ -31,14 +31,22 @@ def _usable_shipped_onnx(ref: ModelRef) -> Path | None:
     from engine.artifacts.onnx_metadata import read_onnx_metadata
 
     try:
-        recorded = read_onnx_metadata(ref.onnx).weights_sha256
+        meta = read_onnx_metadata(ref.onnx)
     except (ValueError, ImportError) as e:
         warnings.warn(f"{ref.onnx}: ignored ({e}); exporting from the checkpoint instead", stacklevel=4)
         return None
+    recorded = meta.weights_sha256
     if recorded != ref.sha256:
         warnings.warn(
             f"{ref.onnx}: exported from weights {recorded[:12]}..., but {ref.checkpoint.name} holds "
             f"{(ref.sha256 or '?')[:12]}...; ignoring the stale ONNX and exporting from the checkpoint",
+            stacklevel=4,
+        )
+        return None
+    if meta.arch_kwargs != ref.arch_kwargs:  # same weights, another head setting (e.g. a bins temperature)
+        warnings.warn(
+            f"{ref.onnx}: exported with {meta.arch_kwargs}, but {ref.checkpoint.name} says {ref.arch_kwargs}; "
+            "ignoring it and exporting from the checkpoint",
             stacklevel=4,
         )
         return None

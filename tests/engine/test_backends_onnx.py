@@ -260,3 +260,24 @@ def test_onnx_next_to_checkpoint_is_used_only_when_its_weights_match(model_files
         eng = Engine.load(json_copy, "onnxruntime", "fp32", cache_dir=tmp_path / "c2")
     assert eng._backend.path.parent.parent == tmp_path / "c2" and eng._backend.path.name == "model.onnx"
     eng.close()
+
+
+def test_onnx_next_to_checkpoint_with_other_arch_kwargs_is_not_used(model_files, tmp_path):
+    """Same weights, another head setting in the checkpoint (e.g. an edited bins temperature): the ONNX beside it
+    was exported with the old setting, so it is not used."""
+    import json
+    import shutil
+
+    ckpt, onnx_path, _ = model_files
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(ckpt.with_suffix(suffix), tmp_path / ckpt.with_suffix(suffix).name)
+    shutil.copy(onnx_path, tmp_path / ckpt.with_suffix(".onnx").name)
+    json_copy = tmp_path / ckpt.name
+    meta = json.loads(json_copy.read_text())
+    meta["arch_kwargs"] = {**meta.get("arch_kwargs", {}), "final_channels": 16}
+    json_copy.write_text(json.dumps(meta))
+    from engine.artifacts.model_ref import resolve_model
+    from engine.artifacts.onnx_files import _usable_shipped_onnx
+
+    with pytest.warns(UserWarning, match="ignoring it and exporting from the checkpoint"):
+        assert _usable_shipped_onnx(resolve_model(json_copy)) is None
