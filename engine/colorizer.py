@@ -87,8 +87,8 @@ class Colorizer:
     ):
         if int(working_size) < 1:
             raise ValueError(f"working_size must be >= 1, got {working_size}")
-        if min_working_size is None:
-            min_working_size = model_min_working_size(engine.model.metadata)
+        if min_working_size is None:  # the model's own (an engine-like object without a model ref: none)
+            min_working_size = model_min_working_size(getattr(getattr(engine, "model", None), "metadata", None) or {})
         if int(min_working_size) < 0:
             raise ValueError(f"min_working_size must be >= 0, got {min_working_size}")
         self.engine = engine

@@ -22,11 +22,11 @@ from typing import Any
 from engine.image.color import DEFAULT_NORMALIZATION, Normalization
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent.parent / "models" / "weights"
-#: ``Engine.load``'s default: the CIFAR-10 colorizer (the name stays valid; DEVELOPERS.md contract).
+#: ``Engine.load``'s default: the CIFAR-10 colorizer (the name stays valid; a documented contract).
 DEFAULT_MODEL = "resnet18-unet"
 #: The default of everything that colorizes photos (``Colorizer.load``, ``colorize images``, ``colorize serve``):
-#: ``resnet18-unet`` fine-tuned on real photos at the working size; it scores better on photos (README
-#: "Training and quality").
+#: ``resnet18-unet-lite`` (8 GFLOP at 256x256) trained on photo crops and enlarged CIFAR-10 images from users'
+#: kinds of gray (docs/models-and-training.md, docs/quality.md).
 DEFAULT_PHOTO_MODEL = "resnet18-unet-photos"
 
 
