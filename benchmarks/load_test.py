@@ -219,6 +219,19 @@ def report(args, cmd, ready, source, base, load, batches, rss, exit_code, ratio)
     return "\n".join(lines)
 
 
+def stop_server(server: subprocess.Popen):
+    """SIGTERM the server and wait up to 60 s (then SIGKILL): its exit code after SIGTERM, what happened instead,
+    or None when it had already exited."""
+    if server.poll() is not None:
+        return None
+    server.send_signal(signal.SIGTERM)
+    try:
+        return server.wait(60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        return f"killed after 60 s ({server.wait()})"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     server_args = argv[argv.index("--") + 1 :] if "--" in argv else []
@@ -303,13 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(load), file=sys.stderr)
         batches = batch_histogram(before, after)
     finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                exit_code = server.wait(60)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                exit_code = f"killed after 60 s ({server.wait()})"
+        exit_code = stop_server(server)
         log.close()
 
     ratio = load["throughput"] / base["throughput"] if base["throughput"] else float("nan")

@@ -32,7 +32,6 @@ import asyncio
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.load_test import drive, free_port
+from benchmarks.load_test import drive, free_port, stop_server
 from benchmarks.machine import cpu_model
 from engine.fsutil import atomic_write_text
 
@@ -168,13 +167,7 @@ def run_soak(args, server_args: list[str]) -> tuple[dict, int]:
 
         records = asyncio.run(drive(url, [body], args.clients, args.duration, monitor))
     finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                exit_code = server.wait(60)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                exit_code = f"killed after 60 s ({server.wait()})"
+        exit_code = stop_server(server)
         log.close()
     outcomes: dict[str, int] = {}
     for _, _, o in records:

@@ -134,7 +134,7 @@ def photos_main(args: argparse.Namespace) -> int:
                           "backend": colorizer.engine.backend, "precision": colorizer.engine.precision},
            "split": "photos eval" if args.photos else f"cifar10 {args.split} (pipeline)",
            "limit": None if args.photos else (args.limit or None), "working_size": working,
-           "min_working_size": getattr(colorizer, "min_working_size", None), **res}
+           "min_working_size": colorizer.min_working_size, **res}
     if args.out:
         atomic_write_text(args.out, json.dumps(res, indent=2) + "\n")
     if args.json:

@@ -119,14 +119,6 @@ def center_crops(images: list[np.ndarray], crop: int) -> np.ndarray:
     return out
 
 
-def load_photo_crops(root: str | os.PathLike | None, working_size: int, crop: int, per_image: int,
-                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(training crops, validation crops): random crops of the train split, one center crop per eval photo."""
-    train = [load_at_working_size(p, working_size) for p in photo_paths(root, "train")]
-    val = [load_at_working_size(p, working_size) for p in photo_paths(root, "eval")]
-    return random_crops(train, crop, per_image, seed), center_crops(val, crop)
-
-
 class PhotoCrops:
     """Fresh random crops each epoch (``for_epoch``, seeded by (seed, epoch), so a resumed run sees the same data).
 

@@ -256,12 +256,13 @@ def finish(args: argparse.Namespace, plan: Plan, done: list, errors: list[tuple[
     ``min_working_size``: the model's (``engine.Colorizer``); the summary says how many outputs were of images
     smaller than it, which the model ran enlarged to it."""
     n_ok = len(done)
-    small = sum(1 for e in done if getattr(e, "size", None) and max(e.size) < min(min_working_size, args.working_size))
+    enlarge_to = min(min_working_size, args.working_size)  # the Colorizer never runs above the working size
+    small = sum(1 for e in done if getattr(e, "size", None) and max(e.size) < enlarge_to)
     summary = (f"colorized {n_ok} of {plan.found} images in {seconds:.1f} s "
                f"({n_ok / seconds if seconds > 0 else 0:.1f} img/s) with {engines}{where}, "
                f"working size {args.working_size}"
-               + (f"; {small} small image{'s' if small != 1 else ''} (long side < {min_working_size} px) enlarged to "
-                  f"{min_working_size} px for the model" if small else "")
+               + (f"; {small} small image{'s' if small != 1 else ''} (long side < {enlarge_to} px) enlarged to "
+                  f"{enlarge_to} px for the model" if small else "")
                + (f"; {plan.skipped} skipped (output exists)" if plan.skipped else "")
                + (f"; {len(errors)} failed" if errors else "")
                + (f"; output in {plan.out_dir}" if done else "; nothing written"))
