@@ -123,12 +123,49 @@ class GuidedRefine(nn.Module):
         nn.init.zeros_(self.body[-1].weight)
         nn.init.zeros_(self.body[-1].bias)
 
-    def forward(self, ab: Tensor, image: Tensor) -> Tensor:
+    def forward(self, ab: Tensor, image: Tensor, features: Tensor | None = None) -> Tensor:
         ab = F.interpolate(ab, scale_factor=self.scale, mode="bilinear", align_corners=False)
         return ab + self.body(torch.cat([ab, image], dim=1))
 
 
+class ConvexRefine(nn.Module):
+    """ab' predicted at 1/``scale`` of the input, enlarged by a learned convex combination of each output pixel's
+    3x3 low-resolution neighbours (RAFT's upsampling, Teed & Deng 2020).
+
+    The weights are predicted at the low resolution from the decoder's features and the full-resolution L folded
+    into channels (``pixel_unshuffle``), so colour edges can follow luminance edges. Being convex, the enlargement
+    can move colour across an edge but never scale chroma: how saturated the output is stays the head's (and its
+    temperature's) business. ``GuidedRefine``'s free residual, trained with L1, learned to shrink chroma toward
+    the median instead (sepia). The mask's last conv starts at zero: an untrained refinement is a 3x3 box filter
+    followed by nearest enlargement.
+    """
+
+    def __init__(self, scale: int, feature_channels: int, channels: int = 64, in_chans: int = 1):
+        super().__init__()
+        self.scale = scale
+        self.mask = nn.Sequential(
+            nn.Conv2d(feature_channels + in_chans * scale * scale, channels, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, 9 * scale * scale, 1),
+        )
+        nn.init.zeros_(self.mask[-1].weight)
+        nn.init.zeros_(self.mask[-1].bias)
+
+    def forward(self, ab: Tensor, image: Tensor, features: Tensor | None = None) -> Tensor:
+        if features is None:
+            raise ValueError("ConvexRefine needs the decoder's features")
+        n, c, h, w = ab.shape
+        s = self.scale
+        mask = self.mask(torch.cat([features, F.pixel_unshuffle(image, s)], dim=1))
+        mask = torch.softmax(mask.view(n, 9, 1, s * s, h, w), dim=1)
+        pad = F.pad(ab, (1, 1, 1, 1), mode="replicate")
+        # The 9 neighbours as slices (exports as plain Slice ops on every backend).
+        nbrs = torch.stack([pad[:, :, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)], dim=1)
+        up = (mask * nbrs.unsqueeze(3)).sum(dim=1)  # [N, C, s*s, h, w]
+        return F.pixel_shuffle(up.reshape(n, c * s * s, h, w), s)
+
+
 HEADS = ("ab", "bins")
+REFINES = ("guided", "convex")
 
 
 class UnetColorizer(nn.Module):
@@ -138,20 +175,30 @@ class UnetColorizer(nn.Module):
         head: "ab" (1x1 conv regressing ab') or "bins" (classification over ab bins, ``models.ab_bins``).
         bins_per_axis, temperature: of the "bins" head (ignored by "ab").
         decoder_channels, output_stride: see ``UnetDecoder``. With ``output_stride`` > 1 the head predicts ab' at
-            that reduction and ``GuidedRefine`` (``refine_channels`` wide) brings it to the input's resolution.
+            that reduction and a refinement (``refine_channels`` wide) brings it to the input's resolution:
+            ``refine="guided"`` (``GuidedRefine``, a residual conv stack at full resolution) or ``"convex"``
+            (``ConvexRefine``, a learned convex upsampling that keeps the head's saturation).
     """
 
     def __init__(self, encoder: ResNet, final_channels: int = 32, head: str = "ab",
                  bins_per_axis: int = DEFAULT_BINS_PER_AXIS, temperature: float = DEFAULT_TEMPERATURE,
-                 decoder_channels: Sequence[int] | None = None, output_stride: int = 1, refine_channels: int = 16):
+                 decoder_channels: Sequence[int] | None = None, output_stride: int = 1, refine_channels: int = 16,
+                 refine: str = "guided"):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        if refine not in REFINES:
+            raise ValueError(f"refine must be one of {REFINES}, got {refine!r}")
         self.encoder = encoder
         self.decoder = UnetDecoder(encoder.feature_info, in_chans=1, final_channels=final_channels,
                                    decoder_channels=decoder_channels, output_stride=output_stride)
         final_channels = self.decoder.out_channels
-        self.refine = GuidedRefine(output_stride, refine_channels) if output_stride > 1 else None
+        if output_stride == 1:
+            self.refine = None
+        elif refine == "convex":
+            self.refine = ConvexRefine(output_stride, final_channels, refine_channels)
+        else:
+            self.refine = GuidedRefine(output_stride, refine_channels)
         if head == "ab":
             self.head = nn.Conv2d(final_channels, 2, kernel_size=1)
         else:
@@ -164,13 +211,14 @@ class UnetColorizer(nn.Module):
         """Decoder output (the head's input) for H, W that are multiples of ``total_stride``."""
         return self.decoder(self.encoder.forward_features(l), l)
 
-    def upsample(self, ab: Tensor, l: Tensor) -> Tensor:
-        """The head's ab' (at 1/``output_stride``) at the input's resolution."""
-        return ab if self.refine is None else self.refine(ab, l)
+    def upsample(self, ab: Tensor, l: Tensor, features: Tensor) -> Tensor:
+        """The head's ab' (at 1/``output_stride``) at the input's resolution; ``features``: the head's input."""
+        return ab if self.refine is None else self.refine(ab, l, features)
 
     def forward_padded(self, l: Tensor) -> Tensor:
         """Forward for H, W that are multiples of ``total_stride`` (what ONNX export traces)."""
-        return self.upsample(self.head(self.features_padded(l)), l)
+        features = self.features_padded(l)
+        return self.upsample(self.head(features), l, features)
 
     def forward(self, l: Tensor) -> Tensor:
         return pad_forward_crop(self.forward_padded, l, self.total_stride)

@@ -55,6 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     z.add_argument("--bins-per-axis", type=int, default=None, help="--head bins: grid size (default 22: 10 ab units)")
     z.add_argument("--temperature", type=float, default=None,
                    help="--head bins: annealed-mean temperature (default 0.38, Zhang et al.)")
+    z.add_argument("--refine", choices=("guided", "convex"), default=None,
+                   help="*-unet-lite: how ab' predicted at 1/4 is brought to full resolution: guided (a residual "
+                        "conv stack on L, the arch's default) or convex (a learned convex upsampling that keeps "
+                        "the head's saturation)")
+    z.add_argument("--refine-channels", type=int, default=None, help="width of the refinement (default: the arch's)")
     z.add_argument("--l1-weight", type=float, default=ColorizeConfig.l1_weight,
                    help="--loss ce: weight of an L1 term on the decoded ab' (default %(default)s)")
     z.add_argument("--rebalance", type=float, default=ColorizeConfig.rebalance,
@@ -81,11 +86,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="--init: copy only the tensors whose name and shape match (warm start of another arch)")
 
 
-def _head_kwargs(head: str, bins_per_axis: int | None, temperature: float | None) -> dict:
-    """arch_kwargs for ``--head``; empty for the default head, so such checkpoints are unchanged."""
+def _arch_kwargs(head: str, bins_per_axis: int | None, temperature: float | None, refine: str | None,
+                 refine_channels: int | None) -> dict:
+    """arch_kwargs for ``--head`` and ``--refine``; empty for the defaults, so such checkpoints are unchanged."""
+    kw: dict = {}
+    if refine is not None:
+        kw["refine"] = refine
+    if refine_channels is not None:
+        kw["refine_channels"] = refine_channels
     if head == "ab":
-        return {}
-    kw: dict = {"head": head}
+        return kw
+    kw["head"] = head
     if bins_per_axis is not None:
         kw["bins_per_axis"] = bins_per_axis
     if temperature is not None:
@@ -100,7 +111,8 @@ def main(args: argparse.Namespace) -> int:
     fields = {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("command", "task", "resume")}
     fields["command"] = "colorize " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if args.task == "colorize":
-        fields["arch_kwargs"] = _head_kwargs(fields.pop("head"), fields.pop("bins_per_axis"), fields.pop("temperature"))
+        fields["arch_kwargs"] = _arch_kwargs(fields.pop("head"), fields.pop("bins_per_axis"), fields.pop("temperature"),
+                                             fields.pop("refine"), fields.pop("refine_channels"))
     try:
         if args.task == "classify":
             from training.classify import train_classifier

@@ -162,11 +162,12 @@ class ColorizeTask:
         refine = getattr(self.model, "refine", None)
         with autocast(self.cfg.bf16):
             if self.bins:
-                logits = self.model.head.logits(self.model.features_padded(l))
+                features = self.model.features_padded(l)
+                logits = self.model.head.logits(features)
                 if refine is None:
                     return self.loss_fn(logits.float(), ab), {}
                 # CE on the head's grid at its own resolution; the L1 term on the refined full-resolution output.
-                out = self.model.upsample(self.model.head.decode(logits.float()), l)
+                out = self.model.upsample(self.model.head.decode(logits.float()), l, features)
                 low = F.avg_pool2d(ab, refine.scale)
                 return self.loss_fn(logits.float(), low, output=out, output_target=ab), {}
             pred = self.model.forward_padded(l)

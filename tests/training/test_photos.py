@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from engine.cli import main as cli
-from models.checkpoint import read_metadata
+from models.checkpoint import load_checkpoint, read_metadata
 from training.photos import SPLITS, center_crops, load_at_working_size, photo_paths, random_crops
 
 
@@ -143,6 +143,24 @@ def test_lite_bins_training_on_photos_with_mixed_gray(photo_tree, tmp_path):
     recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in recs if r["kind"] == "epoch"][-1] == 1
     assert all(np.isfinite(r["train_loss"]) for r in recs if r["kind"] == "epoch")
+
+
+def test_convex_refine_training_warm_starts_from_a_guided_model(photo_tree, tmp_path):
+    """``--refine convex``: the arch kwargs reach the checkpoint, the warm start keeps the body and the new
+    refinement trains away from its zero start (the box filter)."""
+    src = tmp_path / "src"
+    base = ["train", "colorize", "--photos", str(photo_tree), "--working-size", "64", "--crop", "64",
+            "--crops-per-image", "2", "--batch-size", "4", "--threads", "1", "--limit-eval", "2",
+            "--arch", "resnet18-unet-lite", "--head", "bins", "--loss", "ce", "--l1-weight", "10", "--lr", "1e-2"]
+    assert cli(base + ["--epochs", "1", "--max-steps", "1", "--out", str(src)]) == 0
+    out = tmp_path / "run"
+    assert cli(base + ["--refine", "convex", "--refine-channels", "8", "--init", str(src / "model.json"),
+                       "--init-matching", "--epochs", "1", "--max-steps", "3", "--out", str(out)]) == 0
+    model, meta = load_checkpoint(out / "model.json")
+    assert meta["arch_kwargs"] == {"refine": "convex", "refine_channels": 8, "head": "bins"}
+    assert model.refine.mask[-1].weight.abs().max() > 0
+    got, total = meta["training"]["init"]["matching"].split(" of ")
+    assert 0 < int(got.split()[0]) < int(total.split()[0])
 
 
 def test_evaluate_gray_protocols(photo_tree, tmp_path):
