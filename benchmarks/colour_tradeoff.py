@@ -1,0 +1,147 @@
+"""PSNR against colourfulness: a bins-head colorizer at several annealed-mean temperatures, beside other models.
+
+    python benchmarks/colour_tradeoff.py --model runs/photo-convex/model.json --temperatures 0.1,0.2,0.3,0.38,0.5 \
+        --also models/weights/resnet18-unet-photos.json --out benchmarks/results/photo_convex/tradeoff
+
+Every point is ``colorize evaluate --photos`` (``training.photo_eval``): the evaluation split (BSDS500 val, McMaster,
+Set14), the gray input made with Pillow's ``convert("L")`` (``--gray`` for another), the gray baseline made the same
+way, through ``engine.Colorizer`` with torch FP32 at the working size. The temperature only changes the head's
+decoding (``AbBinsHead.decode``), so one set of weights gives a curve: low T picks each pixel's likeliest colour
+bin (colourful, and wrong more often), high T averages the bins (duller, safer in PSNR). ``--also`` adds fixed
+points (other checkpoints at their own temperature).
+
+Writes ``OUT.json``, ``OUT.md`` (a table) and ``OUT.png`` (the curve).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def _evaluate(ckpt: Path, images: list[tuple[str, object]], gray: str, working_size: int) -> dict:
+    from engine.colorizer import Colorizer
+    from training.photo_eval import evaluate_arrays
+
+    with Colorizer.load(str(ckpt), "torch", "fp32", working_size=working_size) as col:
+        return evaluate_arrays(col, iter(images), len(images), col.engine.normalization, gray=gray)
+
+
+def _point(label: str, temperature: float | None, res: dict) -> dict:
+    m, g = res["model"], res["gray"]
+    return {"label": label, "temperature": temperature, "psnr": m["psnr"], "gray_psnr": g["psnr"],
+            "delta_psnr": m["psnr"] - g["psnr"], "colorfulness_ratio": m["colorfulness_ratio"], "ssim": m["ssim"],
+            "per_folder": res["per_folder"]}
+
+
+def sweep(model: str, temperatures: list[float], also: list[str], images: list[tuple[str, object]],
+          gray: str = "pillow", working_size: int = 256) -> list[dict]:
+    """One point per temperature of ``model`` (a bins-head checkpoint), then one per ``also`` checkpoint."""
+    from models.checkpoint import load_checkpoint, normalization_of, save_checkpoint
+
+    net, meta = load_checkpoint(model)
+    if not hasattr(net.head, "temperature"):
+        raise ValueError(f"{model}: the temperature sweep needs a bins head (arch_kwargs head='bins')")
+    points = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for t in temperatures:
+            kwargs = {**meta.get("arch_kwargs", {}), "temperature": float(t)}
+            net.head.temperature = float(t)
+            extra = {k: meta[k] for k in ("inference",) if k in meta}
+            ckpt = save_checkpoint(net, Path(tmp) / f"T{t}", arch=meta["arch"], arch_kwargs=kwargs,
+                                   normalization=normalization_of(meta), extra=extra)
+            points.append(_point(Path(model).stem, float(t), _evaluate(ckpt, images, gray, working_size)))
+            print(f"T {t}: {points[-1]['delta_psnr']:+.2f} dB, colourfulness {points[-1]['colorfulness_ratio']:.3f}",
+                  file=sys.stderr)
+    for other in also:
+        t = read_temperature(other)
+        points.append(_point(Path(other).stem, t, _evaluate(Path(other), images, gray, working_size)))
+    return points
+
+
+def read_temperature(ckpt: str) -> float | None:
+    from models.checkpoint import read_metadata
+
+    kw = read_metadata(ckpt).get("arch_kwargs", {})
+    return float(kw.get("temperature", 0.38)) if kw.get("head") == "bins" else None
+
+
+def write_table(points: list[dict], path: Path, header: str) -> None:
+    rows = [header, "", "| model | T | per-image PSNR | Δ vs gray | colourfulness ratio | SSIM |", "|---|---|---|---|---|---|"]
+    for p in points:
+        t = "–" if p["temperature"] is None else f"{p['temperature']:g}"
+        rows.append(f"| {p['label']} | {t} | {p['psnr']:.2f} | {p['delta_psnr']:+.2f} | "
+                    f"{p['colorfulness_ratio']:.3f} | {p['ssim']:.4f} |")
+    path.write_text("\n".join(rows) + "\n")
+
+
+def plot(points: list[dict], path: Path, title: str) -> Path:
+    from benchmarks.plots import _plt, _save
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label in dict.fromkeys(p["label"] for p in points):
+        ps = [p for p in points if p["label"] == label]
+        xs, ys = [p["colorfulness_ratio"] for p in ps], [p["delta_psnr"] for p in ps]
+        ax.plot(xs, ys, "o-" if len(ps) > 1 else "s", label=label)
+        for p in ps:
+            if p["temperature"] is not None:
+                ax.annotate(f"T {p['temperature']:g}", (p["colorfulness_ratio"], p["delta_psnr"]), fontsize=7,
+                            textcoords="offset points", xytext=(4, 3))
+    ax.set_xlabel("colourfulness / truth's")
+    ax.set_ylabel("per-image PSNR − gray input's (dB)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    out = _save(fig, path)
+    plt.close(fig)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", required=True, help="bins-head checkpoint (.json) to sweep")
+    ap.add_argument("--temperatures", default="0.1,0.2,0.3,0.38,0.5,0.7")
+    ap.add_argument("--also", default="", help="comma-separated checkpoints shown as fixed points")
+    ap.add_argument("--photos", default=None, help="photos root (default ../shared/data/photos)")
+    ap.add_argument("--limit", type=int, default=None, help="first N evaluation photos only")
+    ap.add_argument("--gray", default="pillow", choices=("pillow", "rec709", "mean", "lstar"))
+    ap.add_argument("--working-size", type=int, default=256)
+    ap.add_argument("--out", default="benchmarks/results/colour_tradeoff")
+    args = ap.parse_args(argv)
+    from training.folder import load_rgb
+    from training.photos import photo_paths, split_folder
+
+    try:
+        temps = [float(t) for t in args.temperatures.split(",") if t.strip()]
+    except ValueError:
+        ap.error(f"--temperatures: comma-separated numbers expected, got {args.temperatures!r}")
+    if not temps or min(temps) <= 0:
+        ap.error("--temperatures: at least one, all > 0")
+    paths = photo_paths(args.photos, "eval")[: args.limit]
+    images = [(split_folder(p, "eval"), load_rgb(p)) for p in paths]
+    also = [a for a in args.also.split(",") if a.strip()]
+    points = sweep(args.model, temps, also, images, args.gray, args.working_size)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = {"command": "python benchmarks/colour_tradeoff.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+              "protocol": {"split": "eval", "n": len(images), "gray_input": args.gray, "backend": "torch fp32",
+                           "working_size": args.working_size}, "points": points}
+    out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    header = (f"Evaluation split ({len(images)} photos), gray input: {args.gray}, torch FP32, working size "
+              f"{args.working_size}. `{record['command']}`")
+    write_table(points, out.with_suffix(".md"), header)
+    plot(points, out.with_suffix(".png"), f"{len(images)} evaluation photos, {args.gray} gray in")
+    print(out.with_suffix(".md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,55 @@
+"""benchmarks/colour_tradeoff.py: one bins checkpoint swept over temperatures, other checkpoints as fixed points."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from benchmarks import colour_tradeoff
+from models import create_model
+from models.checkpoint import read_metadata, save_checkpoint
+from training.photos import SPLITS
+
+
+@pytest.fixture()
+def photos(tmp_path):
+    rng = np.random.default_rng(0)
+    for sub in SPLITS["eval"]:
+        (tmp_path / "photos" / sub).mkdir(parents=True)
+        ramp = np.linspace(0, 255, 48, dtype=np.float32)
+        rgb = np.stack([np.add.outer(ramp[:40], ramp) / 2, np.tile(ramp, (40, 1)),
+                        rng.uniform(0, 255, (40, 48))], -1).clip(0, 255).astype(np.uint8)
+        Image.fromarray(rgb).save(tmp_path / "photos" / sub / "a.png")
+    return tmp_path / "photos"
+
+
+def test_sweep_writes_a_point_per_temperature_and_fixed_points(photos, tmp_path):
+    torch.manual_seed(0)
+    net = create_model("resnet18-unet-lite", head="bins", refine="convex", refine_channels=8).eval()
+    torch.nn.init.normal_(net.head.conv.weight, std=0.5)  # a peaked bin distribution: T matters
+    kw = {"head": "bins", "refine": "convex", "refine_channels": 8}
+    ckpt = save_checkpoint(net, tmp_path / "bins", arch="resnet18-unet-lite", arch_kwargs=kw)
+    ab_net = create_model("resnet18-unet-lite")
+    torch.nn.init.zeros_(ab_net.head.weight)
+    torch.nn.init.zeros_(ab_net.head.bias)
+    other = save_checkpoint(ab_net, tmp_path / "ab", arch="resnet18-unet-lite")
+    out = tmp_path / "res" / "tradeoff"
+    assert colour_tradeoff.main(["--model", str(ckpt), "--temperatures", "0.1,1.0", "--also", str(other),
+                                 "--photos", str(photos), "--working-size", "64", "--out", str(out)]) == 0
+    rec = json.loads(out.with_suffix(".json").read_text())
+    pts = rec["points"]
+    assert [p["temperature"] for p in pts] == [0.1, 1.0, None]
+    assert rec["protocol"]["gray_input"] == "pillow" and rec["protocol"]["n"] == len(SPLITS["eval"])
+    # the temperature reaches the decoding: a peaked head is more colourful at T 0.1 than at T 1
+    assert pts[0]["colorfulness_ratio"] > pts[1]["colorfulness_ratio"]
+    assert pts[2]["colorfulness_ratio"] == pytest.approx(0.0, abs=1e-6)  # a zero ab head: gray
+    assert out.with_suffix(".png").stat().st_size > 0 and "| bins | 0.1 |" in out.with_suffix(".md").read_text()
+    assert read_metadata(ckpt)["arch_kwargs"] == kw  # the swept checkpoint itself is untouched
+
+
+def test_sweep_refuses_a_regression_head(tmp_path, photos):
+    ckpt = save_checkpoint(create_model("resnet18-unet-lite"), tmp_path / "ab", arch="resnet18-unet-lite")
+    with pytest.raises(ValueError, match="needs a bins head"):
+        colour_tradeoff.main(["--model", str(ckpt), "--photos", str(photos), "--out", str(tmp_path / "x")])
