@@ -42,8 +42,9 @@ def _point(label: str, temperature: float | None, res: dict) -> dict:
 
 
 def sweep(model: str, temperatures: list[float], also: list[str], images: list[tuple[str, object]],
-          gray: str = "pillow", working_size: int = 256) -> list[dict]:
-    """One point per temperature of ``model`` (a bins-head checkpoint), then one per ``also`` checkpoint."""
+          gray: str = "pillow", working_size: int = 256, label: str | None = None) -> list[dict]:
+    """One point per temperature of ``model`` (a bins-head checkpoint), then one per ``also`` checkpoint
+    (``LABEL=PATH`` or a path, labelled by its file name)."""
     from models.checkpoint import load_checkpoint, normalization_of, save_checkpoint
 
     net, meta = load_checkpoint(model)
@@ -57,12 +58,13 @@ def sweep(model: str, temperatures: list[float], also: list[str], images: list[t
             extra = {k: meta[k] for k in ("inference",) if k in meta}
             ckpt = save_checkpoint(net, Path(tmp) / f"T{t}", arch=meta["arch"], arch_kwargs=kwargs,
                                    normalization=normalization_of(meta), extra=extra)
-            points.append(_point(Path(model).stem, float(t), _evaluate(ckpt, images, gray, working_size)))
+            points.append(_point(label or Path(model).stem, float(t), _evaluate(ckpt, images, gray, working_size)))
             print(f"T {t}: {points[-1]['delta_psnr']:+.2f} dB, colourfulness {points[-1]['colorfulness_ratio']:.3f}",
                   file=sys.stderr)
     for other in also:
-        t = read_temperature(other)
-        points.append(_point(Path(other).stem, t, _evaluate(Path(other), images, gray, working_size)))
+        name, _, path = other.rpartition("=")
+        points.append(_point(name or Path(path).stem, read_temperature(path),
+                             _evaluate(Path(path), images, gray, working_size)))
     return points
 
 
@@ -109,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="bins-head checkpoint (.json) to sweep")
     ap.add_argument("--temperatures", default="0.1,0.2,0.3,0.38,0.5,0.7")
-    ap.add_argument("--also", default="", help="comma-separated checkpoints shown as fixed points")
+    ap.add_argument("--label", default=None, help="the swept model's name in the table (default: its file name)")
+    ap.add_argument("--also", default="", help="comma-separated checkpoints shown as fixed points, each PATH or "
+                                               "LABEL=PATH")
     ap.add_argument("--photos", default=None, help="photos root (default ../shared/data/photos)")
     ap.add_argument("--limit", type=int, default=None, help="first N evaluation photos only")
     ap.add_argument("--gray", default="pillow", choices=("pillow", "rec709", "mean", "lstar"))
@@ -128,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = photo_paths(args.photos, "eval")[: args.limit]
     images = [(split_folder(p, "eval"), load_rgb(p)) for p in paths]
     also = [a for a in args.also.split(",") if a.strip()]
-    points = sweep(args.model, temps, also, images, args.gray, args.working_size)
+    points = sweep(args.model, temps, also, images, args.gray, args.working_size, args.label)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     record = {"command": "python benchmarks/colour_tradeoff.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),

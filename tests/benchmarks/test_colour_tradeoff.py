@@ -36,11 +36,12 @@ def test_sweep_writes_a_point_per_temperature_and_fixed_points(photos, tmp_path)
     torch.nn.init.zeros_(ab_net.head.bias)
     other = save_checkpoint(ab_net, tmp_path / "ab", arch="resnet18-unet-lite")
     out = tmp_path / "res" / "tradeoff"
-    assert colour_tradeoff.main(["--model", str(ckpt), "--temperatures", "0.1,1.0", "--also", str(other),
+    assert colour_tradeoff.main(["--model", str(ckpt), "--temperatures", "0.1,1.0", "--also", f"zero ab={other}",
                                  "--photos", str(photos), "--working-size", "64", "--out", str(out)]) == 0
     rec = json.loads(out.with_suffix(".json").read_text())
     pts = rec["points"]
     assert [p["temperature"] for p in pts] == [0.1, 1.0, None]
+    assert [p["label"] for p in pts] == ["bins", "bins", "zero ab"]
     assert rec["protocol"]["gray_input"] == "pillow" and rec["protocol"]["n"] == len(SPLITS["eval"])
     # the temperature reaches the decoding: a peaked head is more colourful at T 0.1 than at T 1
     assert pts[0]["colorfulness_ratio"] > pts[1]["colorfulness_ratio"]
