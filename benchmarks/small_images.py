@@ -1,0 +1,76 @@
+"""Which model for small images: colorizers side by side on the evaluation photos reduced to small sizes.
+
+    python benchmarks/small_images.py --models resnet18-unet,resnet18-unet-photos --sides 32,64,96,128,160
+
+Each of the 127 evaluation photos (BSDS500 val, McMaster, Set14) is reduced (bicubic, antialiased) to each long
+side, made gray with Pillow's ``convert("L")`` and colorized through ``engine.Colorizer`` with backend and
+precision ``auto``, as ``colorize images`` would (the photo model enlarges them to its minimum working size); the
+figures are ``training.photo_eval``'s, against the gray input made the same way. It asks whether small *photos*
+should go to another model than large ones (CIFAR-10 images are not typical small photos: their chroma is
+smoothed, see ``../shared/data/cifar10/README.md``).
+
+Writes ``--out`` (JSON) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def shrink(rgb: np.ndarray, side: int) -> np.ndarray:
+    im = Image.fromarray(rgb)
+    s = side / max(im.size)
+    size = (max(1, round(im.size[0] * s)), max(1, round(im.size[1] * s)))
+    return np.asarray(im.resize(size, Image.BICUBIC, reducing_gap=2.0))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default="resnet18-unet,resnet18-unet-photos")
+    ap.add_argument("--sides", default="32,64,96,128,160")
+    ap.add_argument("--photos", default=None, help="photos root (default ../shared/data/photos)")
+    ap.add_argument("--out", default="benchmarks/results/small_images.json")
+    args = ap.parse_args(argv)
+    from engine.colorizer import Colorizer
+    from training.folder import load_rgb
+    from training.photo_eval import evaluate_arrays
+    from training.photos import photo_paths
+
+    photos = [load_rgb(p) for p in photo_paths(args.photos, "eval")]
+    sides = [int(s) for s in args.sides.split(",")]
+    rows = []
+    for model in args.models.split(","):
+        with Colorizer.load(model, "auto", "auto") as col:
+            for side in sides:
+                items = [("eval", shrink(a, side)) for a in photos]
+                r = evaluate_arrays(col, iter(items), len(items), col.engine.normalization)
+                rows.append({"model": model, "side": side, "backend": f"{col.engine.backend}/{col.engine.precision}",
+                             "psnr": r["model"]["psnr"], "gray_psnr": r["gray"]["psnr"],
+                             "delta_psnr": r["model"]["psnr"] - r["gray"]["psnr"],
+                             "colorfulness_ratio": r["model"]["colorfulness_ratio"]})
+    record = {"command": "python benchmarks/small_images.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+              "protocol": f"{len(photos)} evaluation photos reduced to each long side, Pillow gray in, auto backend",
+              "rows": rows}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print("| long side | " + " | ".join(f"{m}: Δ dB / colour" for m in args.models.split(",")) + " |")
+    print("|---" * (1 + len(args.models.split(","))) + "|")
+    for side in sides:
+        cells = [f"{r['delta_psnr']:+.2f} / {r['colorfulness_ratio']:.3f}" for r in rows if r["side"] == side]
+        print(f"| {side} | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
