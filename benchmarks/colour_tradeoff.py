@@ -51,11 +51,11 @@ def sweep(model: str, temperatures: list[float], also: list[str], images: list[t
     if not hasattr(net.head, "temperature"):
         raise ValueError(f"{model}: the temperature sweep needs a bins head (arch_kwargs head='bins')")
     points = []
+    extra = {k: meta[k] for k in ("inference",) if k in meta}
     with tempfile.TemporaryDirectory() as tmp:
         for t in temperatures:
             kwargs = {**meta.get("arch_kwargs", {}), "temperature": float(t)}
             net.head.temperature = float(t)
-            extra = {k: meta[k] for k in ("inference",) if k in meta}
             ckpt = save_checkpoint(net, Path(tmp) / f"T{t}", arch=meta["arch"], arch_kwargs=kwargs,
                                    normalization=normalization_of(meta), extra=extra)
             points.append(_point(label or Path(model).stem, float(t), _evaluate(ckpt, images, gray, working_size)))
@@ -69,10 +69,11 @@ def sweep(model: str, temperatures: list[float], also: list[str], images: list[t
 
 
 def read_temperature(ckpt: str) -> float | None:
+    from models.ab_bins import DEFAULT_TEMPERATURE
     from models.checkpoint import read_metadata
 
     kw = read_metadata(ckpt).get("arch_kwargs", {})
-    return float(kw.get("temperature", 0.38)) if kw.get("head") == "bins" else None
+    return float(kw.get("temperature", DEFAULT_TEMPERATURE)) if kw.get("head") == "bins" else None
 
 
 def write_table(points: list[dict], path: Path, header: str) -> None:

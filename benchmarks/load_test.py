@@ -219,6 +219,40 @@ def report(args, cmd, ready, source, base, load, batches, rss, exit_code, ratio)
     return "\n".join(lines)
 
 
+def split_server_args(argv: list[str] | None) -> tuple[list[str], list[str]]:
+    """(this script's arguments, the server's: those after ``--``)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if "--" not in argv:
+        return argv, []
+    i = argv.index("--")
+    return argv[:i], argv[i + 1 :]
+
+
+def wait_ready(url: str, timeout: float, server: subprocess.Popen | None = None, log=None, status: int = 1) -> dict:
+    """Poll ``url``/readyz until it answers 200 and return its JSON. Exits with ``status`` (after printing ``log``, the
+    server's output file, when ``server`` has exited) if the server dies or is not ready within ``timeout`` s."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if server is not None and server.poll() is not None:
+            if log is not None:
+                log.seek(0)
+                print(log.read(), file=sys.stderr)
+            print(f"server exited with {server.returncode} before it was ready", file=sys.stderr)
+            raise SystemExit(status)
+        try:
+            r = httpx.get(url + "/readyz", timeout=5)
+            if r.status_code == 200:
+                return r.json()
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            print(f"server not ready in {timeout:g} s", file=sys.stderr)
+            raise SystemExit(status)
+        time.sleep(0.25)
+
+
 def stop_server(server: subprocess.Popen):
     """SIGTERM the server and wait up to 60 s (then SIGKILL): its exit code after SIGTERM, what happened instead,
     or None when it had already exited."""
@@ -233,9 +267,7 @@ def stop_server(server: subprocess.Popen):
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    server_args = argv[argv.index("--") + 1 :] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+    argv, server_args = split_server_args(argv)
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument("--clients", type=int, default=32)
     p.add_argument("--duration", type=float, default=60.0, help="measured concurrent phase, s")
@@ -250,9 +282,6 @@ def main(argv: list[str] | None = None) -> int:
                    help="the server's per-request timeout (its default 30 s is below the queueing time of 32 "
                         "closed-loop clients on a small CPU)")
     args = p.parse_args(argv)
-
-    import httpx
-
     args.load_before = os.getloadavg()[0]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -263,57 +292,41 @@ def main(argv: list[str] | None = None) -> int:
     server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     exit_code = None
     try:
-        with httpx.Client(timeout=30) as client:
-            deadline = time.monotonic() + args.ready_timeout
-            while True:
-                if server.poll() is not None:
-                    log.seek(0)
-                    print(log.read(), file=sys.stderr)
-                    raise SystemExit(f"server exited with {server.returncode} before it was ready")
-                try:
-                    r = client.get(url + "/readyz")
-                    if r.status_code == 200:
-                        ready = r.json()
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("server not ready in time")
-                time.sleep(0.25)
-            ready["model"] = args.model
-            bodies, source = request_images()
-            print(f"ready: {ready}; {source}", file=sys.stderr)
+        ready = wait_ready(url, args.ready_timeout, server, log)
+        ready["model"] = args.model
+        bodies, source = request_images()
+        print(f"ready: {ready}; {source}", file=sys.stderr)
 
-            print(f"baseline: 1 client, {args.baseline_duration:g} s", file=sys.stderr)
-            base = summarize(asyncio.run(drive(url, bodies, 1, args.baseline_duration)))
-            print(json.dumps(base), file=sys.stderr)
+        print(f"baseline: 1 client, {args.baseline_duration:g} s", file=sys.stderr)
+        base = summarize(asyncio.run(drive(url, bodies, 1, args.baseline_duration)))
+        print(json.dumps(base), file=sys.stderr)
 
-            print(f"load: {args.clients} clients, {args.warmup:g} s warm-up + {args.duration:g} s", file=sys.stderr)
-            rss: list[tuple[float, int]] = []
-            scrapes: dict[str, dict] = {}
-            window: list[float] = []
+        print(f"load: {args.clients} clients, {args.warmup:g} s warm-up + {args.duration:g} s", file=sys.stderr)
+        rss: list[tuple[float, int]] = []
+        scrapes: dict[str, dict] = {}
+        window: list[float] = []
 
-            async def monitor():
-                import httpx as _httpx
+        async def monitor():
+            import httpx as _httpx
 
-                async with _httpx.AsyncClient(timeout=30) as mc:
-                    from engine.serve.metrics import parse_text
+            async with _httpx.AsyncClient(timeout=30) as mc:
+                from engine.serve.metrics import parse_text
 
-                    await asyncio.sleep(args.warmup)
-                    window.append(time.perf_counter())
-                    scrapes["before"] = parse_text((await mc.get(url + "/metrics")).text)
-                    while time.perf_counter() < window[0] + args.duration:
-                        v = rss_bytes(server.pid)
-                        if v:
-                            rss.append((time.perf_counter() - window[0], v))
-                        await asyncio.sleep(0.5)
-                    window.append(time.perf_counter())
-                    scrapes["after"] = parse_text((await mc.get(url + "/metrics")).text)
+                await asyncio.sleep(args.warmup)
+                window.append(time.perf_counter())
+                scrapes["before"] = parse_text((await mc.get(url + "/metrics")).text)
+                while time.perf_counter() < window[0] + args.duration:
+                    v = rss_bytes(server.pid)
+                    if v:
+                        rss.append((time.perf_counter() - window[0], v))
+                    await asyncio.sleep(0.5)
+                window.append(time.perf_counter())
+                scrapes["after"] = parse_text((await mc.get(url + "/metrics")).text)
 
-            records = asyncio.run(drive(url, bodies, args.clients, args.warmup + args.duration + 2, monitor))
-            load = summarize(records, (window[0], window[1]))
-            before, after = scrapes["before"], scrapes["after"]
-            print(json.dumps(load), file=sys.stderr)
+        records = asyncio.run(drive(url, bodies, args.clients, args.warmup + args.duration + 2, monitor))
+        load = summarize(records, (window[0], window[1]))
+        before, after = scrapes["before"], scrapes["after"]
+        print(json.dumps(load), file=sys.stderr)
         batches = batch_histogram(before, after)
     finally:
         exit_code = stop_server(server)

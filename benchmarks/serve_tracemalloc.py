@@ -61,10 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     setup = allocator.configure() if args.allocator == "configured" else None
     tracemalloc.start(args.frames)
 
-    import httpx
     import uvicorn
 
-    from benchmarks.load_test import free_port
+    from benchmarks.load_test import free_port, wait_ready
     from benchmarks.soak import proc_status
     from engine.colorizer import Colorizer
     from engine.serve.config import ServeConfig
@@ -76,16 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 600
-    while True:
-        try:
-            if httpx.get(url + "/readyz", timeout=5).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit("server not ready")
-        time.sleep(0.25)
+    wait_ready(url, 600)
 
     code = ("import asyncio, sys; from pathlib import Path; from benchmarks.load_test import drive; "
             "asyncio.run(drive(sys.argv[1], [Path(sys.argv[2]).read_bytes()], int(sys.argv[3]), float(sys.argv[4])))")

@@ -48,11 +48,11 @@ def main(argv: list[str] | None = None) -> int:
 
     photos = [load_rgb(p) for p in photo_paths(args.photos, "eval")]
     sides = [int(s) for s in args.sides.split(",")]
+    small = {side: [("eval", shrink(a, side)) for a in photos] for side in sides}
     rows = []
     for model in args.models.split(","):
         with Colorizer.load(model, "auto", "auto") as col:
-            for side in sides:
-                items = [("eval", shrink(a, side)) for a in photos]
+            for side, items in small.items():
                 r = evaluate_arrays(col, iter(items), len(items), col.engine.normalization)
                 rows.append({"model": model, "side": side, "backend": f"{col.engine.backend}/{col.engine.precision}",
                              "psnr": r["model"]["psnr"], "gray_psnr": r["gray"]["psnr"],

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.load_test import drive, free_port, stop_server
+from benchmarks.load_test import drive, free_port, split_server_args, stop_server, wait_ready
 from benchmarks.machine import cpu_model
 from engine.fsutil import atomic_write_text
 
@@ -117,7 +117,6 @@ def plot(runs: list[dict], path: Path) -> Path:
 
 
 def run_soak(args, server_args: list[str]) -> tuple[dict, int]:
-    import httpx
     from PIL import Image
 
     body = Path(args.image).read_bytes()
@@ -134,22 +133,7 @@ def run_soak(args, server_args: list[str]) -> tuple[dict, int]:
     samples: list[tuple[float, int, int]] = []
     exit_code = None
     try:
-        deadline = time.monotonic() + args.ready_timeout
-        while True:
-            if server.poll() is not None:
-                log.seek(0)
-                print(log.read(), file=sys.stderr)
-                raise SystemExit(2)
-            try:
-                r = httpx.get(url + "/readyz", timeout=5)
-                if r.status_code == 200:
-                    ready = r.json()
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(2)
-            time.sleep(0.25)
+        ready = wait_ready(url, args.ready_timeout, server, log, status=2)
         idle = proc_status(server.pid)
         print(f"ready: {ready}; idle RSS {idle[0] / 2**20:.0f} MiB, {idle[1]} threads; "
               f"{args.clients} clients for {args.duration:g} s", file=sys.stderr)
@@ -199,9 +183,7 @@ def run_soak(args, server_args: list[str]) -> tuple[dict, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    server_args = argv[argv.index("--") + 1 :] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+    argv, server_args = split_server_args(argv)
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--duration", type=float, default=600.0, help="seconds under load (default 600)")
