@@ -20,7 +20,7 @@ from engine.backends.base import MissingDependency, require
 
 #: bump when the export recipe changes, so cached exports are rebuilt
 EXPORT_RECIPE = "onnx-export/1"
-QUANT_RECIPE = "ort-qdq-u8s8-perchannel-minmax/1"
+QUANT_RECIPE = "ort-qdq-u8s8-perchannel-minmax-float-softmax/2"
 
 
 def _usable_shipped_onnx(ref: ModelRef) -> Path | None:
