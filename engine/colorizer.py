@@ -28,6 +28,7 @@ backend is chosen.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ from PIL import Image
 from engine.artifacts.model_ref import DEFAULT_PHOTO_MODEL
 from engine.engine import Engine
 from engine.image.io import DEFAULT_MAX_PIXELS, Decoded, from_pil, load_image
+from engine.image import merge
 from engine.image.merge import compose, lightness
 from engine.image.resize import resize_plane, working_shape
 
@@ -91,6 +93,7 @@ class Colorizer:
             min_working_size = model_min_working_size(getattr(getattr(engine, "model", None), "metadata", None) or {})
         if int(min_working_size) < 0:
             raise ValueError(f"min_working_size must be >= 0, got {min_working_size}")
+        _warm_up_merge()
         self.engine = engine
         self.working_size = int(working_size)
         self.min_working_size = int(min_working_size)
@@ -215,6 +218,16 @@ class Colorizer:
 
     def __repr__(self) -> str:
         return f"Colorizer({self.engine!r}, working_size={self.working_size}, min_working_size={self.min_working_size})"
+
+
+_WARMED = threading.Event()
+
+
+def _warm_up_merge() -> None:
+    """Load the compiled merge (``engine.image.merge.warm_up``) on a daemon thread, once per process."""
+    if not _WARMED.is_set():
+        _WARMED.set()
+        threading.Thread(target=merge.warm_up, name="colorize-merge-warm-up", daemon=True).start()
 
 
 def model_min_working_size(metadata: dict) -> int:

@@ -25,6 +25,8 @@ the output's bit depth.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from engine.image.color import _EPS, _KAPPA, _RGB_TO_XYZ, _WHITE, _XYZ_TO_RGB
@@ -212,10 +214,62 @@ def compose(pixels: np.ndarray, ab: np.ndarray, out_dtype=np.uint8, *, ab_scale:
     if ab_scale != 1.0:
         ab = ab * _F32(ab_scale)
     up = RowUpsampler(ab, (h, w)) if ab.shape[1:] != (h, w) else None
-    out = np.empty((h, w, 3), np.dtype(out_dtype))
     rows = max(1, _CHUNK_PIXELS // max(w, 1))
+    if np.dtype(out_dtype) == np.uint8 and pixels.dtype == np.uint8 and (kernels := compiled()) is not None:
+        return _compose_jit(kernels, pixels, ab, up, rows)
+    out = np.empty((h, w, 3), np.dtype(out_dtype))
     for r0 in range(0, h, rows):
         r1 = min(h, r0 + rows)
         a, b = up.rows(r0, r1) if up is not None else ab[:, r0:r1]
         _compose_chunk(pixels[r0:r1], a, b, out[r0:r1])
+    return out
+
+
+# the compiled merge (engine/image/merge_jit.py): constants in _compose_chunk's float32 form
+_JIT_CONSTS = np.array([_XW, _ZW, 1 / 500, -1 / 200, 6.0 / 29.0, 3.0 * (6.0 / 29.0) ** 2, 4.0 / 29.0, 1e-30,
+                        65535, 0.5, 65535.49], dtype=_F32)
+_JIT_M = _M_INV.copy()
+_JIT_M[:, 1] -= _F32(1.0)  # d = linear RGB minus (Y, Y, Y): M's Y column enters as (m - 1)
+_JIT = []  # [module or None] once tried
+
+
+def compiled():
+    """``engine.image.merge_jit`` when it can be used (numba installed, ``COLORIZE_NO_JIT`` unset or 0), else None."""
+    if os.environ.get("COLORIZE_NO_JIT", "") not in ("", "0"):
+        return None
+    if not _JIT:
+        try:
+            from engine.image import merge_jit
+        except ImportError:
+            merge_jit = None
+        _JIT.append(merge_jit)
+    return _JIT[0]
+
+
+def warm_up() -> None:
+    """Load (or, the first time on a machine, compile) the compiled merge now: about 0.5-1.5 s that would
+    otherwise fall on the first image. ``Colorizer`` calls it once per process, on a background thread."""
+    if compiled() is not None:
+        for px in (np.zeros((2, 2), np.uint8), np.zeros((2, 2, 3), np.uint8)):
+            compose(px, np.zeros((2, 1, 1), np.float32))
+
+
+def _compose_jit(kernels, pixels: np.ndarray, ab: np.ndarray, up: RowUpsampler | None, rows: int) -> np.ndarray:
+    """``compose`` for uint8 in and out through ``merge_jit`` (colour input: a band of ``rows`` rows at a time)."""
+    h, w = pixels.shape[:2]
+    if up is not None:
+        wide, r0, r1, g = up.taps()
+    else:
+        wide = np.ascontiguousarray(ab)
+        r0 = r1 = np.arange(h, dtype=np.intp)
+        g = np.zeros(h, _F32)
+    out = np.empty((h, w, 3), np.uint8)
+    if pixels.ndim == 2:
+        kernels.merge_gray(np.ascontiguousarray(pixels), _LIN8, _FY8, wide, r0, r1, g, _JIT_CONSTS, _JIT_M, _ENC8,
+                           out)
+        return out
+    for s in range(0, h, rows):
+        e = min(h, s + rows)
+        y, fy = luminance(pixels[s:e])
+        kernels.merge_planes(y, fy, wide, r0[s:e], r1[s:e], g[s:e], _JIT_CONSTS, _JIT_M, _ENC8, out[s:e])
     return out

@@ -86,6 +86,11 @@ class RowUpsampler:
         self._wide = wide  # [C, h, W]
         self._r0, self._r1, self._g = _linear_taps(h, shape[0])
 
+    def taps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(horizontally enlarged planes [C, h, W], row index i0 [H], i1 [H], weight of i1 [H]): row r of the
+        result is ``wide[:, i0[r]] * (1 - g[r]) + wide[:, i1[r]] * g[r]``, as ``rows`` computes it."""
+        return self._wide, self._r0, self._r1, self._g
+
     def rows(self, r0: int, r1: int) -> np.ndarray:
         """Rows r0..r1 of the enlarged planes: float32 [C, r1 - r0, W].
 
