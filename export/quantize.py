@@ -9,7 +9,8 @@ Runtime and OpenVINO run it with INT8 kernels (OpenVINO fuses the QDQ pairs into
 convolutions).
 
 Softmax stays in float, with what it feeds and the ops between it and the convolution that computes its
-logits (``float_nodes``): the ab-bins head (logits conv, /T, softmax over 484 bins, the annealed-mean 1x1 conv)
+logits (``float_nodes``; an Exp counts as a softmax: the bins head writes its softmax as exp and a normalizing
+conv): the ab-bins head (logits conv, /T, softmax over 484 bins, the annealed-mean 1x1 conv)
 and the convex refinement (mask logits, softmax over 9 neighbours, the weighted sum). 8-bit logits move the
 probabilities and 8-bit probabilities lose the small ones, and the QDQ pairs around these non-conv ops cost
 more than they save. Measured on ``resnet18-unet-photos`` (OpenVINO, 2-core Xeon with AMX, batch 8 at 160x256):
@@ -106,8 +107,8 @@ def photo_calibration_l(n: int = PHOTO_CALIBRATION_CROPS, crop: int = 128, worki
 
 
 def float_nodes(graph) -> list[str]:
-    """Names of the nodes ``quantize_int8`` keeps in float: every Softmax, every node downstream of one, and
-    the nodes on its data input back to the nearest Conv (that Conv included: it computes the logits).
+    """Names of the nodes ``quantize_int8`` keeps in float: every Softmax or Exp, every node downstream of one,
+    and the nodes on its data input back to the nearest Conv (that Conv included: it computes the logits).
 
     A graph without Softmax (a regression head) gets an empty list: everything quantizable is quantized.
     """
@@ -117,7 +118,7 @@ def float_nodes(graph) -> list[str]:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
     keep: set[str] = set()
-    for softmax in (n for n in graph.node if n.op_type == "Softmax"):
+    for softmax in (n for n in graph.node if n.op_type in ("Softmax", "Exp")):
         stack, seen = [softmax], set()
         while stack:  # back along the data input (the first input) to the logits conv
             node = stack.pop()

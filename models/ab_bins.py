@@ -98,9 +98,18 @@ class AbBinsHead(nn.Module):
         return self.conv(x)
 
     def decode(self, logits: Tensor) -> Tensor:
-        """Annealed mean of the bin centres under ``softmax(logits / T)``."""
-        p = torch.softmax(logits / self.temperature, dim=1)
-        return F.conv2d(p, self.centres.to(p.dtype))
+        """Annealed mean of the bin centres under ``softmax(logits / T)``.
+
+        Written as ``exp(z - max z)`` and one 1x1 conv whose output channels are the two centre-weighted sums and
+        their normalizer (a row of ones): softmax's function, but an exported graph of elementwise ops, a channel
+        max and a conv, which OpenVINO keeps in its blocked layout. A Softmax over the 484 channels made it reorder
+        the tensor before and after: the model ran 1.2x slower (OpenVINO INT8, batch 8 at 160x256, 2-core Xeon).
+        """
+        z = logits.float() / self.temperature
+        e = torch.exp(z - z.amax(dim=1, keepdim=True))
+        w = torch.cat([self.centres, torch.ones_like(self.centres[:1])]).to(e.dtype)
+        s = F.conv2d(e, w)
+        return s[:, :2] / s[:, 2:]
 
     def forward(self, x: Tensor) -> Tensor:
         return self.decode(self.logits(x))

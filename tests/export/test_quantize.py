@@ -46,8 +46,8 @@ def test_softmax_paths_stay_float_and_the_trunk_is_int8(bins_convex_onnx, tmp_pa
 
     src = onnx.load(str(bins_convex_onnx))
     keep = set(float_nodes(src.graph))
-    softmaxes = [n.name for n in src.graph.node if n.op_type == "Softmax"]
-    assert len(softmaxes) == 2 and set(softmaxes) <= keep
+    softmaxes = [n.name for n in src.graph.node if n.op_type in ("Softmax", "Exp")]
+    assert len(softmaxes) == 2 and set(softmaxes) <= keep  # the bins head's (an Exp) and the refinement's
     convs = [n for n in src.graph.node if n.op_type == "Conv"]
     float_convs = sorted(n.name for n in convs if n.name in keep)
     # the bins logits, the annealed mean over the bins, the convex mask logits; not the mask's first conv
@@ -59,13 +59,16 @@ def test_softmax_paths_stay_float_and_the_trunk_is_int8(bins_convex_onnx, tmp_pa
     q = onnx.load(str(dst))
     producer = {o: n for n in q.graph.node for o in n.output}
     consumers = _consumers(q.graph)
-    for sm in (n for n in q.graph.node if n.op_type == "Softmax"):
+    for sm in (n for n in q.graph.node if n.op_type in ("Softmax", "Exp")):
         assert producer[sm.input[0]].op_type != "DequantizeLinear", sm.name
         assert all(c.op_type != "QuantizeLinear" for c in consumers[sm.output[0]]), sm.name
     quantized = {n.name for n in q.graph.node if n.op_type == "Conv"
                  and n.input[1] in producer and producer[n.input[1]].op_type == "DequantizeLinear"}
     assert quantized == {n.name for n in convs} - set(float_convs)
     assert any(p.key == "colorize.quantization" for p in q.metadata_props)
+    requantized = [n.name for n in q.graph.node if n.op_type == "QuantizeLinear"
+                   and n.input[0] in producer and producer[n.input[0]].name in keep]
+    assert requantized == []  # nothing computed in float is quantized again
 
     import onnxruntime as ort
 
