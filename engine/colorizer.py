@@ -27,6 +27,7 @@ backend is chosen.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Sequence
@@ -220,14 +221,10 @@ class Colorizer:
         return f"Colorizer({self.engine!r}, working_size={self.working_size}, min_working_size={self.min_working_size})"
 
 
-_WARMED = threading.Event()
-
-
+@functools.cache
 def _warm_up_merge() -> None:
     """Load the compiled merge (``engine.image.merge.warm_up``) on a daemon thread, once per process."""
-    if not _WARMED.is_set():
-        _WARMED.set()
-        threading.Thread(target=merge.warm_up, name="colorize-merge-warm-up", daemon=True).start()
+    threading.Thread(target=merge.warm_up, name="colorize-merge-warm-up", daemon=True).start()
 
 
 def model_min_working_size(metadata: dict) -> int:

@@ -110,7 +110,7 @@ def float_nodes(graph) -> list[str]:
     """Names of the nodes ``quantize_int8`` keeps in float: every Softmax or Exp, every node downstream of one,
     and the nodes on its data input back to the nearest Conv (that Conv included: it computes the logits).
 
-    A graph without Softmax (a regression head) gets an empty list: everything quantizable is quantized.
+    A graph without Softmax or Exp (a regression head) gets an empty list: everything quantizable is quantized.
     """
     producer = {out: node for node in graph.node for out in node.output}
     consumers: dict[str, list] = {}
@@ -173,9 +173,8 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration: n
     dst.parent.mkdir(parents=True, exist_ok=True)
     proto = onnx.load(os.fspath(src))
     fp32_initializers(proto)
-    unnamed = [i for i, n in enumerate(proto.graph.node) if not n.name]
-    for i in unnamed:  # nodes_to_exclude matches by name
-        proto.graph.node[i].name = f"colorize_node_{i}"
+    for i, node in enumerate(proto.graph.node):  # nodes_to_exclude matches by name
+        node.name = node.name or f"colorize_node_{i}"
     keep_float = float_nodes(proto.graph)
     with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
         plain = Path(tmp) / "fp32.onnx"

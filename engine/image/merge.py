@@ -25,6 +25,7 @@ the output's bit depth.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -230,20 +231,22 @@ _JIT_CONSTS = np.array([_XW, _ZW, 1 / 500, -1 / 200, 6.0 / 29.0, 3.0 * (6.0 / 29
                         65535, 0.5, 65535.49], dtype=_F32)
 _JIT_M = _M_INV.copy()
 _JIT_M[:, 1] -= _F32(1.0)  # d = linear RGB minus (Y, Y, Y): M's Y column enters as (m - 1)
-_JIT = []  # [module or None] once tried
+
+
+@functools.cache
+def _import_jit():
+    try:
+        from engine.image import merge_jit
+    except ImportError:
+        return None
+    return merge_jit
 
 
 def compiled():
     """``engine.image.merge_jit`` when it can be used (numba installed, ``COLORIZE_NO_JIT`` unset or 0), else None."""
     if os.environ.get("COLORIZE_NO_JIT", "") not in ("", "0"):
         return None
-    if not _JIT:
-        try:
-            from engine.image import merge_jit
-        except ImportError:
-            merge_jit = None
-        _JIT.append(merge_jit)
-    return _JIT[0]
+    return _import_jit()
 
 
 def warm_up() -> None:

@@ -22,9 +22,12 @@ _jit = numba.njit(nogil=True, cache=True, fastmath=False, error_model="numpy")
 
 
 @numba.njit(inline="always", fastmath=False, cache=True)
-def _pixel(out, r, c, y, fy, a, b, consts, m, enc):  # pragma: no cover - compiled
-    """One output pixel from the input's Y and f(Y) and its a, b (Lab units): ``_compose_chunk``'s steps 2-5."""
+def _pixel(out, r, c, y, fy, wide, i0, i1, gr0, gr, consts, m, enc):  # pragma: no cover - compiled
+    """Output pixel (r, c) from the input's Y and f(Y): a, b from the two rows of ``wide`` (the vertical taps of
+    the enlargement, Lab units), then ``_compose_chunk``'s steps 2-5."""
     one = np.float32(1.0)
+    a = wide[0, i0, c] * gr0 + wide[0, i1, c] * gr
+    b = wide[1, i0, c] * gr0 + wide[1, i1, c] * gr
     x = a * consts[2] + fy
     x = x * x * x if x > consts[4] else (x - consts[6]) * consts[5]
     x = x * consts[0]
@@ -54,9 +57,7 @@ def merge_gray(gray, lin, fyt, wide, r0, r1, g, consts, m, enc, out):  # pragma:
         gr0 = np.float32(1.0) - gr
         for c in range(W):
             code = gray[r, c]
-            a = wide[0, i0, c] * gr0 + wide[0, i1, c] * gr
-            b = wide[1, i0, c] * gr0 + wide[1, i1, c] * gr
-            _pixel(out, r, c, lin[code], fyt[code], a, b, consts, m, enc)
+            _pixel(out, r, c, lin[code], fyt[code], wide, i0, i1, gr0, gr, consts, m, enc)
 
 
 @_jit
@@ -67,6 +68,4 @@ def merge_planes(y, fy, wide, r0, r1, g, consts, m, enc, out):  # pragma: no cov
         i0, i1, gr = r0[r], r1[r], g[r]
         gr0 = np.float32(1.0) - gr
         for c in range(W):
-            a = wide[0, i0, c] * gr0 + wide[0, i1, c] * gr
-            b = wide[1, i0, c] * gr0 + wide[1, i1, c] * gr
-            _pixel(out, r, c, y[r, c], fy[r, c], a, b, consts, m, enc)
+            _pixel(out, r, c, y[r, c], fy[r, c], wide, i0, i1, gr0, gr, consts, m, enc)
