@@ -4,7 +4,8 @@
 
 Each of the 127 evaluation photos (BSDS500 val, McMaster, Set14) is reduced (bicubic, antialiased) to each long
 side, made gray with Pillow's ``convert("L")`` and colorized through ``engine.Colorizer`` with backend and
-precision ``auto``, as ``colorize images`` would (the photo model enlarges them to its minimum working size); the
+precision ``auto``, as ``colorize images`` would (the photo model enlarges them to its minimum working size), but
+each model alone (``small_model=None``: no hand-over to a small-image model); the
 figures are ``training.photo_eval``'s, against the gray input made the same way. It asks whether small *photos*
 should go to another model than large ones (CIFAR-10 images are not typical small photos: their chroma is
 smoothed, see ``../shared/data/cifar10/README.md``).
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default="resnet18-unet,resnet18-unet-photos")
     ap.add_argument("--sides", default="32,64,96,128,160")
     ap.add_argument("--photos", default=None, help="photos root (default ../shared/data/photos)")
+    ap.add_argument("--limit", type=int, default=0, help="the first N evaluation photos only (0 = all)")
     ap.add_argument("--out", default="benchmarks/results/small_images.json")
     args = ap.parse_args(argv)
     from engine.colorizer import Colorizer
@@ -46,12 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     from training.photo_eval import evaluate_arrays
     from training.photos import photo_paths
 
-    photos = [load_rgb(p) for p in photo_paths(args.photos, "eval")]
+    paths = photo_paths(args.photos, "eval")
+    photos = [load_rgb(p) for p in paths[: args.limit or None]]
     sides = [int(s) for s in args.sides.split(",")]
     small = {side: [("eval", shrink(a, side)) for a in photos] for side in sides}
     rows = []
     for model in args.models.split(","):
-        with Colorizer.load(model, "auto", "auto") as col:
+        with Colorizer.load(model, "auto", "auto", small_model=None) as col:
             for side, items in small.items():
                 r = evaluate_arrays(col, iter(items), len(items), col.engine.normalization)
                 rows.append({"model": model, "side": side, "backend": f"{col.engine.backend}/{col.engine.precision}",

@@ -15,6 +15,9 @@ How an image is colorized:
    model's ``min_working_size`` when it has one: a model trained on small images enlarged) and
    normalize it for the model.
 2. ``engine.run`` predicts ab at the working size (batched by ``Prepared.key``).
+   Tiny images (long side at most ``small_max_side``) can go to another model instead, the *small-image
+   model*, at their own size: by default the CIFAR-10 colorizer takes images of 32 px or less when the model is
+   the default photo model (docs/quality.md, "Small images").
 3. ``finish``: upsample ab bilinearly to full resolution and merge it with the
    input's own full-resolution luminance (``engine/image/merge.py``): the output's
    luminance equals the input's to rounding, whatever the working size. Colour
@@ -30,13 +33,14 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
-from engine.artifacts.model_ref import DEFAULT_PHOTO_MODEL
+from engine.artifacts.model_ref import (DEFAULT_PHOTO_MODEL, SMALL_IMAGE_MAX_SIDE, SMALL_IMAGE_MODEL,
+                                        resolve_model)
 from engine.engine import Engine
 from engine.image.io import DEFAULT_MAX_PIXELS, Decoded, from_pil, load_image
 from engine.image import merge
@@ -53,7 +57,8 @@ class Prepared:
     """One decoded image, ready for ``engine.run``.
 
     ``l`` is float32 [1, h, w], model-normalized L at the working size; ``key`` is
-    the working (h, w): items with equal keys can share one batch.
+    the working (h, w); ``small`` says the small-image model runs it. Items with equal
+    ``batch_key`` can share one batch (``Colorizer.run``).
     """
 
     l: np.ndarray
@@ -62,11 +67,17 @@ class Prepared:
     kind: str  # "pil" (PIL or path input: PIL output) or "array"
     dtype: np.dtype  # output dtype for "array" inputs
     path: str | None = None
+    small: bool = False
 
     @property
     def size(self) -> tuple[int, int]:
         """Full-resolution (height, width)."""
         return self.decoded.size
+
+    @property
+    def batch_key(self) -> tuple[bool, int, int]:
+        """Items with equal batch keys run in one ``Colorizer.run``: the same model and working shape."""
+        return (self.small, *self.key)
 
 
 def _decode_array(a: np.ndarray) -> Decoded:
@@ -86,19 +97,32 @@ class Colorizer:
 
     def __init__(
         self, engine: Engine, working_size: int = DEFAULT_WORKING_SIZE, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-        min_working_size: int | None = None,
+        min_working_size: int | None = None, *,
+        small_engine: Engine | Callable[[], Engine] | None = None, small_max_side: int = 0, small_name: str = "",
     ):
+        """``small_engine``: the small-image model's engine, or a function that loads it (called once, on the
+        first image whose long side is at most ``small_max_side``); None or ``small_max_side`` 0: no such model.
+        ``small_name``: its name, for messages before it is loaded."""
         if int(working_size) < 1:
             raise ValueError(f"working_size must be >= 1, got {working_size}")
         if min_working_size is None:  # the model's own (an engine-like object without a model ref: none)
             min_working_size = model_min_working_size(getattr(getattr(engine, "model", None), "metadata", None) or {})
         if int(min_working_size) < 0:
             raise ValueError(f"min_working_size must be >= 0, got {min_working_size}")
+        if int(small_max_side) < 0:
+            raise ValueError(f"small_max_side must be >= 0, got {small_max_side}")
         _warm_up_merge()
         self.engine = engine
         self.working_size = int(working_size)
         self.min_working_size = int(min_working_size)
         self.max_pixels = max_pixels
+        self.small_name = small_name
+        self.small_max_side = int(small_max_side) if small_engine is not None else 0
+        loaded = small_engine is None or hasattr(small_engine, "run")  # an engine (or engine-like object)
+        self._small_engine = small_engine if loaded else None
+        self._small_loader = None if loaded else small_engine
+        self._small_error = ""
+        self._small_lock = threading.Lock()
 
     @classmethod
     def load(
@@ -110,6 +134,8 @@ class Colorizer:
         working_size: int = DEFAULT_WORKING_SIZE,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         min_working_size: int | None = None,
+        small_model: str | os.PathLike | None = "auto",
+        small_max_side: int = SMALL_IMAGE_MAX_SIDE,
         **engine_options,
     ) -> "Colorizer":
         """Load ``model`` on ``backend`` at ``precision`` (as ``Engine.load``).
@@ -119,9 +145,45 @@ class Colorizer:
             max_pixels: files with more pixels are refused (decompression-bomb limit).
             min_working_size: images with a smaller long side are enlarged to it for the model (their output
                 stays at their size); None = the model's own (``inference.min_working_size`` of its checkpoint), 0 = never.
+            small_model: the model for images whose long side is at most ``small_max_side`` px, run at their
+                size on the same backend and precision and loaded on the first such image; "auto" =
+                ``SMALL_IMAGE_MODEL`` when ``model`` is the default photo model, else none; None = none.
         """
+        small = resolve_small_model(model, small_model)
+        loader = None
+        if small is not None and small_max_side > 0:
+            resolve_model(small)  # a wrong name or path fails now, not on the first small image
+            loader = functools.partial(Engine.load, small, backend, precision, **engine_options)
         return cls(Engine.load(model, backend, precision, **engine_options), working_size, max_pixels,
-                   min_working_size)
+                   min_working_size, small_engine=loader, small_max_side=small_max_side,
+                   small_name=os.fspath(small) if loader else "")
+
+    @property
+    def small_engine(self) -> Engine | None:
+        """The small-image model's engine (loaded now if it was not yet), or None when there is none."""
+        if self._small_engine is None and self._small_loader is not None:
+            with self._small_lock:
+                if self._small_engine is None and not self._small_error:
+                    try:
+                        self._small_engine = self._small_loader()
+                    except Exception as e:  # kept: every small image names the reason, none retries the load
+                        self._small_error = f"the small-image model did not load: {type(e).__name__}: {e}"
+                if self._small_error:
+                    raise RuntimeError(self._small_error)
+        return self._small_engine
+
+    def describe_small(self) -> str:
+        """The small-image model and its engine, as "resnet18-unet (openvino/int8)"; "" when there is none, and
+        only its name while it is not loaded (no image has needed it)."""
+        if not self.small_max_side:
+            return ""
+        e = self._small_engine
+        name = getattr(getattr(e, "model", None), "name", None) or self.small_name or "the small-image model"
+        return name if e is None else f"{name} ({e.backend}/{e.precision})"
+
+    def engine_for(self, prepared: Prepared) -> Engine:
+        """The engine that runs ``prepared``: the small-image model's or the main one."""
+        return self.small_engine if prepared.small else self.engine
 
     # -- the three steps -------------------------------------------------------------------------------------------
 
@@ -148,18 +210,28 @@ class Colorizer:
         h, w = decoded.size
         if h < 1 or w < 1:
             raise ValueError(f"image must be at least 1x1, got {w}x{h}" + (f" ({path})" if path else ""))
-        key = working_shape(h, w, self.working_size, self.engine.stride, self.min_working_size)
+        small = max(h, w) <= self.small_max_side
+        engine = self.small_engine if small else self.engine
+        key = working_shape(h, w, self.working_size, engine.stride, 0 if small else self.min_working_size)
         px = decoded.pixels
         # Enlarged (small images): bicubic, as the model saw them in training; reduced: bilinear, antialiased.
         resample = Image.BICUBIC if key[0] * key[1] > h * w else Image.BILINEAR
         if px.ndim == 2 and px.dtype == np.uint8 and key != (h, w):
             # 8-bit gray (the common case): resize the 1-byte image first (Pillow), then look up L*
-            small = Image.fromarray(px).resize((key[1], key[0]), resample, reducing_gap=2.0)
-            L = lightness(np.asarray(small))
+            resized = Image.fromarray(px).resize((key[1], key[0]), resample, reducing_gap=2.0)
+            L = lightness(np.asarray(resized))
         else:
             L = resize_plane(lightness(px), key, resample)
-        l = self.engine.normalization.normalize_l(L).astype(np.float32, copy=False)[None]
-        return Prepared(l, key, decoded, kind, dtype, path)
+        l = engine.normalization.normalize_l(L).astype(np.float32, copy=False)[None]
+        return Prepared(l, key, decoded, kind, dtype, path, small)
+
+    def run(self, prepared: Sequence[Prepared]) -> np.ndarray:
+        """ab (float32 [N, 2, h, w], model-normalized) for items of one ``batch_key``, in one ``engine.run``."""
+        if not prepared:
+            raise ValueError("run needs at least one prepared image")
+        if len({p.batch_key for p in prepared}) != 1:
+            raise ValueError("run takes items of one batch_key (one model, one working shape); group them first")
+        return self.engine_for(prepared[0]).run(np.stack([p.l for p in prepared]))
 
     def finish(self, prepared: Prepared, ab: np.ndarray) -> Image.Image | np.ndarray:
         """Merge ``ab`` (float32 [2, h, w], model-normalized, at the working size) with the full-resolution input.
@@ -175,7 +247,7 @@ class Colorizer:
         if prepared.key[0] > h or prepared.key[1] > w:  # an enlarged small image: ab back to its size, antialiased
             ab = np.stack([resize_plane(c, (h, w)) for c in ab])
         out_dtype = prepared.dtype if prepared.kind == "array" else np.uint8
-        scale = float(self.engine.normalization.denormalize_ab(1.0))
+        scale = float(self.engine_for(prepared).normalization.denormalize_ab(1.0))
         rgb = compose(d.pixels, ab, out_dtype, ab_scale=scale)  # ab enlarged to full size on the fly
         if prepared.kind == "array":
             if d.alpha is None:
@@ -189,19 +261,19 @@ class Colorizer:
     def colorize(self, image) -> Image.Image | np.ndarray:
         """Colorize one image (path, PIL image or ndarray); see ``finish`` for what comes back."""
         p = self.prepare(image)
-        return self.finish(p, self.engine.run(p.l[None])[0])
+        return self.finish(p, self.run([p])[0])
 
     def colorize_batch(self, images: Sequence, batch_size: int = 16) -> list:
-        """Colorize several images; those with the same working shape run in one ``engine.run``."""
+        """Colorize several images; those with the same model and working shape run in one ``engine.run``."""
         prepared = [self.prepare(im) for im in images]
         out: list = [None] * len(prepared)
-        groups: dict[tuple[int, int], list[int]] = {}
+        groups: dict[tuple, list[int]] = {}
         for i, p in enumerate(prepared):
-            groups.setdefault(p.key, []).append(i)
+            groups.setdefault(p.batch_key, []).append(i)
         for idx in groups.values():
             for s in range(0, len(idx), max(1, batch_size)):
                 chunk = idx[s : s + batch_size]
-                ab = self.engine.run(np.stack([prepared[i].l for i in chunk]))
+                ab = self.run([prepared[i] for i in chunk])
                 for j, i in enumerate(chunk):
                     out[i] = self.finish(prepared[i], ab[j])
         return out
@@ -210,6 +282,10 @@ class Colorizer:
 
     def close(self) -> None:
         self.engine.close()
+        with self._small_lock:
+            self._small_loader = None  # never loaded: nothing to close
+            if self._small_engine is not None:
+                self._small_engine.close()
 
     def __enter__(self) -> "Colorizer":
         return self
@@ -218,13 +294,25 @@ class Colorizer:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Colorizer({self.engine!r}, working_size={self.working_size}, min_working_size={self.min_working_size})"
+        small = f", small_max_side={self.small_max_side}" if self.small_max_side else ""
+        return (f"Colorizer({self.engine!r}, working_size={self.working_size}, "
+                f"min_working_size={self.min_working_size}{small})")
 
 
 @functools.cache
 def _warm_up_merge() -> None:
     """Load the compiled merge (``engine.image.merge.warm_up``) on a daemon thread, once per process."""
     threading.Thread(target=merge.warm_up, name="colorize-merge-warm-up", daemon=True).start()
+
+
+def resolve_small_model(model, small_model) -> str | os.PathLike | None:
+    """What ``Colorizer.load``'s ``small_model`` means for ``model``: "auto" is ``SMALL_IMAGE_MODEL`` for the
+    default photo model (by name) and none for any other model."""
+    if isinstance(small_model, str) and small_model == "auto":
+        return SMALL_IMAGE_MODEL if os.fspath(model) == DEFAULT_PHOTO_MODEL else None
+    if isinstance(small_model, str) and small_model.lower() == "none":
+        return None
+    return small_model
 
 
 def model_min_working_size(metadata: dict) -> int:

@@ -58,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-working-size", type=int, default=None,
                         help="photos/--pipeline: enlarge smaller images to this long side for the model "
                              "(default: the model's own, 0 = never)")
+    parser.add_argument("--small-model", default="auto",
+                        help="photos/--pipeline: model for images whose long side is at most --small-max-side, as "
+                             "`colorize images --small-model` (default auto: the CIFAR-10 model with the default "
+                             "photo model; none: every image on --model)")
+    parser.add_argument("--small-max-side", type=int, default=None,
+                        help="photos/--pipeline: see --small-model (default: as `colorize images`)")
     parser.add_argument("--backend", default="torch", help="photos: engine backend (default torch)")
     parser.add_argument("--precision", default="fp32", help="photos: engine precision (default fp32)")
 
@@ -102,6 +108,7 @@ def set_temperature(model, temperature: float) -> None:
 def photos_main(args: argparse.Namespace) -> int:
     """Through ``engine.Colorizer``: the photos' eval split, or with ``--pipeline`` CIFAR-10 images."""
     from engine import Colorizer
+    from engine.artifacts.model_ref import SMALL_IMAGE_MAX_SIDE
     from engine.colorizer import DEFAULT_WORKING_SIZE
     from training.photo_eval import evaluate_arrays, evaluate_photos
     from training.photos import photo_paths
@@ -116,8 +123,10 @@ def photos_main(args: argparse.Namespace) -> int:
 
             images, labels = load_cifar10(args.split, args.data)
             images, _ = subset(images, labels, args.limit)
+        small_max_side = SMALL_IMAGE_MAX_SIDE if args.small_max_side is None else args.small_max_side
         colorizer = Colorizer.load(args.model, args.backend, args.precision, working_size=working,
-                                   min_working_size=args.min_working_size)
+                                   min_working_size=args.min_working_size, small_model=args.small_model,
+                                   small_max_side=small_max_side)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -134,7 +143,8 @@ def photos_main(args: argparse.Namespace) -> int:
                           "backend": colorizer.engine.backend, "precision": colorizer.engine.precision},
            "split": "photos eval" if args.photos else f"cifar10 {args.split} (pipeline)",
            "limit": None if args.photos else (args.limit or None), "working_size": working,
-           "min_working_size": colorizer.min_working_size, **res}
+           "min_working_size": colorizer.min_working_size,
+           "small_model": colorizer.describe_small() or None, "small_max_side": colorizer.small_max_side, **res}
     if args.out:
         atomic_write_text(args.out, json.dumps(res, indent=2) + "\n")
     if args.json:

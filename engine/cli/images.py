@@ -65,6 +65,7 @@ class Plan:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from engine.artifacts.model_ref import DEFAULT_PHOTO_MODEL as DEFAULT_MODEL
     from engine.backends import BACKENDS
+    from engine.artifacts.model_ref import SMALL_IMAGE_MAX_SIDE, SMALL_IMAGE_MODEL
     from engine.colorizer import DEFAULT_WORKING_SIZE
     from engine.engine import PRECISIONS
     from engine.image.io import DEFAULT_MAX_PIXELS
@@ -80,6 +81,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="auto", help=f"{', '.join(PRECISIONS)} or auto (default: auto)")
     p.add_argument("--working-size", type=int, default=DEFAULT_WORKING_SIZE, metavar="PX",
                    help=f"long side the model runs at; ab is upsampled to full size (default: {DEFAULT_WORKING_SIZE})")
+    p.add_argument("--small-model", default="auto", metavar="NAME",
+                   help="model for images whose long side is at most --small-max-side, run at their size; "
+                        f"auto (default): {SMALL_IMAGE_MODEL} with the default model, none with any other; "
+                        "none: every image on --model")
+    p.add_argument("--small-max-side", type=int, default=SMALL_IMAGE_MAX_SIDE, metavar="PX",
+                   help=f"long side, in px, up to which --small-model takes an image (default: {SMALL_IMAGE_MAX_SIDE})")
     p.add_argument("--batch-size", type=int, default=8, help="images per inference batch (default: 8)")
     p.add_argument("-j", "--jobs", type=int, default=None,
                    help="decode/encode worker threads (default: min(4, CPU count); with --ray: per actor, "
@@ -179,6 +186,8 @@ def check_options(args: argparse.Namespace) -> None:
     Raises:
         UsageError: a bad value, or a Ray option without ``--ray``.
     """
+    if args.small_max_side < 0:
+        raise UsageError(f"--small-max-side must be >= 0, got {args.small_max_side}")
     if args.ray is not None and not _looks_like_address(args.ray):
         if not os.path.exists(args.ray):
             raise UsageError(f"--ray {args.ray!r}: neither a Ray address (host:port, ray://host:port, auto) nor an "
@@ -250,17 +259,23 @@ def output_folders(tasks: list[Task]) -> dict[Path, set[str]]:
 
 
 def finish(args: argparse.Namespace, plan: Plan, done: list, errors: list[tuple[str, str]], seconds: float,
-           engines: str, where: str = "", min_working_size: int = 0) -> int:
+           engines: str, where: str = "", min_working_size: int = 0, small_max_side: int = 0,
+           small_model: str = "") -> int:
     """Print the summary, write ``--report``, and return the exit status (0 all done, 1 some failed).
 
     ``min_working_size``: the model's (``engine.Colorizer``); the summary says how many outputs were of images
-    smaller than it, which the model ran enlarged to it."""
+    smaller than it, which the model ran enlarged to it. ``small_max_side``, ``small_model``: the Colorizer's
+    small-image model (its name and engine); the summary says how many images it ran."""
     n_ok = len(done)
     enlarge_to = min(min_working_size, args.working_size)  # the Colorizer never runs above the working size
-    small = sum(1 for e in done if getattr(e, "size", None) and max(e.size) < enlarge_to)
+    sides = [max(e.size) for e in done if getattr(e, "size", None)]
+    tiny = sum(1 for side in sides if side <= small_max_side)
+    small = sum(1 for side in sides if small_max_side < side < enlarge_to)
     summary = (f"colorized {n_ok} of {plan.found} images in {seconds:.1f} s "
                f"({n_ok / seconds if seconds > 0 else 0:.1f} img/s) with {engines}{where}, "
                f"working size {args.working_size}"
+               + (f"; {tiny} image{'s' if tiny != 1 else ''} of long side <= {small_max_side} px ran on "
+                  f"{small_model} at {'their' if tiny != 1 else 'its'} size" if tiny else "")
                + (f"; {small} small image{'s' if small != 1 else ''} (long side < {enlarge_to} px) enlarged to "
                   f"{enlarge_to} px for the model" if small else "")
                + (f"; {plan.skipped} skipped (output exists)" if plan.skipped else "")
@@ -305,7 +320,8 @@ def _run_here(args: argparse.Namespace, plan: Plan) -> int:
 
     try:
         col = Colorizer.load(args.model, args.backend, args.precision, working_size=args.working_size,
-                             max_pixels=args.max_pixels)
+                             max_pixels=args.max_pixels, small_model=args.small_model,
+                             small_max_side=args.small_max_side)
     except (ValueError, FileNotFoundError, ImportError, BackendError) as e:  # e.g. --backend torch without torch
         print(f"colorize images: error: {e}", file=sys.stderr)
         return 2
@@ -321,4 +337,5 @@ def _run_here(args: argparse.Namespace, plan: Plan) -> int:
         col.close()
     engines = f"{col.engine.backend}/{col.engine.precision}"
     return finish(args, plan, run.done, run.errors, time.perf_counter() - start, engines,
-                  min_working_size=col.min_working_size)
+                  min_working_size=col.min_working_size, small_max_side=col.small_max_side,
+                  small_model=col.describe_small())

@@ -10,6 +10,7 @@ and a job that stopped before any file came back; 1 when some files failed or we
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -27,6 +28,11 @@ def _check_model_options(args: argparse.Namespace) -> None:
     if args.precision != "auto" and args.precision not in PRECISIONS:
         raise ValueError(f"unknown precision {args.precision!r}; valid: {', '.join(PRECISIONS + ('auto',))}")
     resolve_model(args.model)
+    from engine.colorizer import resolve_small_model
+
+    small = resolve_small_model(args.model, args.small_model)
+    if small is not None:
+        resolve_model(small)
 
 
 def run_on_ray(args: argparse.Namespace, plan: Plan) -> int:
@@ -56,7 +62,8 @@ def run_on_ray(args: argparse.Namespace, plan: Plan) -> int:
         progress.start = time.perf_counter()  # the rate counts from here, not from Ray's start-up
 
     options = dict(model=args.model, backend=args.backend, precision=args.precision, working_size=args.working_size,
-                   max_pixels=args.max_pixels, quality=args.quality, batch_size=args.batch_size, jobs=args.jobs)
+                   max_pixels=args.max_pixels, quality=args.quality, batch_size=args.batch_size, jobs=args.jobs,
+                   small_model=args.small_model, small_max_side=args.small_max_side)
     try:
         run = run_tasks(plan.tasks, address=None if args.ray == "local" else args.ray, actors=args.ray_actors,
                         cpus_per_actor=args.ray_cpus_per_actor, gpus_per_actor=args.ray_gpus_per_actor,
@@ -78,8 +85,10 @@ def run_on_ray(args: argparse.Namespace, plan: Plan) -> int:
              f"process{'es' if len(run.actors) != 1 else ''} (Ray start-up {run.cluster.startup_s:.1f} s not counted; "
              f"first result after {run.first_row_s or 0:.1f} s)")
     from engine.artifacts.model_ref import resolve_model
-    from engine.colorizer import model_min_working_size
+    from engine.colorizer import model_min_working_size, resolve_small_model
 
+    small = resolve_small_model(args.model, args.small_model)
     return finish(args, plan, run.done, errors, run.run_s, engines, where,
-                  min_working_size=model_min_working_size(resolve_model(args.model).metadata))
+                  min_working_size=model_min_working_size(resolve_model(args.model).metadata),
+                  small_max_side=args.small_max_side if small is not None else 0, small_model=os.fspath(small or ""))
 

@@ -115,7 +115,7 @@ class TaskRunner:
 
         def run_batch(group: list) -> None:
             try:
-                ab = self.col.engine.run(np.stack([p.l for _, p in group]))
+                ab = self.col.run([p for _, p in group])
             except Exception as e:
                 for task, _ in group:
                     self.error(task, f"inference failed: {failure_reason(e)}")
@@ -142,11 +142,11 @@ class TaskRunner:
                     except Exception as e:
                         self.error(task, failure_reason(e))
                         continue
-                    pending.setdefault(p.key, []).append((task, p))
+                    pending.setdefault(p.batch_key, []).append((task, p))
                     n_pending += 1
-                    if len(pending[p.key]) >= bs:
-                        n_pending -= len(pending[p.key])
-                        run_batch(pending.pop(p.key))
+                    if len(pending[p.batch_key]) >= bs:
+                        n_pending -= len(pending[p.batch_key])
+                        run_batch(pending.pop(p.batch_key))
                     elif n_pending > lookahead:  # many different shapes: run the largest group now
                         key = max(pending, key=lambda k: len(pending[k]))
                         n_pending -= len(pending[key])

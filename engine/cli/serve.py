@@ -35,6 +35,9 @@ _HELP = {
     "backend": "inference backend (default auto)",
     "precision": "precision (default auto)",
     "working_size": "long side the model runs at (default: the Colorizer's)",
+    "small_model": "model for images whose long side is at most --small-max-side, run at their size (default auto: "
+                   "resnet18-unet with the default model, none with any other; none: every image on --model)",
+    "small_max_side": "long side, px, up to which --small-model takes an image (default 32)",
     "max_batch_size": "most images per engine.run (default 8)",
     "max_delay_ms": "longest wait for a batch to fill, in ms (default 5)",
     "max_queue_size": "requests waiting for the engine before 503 (default 64)",
@@ -91,14 +94,18 @@ def main(args: argparse.Namespace) -> int:
         print(f"colorize serve: {e}", file=sys.stderr)
         return 2
 
-    options = {} if config.working_size is None else {"working_size": config.working_size}
+    options = {"small_model": config.small_model, "small_max_side": config.small_max_side}
+    if config.working_size is not None:
+        options["working_size"] = config.working_size
     try:
         colorizer = Colorizer.load(config.model, config.backend, config.precision, **options)
     except (ValueError, FileNotFoundError, BackendError) as e:  # BackendError: e.g. no backend's extra installed
         print(f"colorize serve: cannot load model {config.model!r}: {e}", file=sys.stderr)
         return 2
     engine = colorizer.engine
-    print(f"colorize serve: {config.model} on {engine.backend}/{engine.precision}, "
+    small = (f" (images of long side <= {colorizer.small_max_side} px: {colorizer.describe_small()})"
+             if colorizer.small_max_side else "")
+    print(f"colorize serve: {config.model} on {engine.backend}/{engine.precision}{small}, "
           f"http://{config.host}:{config.port}; {malloc_note}", file=sys.stderr)
     if not config.loopback_only:
         print(f"colorize serve: WARNING: listening on {config.host}, reachable from other machines; "

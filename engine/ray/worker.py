@@ -24,7 +24,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from engine.artifacts.model_ref import DEFAULT_PHOTO_MODEL
+from engine.artifacts.model_ref import DEFAULT_PHOTO_MODEL, SMALL_IMAGE_MAX_SIDE
 from engine.colorizer import DEFAULT_WORKING_SIZE
 from engine.image.io import DEFAULT_MAX_PIXELS
 
@@ -59,7 +59,8 @@ class ColorizeBatch:
 
     Args:
         model, backend, precision: as ``engine.Colorizer.load`` (``colorize images --model/--backend/--precision``).
-        working_size, max_pixels, quality, batch_size: as the ``colorize images`` options of those names.
+        working_size, max_pixels, quality, batch_size, small_model, small_max_side: as the ``colorize images``
+            options of those names.
         threads: inference threads (default: the CPUs this process may use); Ray gives an actor
             ``num_cpus`` of scheduling share, not a CPU set, so pass its share here.
         jobs: decode/encode threads (default: ``threads``).
@@ -75,6 +76,8 @@ class ColorizeBatch:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         quality: int = 95,
         batch_size: int = 8,
+        small_model: str | os.PathLike | None = "auto",
+        small_max_side: int = SMALL_IMAGE_MAX_SIDE,
         threads: int | None = None,
         jobs: int | None = None,
     ):
@@ -87,6 +90,7 @@ class ColorizeBatch:
 
             Image.MAX_IMAGE_PIXELS = max_pixels  # our own limit is checked in load_image
         self.colorizer = Colorizer.load(model, backend, precision, working_size=working_size, max_pixels=max_pixels,
+                                        small_model=small_model, small_max_side=small_max_side,
                                         **_engine_options(backend, threads))
         self.options = SimpleNamespace(batch_size=batch_size, jobs=jobs or threads, quality=quality)
         self.engine = f"{self.colorizer.engine.backend}/{self.colorizer.engine.precision}"
@@ -126,8 +130,15 @@ class ColorizeBatch:
             "after": text((e.after or "") if e is not None else "" for e in entries),
             "node": text([self.node] * n),
             "pid": np.full(n, self.pid, dtype=np.int64),
-            "engine": text([self.engine] * n),
+            "engine": text(self._engine_of(w, h) for w, h in sizes),
         }
+
+    def _engine_of(self, width: int, height: int) -> str:
+        """Which engine ran an image of this size: the small-image model's ("resnet18-unet (openvino/int8)")
+        for one of long side <= small_max_side, else the main one ("openvino/int8")."""
+        if 0 < max(width, height) <= self.colorizer.small_max_side:
+            return self.colorizer.describe_small()
+        return self.engine
 
     def __del__(self):
         colorizer = getattr(self, "colorizer", None)

@@ -322,9 +322,11 @@ class DynamicBatcher(Generic[X, Y]):
                 raise BatcherError(f"batch function returned {len(results)} results for {len(batch)} items")
         except BaseException as e:  # every caller of this batch gets the error
             for req in batch:
+                req.item = None  # let go of it before its caller wakes
                 req.future.set_exception(e)
         else:
             for req, result in zip(batch, results):
+                req.item = None
                 req.future.set_result(result)
         finally:
             self._running = 0
@@ -336,16 +338,15 @@ class DynamicBatcher(Generic[X, Y]):
 
 
 def _key(prepared: Any) -> Hashable:
-    return prepared.key
+    return prepared.batch_key
 
 
 def engine_batch_fn(colorizer: Any) -> Callable[[list[Any]], list[np.ndarray]]:
-    """The batch function for ``Colorizer.prepare`` results: stack their ``l`` (all of one ``key``, so one
-    shape), one ``colorizer.engine.run``, one ab [2,h,w] per item."""
+    """The batch function for ``Colorizer.prepare`` results (all of one ``batch_key``: one model, one shape):
+    one ``colorizer.run``, one ab [2,h,w] per item."""
 
     def run(prepared: list[Any]) -> list[np.ndarray]:
-        l = np.stack([np.asarray(p.l, dtype=np.float32) for p in prepared])  # [N,1,h,w]
-        return list(colorizer.engine.run(l))
+        return list(colorizer.run(prepared))
 
     return run
 
@@ -354,13 +355,13 @@ class ColorizerBatcher:
     """Dynamic batching for a ``Colorizer``: many callers, one ``engine.run`` per batch.
 
     ``colorize`` / ``acolorize`` run ``colorizer.prepare`` on the caller's side,
-    queue the prepared L (grouped by ``Prepared.key``, so only same-size
-    inputs share a batch), and run ``colorizer.finish`` on the caller's side
+    queue the prepared L (grouped by ``Prepared.batch_key``, so only inputs
+    of one model and size share a batch), and run ``colorizer.finish`` on the caller's side
     again: decode and encode overlap inference on the worker.
 
     Args:
         colorizer: an object with ``prepare(image)``, ``finish(prepared, ab)``
-            and ``engine.run(l [N,1,h,w]) -> ab [N,2,h,w]`` (``engine.Colorizer``).
+            and ``run(prepared of one batch_key) -> ab [N,2,h,w]`` (``engine.Colorizer``).
         executor: where ``acolorize`` runs ``prepare``/``finish`` (default:
             the event loop's default executor).
         **batcher_options: ``DynamicBatcher`` options (``max_batch_size``,

@@ -110,7 +110,7 @@ class _Service:
                 self.colorizer = self._factory()
             self.batcher = DynamicBatcher(
                 engine_batch_fn(self.colorizer),
-                key=lambda p: p.key,
+                key=lambda p: p.batch_key,
                 max_batch_size=self.config.max_batch_size,
                 max_delay_ms=self.config.max_delay_ms,
                 # admit() bounds requests in flight to max_queue_size + max_batch_size before their body is
@@ -146,9 +146,12 @@ class _Service:
         side = int(getattr(self.colorizer, "working_size", 64))
         ramp = np.linspace(0, 255, side * side, dtype=np.float32).reshape(side, side).astype(np.uint8)
         image = Image.fromarray(ramp).convert("RGB")
+        tiny = int(getattr(self.colorizer, "small_max_side", 0))  # the small-image model: loaded and warmed too
         for i in range(self.config.warmup):
             n = 1 if i == 0 else self.config.max_batch_size
             prepared = [self.colorizer.prepare(image) for _ in range(n)]
+            if tiny:
+                prepared.append(self.colorizer.prepare(image.resize((tiny, tiny))))
             futures = [self.batcher.submit(p, None) for p in prepared]
             for p, f in zip(prepared, futures):
                 encode_image(self.colorizer.finish(p, f.result()), "png")

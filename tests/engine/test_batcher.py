@@ -262,6 +262,10 @@ class _Prepared:
     l: np.ndarray  # [1,h,w]
     key: tuple
 
+    @property
+    def batch_key(self) -> tuple:
+        return self.key
+
 
 class _Engine:
     def __init__(self):
@@ -278,6 +282,9 @@ class _Colorizer:
     def __init__(self):
         self.engine = _Engine()
         self.threads = set()
+
+    def run(self, prepared) -> np.ndarray:
+        return self.engine.run(np.stack([p.l for p in prepared]))
 
     def prepare(self, image):
         self.threads.add(threading.current_thread().name)

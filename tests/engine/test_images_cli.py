@@ -288,3 +288,30 @@ def test_summary_names_small_images_run_enlarged(tmp_path, capsys):
     assert "1 small image (long side < 64 px) enlarged to 64 px for the model" in err
     with Image.open(out / "small.png") as im:
         assert im.size == (30, 20)
+
+
+def test_summary_names_images_run_on_the_small_image_model(tmp_path, capsys):
+    """The default model hands images of long side <= --small-max-side to the CIFAR-10 model at their size; the
+    summary says how many and on what; --small-model none keeps every image on the photo model."""
+    pytest.importorskip("onnxruntime")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(_gray(32, 32)).save(folder / "tiny.png")
+    Image.fromarray(_gray(24, 40)).save(folder / "small.png")
+    Image.fromarray(_gray(120, 90)).save(folder / "big.png")
+    fast = ["--backend", "onnxruntime", "--precision", "fp32", "--working-size", "96", "-q"]
+    assert main(["images", str(folder), "-o", str(tmp_path / "a"), *fast]) == 0
+    err = capsys.readouterr().err
+    assert "1 image of long side <= 32 px ran on resnet18-unet (onnxruntime/fp32) at its size" in err
+    assert "1 small image (long side < 96 px) enlarged to 96 px for the model" in err
+    assert main(["images", str(folder), "-o", str(tmp_path / "b"), *fast, "--small-max-side", "40"]) == 0
+    assert "2 images of long side <= 40 px ran on resnet18-unet" in capsys.readouterr().err
+    assert main(["images", str(folder), "-o", str(tmp_path / "c"), *fast, "--small-model", "none"]) == 0
+    err = capsys.readouterr().err
+    assert "ran on" not in err and "2 small images (long side < 96 px) enlarged" in err
+    for name in ("tiny.png", "small.png", "big.png"):
+        with Image.open(tmp_path / "a" / name) as a, Image.open(tmp_path / "c" / name) as c:
+            assert a.size == c.size
+            assert (np.asarray(a) != np.asarray(c)).any() == (name == "tiny.png")  # only the tiny one differs
+    assert main(["images", str(folder), "-o", str(tmp_path / "d"), *fast, "--small-max-side", "-1"]) == 2
+    assert "--small-max-side must be >= 0" in capsys.readouterr().err

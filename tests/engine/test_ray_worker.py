@@ -50,7 +50,9 @@ def test_batch_rows_and_outputs_match_the_local_run(tmp_path):
     assert [(int(w), int(h)) for w, h in zip(rows["width"], rows["height"])][:3] == [(36, 24), (30, 20), (20, 40)]
     assert rows["before"][0].startswith("data:image/jpeg;base64,") and rows["after"][0].startswith("data:image/jpeg")
     assert rows["before"][1] == rows["after"][1] == "" == rows["before"][3]  # only requested, only when done
-    assert set(rows["engine"]) == {"onnxruntime/fp32"} and set(rows["pid"]) == {os.getpid()}
+    # b.png (30 px long side) ran on the small-image model, the others on the model asked for
+    assert list(rows["engine"][:3]) == ["onnxruntime/fp32", "resnet18-unet (onnxruntime/fp32)", "onnxruntime/fp32"]
+    assert set(rows["pid"]) == {os.getpid()}
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.jpg"]  # no temporary file left
     for n in ("a.png", "b.png", "c.jpg"):  # the code the local run uses: the same pixels (JPEG: same encoder)
         assert np.abs(_pixels(out / n) - _pixels(tmp_path / "local" / n)).max() <= 1, n

@@ -33,6 +33,10 @@ class FakePrepared:
     l: np.ndarray  # [1,h,w] float32 in [0,1]
     key: tuple
 
+    @property
+    def batch_key(self) -> tuple:
+        return self.key
+
 
 class FakeEngine:
     backend = "fake"
@@ -60,6 +64,9 @@ class FakeColorizer:
     def __init__(self, **engine_kw):
         self.engine = FakeEngine(**engine_kw)
         self.prepared = 0
+
+    def run(self, prepared) -> np.ndarray:
+        return self.engine.run(np.stack([p.l for p in prepared]))
 
     def prepare(self, image) -> FakePrepared:
         self.prepared += 1
@@ -403,6 +410,20 @@ def test_not_ready_while_loading_then_ready():
         assert col.engine.batch_sizes == [1, 4]  # warm-up: one image, then a full batch
         assert metrics(s.url).get("colorize_batch_size_count", 0) == 0  # warm-up is not counted
     assert col.engine.closed  # made by the factory: the app owns and closes it
+
+
+def test_warm_up_also_runs_the_small_image_model():
+    """A Colorizer with a small-image model: warm-up passes include an image of its size, so the model is loaded
+    (it loads on the first such image) and run before /readyz says ready."""
+    col = FakeColorizer()
+    col.small_max_side = 16
+    sizes = []
+    prepare = col.prepare
+    col.prepare = lambda image: sizes.append(image.size) or prepare(image)
+    with serving(col, warmup=2, max_batch_size=4):
+        pass
+    assert sorted(col.engine.batch_sizes) == [1, 1, 1, 4]  # one image, a full batch, and a small one each time
+    assert sizes.count((16, 16)) == 2
 
 
 def test_failed_load_is_reported_by_readyz():

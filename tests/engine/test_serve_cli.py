@@ -24,6 +24,9 @@ def test_config_env_then_flags():
     assert not ServeConfig(host="0.0.0.0").loopback_only
     assert ServeConfig(io_threads=3).io_workers == 3 and 1 <= ServeConfig().io_workers <= 4
     assert ServeConfig().malloc == "tuned" and ServeConfig.from_sources({"COLORIZE_MALLOC": "default"}).malloc == "default"
+    assert (ServeConfig().small_model, ServeConfig().small_max_side) == ("auto", 32)
+    small = ServeConfig.from_sources({"COLORIZE_SMALL_MODEL": "none", "COLORIZE_SMALL_MAX_SIDE": "48"})
+    assert (small.small_model, small.small_max_side) == ("none", 48)
 
 
 @pytest.mark.parametrize(
@@ -32,7 +35,8 @@ def test_config_env_then_flags():
      ({"COLORIZE_MAX_QUEUE_SIZE": "0"}, "max_queue_size=0"),
      ({"COLORIZE_DEFAULT_FORMAT": "gif"}, "default_format='gif'"),
      ({"COLORIZE_MALLOC": "jemalloc"}, "malloc='jemalloc': expected one of tuned, default"),
-     ({"COLORIZE_IO_THREADS": "0"}, "io_threads=0")],
+     ({"COLORIZE_IO_THREADS": "0"}, "io_threads=0"),
+     ({"COLORIZE_SMALL_MAX_SIDE": "-1"}, "small_max_side=-1")],
 )
 def test_config_errors_name_the_setting(env, match):
     with pytest.raises(ValueError, match=match):
