@@ -23,8 +23,9 @@ How an image is colorized:
    luminance equals the input's to rounding, whatever the working size. Colour
    inputs are accepted; their colour is replaced. Alpha is kept.
 
-Thread-safe: a ``Colorizer`` holds no mutable state; ``Engine`` serializes
-backend calls when the backend needs it. Never imports torch unless the torch
+Thread-safe: the one state a ``Colorizer`` changes is the small-image model's
+engine, loaded once under a lock; ``Engine`` serializes backend calls when the
+backend needs it. Never imports torch unless the torch
 backend is chosen.
 """
 

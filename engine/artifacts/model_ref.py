@@ -29,7 +29,7 @@ DEFAULT_MODEL = "resnet18-unet"
 #: kinds of gray (docs/models-and-training.md, docs/quality.md).
 DEFAULT_PHOTO_MODEL = "resnet18-unet-photos"
 #: The default photo model's small-image model and the long side, in px, up to which it takes images at their
-#: size (``Colorizer.load(small_model="auto")``): on CIFAR-10 test images it beats the photo model by 0.5 dB, and
+#: size (``Colorizer.load(small_model="auto")``): on CIFAR-10 test images it beats the photo model by 0.6 dB, and
 #: on photos reduced to 32 px it is about as good; larger, the photo model is better (docs/quality.md).
 SMALL_IMAGE_MODEL = DEFAULT_MODEL
 SMALL_IMAGE_MAX_SIDE = 32
