@@ -211,7 +211,7 @@ class Colorizer:
         h, w = decoded.size
         if h < 1 or w < 1:
             raise ValueError(f"image must be at least 1x1, got {w}x{h}" + (f" ({path})" if path else ""))
-        small = max(h, w) <= self.small_max_side
+        small = runs_small((h, w), self.small_max_side)
         engine = self.small_engine if small else self.engine
         key = working_shape(h, w, self.working_size, engine.stride, 0 if small else self.min_working_size)
         px = decoded.pixels
@@ -304,6 +304,11 @@ class Colorizer:
 def _warm_up_merge() -> None:
     """Load the compiled merge (``engine.image.merge.warm_up``) on a daemon thread, once per process."""
     threading.Thread(target=merge.warm_up, name="colorize-merge-warm-up", daemon=True).start()
+
+
+def runs_small(size: tuple[int, int], small_max_side: int) -> bool:
+    """Whether an image of ``size`` (either order; (0, 0): none) goes to the small-image model."""
+    return 0 < max(size) <= small_max_side
 
 
 def resolve_small_model(model, small_model) -> str | os.PathLike | None:

@@ -27,6 +27,8 @@ DEFAULT_CLASSIFIER = Path(__file__).resolve().parent.parent / "models" / "weight
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from engine.artifacts.model_ref import SMALL_IMAGE_MAX_SIDE
+
     parser.add_argument("--model", default="resnet18-unet", help="shipped model name or checkpoint .json (default %(default)s)")
     parser.add_argument("--data", default=None, help="CIFAR-10 folder with test.zip (default: ../shared/data/cifar10)")
     parser.add_argument("--split", default="test", choices=("test", "train"))
@@ -62,8 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="photos/--pipeline: model for images whose long side is at most --small-max-side, as "
                              "`colorize images --small-model` (default auto: the CIFAR-10 model with the default "
                              "photo model; none: every image on --model)")
-    parser.add_argument("--small-max-side", type=int, default=None,
-                        help="photos/--pipeline: see --small-model (default: as `colorize images`)")
+    parser.add_argument("--small-max-side", type=int, default=SMALL_IMAGE_MAX_SIDE,
+                        help="photos/--pipeline: see --small-model (default: %(default)s, as `colorize images`)")
     parser.add_argument("--backend", default="torch", help="photos: engine backend (default torch)")
     parser.add_argument("--precision", default="fp32", help="photos: engine precision (default fp32)")
 
@@ -108,7 +110,6 @@ def set_temperature(model, temperature: float) -> None:
 def photos_main(args: argparse.Namespace) -> int:
     """Through ``engine.Colorizer``: the photos' eval split, or with ``--pipeline`` CIFAR-10 images."""
     from engine import Colorizer
-    from engine.artifacts.model_ref import SMALL_IMAGE_MAX_SIDE
     from engine.colorizer import DEFAULT_WORKING_SIZE
     from training.photo_eval import evaluate_arrays, evaluate_photos
     from training.photos import photo_paths
@@ -123,10 +124,9 @@ def photos_main(args: argparse.Namespace) -> int:
 
             images, labels = load_cifar10(args.split, args.data)
             images, _ = subset(images, labels, args.limit)
-        small_max_side = SMALL_IMAGE_MAX_SIDE if args.small_max_side is None else args.small_max_side
         colorizer = Colorizer.load(args.model, args.backend, args.precision, working_size=working,
                                    min_working_size=args.min_working_size, small_model=args.small_model,
-                                   small_max_side=small_max_side)
+                                   small_max_side=args.small_max_side)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -64,8 +64,8 @@ class Plan:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from engine.artifacts.model_ref import DEFAULT_PHOTO_MODEL as DEFAULT_MODEL
-    from engine.backends import BACKENDS
     from engine.artifacts.model_ref import SMALL_IMAGE_MAX_SIDE, SMALL_IMAGE_MODEL
+    from engine.backends import BACKENDS
     from engine.colorizer import DEFAULT_WORKING_SIZE
     from engine.engine import PRECISIONS
     from engine.image.io import DEFAULT_MAX_PIXELS
@@ -266,11 +266,13 @@ def finish(args: argparse.Namespace, plan: Plan, done: list, errors: list[tuple[
     ``min_working_size``: the model's (``engine.Colorizer``); the summary says how many outputs were of images
     smaller than it, which the model ran enlarged to it. ``small_max_side``, ``small_model``: the Colorizer's
     small-image model (its name and engine); the summary says how many images it ran."""
+    from engine.colorizer import runs_small
+
     n_ok = len(done)
     enlarge_to = min(min_working_size, args.working_size)  # the Colorizer never runs above the working size
-    sides = [max(e.size) for e in done if getattr(e, "size", None)]
-    tiny = sum(1 for side in sides if side <= small_max_side)
-    small = sum(1 for side in sides if small_max_side < side < enlarge_to)
+    sizes = [e.size for e in done if getattr(e, "size", None)]
+    tiny = sum(1 for size in sizes if runs_small(size, small_max_side))
+    small = sum(1 for size in sizes if not runs_small(size, small_max_side) and max(size) < enlarge_to)
     summary = (f"colorized {n_ok} of {plan.found} images in {seconds:.1f} s "
                f"({n_ok / seconds if seconds > 0 else 0:.1f} img/s) with {engines}{where}, "
                f"working size {args.working_size}"

@@ -17,8 +17,9 @@ import time
 from engine.cli.images import Plan, finish
 
 
-def _check_model_options(args: argparse.Namespace) -> None:
-    """What ``Colorizer.load`` would refuse at once, checked without loading a backend on the driver."""
+def _check_model_options(args: argparse.Namespace):
+    """What ``Colorizer.load`` would refuse at once, checked without loading a backend on the driver; returns the
+    small-image model (``engine.colorizer.resolve_small_model``), None when there is none."""
     from engine.artifacts.model_ref import resolve_model
     from engine.backends import BACKENDS
     from engine.engine import PRECISIONS
@@ -33,6 +34,7 @@ def _check_model_options(args: argparse.Namespace) -> None:
     small = resolve_small_model(args.model, args.small_model)
     if small is not None:
         resolve_model(small)
+    return small
 
 
 def run_on_ray(args: argparse.Namespace, plan: Plan) -> int:
@@ -48,7 +50,7 @@ def run_on_ray(args: argparse.Namespace, plan: Plan) -> int:
         return 2
 
     try:
-        _check_model_options(args)
+        small = _check_model_options(args)
     except (ValueError, FileNotFoundError) as e:
         return fail(str(e))
     if not plan.tasks:  # every output exists (--skip-existing): nothing to start Ray for
@@ -85,9 +87,8 @@ def run_on_ray(args: argparse.Namespace, plan: Plan) -> int:
              f"process{'es' if len(run.actors) != 1 else ''} (Ray start-up {run.cluster.startup_s:.1f} s not counted; "
              f"first result after {run.first_row_s or 0:.1f} s)")
     from engine.artifacts.model_ref import resolve_model
-    from engine.colorizer import model_min_working_size, resolve_small_model
+    from engine.colorizer import model_min_working_size
 
-    small = resolve_small_model(args.model, args.small_model)
     return finish(args, plan, run.done, errors, run.run_s, engines, where,
                   min_working_size=model_min_working_size(resolve_model(args.model).metadata),
                   small_max_side=args.small_max_side if small is not None else 0, small_model=os.fspath(small or ""))

@@ -136,7 +136,9 @@ class ColorizeBatch:
     def _engine_of(self, width: int, height: int) -> str:
         """Which engine ran an image of this size: the small-image model's ("resnet18-unet (openvino/int8)")
         for one of long side <= small_max_side, else the main one ("openvino/int8")."""
-        if 0 < max(width, height) <= self.colorizer.small_max_side:
+        from engine.colorizer import runs_small
+
+        if runs_small((width, height), self.colorizer.small_max_side):
             return self.colorizer.describe_small()
         return self.engine
 
