@@ -61,7 +61,7 @@ _HELP = {
     "max_pixels": "largest image, width*height (default 25000000; then 413)",
     "default_format": f"output when neither ?format= nor Accept chooses ({', '.join(OUTPUT_FORMATS)}; default png)",
     "jpeg_quality": "JPEG/WebP quality (default 90)",
-    "retry_after_s": "Retry-After seconds sent with 503 (default 1)",
+    "retry_after_s": "Retry-After seconds sent with 503 and 429 (default 1)",
     "io_threads": "threads that decode and encode images (default min(4, CPUs))",
     "malloc": "tuned: cap glibc malloc arenas at 2 and fix its mmap threshold, so RSS stays bounded under load "
               "(MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ in the environment win); default: leave malloc as is",

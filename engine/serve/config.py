@@ -50,7 +50,7 @@ class ServeConfig:
     # -- responses
     default_format: str = "png"  # output when neither ?format= nor Accept picks one
     jpeg_quality: int = 90
-    retry_after_s: int = 1  # Retry-After on 503
+    retry_after_s: int = 1  # Retry-After on 503 and 429
     # -- process
     io_threads: int | None = None  # threads that decode, prepare, merge and encode; None: min(4, CPUs)
     # tuned: glibc malloc capped at 2 arenas, fixed mmap threshold (engine/serve/allocator.py); default: glibc's own
