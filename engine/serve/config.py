@@ -3,7 +3,8 @@ filled from environment variables, then command-line flags (flags win).
 
 Every field ``name`` can be set by the variable ``COLORIZE_<NAME>`` (upper
 case), e.g. ``COLORIZE_PORT=9000``, ``COLORIZE_MAX_BATCH_SIZE=16``, and by the
-flag ``--name-with-dashes``.
+flag ``--name-with-dashes``. A boolean field is a switch (``--insecure-no-auth``)
+and a variable of 1/true/yes/on or 0/false/no/off.
 """
 
 from __future__ import annotations

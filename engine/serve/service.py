@@ -22,11 +22,12 @@ keys) has at most ``max_concurrent_per_client`` ``/colorize`` requests in
 flight (429 + Retry-After beyond), inside the global limit below.
 
 Errors are JSON ``{"error": ..., "status": ...}``: 400 corrupt image or bad
-request, 401 no or wrong API key, 406 no acceptable output format, 413 body over ``max_upload_bytes``
-(from Content-Length before reading, or while streaming a chunked body) or
-image over ``max_pixels`` (from the header, before decoding), 415 not an image
-Pillow can read, 429 + Retry-After over the per-client cap, 503 + Retry-After when overloaded, not ready or shutting
-down, 504 request timeout, 500 anything else.
+request, 401 no or wrong API key, 406 no acceptable output format, 413 body
+over ``max_upload_bytes`` (from Content-Length before reading, or while
+streaming a chunked body) or image over ``max_pixels`` (from the header, before
+decoding), 415 not an image Pillow can read, 429 + Retry-After over the
+per-client cap, 503 + Retry-After when overloaded, not ready or shutting down,
+504 request timeout, 500 anything else.
 
 Inference goes through ``engine.serve.batcher.DynamicBatcher``: decode and
 ``Colorizer.prepare`` run in the service's own pool of ``io_threads``

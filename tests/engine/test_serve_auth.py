@@ -217,7 +217,10 @@ def test_per_client_cap_by_key(key_file):
     with serving(col, api_key_file=str(key_file), max_concurrent_per_client=2, max_delay_ms=0,
                  retry_after_s=2) as (url, app), httpx.Client(timeout=WAIT) as client, ThreadPoolExecutor(6) as pool:
         service = app.state.service
-        post = lambda key, seed: client.post(url + "/colorize", content=png(seed), headers=bearer(key))  # noqa: E731
+
+        def post(key: str, seed: int):
+            return client.post(url + "/colorize", content=png(seed), headers=bearer(key))
+
         a = [pool.submit(post, KEY_A, i) for i in range(4)]
         wait_until(lambda: sum(f.done() for f in a) == 2, "two of A's four requests were not refused")
         refused = [f.result() for f in a if f.done()]
