@@ -213,7 +213,8 @@ class Colorizer:
             raise ValueError(f"image must be at least 1x1, got {w}x{h}" + (f" ({path})" if path else ""))
         small = runs_small((h, w), self.small_max_side)
         engine = self.small_engine if small else self.engine
-        key = working_shape(h, w, self.working_size, engine.stride, 0 if small else self.min_working_size)
+        static = getattr(engine, "static_size", None)  # a static-size model: prepared at its size, batched as one
+        key = static or working_shape(h, w, self.working_size, engine.stride, 0 if small else self.min_working_size)
         px = decoded.pixels
         # Enlarged (small images): bicubic, as the model saw them in training; reduced: bilinear, antialiased.
         resample = Image.BICUBIC if key[0] * key[1] > h * w else Image.BILINEAR
