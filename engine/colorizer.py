@@ -154,7 +154,8 @@ class Colorizer:
         loader = None
         if small is not None and small_max_side > 0:
             resolve_model(small)  # a wrong name or path fails now, not on the first small image
-            loader = functools.partial(Engine.load, small, backend, precision, **engine_options)
+            small_options = {k: v for k, v in engine_options.items() if k != "io"}  # the main model's description
+            loader = functools.partial(Engine.load, small, backend, precision, **small_options)
         return cls(Engine.load(model, backend, precision, **engine_options), working_size, max_pixels,
                    min_working_size, small_engine=loader, small_max_side=small_max_side,
                    small_name=os.fspath(small) if loader else "")

@@ -162,6 +162,8 @@ def test_api_takes_a_description_for_a_file_without_one(tmp_path):
     L = np.full((1, 1, 5, 9), 70.0, np.float32)
     with Engine.load(src, backend="onnxruntime", precision="fp32", io=io) as eng:
         np.testing.assert_allclose(eng.run((L - 50) / 50) * 110, own.expected_ab("tutorial", L), atol=ADAPT_ATOL)
+    with Colorizer.load(src, backend="onnxruntime", precision="fp32", io=io) as col:
+        assert col.colorize(np.full((9, 7), 180, np.uint8)).shape == (9, 7, 3)
     with pytest.raises(ValueError, match="colorize.format"):
         Engine.load(src, backend="onnxruntime", precision="fp32")  # no description: not a colorize model
 
