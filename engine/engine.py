@@ -108,8 +108,9 @@ def adapted_model(ref: ModelRef, io: ModelIO | dict | str | None = None) -> tupl
     return ref, adapter
 
 
-def quality_guard(backend: Backend, ref: ModelRef, stride: int | ModelAdapter, options: dict, cache_dir=None):
-    """Run (or fetch the cached verdict of) the quality guard for a non-FP32 ``backend``."""
+def quality_guard(backend: Backend, ref: ModelRef, adapter: ModelAdapter | int, options: dict, cache_dir=None):
+    """Run (or fetch the cached verdict of) the quality guard for a non-FP32 ``backend``; ``adapter``: the
+    model's (or, for our convention, its stride), so both precisions run as ``Engine.run`` runs them."""
     from engine.artifacts.cache import ArtifactCache
     from engine.guard import TOLERANCE_DB, GuardResult, check_quality, load_guard_data
 
@@ -117,8 +118,8 @@ def quality_guard(backend: Backend, ref: ModelRef, stride: int | ModelAdapter, o
     artifact = backend.artifact_id() if hasattr(backend, "artifact_id") else None
     cache = ArtifactCache(cache_dir)
     key = None
-    adapter = stride if isinstance(stride, ModelAdapter) else ModelAdapter(ModelIO.native(ref.normalization, stride),
-                                                                             ref.normalization)
+    if not isinstance(adapter, ModelAdapter):
+        adapter = ModelAdapter(ModelIO.native(ref.normalization, adapter), ref.normalization)
     if artifact is not None:
         key = {"kind": "guard", **artifact, "data": data.source, "tolerance_db": TOLERANCE_DB[backend.precision]}
         if not adapter.native:
@@ -140,14 +141,15 @@ def quality_guard(backend: Backend, ref: ModelRef, stride: int | ModelAdapter, o
 
 
 class Engine:
-    def __init__(self, ref: ModelRef, backend: Backend, stride: int | ModelAdapter, guard_result=None,
+    def __init__(self, ref: ModelRef, backend: Backend, adapter: ModelAdapter | int, guard_result=None,
                  selection=None):
+        """``adapter``: the model's ``ModelAdapter``, or for our convention its stride."""
         self.model = ref
         self._backend = backend
-        if not isinstance(stride, ModelAdapter):
-            stride = ModelAdapter(ModelIO.native(ref.normalization, stride), ref.normalization)
+        if not isinstance(adapter, ModelAdapter):
+            adapter = ModelAdapter(ModelIO.native(ref.normalization, adapter), ref.normalization)
         #: the pre- and post-processing around the model (identity for our own models' convention)
-        self.adapter = stride
+        self.adapter = adapter
         #: H, W of ``Colorizer`` working shapes are rounded to this (1 for a static-size model)
         self.stride = self.adapter.stride
         self.normalization = ref.normalization
@@ -202,7 +204,7 @@ class Engine:
             ref = onnx_ref(model)
         else:
             ref = resolve_model(model)
-        ref, stride = adapted_model(ref, io)  # stride: the adapter, which knows the model's stride
+        ref, adapter = adapted_model(ref, io)
         if cache_dir is not None:
             options["cache_dir"] = os.fspath(cache_dir)
 
@@ -211,13 +213,13 @@ class Engine:
             result = None
             if guard and precision != "fp32":
                 try:
-                    result = quality_guard(be, ref, stride, options, options.get("cache_dir"))
+                    result = quality_guard(be, ref, adapter, options, options.get("cache_dir"))
                 except BaseException:
                     be.close()
                     raise
                 if not result.passed:
                     warnings.warn(f"{backend} {precision}: {result.describe()}", stacklevel=2)
-            return cls(ref, be, stride, result)._probed()
+            return cls(ref, be, adapter, result)._probed()
 
         candidates = [
             (b, p)
@@ -245,7 +247,7 @@ class Engine:
             result = None
             if guard and p != "fp32":
                 try:
-                    result = quality_guard(be, ref, stride, options, options.get("cache_dir"))
+                    result = quality_guard(be, ref, adapter, options, options.get("cache_dir"))
                 except (BackendError, ImportError, RuntimeError, FileNotFoundError) as e:
                     be.close()
                     tried.append((b, p, f"guard could not run: {e}"))
@@ -255,7 +257,7 @@ class Engine:
                     tried.append((b, p, f"rejected: {result.describe()}"))
                     continue
             tried.append((b, p, "selected"))
-            return cls(ref, be, stride, result, tried)._probed()
+            return cls(ref, be, adapter, result, tried)._probed()
         lines = "\n".join(f"  {b} {p}: {why}" for b, p, why in tried)
         raise BackendError(f"no backend could run {ref.name!r} (backend={backend}, precision={precision}):\n{lines}")
 

@@ -253,3 +253,29 @@ def test_onnx_path_of_an_imported_model_never_imports_torch(models):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "ok" in r.stdout
+
+
+def test_colorize_images_runs_an_imported_model(models, tmp_path):
+    from PIL import Image
+
+    from engine.cli.main import main
+
+    (tmp_path / "in").mkdir()
+    gray = np.random.default_rng(3).integers(0, 256, (40, 70), dtype=np.uint8)
+    Image.fromarray(gray).save(tmp_path / "in" / "a.png")
+    Image.fromarray(gray[:25]).save(tmp_path / "in" / "b.png")
+    rc = main(["images", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(models["ddcolor"]),
+               "--backend", "onnxruntime", "--precision", "fp32"])
+    assert rc == 0
+    out = np.asarray(Image.open(tmp_path / "out" / "a.png"))
+    assert out.shape == (40, 70, 3) and np.abs(lightness(out) - lightness(gray)).max() <= 0.5
+
+
+def test_our_convention_is_the_identity():
+    from engine.model_adapter import ModelAdapter
+
+    adapter = ModelAdapter(ModelIO.native(DEFAULT_NORMALIZATION, 8), DEFAULT_NORMALIZATION)
+    l = np.random.default_rng(4).uniform(-1, 1, (2, 1, 16, 24)).astype(np.float32)
+    assert adapter.native and adapter.to_model(l) is l  # no copy, no conversion
+    y = np.random.default_rng(5).uniform(-1, 1, (2, 2, 16, 24)).astype(np.float32)
+    np.testing.assert_array_equal(adapter.from_model(y, (13, 20)), y[:, :, :13, :20])
