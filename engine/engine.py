@@ -30,7 +30,7 @@ from engine.artifacts.model_ref import DEFAULT_MODEL, ModelRef, resolve_model
 from engine.backends import BACKENDS, backend_class
 from engine.backends.base import Backend, BackendError
 from engine.model_adapter import ModelAdapter
-from engine.model_io import ModelIO, model_io
+from engine.model_io import ModelIO, ModelIOError, model_io
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
@@ -96,7 +96,11 @@ def adapted_model(ref: ModelRef, io: ModelIO | dict | str | None = None) -> tupl
         io = ModelIO.from_json(io)
     elif isinstance(io, dict):
         io = ModelIO.from_dict(io)
-    io = io if io is not None else model_io(ref)
+    if io is None:
+        try:
+            io = model_io(ref)
+        except ModelIOError as e:
+            raise ModelIOError(f"{ref.onnx or ref.checkpoint or ref.name}: metadata 'colorize.io': {e}") from None
     adapter = ModelAdapter(io, ref.normalization)
     if not adapter.native:
         if ref.onnx is not None:

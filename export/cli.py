@@ -94,10 +94,15 @@ def main(args: argparse.Namespace) -> int:
 
 def _main_module(args: argparse.Namespace) -> int:
     """``--module``: a user's own nn.Module (export/module_export.py)."""
-    from export.onnx_export import ExportError
-    from export.module_export import export_module
     from engine.model_io import ModelIO, ModelIOError, read_io_file
 
+    try:
+        from export.module_export import export_module
+        from export.onnx_export import ExportError
+    except ImportError as e:
+        print(f"colorize export --module needs torch, onnx and onnxruntime: pip install 'colorize[torch]' ({e})",
+              file=sys.stderr)
+        return 2
     try:
         if not args.io:
             io = ModelIO.native()

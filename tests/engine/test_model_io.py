@@ -279,3 +279,16 @@ def test_our_convention_is_the_identity():
     assert adapter.native and adapter.to_model(l) is l  # no copy, no conversion
     y = np.random.default_rng(5).uniform(-1, 1, (2, 2, 16, 24)).astype(np.float32)
     np.testing.assert_array_equal(adapter.from_model(y, (13, 20)), y[:, :, :13, :20])
+
+
+def test_a_bad_description_in_the_file_fails_at_load_naming_file_and_field(models, tmp_path):
+    import onnx
+
+    proto = onnx.load(str(models["zhang"]))
+    for p in proto.metadata_props:
+        if p.key == "colorize.io":
+            d = json.loads(p.value)
+            p.value = json.dumps(d | {"output": "yuv"})
+    onnx.save(proto, str(tmp_path / "bad.onnx"))
+    with pytest.raises(ModelIOError, match=r"bad\.onnx: metadata 'colorize.io': .*'output': unknown kind 'yuv'"):
+        Engine.load(tmp_path / "bad.onnx", backend="onnxruntime", precision="fp32")
