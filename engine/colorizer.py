@@ -13,7 +13,8 @@ How an image is colorized:
    size* (8-bit gray is reduced first, as bytes, then looked up) (long side ``working_size``, rounded to the model's
    stride; smaller images run at their own size, see ``engine/image/resize.py``, or are enlarged to the
    model's ``min_working_size`` when it has one: a model trained on small images enlarged) and
-   normalize it for the model.
+   normalize it for the model. A static-size model of another convention (``engine/model_io.py``) gets every
+   image at its own H x W instead, so all images share one batch shape.
 2. ``engine.run`` predicts ab at the working size (batched by ``Prepared.key``).
    Tiny images (long side at most ``small_max_side``) can go to another model instead, the *small-image
    model*, at their own size: by default the CIFAR-10 colorizer takes images of 32 px or less when the model is
@@ -58,7 +59,7 @@ class Prepared:
     """One decoded image, ready for ``engine.run``.
 
     ``l`` is float32 [1, h, w], model-normalized L at the working size; ``key`` is
-    the working (h, w); ``small`` says the small-image model runs it. Items with equal
+    the working (h, w) (a static-size model's own size); ``small`` says the small-image model runs it. Items with equal
     ``batch_key`` can share one batch (``Colorizer.run``).
     """
 
