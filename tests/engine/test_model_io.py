@@ -292,3 +292,30 @@ def test_a_bad_description_in_the_file_fails_at_load_naming_file_and_field(model
     onnx.save(proto, str(tmp_path / "bad.onnx"))
     with pytest.raises(ModelIOError, match=r"bad\.onnx: metadata 'colorize.io': .*'output': unknown kind 'yuv'"):
         Engine.load(tmp_path / "bad.onnx", backend="onnxruntime", precision="fp32")
+
+
+def test_serve_runs_an_imported_model(models):
+    import io as _io
+    import time
+
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from engine.serve.config import ServeConfig
+    from engine.serve.service import create_app
+
+    gray = np.random.default_rng(6).integers(0, 256, (30, 50), dtype=np.uint8)
+    buf = _io.BytesIO()
+    Image.fromarray(gray).save(buf, "PNG")
+    app = create_app(lambda: Colorizer.load(models["deoldify"], backend="onnxruntime", precision="fp32"),
+                     ServeConfig(warmup=0, log_level="warning"))
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 60
+        while client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "service not ready"
+            time.sleep(0.05)
+        r = client.post("/colorize", content=buf.getvalue(), headers={"content-type": "image/png"})
+    assert r.status_code == 200, r.text
+    out = np.asarray(Image.open(_io.BytesIO(r.content)).convert("RGB"))
+    assert out.shape == (30, 50, 3) and np.abs(lightness(out) - lightness(gray)).max() <= 0.5
