@@ -132,4 +132,6 @@ def _main_module(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {report.path} ({ModelIO.from_dict(report.io).describe()}); parity with eager FP32 on "
               f"{len(report.sizes)} sizes: max |d| / (1 + max |y|) = {report.max_abs:.2e} <= {report.tolerance:g}")
+        if args.int8:
+            print(f"wrote {args.int8} (static INT8, QDQ, calibrated through the model's convention)")
     return 0
