@@ -12,6 +12,9 @@ ONNX Runtime and OpenVINO fold the casts at load, so compute stays FP32). The pa
 compares with eager FP32 on the same fp16-rounded weights, so it still tests the export, not the
 rounding; the rounding's own effect is reported separately (``max_abs_vs_unrounded``).
 
+The metadata states our convention as ``colorize.io`` (``engine.model_io.ModelIO.native``), as every model
+of another convention states its own (``colorize import``, ``colorize export --module``).
+
 Parity: ONNX Runtime (CPU) against eager FP32 on several sizes, max |delta ab| <= ``PARITY_ATOL``
 (normalized ab units); the export fails (nothing written) when it does not hold.
 """
@@ -33,6 +36,7 @@ from torch import nn
 from engine.artifacts.model_ref import ModelRef, resolve_model
 from engine.artifacts.onnx_metadata import FORMAT, OnnxMetadata
 from engine.fsutil import atomic_write_bytes
+from engine.model_io import ModelIO
 
 #: max |delta ab| between ONNX Runtime and eager FP32 (normalized units). FP32 kernels differ only in
 #: summation order; over ~20 conv layers that stays around 1e-6..1e-5, so 1e-4 leaves margin.
@@ -334,6 +338,7 @@ def export_onnx(
         weights_dtype=weights,
         random_init=ref.random_init,
         min_working_size=int((ref.metadata.get("inference") or {}).get("min_working_size", 0)),
+        io=ModelIO.native(ref.normalization, stride).to_dict(),  # our convention, stated like any model's
     )
     meta.write_to(proto)
     try:

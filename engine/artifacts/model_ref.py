@@ -86,8 +86,23 @@ def _from_onnx(path: Path) -> ModelRef:
         onnx=path,
         sha256=meta.weights_sha256,
         metadata={"total_stride": meta.total_stride, "weights_dtype": meta.weights_dtype, "random_init": meta.random_init,
-                  "inference": {"min_working_size": meta.min_working_size}},
+                  "inference": {"min_working_size": meta.min_working_size}} | ({"io": meta.io} if meta.io else {}),
     )
+
+
+def onnx_ref(path: str | os.PathLike) -> ModelRef:
+    """An ONNX file as a model, with or without colorize metadata (without: its I/O convention must be given,
+    ``Engine.load(path, io=...)``; named after the file, identified by its sha256)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"ONNX model not found: {p}")
+    from engine.artifacts.onnx_metadata import PREFIX, read_props
+
+    if PREFIX + "format" in read_props(p):
+        return _from_onnx(p)
+    from engine.artifacts.cache import sha256_file
+
+    return ModelRef(name=p.stem, arch="onnx", onnx=p, sha256=sha256_file(p), metadata={"total_stride": 1})
 
 
 def shipped_models() -> list[str]:

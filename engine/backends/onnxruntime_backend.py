@@ -74,6 +74,9 @@ class OnnxRuntimeBackend(Backend):
         got = self.session.get_providers()
         if want not in got:  # onnxruntime-gpu falls back to CPU silently
             raise BackendError(f"onnxruntime asked for {want} but the session got {got} (no usable GPU?)")
+        io = ref.metadata.get("io") or {}  # a model of another convention names its tensors (engine/model_io.py)
+        self.input_name = io.get("input_name") or self.session.get_inputs()[0].name
+        self.output_name = io.get("output_name") or self.session.get_outputs()[0].name
         self.provider = provider
         self.path = path
         self.version = ort.__version__
@@ -89,8 +92,8 @@ class OnnxRuntimeBackend(Backend):
         }
 
     def _run(self, l: np.ndarray) -> np.ndarray:
-        (ab,) = self.session.run(None, {"l": np.ascontiguousarray(l, dtype=np.float32)})
-        return ab
+        (y,) = self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(l, dtype=np.float32)})
+        return y
 
     def _close(self) -> None:
         self.session = None

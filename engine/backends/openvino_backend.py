@@ -81,6 +81,9 @@ class OpenVinoBackend(Backend):
             self._model = core.read_model(str(self.path))
         except Exception as e:  # openvino raises RuntimeError subclasses of its own
             raise BackendError(f"openvino could not read {self.path}: {e}") from None
+        io = ref.metadata.get("io") or {}  # a model of another convention names its tensors (engine/model_io.py)
+        self._in = io.get("input_name") or self._model.inputs[0].any_name
+        self._out = io.get("output_name") or self._model.outputs[0].any_name
         self._ov, self._core = ov, core
         self.mode = mode
         self.cores = num_threads or cpu_cores()
@@ -125,16 +128,16 @@ class OpenVinoBackend(Backend):
         with self._lock:
             _, queue, streams = self._get(mode)
             if streams == 1 or len(l) < streams:
-                return queue[0].infer({0: l})[0].copy()
+                return queue[0].infer({self._in: l})[self._out].copy()
             chunks = np.array_split(l, streams)
             out: list[np.ndarray | None] = [None] * len(chunks)
 
             def done(request, i):
-                out[i] = request.get_output_tensor(0).data.copy()
+                out[i] = request.get_tensor(self._out).data.copy()
 
             queue.set_callback(done)
             for i, chunk in enumerate(chunks):
-                queue.start_async({0: chunk}, i)
+                queue.start_async({self._in: chunk}, i)
             queue.wait_all()
         return np.concatenate(out)
 

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("training.cli", "train a classifier or a colorizer"),
     "evaluate": ("training.evaluate_cli", "measure a colorizer's quality on CIFAR-10 or photos"),
     "export": ("export.cli", "export a model to ONNX (BN folded, parity-checked)"),
+    "import": ("engine.cli.import_model", "describe an ONNX colorizer of another convention (colorize.io)"),
     "build": ("export.build_cli", "build a TensorRT engine from an ONNX model"),
     "bench": ("benchmarks.cli", "benchmark latency and throughput against eager PyTorch"),
     "serve": ("engine.cli.serve", "serve colorization over HTTP"),
