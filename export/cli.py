@@ -35,7 +35,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         from export.onnx_export import ExportError, export_onnx
     except ImportError as e:
-        print(f"colorize export needs torch and onnx: pip install 'colorize[torch]' ({e})", file=sys.stderr)
+        print(f'colorize export needs torch and onnx: pip install ".[torch]" ({e})', file=sys.stderr)
         return 2
     try:
         report = export_onnx(args.model, args.output, weights=args.weights, opset=args.opset)

@@ -97,7 +97,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"refuse images with more pixels (decompression-bomb limit; default: {DEFAULT_MAX_PIXELS:,})")
     p.add_argument("--report", metavar="HTML", help="write a before/after gallery page here")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    g = p.add_argument_group("Ray (the same job on a cluster; needs colorize[ray]; see docs/ray.md)")
+    g = p.add_argument_group('Ray (the same job on a cluster; needs pip install ".[ray]"; see docs/ray.md)')
     g.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="run on Ray: alone, an embedded Ray instance on this machine (loopback only); "
                         "ADDRESS (host:port, ray://host:port, or auto for $RAY_ADDRESS) joins a running cluster")

@@ -234,7 +234,7 @@ def create_app(colorizer_or_factory: Any | Callable[[], Any], config: ServeConfi
         config: limits and batching (default ``ServeConfig()``).
 
     Raises:
-        MissingDependency: fastapi is not installed (``pip install 'colorize[serve]'``).
+        MissingDependency: fastapi is not installed (``pip install ".[serve]"``).
     """
     require("fastapi", "serve")
     from fastapi import FastAPI, Request

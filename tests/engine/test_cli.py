@@ -38,7 +38,7 @@ def test_importing_engine_and_cli_does_not_import_torch():
 
 
 def test_images_on_the_samples_with_the_defaults_never_imports_torch(tmp_path):
-    """``colorize images examples/ -o OUT`` as run after ``pip install 'colorize[cpu]'``: the default model and
+    """``colorize images examples/ -o OUT`` as run after ``pip install ".[cpu]"``: the default model and
     backend auto, with an empty artifact cache so that the quality guard runs as well; torch is never imported."""
     pytest.importorskip("onnxruntime")
     out = tmp_path / "out"
