@@ -30,6 +30,26 @@ def test_console_script_help():
     assert r.returncode == 0 and "COMMAND" in r.stdout
 
 
+def test_version(capsys):
+    from engine import __version__
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"colorize {__version__}"
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_help_has_no_rst_markup(command, capsys):
+    if command not in build_parser()._subparsers._group_actions[0].choices:
+        pytest.skip(f"{command} is not built in this checkout")
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text
+    if command == "images":
+        assert text.startswith("usage: colorize images INPUT [INPUT ...] -o OUTDIR")
+
+
 def test_importing_engine_and_cli_does_not_import_torch():
     code = "import sys, engine, engine.cli, engine.image.color, engine.image.padding, engine.artifacts.model_ref, " \
            "engine.engine; engine.cli.build_parser(); assert 'torch' not in sys.modules, 'torch imported'"
