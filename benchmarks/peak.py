@@ -10,8 +10,9 @@ the peak measured here, in the same process, at the matching precision:
     no bf16 configuration runs elsewhere;
   * ``cpu/int8``: ONNX Runtime ``MatMulInteger`` (uint8 x int8 -> int32, the
     kernel family its static-INT8 models run on; AVX512-VNNI or AMX when MLAS
-    finds them, AVX2 ``vpmaddubsw`` on CPUs without VNNI, named in ``how``), when onnxruntime and onnx are installed; one multiply-add
-    counts as 2 operations, as for the floating-point peaks;
+    finds them, AVX2 ``vpmaddubsw`` on CPUs without VNNI, as ``how`` says),
+    when onnxruntime and onnx are installed; one multiply-add counts as 2
+    operations, as for the floating-point peaks;
   * ``cuda/fp32``, ``cuda/fp16``, ``cuda/bf16``: torch ``mm`` on the GPU
     (fp32 with TF32 off), when a CUDA device is present.
 

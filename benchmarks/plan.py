@@ -3,8 +3,8 @@
 The plan enumerates ``engine.backends.BACKENDS`` (or an injected registry):
 every class's ``precisions``, ``available()`` and ``precision_unavailable(p)``
 (None = usable, else the reason, recorded as "skipped": a missing extra or
-device, or a precision this CPU lacks, such as bf16 on an AVX2-only CPU). Eager ``torch``/``fp32`` is always added as the
-baseline unless disabled.
+device, or a precision this CPU lacks, such as bf16 on an AVX2-only CPU).
+Eager ``torch``/``fp32`` is always added as the baseline unless disabled.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     from engine import cpu
     cpu.features().bf16          # native bf16 arithmetic (AVX512-BF16, AMX-BF16)
     cpu.features().vnni          # int8 dot-product instructions (AVX512-VNNI, AVX-VNNI, AMX-INT8)
-    cpu.features().missing("bf16")   # None, or why this CPU cannot run that precision natively
+    cpu.precision_missing("bf16")    # None, or why this CPU cannot run that precision natively
 
 Sources: the ``/proc/cpuinfo`` flags (Linux) and, when openvino is installed, its CPU plugin's
 ``OPTIMIZATION_CAPABILITIES``, which say what its kernels will use; for bf16 OpenVINO's answer wins
@@ -109,3 +109,9 @@ def _cached() -> CpuFeatures:
 def features() -> CpuFeatures:
     """This CPU's features, probed once per process."""
     return _cached()
+
+
+def precision_missing(precision: str) -> str | None:
+    """Why this CPU cannot run ``precision`` natively, else None. Probes only for bf16 (the one precision that
+    depends on the CPU), so asking about fp32 or int8 never imports openvino."""
+    return features().missing(precision) if precision == "bf16" else None

@@ -52,7 +52,7 @@ class OpenVinoBackend(Backend):
 
     @classmethod
     def precision_unavailable(cls, precision: str) -> str | None:
-        return cpu.features().missing(precision)
+        return cpu.precision_missing(precision)
 
     def __init__(
         self,

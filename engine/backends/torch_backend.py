@@ -44,7 +44,7 @@ class TorchBackend(Backend):
 
     @classmethod
     def precision_unavailable(cls, precision: str) -> str | None:
-        return cpu.features().missing(precision)  # autocast bf16 without native bf16 is emulated, slower than fp32
+        return cpu.precision_missing(precision)  # autocast bf16 without native bf16 is emulated, slower than fp32
 
     def __init__(self, ref: ModelRef, precision: str = "fp32", num_threads: int | None = None):
         super().__init__(precision)

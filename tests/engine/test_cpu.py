@@ -99,3 +99,14 @@ def test_auto_on_a_cpu_without_bf16_or_vnni(fake_cpu, monkeypatch):
         outcomes = [(p, why.split(":")[0]) for _, p, why in eng.selection]
         assert outcomes == [("int8", "failed to load"), ("bf16", "unavailable"), ("fp32", "selected")]
         assert eng.run(np.zeros((1, 1, 16, 16), np.float32)).shape == (1, 2, 16, 16)
+
+
+def test_asking_about_fp32_or_int8_never_probes(monkeypatch):
+    def probe():
+        raise AssertionError("probed")
+
+    monkeypatch.setattr(cpu, "features", probe)
+    for backend in ("openvino", "torch", "onnxruntime"):
+        assert all(backend_class(backend).precision_unavailable(p) is None for p in ("fp32", "int8"))
+    with pytest.raises(AssertionError, match="probed"):
+        cpu.precision_missing("bf16")
