@@ -136,7 +136,7 @@ def test_hooks_give_every_declared_request_type_decodable_images():
     check()
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_schemathesis_finds_nothing(server, tmp_path, seed):
     """Every phase (examples, coverage, fuzzing), every default check, a bounded number of examples, for a few
     fixed seeds (reproducible: ``--seed``; each draws other requests).
