@@ -46,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         from export.onnx_export import ExportError, export_onnx
     except ImportError as e:
-        print(f"colorize export needs torch and onnx: pip install 'colorize[torch]' ({e})", file=sys.stderr)
+        print(f'colorize export needs torch and onnx: pip install ".[torch]" ({e})', file=sys.stderr)
         return 2
     if args.module:
         return _main_module(args)

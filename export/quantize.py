@@ -22,7 +22,7 @@ slower than FP32 on this kind of CPU.
 Calibration data: ``calibration_l(n)`` takes CIFAR-10 train images (``training.cifar``); the engine
 passes a few hundred. A model trained on photos is calibrated on what it will see instead:
 ``photo_calibration_l`` cuts crops from the photos' train split at the working size
-(``training.photos``; ``colorize export --calibration photos``). Needs ``onnx`` and ``onnxruntime`` (``pip install 'colorize[cpu]'``).
+(``training.photos``; ``colorize export --calibration photos``). Needs ``onnx`` and ``onnxruntime`` (``pip install ".[cpu]"``).
 """
 
 from __future__ import annotations

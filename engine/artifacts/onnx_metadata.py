@@ -109,7 +109,7 @@ def read_props(path: str | os.PathLike) -> dict[str, str]:
         import onnx
     except ImportError:
         raise ImportError(
-            f"reading {path} needs onnxruntime or onnx: pip install 'colorize[cpu]'"
+            f'reading {path} needs onnxruntime or onnx: pip install ".[cpu]"'
         ) from None
     try:
         proto = onnx.load(os.fspath(path), load_external_data=False)

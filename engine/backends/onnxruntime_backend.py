@@ -37,7 +37,7 @@ class OnnxRuntimeBackend(Backend):
         import importlib.util
 
         if importlib.util.find_spec("onnxruntime") is None:
-            return "onnxruntime is not installed (pip install 'colorize[cpu]')"
+            return 'onnxruntime is not installed (pip install ".[cpu]")'
         return None
 
     def __init__(
@@ -100,7 +100,7 @@ class OnnxRuntimeBackend(Backend):
 
 
 class OnnxRuntimeCudaBackend(OnnxRuntimeBackend):
-    """ONNX Runtime with the CUDA provider (``pip install 'colorize[gpu]'``), FP32.
+    """ONNX Runtime with the CUDA provider (``pip install ".[gpu]"``), FP32.
 
     ``available()`` only sees that the provider is listed (onnxruntime-gpu lists it even without a
     GPU); loading then checks the providers the session really got, so ``auto`` moves on when the
@@ -116,9 +116,9 @@ class OnnxRuntimeCudaBackend(OnnxRuntimeBackend):
         try:
             import onnxruntime as ort
         except ImportError:
-            return "onnxruntime-gpu is not installed (pip install 'colorize[gpu]')"
+            return 'onnxruntime-gpu is not installed (pip install ".[gpu]")'
         if "CUDAExecutionProvider" not in ort.get_available_providers():
-            return "this onnxruntime has no CUDAExecutionProvider (pip install 'colorize[gpu]')"
+            return 'this onnxruntime has no CUDAExecutionProvider (pip install ".[gpu]")'
         return None
 
     def __init__(self, ref: ModelRef, precision: str = "fp32", *, num_threads: int | None = None, cache_dir=None):

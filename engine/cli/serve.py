@@ -1,4 +1,4 @@
-"""Serve colorization over HTTP (FastAPI + uvicorn; pip install 'colorize[serve]').
+"""Serve colorization over HTTP (FastAPI + uvicorn; pip install ".[serve]").
 
     colorize serve                                   # 127.0.0.1:8000, resnet18-unet-photos, backend auto
     colorize serve --port 9000 --max-batch-size 16 --max-delay-ms 10

@@ -279,7 +279,7 @@ def create_app(
             now, or none when it is None.
 
     Raises:
-        MissingDependency: fastapi is not installed (``pip install 'colorize[serve]'``).
+        MissingDependency: fastapi is not installed (``pip install ".[serve]"``).
         ValueError: ``config.api_key_file`` cannot be read or holds no key.
     """
     require("fastapi", "serve")
