@@ -236,8 +236,15 @@ class ColorizeTask:
 
 def train_colorizer(cfg: ColorizeConfig, *, resume: bool = False) -> dict:
     """Train a colorizer as configured; returns the last epoch record."""
-    from training.cifar import load_cifar10
     from training.loop import fit
+
+    task, x, y = build_colorizer_run(cfg)
+    return fit(cfg, task, x, y, resume=resume, workers=cfg.workers)
+
+
+def build_colorizer_run(cfg: ColorizeConfig):
+    """(task, training images or per-epoch source, labels) of a run as configured, ready for ``training.loop.fit``."""
+    from training.cifar import load_cifar10
 
     from training.gray import check_method
 
@@ -267,6 +274,5 @@ def train_colorizer(cfg: ColorizeConfig, *, resume: bool = False) -> dict:
             scale = DEFAULT_NORMALIZATION.ab_scale
             grid = {"bin_size": 2 * scale / cfg.arch_kwargs.get("bins_per_axis", DEFAULT_BINS_PER_AXIS),
                     "ab_range": scale}
-        weights = weights_from_images(x.for_epoch(0) if hasattr(x, "for_epoch") else x, cfg.rebalance, cfg.rebalance_power, seed=cfg.seed, **grid)
-    task = ColorizeTask(cfg, xt, weights)
-    return fit(cfg, task, x, y, resume=resume, workers=cfg.workers)
+        weights = weights_from_images(x.for_epoch(0, workers=cfg.workers) if hasattr(x, "for_epoch") else x, cfg.rebalance, cfg.rebalance_power, seed=cfg.seed, **grid)
+    return ColorizeTask(cfg, xt, weights), x, y
