@@ -156,41 +156,41 @@ class PhotoCrops:
         y0, x0 = rng.uniform(0, h - wy), rng.uniform(0, w - wx)
         return (x0, y0, x0 + wx, y0 + wy)
 
-    def _resize(self, im: np.ndarray, box: tuple[float, float, float, float] | None) -> np.ndarray:
-        """``box`` of ``im`` resized to the crop (bicubic); the whole image when ``box`` is None (CIFAR)."""
+    def _cut(self, im: np.ndarray, boxes: list[tuple[float, float, float, float] | None]) -> list[np.ndarray]:
+        """The crops of ``im`` at ``boxes``, each resized to the crop (bicubic); the whole image for a None box
+        (CIFAR). ``im`` becomes a Pillow image once for all its crops."""
         from PIL import Image
 
-        c = self.crop
-        if box is None:
-            return np.asarray(Image.fromarray(im).resize((c, c), Image.BICUBIC))
-        return np.asarray(Image.fromarray(im).resize((c, c), Image.BICUBIC, box=box, reducing_gap=2.0))
+        c, pil = self.crop, Image.fromarray(im)
+        return [np.asarray(pil.resize((c, c), Image.BICUBIC)) if box is None
+                else np.asarray(pil.resize((c, c), Image.BICUBIC, box=box, reducing_gap=2.0)) for box in boxes]
 
     def for_epoch(self, epoch: int, workers: int = 1) -> np.ndarray:
         """uint8 [len(self), crop, crop, 3]: the photos' crops, then the enlarged CIFAR images.
 
-        The windows are drawn in one sequence; ``workers`` > 1 resizes them in that many threads (Pillow releases
+        The windows are drawn in one sequence; ``workers`` > 1 cuts them in that many threads (Pillow releases
         the GIL while it resamples), with the same result.
         """
         rng = np.random.default_rng([self.seed, epoch])
-        jobs: list[tuple[np.ndarray, tuple | None]] = []
-        for im in self.photos:
-            for _ in range(self.per_image):
-                jobs.append((im, self._box(im, rng)))
+        jobs: list[tuple[np.ndarray, list]] = [(im, [self._box(im, rng) for _ in range(self.per_image)])
+                                               for im in self.photos]
         if self.cifar_per_epoch:
-            jobs += [(self.cifar[i], None) for i in rng.choice(len(self.cifar), self.cifar_per_epoch, replace=False)]
+            jobs += [(self.cifar[i], [None]) for i in rng.choice(len(self.cifar), self.cifar_per_epoch, replace=False)]
+        starts = np.cumsum([0] + [len(b) for _, b in jobs]).tolist()
         out = np.empty((len(self), self.crop, self.crop, 3), np.uint8)
 
-        def fill(k: int) -> None:
-            out[k] = self._resize(*jobs[k])
+        def fill(j: int) -> None:
+            for k, crop in enumerate(self._cut(*jobs[j]), start=starts[j]):
+                out[k] = crop
 
         if workers > 1:
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(fill, range(len(jobs)), chunksize=64))
+                list(pool.map(fill, range(len(jobs)), chunksize=16))
         else:
-            for k in range(len(jobs)):
-                fill(k)
+            for j in range(len(jobs)):
+                fill(j)
         return out
 
 
