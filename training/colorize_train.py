@@ -213,7 +213,8 @@ class ColorizeTask:
         if self.cfg.photos:
             from training.photos import SPLITS
 
-            return {"dataset": "photos (../shared/data/photos)", "split": "train: " + ", ".join(SPLITS["train"]),
+            where = "../shared/data/photos" if self.cfg.photos == "default" else self.cfg.photos
+            return {"dataset": f"photos ({where})", "split": "train: " + ", ".join(SPLITS["train"]),
                     "input": io, "resolution": f"random {self.cfg.crop}x{self.cfg.crop} crops of photos reduced to "
                                                f"a long side of {self.cfg.working_size}",
                     "validation": "center crops of split 'eval': " + ", ".join(SPLITS["eval"])}

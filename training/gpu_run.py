@@ -185,7 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(a.threads)
     run_dir = out / "run" if a.keep_state else Path(tempfile.mkdtemp(prefix="gpu-run-"))
     cfg = _config(a, run_dir)
-    task, source, labels = build_colorizer_run(cfg)
+    try:
+        task, source, labels = build_colorizer_run(cfg)
+    except (FileNotFoundError, ValueError, ModuleNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     t_setup = time.perf_counter()
     rate = measure_step_rate(task, cfg.batch_size, cfg.crop, a.warmup_steps)
     t_warm = time.perf_counter()

@@ -43,7 +43,7 @@ METRICS_FILE = "metrics.jsonl"
 
 
 class Task(Protocol):
-    model: nn.Module
+    model: nn.Module  # a task may also have ``device`` (torch.device; default the CPU): where batches are sent
 
     def make_optimizer(self, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
         """(optimizer, LR scheduler stepped once per step)."""

@@ -77,3 +77,15 @@ def test_gpu_run_refuses_an_incomplete_pack(tmp_path, capsys):
 
     assert main(["--pack", str(tmp_path), "--minutes", "1", "--out", str(tmp_path / "o")]) == 2
     assert "not a complete data pack" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_gpu_run_names_a_missing_gpu(small_photo_tree, tmp_path, capsys, monkeypatch):
+    from training.gpu_run import main
+
+    monkeypatch.setenv("COLORIZE_PHOTOS", "unset after the test")  # main points it at the pack
+
+    pack(tmp_path / "pack", small_photo_tree, long_side=64, weights=None)
+    assert main(["--pack", str(tmp_path / "pack"), "--minutes", "1", "--device", "cuda", "--encoder-init", "none",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "--device cuda" in capsys.readouterr().err
