@@ -100,7 +100,8 @@ class WeightSet:
         state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous()
                  for k, v in self.state_dict().items() if not k.startswith(HEAD_PREFIXES)}
         meta = {"arch": self.arch, "source": f"{self.package}: {self.filename}",
-                "source_sha256": hashlib.sha256(src.read_bytes()).hexdigest(), "dtype": str(dtype).removeprefix("torch."),
+                "source_sha256": hashlib.sha256(src.read_bytes()).hexdigest(),
+                "dtype": str(dtype).removeprefix("torch."),
                 "left_out": ", ".join(HEAD_PREFIXES) + " (the classifier head)"}
         return atomic_write_bytes(Path(folder) / f"{self.arch}.safetensors", save(state, metadata=meta))
 

@@ -275,5 +275,6 @@ def build_colorizer_run(cfg: ColorizeConfig):
             scale = DEFAULT_NORMALIZATION.ab_scale
             grid = {"bin_size": 2 * scale / cfg.arch_kwargs.get("bins_per_axis", DEFAULT_BINS_PER_AXIS),
                     "ab_range": scale}
-        weights = weights_from_images(x.for_epoch(0, workers=cfg.workers) if hasattr(x, "for_epoch") else x, cfg.rebalance, cfg.rebalance_power, seed=cfg.seed, **grid)
+        first = x.for_epoch(0, workers=cfg.workers) if hasattr(x, "for_epoch") else x
+        weights = weights_from_images(first, cfg.rebalance, cfg.rebalance_power, seed=cfg.seed, **grid)
     return ColorizeTask(cfg, xt, weights), x, y
