@@ -103,6 +103,8 @@ class MBConvBlock(nn.Module):
     """Inverted residual: 1x1 expand, depthwise kxk, 1x1 project (ReLU6, no squeeze-excite); identity when the
     shape is kept."""
 
+    conv_bn_pairs = (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2"))  # fold_bn
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, expand_ratio: int,
                  drop_path_rate: float = 0.0):
         super().__init__()
@@ -149,6 +151,7 @@ class EfficientNetLite(nn.Module):
     """
 
     total_stride = 32
+    conv_bn_pairs = (("_conv_stem", "_bn0"), ("_conv_head", "_bn1"))  # export.fold_bn
 
     def __init__(self, width: float = 1.0, depth: float = 1.0, num_classes: int = 1000, in_chans: int = 3,
                  dropout: float = 0.2, drop_path_rate: float = 0.0, features_only: bool = False):
