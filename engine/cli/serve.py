@@ -53,6 +53,8 @@ _HELP = {
     "small_model": "model for images whose long side is at most --small-max-side, run at their size (default auto: "
                    "resnet18-unet with the default model, none with any other; none: every image on --model)",
     "small_max_side": "long side, px, up to which --small-model takes an image (default 32)",
+    "colour_strength": "the predicted chroma times this, 0..4 (default 1: the model's own; 0 gray, above 1 more "
+                       "saturated); a request's ?strength= overrides it",
     "max_batch_size": "most images per engine.run (default 8)",
     "max_delay_ms": "longest wait for a batch to fill, in ms (default 5)",
     "max_queue_size": "requests waiting for the engine before 503 (default 64)",
@@ -127,7 +129,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"colorize serve: {e}", file=sys.stderr)
         return 2
 
-    options = {"small_model": config.small_model, "small_max_side": config.small_max_side}
+    options = {"small_model": config.small_model, "small_max_side": config.small_max_side,
+               "colour_strength": config.colour_strength}
     if config.working_size is not None:
         options["working_size"] = config.working_size
     try:

@@ -110,7 +110,15 @@ def colorize_operation(auth: bool = False, per_client_cap: bool = False) -> dict
                 "required": False,
                 "description": "output format (jpg is jpeg); without it, the Accept header chooses",
                 "schema": {"type": "string", "enum": list(FORMAT_NAMES)},
-            }
+            },
+            {
+                "name": "strength",
+                "in": "query",
+                "required": False,
+                "description": "colour strength: the predicted chroma times this (1: the model's own, 0: gray, "
+                               "above 1: more saturated); without it, the server's --colour-strength",
+                "schema": {"type": "number", "minimum": 0, "maximum": 4},
+            },
         ],
         "requestBody": {
             "required": True,
@@ -122,7 +130,7 @@ def colorize_operation(auth: bool = False, per_client_cap: bool = False) -> dict
                 "description": "the colorized image",
                 "content": {MIME[f]: {"schema": _BINARY} for f in MIME},
             },
-            "400": _problem("empty body, corrupt image, bad multipart body, or a bad `format` or Content-Length"),
+            "400": _problem("empty body, corrupt image, bad multipart body, or a bad `format`, `strength` or Content-Length"),
             "406": _problem("the Accept header names no format the server writes (image/png, image/jpeg, "
                             "image/webp, image/*, */*)"),
             "413": _problem("body over max_upload_bytes, or image over max_pixels (checked on its header)"),

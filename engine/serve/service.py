@@ -353,6 +353,7 @@ def create_app(
             client = service.authorize(request)  # first: a caller without a key learns nothing else
             query = request.query_params.get("format")
             fmt = choose_format(query, request.headers.get("accept"), config.default_format)
+            strength = _strength(request.query_params.get("strength"))
             service.admit(client)
         except HTTPProblem as e:
             return problem(e)
@@ -372,7 +373,9 @@ def create_app(
             ab = await service.batcher.arun(prepared)
 
             def finish_and_encode():
-                return encode_image(service.colorizer.finish(prepared, ab), fmt, config.jpeg_quality)
+                image = (service.colorizer.finish(prepared, ab) if strength is None
+                         else service.colorizer.finish(prepared, ab, strength))
+                return encode_image(image, fmt, config.jpeg_quality)
 
             body = await loop.run_in_executor(service.io_pool, finish_and_encode)
             return Response(body, media_type=MIME[fmt])
@@ -394,3 +397,15 @@ def create_app(
 
     app.add_middleware(_MetricsMiddleware, service=service)
     return app
+
+
+def _strength(value: str | None) -> float | None:
+    """``?strength=``: a colour strength for this request (None: the server's ``colour_strength``)."""
+    if value is None:
+        return None
+    from engine.colorizer import check_strength
+
+    try:
+        return check_strength(value)
+    except ValueError:
+        raise HTTPProblem(400, f"strength={value!r}: expected a number in 0..4 (1: the model's own colour)") from None

@@ -242,12 +242,12 @@ def test_min_working_size_enlarges_small_images_only():
 
 def test_small_image_enlarged_for_the_model_output_at_its_size(col):
     g = _smooth_gray(30, 20)
-    with Colorizer(col.engine, working_size=128, min_working_size=96) as big:
-        p = big.prepare(g)
-        assert p.key == (96, 64)
-        out = big.colorize(g)
-        assert out.shape == (30, 20, 3)
-        np.testing.assert_allclose(_l_of(out), _l_of(np.repeat(g[..., None], 3, -1)), atol=L_TOL_8BIT)
+    big = Colorizer(col.engine, working_size=128, min_working_size=96)  # shares col's engine: not closed here
+    p = big.prepare(g)
+    assert p.key == (96, 64)
+    out = big.colorize(g)
+    assert out.shape == (30, 20, 3)
+    np.testing.assert_allclose(_l_of(out), _l_of(np.repeat(g[..., None], 3, -1)), atol=L_TOL_8BIT)
     assert col.min_working_size == 0  # resnet18-unet (CIFAR) has no minimum: 32x32 runs at 32x32
     with pytest.raises(ValueError, match="min_working_size must be >= 0"):
         Colorizer(col.engine, min_working_size=-1)

@@ -73,8 +73,9 @@ class FakeColorizer:
         l = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
         return FakePrepared(l[None], l.shape)
 
-    def finish(self, prepared: FakePrepared, ab: np.ndarray) -> Image.Image:
-        rgb = np.stack([prepared.l[0], ab[0], ab[1]], axis=-1)
+    def finish(self, prepared: FakePrepared, ab: np.ndarray, colour_strength: float | None = None) -> Image.Image:
+        s = 1.0 if colour_strength is None else colour_strength  # a stand-in: the strength scales the "ab" planes
+        rgb = np.stack([prepared.l[0], ab[0] * s, ab[1] * s], axis=-1).clip(0, 1)
         return Image.fromarray(np.round(rgb * 255).astype(np.uint8))
 
 
@@ -228,6 +229,20 @@ def test_sniff_image_type(fmt, mime):
     assert sniff_image_type(buf.getvalue()[:16]) == mime  # the signature alone
     assert sniff_image_type(b"--xyz\r\nContent-Disposition: form-data") is None
     assert sniff_image_type(b"RIFF\0\0\0\0WAVEfmt ") is None and sniff_image_type(b"") is None
+
+
+def test_strength_query_reaches_finish_and_is_checked():
+    g = gray_image(8, 12, seed=4)
+    with serving(FakeColorizer()) as s:
+        plain = np.asarray(decode(httpx.post(s.url + "/colorize", content=png(g)).content))
+        r = httpx.post(s.url + "/colorize?strength=0.5", content=png(g))
+        assert r.status_code == 200
+        half = np.asarray(decode(r.content))
+        np.testing.assert_array_equal(half[..., 0], plain[..., 0])
+        np.testing.assert_allclose(half[..., 1:], np.round(expected(g)[..., 1:] * 0.5), atol=1)
+        for bad in ("9", "-1", "nan", "vivid"):
+            r = httpx.post(s.url + f"/colorize?strength={bad}", content=png(g))
+            assert r.status_code == 400 and "strength" in r.json()["error"], (bad, r.text)
 
 
 def test_default_format_from_config():

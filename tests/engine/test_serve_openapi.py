@@ -84,9 +84,10 @@ def test_document_declares_bodies_responses_and_parameters(server):
     )
     form = body["content"]["multipart/form-data"]["schema"]
     assert form["required"] == ["image"] and form["properties"]["image"]["format"] == "binary"
-    assert [(p["name"], p["in"], p["schema"]["enum"]) for p in op["parameters"]] == [
-        ("format", "query", ["png", "jpeg", "jpg", "webp"])
+    assert [(p["name"], p["in"], p["schema"].get("enum")) for p in op["parameters"]] == [
+        ("format", "query", ["png", "jpeg", "jpg", "webp"]), ("strength", "query", None)
     ]
+    assert op["parameters"][1]["schema"] == {"type": "number", "minimum": 0, "maximum": 4}
     responses = op["responses"]
     assert set(responses) == {"200", "400", "401", "406", "413", "415", "429", "499", "500", "503", "504"}
     assert set(responses["200"]["content"]) == {"image/png", "image/jpeg", "image/webp"}
