@@ -112,7 +112,6 @@ class Colorizer:
             raise ValueError(f"min_working_size must be >= 0, got {min_working_size}")
         if int(small_max_side) < 0:
             raise ValueError(f"small_max_side must be >= 0, got {small_max_side}")
-        _warm_up_merge()
         self.engine = engine
         self.working_size = int(working_size)
         self.min_working_size = int(min_working_size)
@@ -211,6 +210,8 @@ class Colorizer:
         h, w = decoded.size
         if h < 1 or w < 1:
             raise ValueError(f"image must be at least 1x1, got {w}x{h}" + (f" ({path})" if path else ""))
+        if h * w >= merge.JIT_MIN_PIXELS:  # its merge will be the compiled one: load it while the model runs
+            _warm_up_merge()
         small = runs_small((h, w), self.small_max_side)
         engine = self.small_engine if small else self.engine
         key = working_shape(h, w, self.working_size, engine.stride, 0 if small else self.min_working_size)
