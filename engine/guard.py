@@ -54,6 +54,21 @@ def load_guard_data(n: int = GUARD_IMAGES) -> GuardData:
             return GuardData(z["images"][:n], f"bundled-cifar10-test-{min(n, len(z['images']))}")
 
 
+def guard_source(n: int = GUARD_IMAGES) -> str:
+    """The ``source`` that ``load_guard_data(n)`` reports, found without decoding an image (for cache keys:
+    a cached verdict is found without loading the guard images). A guess when the CIFAR-10 zip is here but
+    unreadable; ``load_guard_data`` then says the truth."""
+    try:
+        from training.cifar import resolve_data_dir
+
+        if (resolve_data_dir() / "test.zip").is_file():
+            return f"cifar10-test-{n}-seed0"
+    except ImportError:
+        pass
+    with np.load(BUNDLED, allow_pickle=False) as z:
+        return f"bundled-cifar10-test-{min(n, len(z['labels']))}"
+
+
 @dataclass
 class GuardResult:
     precision: str
