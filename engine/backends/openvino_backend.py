@@ -2,8 +2,11 @@
 static INT8 (the QDQ model from ``export/quantize.py``, which OpenVINO runs with int8 kernels).
 
 Never imports torch when the model has an ONNX file. Compiled models are cached by OpenVINO itself
-under ``<artifact cache>/openvino`` (``CACHE_DIR``: keyed by the model, the config and the OpenVINO
-version); the INT8 model is an artifact-cache entry (``engine/artifacts/onnx_files.py``).
+under ``<artifact cache>/openvino`` (``CACHE_DIR``: keyed by the model file, the config and the OpenVINO
+version), and compiled from the file's path, so that a cached one is imported without reading the ONNX
+(0.1-0.2 s less per load); the INT8 model is an artifact-cache entry (``engine/artifacts/onnx_files.py``).
+The model keeps its dynamic N, H, W: a new input shape costs its first call ~0.1 s, where a static model
+per shape costs ~0.5 s to read, reshape and load from the cache (``benchmarks/cold_start.py``, docs/cli.md).
 
 Precision: OpenVINO's CPU default on an AMX machine is already bf16, so fp32 sets
 ``INFERENCE_PRECISION_HINT=f32`` explicitly. int8 leaves the non-quantized layers at the CPU's best
@@ -77,10 +80,6 @@ class OpenVinoBackend(Backend):
         self.path = source_onnx(ref, cache) if precision != "int8" else int8_onnx(ref, cache)
         (cache.root / "openvino").mkdir(parents=True, exist_ok=True)
         core.set_property({"CACHE_DIR": str(cache.root / "openvino")})
-        try:
-            self._model = core.read_model(str(self.path))
-        except Exception as e:  # openvino raises RuntimeError subclasses of its own
-            raise BackendError(f"openvino could not read {self.path}: {e}") from None
         self._ov, self._core = ov, core
         self.mode = mode
         self.cores = num_threads or cpu_cores()
@@ -101,9 +100,9 @@ class OpenVinoBackend(Backend):
 
     def _get(self, mode: str):
         if mode not in self._compiled:
-            try:
-                compiled = self._core.compile_model(self._model, "CPU", self._config(mode))
-            except Exception as e:
+            try:  # from the path: with a cached blob, OpenVINO imports it without reading the ONNX file at all
+                compiled = self._core.compile_model(str(self.path), "CPU", self._config(mode))
+            except Exception as e:  # openvino raises RuntimeError subclasses of its own
                 raise BackendError(f"openvino could not compile {self.path} ({mode}): {e}") from None
             streams = int(compiled.get_property("NUM_STREAMS"))
             self._compiled[mode] = (compiled, self._ov.AsyncInferQueue(compiled, streams), streams)
@@ -140,4 +139,3 @@ class OpenVinoBackend(Backend):
 
     def _close(self) -> None:
         self._compiled.clear()
-        self._model = None
