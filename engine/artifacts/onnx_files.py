@@ -108,11 +108,11 @@ def int8_onnx(ref: ModelRef, cache: ArtifactCache | None = None, calibration=Non
         calibration: model-normalized L [N,1,H,W]; default ``export.quantize.calibration_l()``
             (CIFAR-10 train). Its identity is part of the cache key.
     """
-    ort = require("onnxruntime", "cpu")
     cache = cache or ArtifactCache()
     src = source_onnx(ref, cache)
     if calibration is None and (shipped := shipped_int8(ref, src)) is not None:
-        return shipped
+        return shipped  # read without onnxruntime (engine/artifacts/onnx_props.py)
+    ort = require("onnxruntime", "cpu")  # quantizing needs it
     from export import quantize
 
     if calibration is None:
