@@ -135,9 +135,9 @@ def run_tasks(
                     run.nodes[str(row["node"])] += 1
                     run.actors[(str(row["node"]), int(row["pid"]))] += 1
                     size = (int(row["width"]), int(row["height"]))
-                    outcome = Outcome(task, bool(row["ok"]), "" if row["ok"] else str(row["error"]),
-                                      size if row["ok"] else None, str(row["engine"]),
-                                      row["before"] or None, row["after"] or None)
+                    ok = bool(row["ok"])
+                    outcome = Outcome(task, ok, "" if ok else str(row["error"]), size if ok else None,
+                                      str(row["engine"]) if ok else "", row["before"] or None, row["after"] or None)
                     run.outcomes.append(outcome)
                     if on_outcome is not None:
                         on_outcome(outcome)
