@@ -13,7 +13,7 @@
 * ``--jobs`` worker threads decode, prepare, merge and encode while the main
   thread runs batched inference (``--batch-size`` images of the same working
   shape per ``engine.run``), so file I/O overlaps the model
-  (``engine/cli/runner.py``).
+  (``engine/job/runner.py``).
 * Each output is written to a temporary file and renamed into place: a killed
   run leaves complete files only, and ``--skip-existing`` resumes it.
 * A file that cannot be colorized (empty, truncated, not an image, too large,
@@ -22,6 +22,10 @@
   ``docs/ray.md``): the plan (inputs, tree, skip-existing), the summary, the
   report and the exit status are the ones of the local run; each Ray actor
   runs the same per-file code on its share of the files.
+
+The job itself is ``engine.job`` (``engine.colorize_folder`` from Python): this
+module parses and checks the flags, draws the progress bar and prints the
+errors and the summary.
 
 Exit status: 0 all done, 1 some files failed, 2 usage error (bad option,
 missing input, no images found, an output that would overwrite an input).
