@@ -301,10 +301,9 @@ class Colorizer:
                 f"min_working_size={self.min_working_size}{small})")
 
 
-@functools.cache
 def _warm_up_merge() -> None:
     """Load the compiled merge (``engine.image.merge.warm_up``) on a daemon thread, once per process."""
-    threading.Thread(target=merge.warm_up, name="colorize-merge-warm-up", daemon=True).start()
+    merge._warm_up_in_background()
 
 
 def runs_small(size: tuple[int, int], small_max_side: int) -> bool:

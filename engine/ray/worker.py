@@ -83,7 +83,9 @@ class ColorizeBatch:
     ):
         from engine.artifacts.onnx_files import cpu_cores
         from engine.colorizer import Colorizer
+        from engine.image import merge
 
+        merge.use_compiled()  # an actor colorizes many files: the compiled merge for all of them
         threads = threads or cpu_cores()
         if max_pixels > DEFAULT_MAX_PIXELS:
             from PIL import Image

@@ -59,7 +59,13 @@ def test_outcomes_progress_errors_and_report(folder, tmp_path):
     assert text.count("<figure>") == 4 and "Errors (2)" in text and "notes.jpg" in text
 
 
-def test_resume_with_skip_existing_redoes_only_missing_outputs(folder, tmp_path):
+def test_resume_with_skip_existing_redoes_only_missing_outputs(folder, tmp_path, monkeypatch):
+    from engine.image import merge
+    from engine.job import runner
+
+    compiled_for = []  # jobs of COMPILED_MERGE_MIN_FILES files or more merge every image with the compiled merge
+    monkeypatch.setattr(runner, "COMPILED_MERGE_MIN_FILES", 3)
+    monkeypatch.setattr(merge, "use_compiled", lambda: compiled_for.append(True))
     out = tmp_path / "out"
     first = colorize_folder([folder / "g0.png", folder / "g1.png", folder / "g2.png"], out, **OPTIONS)
     assert first.exit_status == 0 and len(first.done) == 3
@@ -70,6 +76,7 @@ def test_resume_with_skip_existing_redoes_only_missing_outputs(folder, tmp_path)
     assert (again.plan.found, again.plan.skipped) == (3, 2)
     assert [o.task.src.name for o in again.done] == ["g1.png"] and again.exit_status == 0
     assert "2 skipped (output exists)" in again.describe()
+    assert compiled_for == [True]  # the 3-file job, not the 1-file rerun
     after = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     assert set(after) == set(stamps) and after["g0.png"] == stamps["g0.png"] and after["g2.png"] == stamps["g2.png"]
 

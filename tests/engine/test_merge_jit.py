@@ -84,3 +84,15 @@ def test_images_under_the_size_threshold_stay_on_numpy(monkeypatch):
     assert not calls
     merge.compose(np.zeros((8, 8), np.uint8), np.zeros((2, 8, 8), np.float32))  # 64 pixels: compiled
     assert len(calls) == 1
+
+
+def test_use_compiled_takes_every_size_from_then_on(monkeypatch):
+    calls = []
+    monkeypatch.setattr(merge_jit, "merge_gray", lambda *a: calls.append(a))
+    monkeypatch.setattr(merge, "JIT_MIN_PIXELS", 64)
+    monkeypatch.setattr(merge, "_compiled_for_all", False)
+    merge.compose(np.zeros((2, 2), np.uint8), np.zeros((2, 2, 2), np.float32))
+    assert not calls
+    merge.use_compiled()
+    merge.compose(np.zeros((2, 2), np.uint8), np.zeros((2, 2, 2), np.float32))
+    assert len(calls) == 1
