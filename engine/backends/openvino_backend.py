@@ -2,9 +2,9 @@
 static INT8 (the QDQ model from ``export/quantize.py``, which OpenVINO runs with int8 kernels).
 
 Never imports torch when the model has an ONNX file. Compiled models are cached by OpenVINO itself
-under ``<artifact cache>/openvino`` (``CACHE_DIR``: keyed by the model file, the config and the OpenVINO
-version), and compiled from the file's path, so that a cached one is imported without reading the ONNX
-(0.1-0.2 s less per load); the INT8 model is an artifact-cache entry (``engine/artifacts/onnx_files.py``).
+under ``<artifact cache>/openvino`` (``CACHE_DIR``), and compiled from the file's path, so that a cached one is
+imported without reading the ONNX (0.1-0.2 s less per load): OpenVINO then keys it by the file's absolute path,
+modification time (seconds) and size, the config and its own version; the INT8 model is an artifact-cache entry (``engine/artifacts/onnx_files.py``).
 The model keeps its dynamic N, H, W: a new input shape costs its first call ~0.1 s, where a static model
 per shape costs ~0.5 s to read, reshape and load from the cache (``benchmarks/cold_start.py``, docs/cli.md).
 

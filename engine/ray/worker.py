@@ -131,7 +131,7 @@ class ColorizeBatch:
             "after": text((o.after or "") if o is not None else "" for o in done),
             "node": text([self.node] * n),
             "pid": np.full(n, self.pid, dtype=np.int64),
-            "engine": text(runner.engine_of(size) if size != (0, 0) else self.engine for size in sizes),
+            "engine": text(o.engine if o is not None else self.engine for o in done),
         }
 
     def __del__(self):
