@@ -90,7 +90,8 @@ def colorize_folder(
         ray: None runs here; "local" on an embedded Ray instance; an address ("host:port", "ray://host:port",
             "auto") on that cluster (``docs/ray.md``; needs ``pip install 'colorize[ray]'``).
         progress: called as ``progress(outcome, done, total)`` after each file is written or fails, on the
-            calling thread; ``done`` counts the outcomes so far, ``total`` the files planned.
+            calling thread; ``done`` counts the outcomes so far, ``total`` the files planned. An exception it
+            raises stops the job and propagates (outputs already written stay, complete).
         cancel: a ``threading.Event`` (anything with ``is_set()``); once set, no new file is started, the files
             being written finish, and the others are returned in ``Summary.not_run`` (``cancelled`` True).
             Every output is written under a temporary name and renamed: none is left half-written.
