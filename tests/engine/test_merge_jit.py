@@ -19,6 +19,7 @@ MAX_DIFFERENT = 1e-4  # fraction of output values allowed to differ by one code
 @pytest.fixture(autouse=True)
 def _compiled_for_every_size(monkeypatch):
     monkeypatch.setattr(merge, "JIT_MIN_PIXELS", 0)  # small test images through the compiled merge too
+    monkeypatch.setattr(merge, "_compiled_for_all", False)  # as a fresh process (another test may have set it)
 
 
 def _numpy_compose(monkeypatch, *args, **kw):
