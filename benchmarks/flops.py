@@ -161,7 +161,7 @@ def gflop_per_image(ref: ModelRef, height: int, width: int) -> float:
         try:
             flops = count_onnx(ref.onnx, height, width)
         except ImportError:
-            raise RuntimeError("counting FLOPs needs torch or onnx (pip install 'colorize[torch]')") from None
+            raise RuntimeError('counting FLOPs needs torch or onnx (pip install ".[torch]")') from None
     else:
         raise RuntimeError(f"cannot count FLOPs of {ref.name!r}: no torch and no ONNX file")
     cache[key] = flops / 1e9

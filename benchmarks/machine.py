@@ -15,6 +15,9 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from engine import cpu
+from engine.cpu import read_cpuinfo
+
 #: ISA flags that matter for inference speed (recorded when present/absent)
 ISA_FLAGS = (
     "avx2",
@@ -32,29 +35,7 @@ PACKAGES = ("numpy", "torch", "onnxruntime", "onnxruntime-gpu", "openvino", "ten
 
 def _cpuinfo(path: str = "/proc/cpuinfo") -> tuple[str, set[str], int | None]:
     """(model name, flags, physical core count) from /proc/cpuinfo; empty when unreadable."""
-    try:
-        text = Path(path).read_text()
-    except OSError:
-        return platform.processor() or platform.machine(), set(), None
-    model, flags, cores = "", set(), set()
-    phys = core = None
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key, value = key.strip(), value.strip()
-        if key == "model name" and not model:
-            model = value
-        elif key == "flags" and not flags:
-            flags = set(value.split())
-        elif key == "physical id":
-            phys = value
-        elif key == "core id":
-            core = value
-        elif not key and phys is not None and core is not None:
-            cores.add((phys, core))
-            phys = core = None
-    if phys is not None and core is not None:
-        cores.add((phys, core))
-    return model or platform.machine(), flags, len(cores) or None
+    return read_cpuinfo(path)
 
 
 def cpu_model() -> str:
@@ -138,6 +119,7 @@ def describe_machine(with_gpu: bool = True) -> dict:
         "physical_cores": physical,
         "usable_cpus": usable,
         "isa": {f: f in flags for f in ISA_FLAGS} if flags else {},
+        "native": cpu.features().to_dict(),  # what the backends and ``auto`` were told this CPU runs natively
         "memory_gib": _mem_gib(),
         "gpus": _gpus(with_gpu),
         "os": f"{platform.system()} {platform.release()}",
@@ -159,6 +141,10 @@ def machine_summary(machine: dict) -> str:
     if machine.get("memory_gib"):
         parts.append(f"{machine['memory_gib']} GiB")
     parts.append("ISA: " + (", ".join(isa) if isa else "no AVX-512/AMX"))
+    native = machine.get("native")
+    if native:
+        yes = {True: "yes", False: "no"}
+        parts.append(f"native bf16: {yes[bool(native.get('bf16'))]}, int8 VNNI: {yes[bool(native.get('vnni'))]}")
     parts.append("GPU: " + (", ".join(machine["gpus"]) if machine.get("gpus") else "none"))
     if machine.get("load_avg_start") is not None:
         end = machine.get("load_avg_end")

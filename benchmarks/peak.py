@@ -6,11 +6,13 @@ the peak measured here, in the same process, at the matching precision:
   * ``cpu/fp32``: the faster of numpy float32 matmul (its BLAS) and torch
     float32 ``mm``;
   * ``cpu/bf16``: torch bfloat16 ``mm`` on CPU (uses AMX or AVX512-BF16 when
-    oneDNN finds them);
+    oneDNN finds them); only on a CPU with native bf16 (``engine.cpu``), since
+    no bf16 configuration runs elsewhere;
   * ``cpu/int8``: ONNX Runtime ``MatMulInteger`` (uint8 x int8 -> int32, the
     kernel family its static-INT8 models run on; AVX512-VNNI or AMX when MLAS
-    finds them), when onnxruntime and onnx are installed; one multiply-add
-    counts as 2 operations, as for the floating-point peaks;
+    finds them, AVX2 ``vpmaddubsw`` on CPUs without VNNI, as ``how`` says),
+    when onnxruntime and onnx are installed; one multiply-add counts as 2
+    operations, as for the floating-point peaks;
   * ``cuda/fp32``, ``cuda/fp16``, ``cuda/bf16``: torch ``mm`` on the GPU
     (fp32 with TF32 off), when a CUDA device is present.
 
@@ -25,6 +27,8 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable
+
+from engine import cpu
 
 
 @dataclass(frozen=True)
@@ -92,8 +96,9 @@ def _onnxruntime_int8(n: int, reps: int) -> Peak | None:
     session = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     feed = {"A": rng.integers(0, 256, (n, n), dtype=np.uint8)}
     t = _best_time(lambda: session.run(None, feed), reps)
-    return Peak(2 * n**3 / t / 1e9, f"onnxruntime MatMulInteger u8 x s8 {n}x{n}x{n} on cpu, best of {reps}, "
-                                   "2 operations per multiply-add")
+    vnni = "with VNNI" if cpu.features().vnni else "without VNNI"
+    return Peak(2 * n**3 / t / 1e9, f"onnxruntime MatMulInteger u8 x s8 {n}x{n}x{n} on cpu ({vnni}), best of "
+                                   f"{reps}, 2 operations per multiply-add")
 
 
 def probe_peaks(quick: bool = False, use_torch: bool = True) -> dict[str, Peak]:
@@ -117,7 +122,8 @@ def probe_peaks(quick: bool = False, use_torch: bool = True) -> dict[str, Peak]:
     tf32 = _torch_mm(torch, torch.float32, "cpu", n, reps)
     if tf32.gflops > peaks["cpu/fp32"].gflops:
         peaks["cpu/fp32"] = tf32
-    peaks["cpu/bf16"] = _torch_mm(torch, torch.bfloat16, "cpu", 2 * n if not quick else n, reps)
+    if cpu.features().bf16:
+        peaks["cpu/bf16"] = _torch_mm(torch, torch.bfloat16, "cpu", 2 * n if not quick else n, reps)
     if torch.cuda.is_available():
         gn = 4096 if not quick else 2048
         old = torch.backends.cuda.matmul.allow_tf32

@@ -1,9 +1,10 @@
 """What a benchmark run covers: ``BenchSettings`` and the backend x precision plan.
 
 The plan enumerates ``engine.backends.BACKENDS`` (or an injected registry):
-every class's ``precisions`` and ``available()`` (None = usable, else the
-reason, recorded as "skipped"). Eager ``torch``/``fp32`` is always added as the
-baseline unless disabled.
+every class's ``precisions``, ``available()`` and ``precision_unavailable(p)``
+(None = usable, else the reason, recorded as "skipped": a missing extra or
+device, or a precision this CPU lacks, such as bf16 on an AVX2-only CPU).
+Eager ``torch``/``fp32`` is always added as the baseline unless disabled.
 """
 
 from __future__ import annotations
@@ -120,8 +121,8 @@ def plan_configs(settings: BenchSettings, registry: Mapping[str, type | Exceptio
         for p in precisions:
             if p not in cls.precisions:
                 configs.append(PlannedConfig(name, p, device, status="skipped", reason=f"{name} does not run {p}"))
-            elif reason:
-                configs.append(PlannedConfig(name, p, device, status="skipped", reason=reason))
+            elif reason or (missing := _precision_unavailable(cls, p)):
+                configs.append(PlannedConfig(name, p, device, status="skipped", reason=reason or missing))
             else:
                 configs.append(PlannedConfig(name, p, device, baseline=(name, p) == BASELINE))
     if settings.baseline and not any(c.baseline for c in configs):
@@ -129,6 +130,12 @@ def plan_configs(settings: BenchSettings, registry: Mapping[str, type | Exceptio
         if isinstance(cls, type) and BASELINE[1] in cls.precisions and not cls.available():
             configs.insert(0, PlannedConfig(*BASELINE, backend_device(cls), baseline=True))
     return configs
+
+
+def _precision_unavailable(cls: type, precision: str) -> str | None:
+    """Why this machine cannot run ``precision`` on ``cls`` (e.g. bf16 on a CPU without it), else None."""
+    check = getattr(cls, "precision_unavailable", None)
+    return check(precision) if check is not None else None
 
 
 def error_text(e: BaseException) -> str:

@@ -18,7 +18,7 @@ def _plt():
     try:
         import matplotlib
     except ImportError:
-        raise ImportError("plots need matplotlib: pip install 'colorize[dev]' (or pip install matplotlib)") from None
+        raise ImportError('plots need matplotlib: pip install ".[dev]" (or pip install matplotlib)') from None
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 

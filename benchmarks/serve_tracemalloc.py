@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    app = create_app(lambda: Colorizer.load(), ServeConfig(port=port, log_level="warning"))
+    # the clients share one loopback address: no per-client cap
+    app = create_app(lambda: Colorizer.load(), ServeConfig(port=port, log_level="warning", max_concurrent_per_client=0))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

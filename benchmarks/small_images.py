@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sides", default="32,64,96,128,160")
     ap.add_argument("--photos", default=None, help="photos root (default ../shared/data/photos)")
     ap.add_argument("--limit", type=int, default=0, help="the first N evaluation photos only (0 = all)")
+    ap.add_argument("--backend", default="auto", help="inference backend (default: auto, as colorize images)")
+    ap.add_argument("--precision", default="auto", help="inference precision (default: auto)")
     ap.add_argument("--out", default="benchmarks/results/small_images.json")
     args = ap.parse_args(argv)
     from engine.colorizer import Colorizer
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     small = {side: [("eval", shrink(a, side)) for a in photos] for side in sides}
     rows = []
     for model in args.models.split(","):
-        with Colorizer.load(model, "auto", "auto", small_model=None) as col:
+        with Colorizer.load(model, args.backend, args.precision, small_model=None) as col:
             for side, items in small.items():
                 r = evaluate_arrays(col, iter(items), len(items), col.engine.normalization)
                 rows.append({"model": model, "side": side, "backend": f"{col.engine.backend}/{col.engine.precision}",
@@ -62,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                              "delta_psnr": r["model"]["psnr"] - r["gray"]["psnr"],
                              "colorfulness_ratio": r["model"]["colorfulness_ratio"]})
     record = {"command": "python benchmarks/small_images.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-              "protocol": f"{len(photos)} evaluation photos reduced to each long side, Pillow gray in, auto backend",
+              "protocol": f"{len(photos)} evaluation photos reduced to each long side, Pillow gray in, "
+                          f"backend {args.backend}/{args.precision}",
               "rows": rows}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

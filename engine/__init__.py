@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import importlib
 
+#: the package version (pyproject.toml reads it from here); ``colorize --version``
+__version__ = "0.1.0"
+
 _LAZY = {
     "Engine": "engine.engine",
     "Colorizer": "engine.colorizer",
@@ -16,7 +19,7 @@ _LAZY = {
     "colorize_folder": "engine.job.run",
 }
 
-__all__ = list(_LAZY)
+__all__ = ["__version__", *_LAZY]
 
 
 def __getattr__(name: str):

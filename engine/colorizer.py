@@ -13,7 +13,8 @@ How an image is colorized:
    size* (8-bit gray is reduced first, as bytes, then looked up) (long side ``working_size``, rounded to the model's
    stride; smaller images run at their own size, see ``engine/image/resize.py``, or are enlarged to the
    model's ``min_working_size`` when it has one: a model trained on small images enlarged) and
-   normalize it for the model.
+   normalize it for the model. A static-size model of another convention (``engine/model_io.py``) gets every
+   image at its own H x W instead, so all images share one batch shape.
 2. ``engine.run`` predicts ab at the working size (batched by ``Prepared.key``).
    Tiny images (long side at most ``small_max_side``) can go to another model instead, the *small-image
    model*, at their own size: by default the CIFAR-10 colorizer takes images of 32 px or less when the model is
@@ -58,7 +59,7 @@ class Prepared:
     """One decoded image, ready for ``engine.run``.
 
     ``l`` is float32 [1, h, w], model-normalized L at the working size; ``key`` is
-    the working (h, w); ``small`` says the small-image model runs it. Items with equal
+    the working (h, w) (a static-size model's own size); ``small`` says the small-image model runs it. Items with equal
     ``batch_key`` can share one batch (``Colorizer.run``).
     """
 
@@ -153,7 +154,8 @@ class Colorizer:
         loader = None
         if small is not None and small_max_side > 0:
             resolve_model(small)  # a wrong name or path fails now, not on the first small image
-            loader = functools.partial(Engine.load, small, backend, precision, **engine_options)
+            small_options = {k: v for k, v in engine_options.items() if k != "io"}  # the main model's description
+            loader = functools.partial(Engine.load, small, backend, precision, **small_options)
         return cls(Engine.load(model, backend, precision, **engine_options), working_size, max_pixels,
                    min_working_size, small_engine=loader, small_max_side=small_max_side,
                    small_name=os.fspath(small) if loader else "")
@@ -214,7 +216,8 @@ class Colorizer:
             _warm_up_merge()
         small = runs_small((h, w), self.small_max_side)
         engine = self.small_engine if small else self.engine
-        key = working_shape(h, w, self.working_size, engine.stride, 0 if small else self.min_working_size)
+        static = getattr(engine, "static_size", None)  # a static-size model: prepared at its size, batched as one
+        key = static or working_shape(h, w, self.working_size, engine.stride, 0 if small else self.min_working_size)
         px = decoded.pixels
         # Enlarged (small images): bicubic, as the model saw them in training; reduced: bilinear, antialiased.
         resample = Image.BICUBIC if key[0] * key[1] > h * w else Image.BILINEAR

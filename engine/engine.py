@@ -5,6 +5,8 @@
     eng.backend, eng.precision, eng.guard_result, eng.selection
 
 Any H, W: the engine edge-pads to the model's stride and crops back (``engine/image/padding.py``).
+Any convention: a model described by a ``ModelIO`` (``engine/model_io.py``; ONNX metadata ``colorize.io``)
+is adapted around, the same on every backend (``engine/model_adapter.py``); ``run`` keeps its contract.
 Thread-safe: calls are serialized unless the backend declares itself thread-safe.
 
 Precision and the quality guard (``engine/guard.py``): every non-FP32 backend is compared with the
@@ -27,7 +29,8 @@ import numpy as np
 from engine.artifacts.model_ref import DEFAULT_MODEL, ModelRef, resolve_model
 from engine.backends import BACKENDS, backend_class
 from engine.backends.base import Backend, BackendError
-from engine.image.padding import pad_nchw
+from engine.model_adapter import ModelAdapter
+from engine.model_io import ModelIO, ModelIOError, model_io
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
@@ -35,7 +38,9 @@ PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 #: AVX-512 (VNNI, BF16) machine by ``python -m benchmarks.engine_speed``
 #: (benchmarks/results/engine_speed_cpu.md): at 32x32 batch 64 / batch 1 and 256x256, OpenVINO INT8
 #: > ORT INT8 > OpenVINO BF16 > ORT FP32 >= OpenVINO FP32 > eager. Entries whose backend is not
-#: registered, not available, or lacks the precision are skipped.
+#: registered, not available, or lacks the precision are skipped, and so are precisions this CPU lacks
+#: (``engine.cpu``: bf16 without AVX512-BF16 or AMX). INT8 stays first on CPUs without VNNI (AVX2 only):
+#: slower there, it is still the fastest, and the guard judges it like anywhere else.
 AUTO_ORDER: tuple[tuple[str, str], ...] = (
     ("tensorrt", "int8"),
     ("tensorrt", "fp16"),
@@ -75,26 +80,58 @@ def _make_backend(ref: ModelRef, name: str, precision: str, options: dict, stric
     return cls(ref, precision, **kw)
 
 
-def _padded_runner(backend: Backend, stride: int):
+def _padded_runner(backend: Backend, adapter: ModelAdapter):
     def run(l: np.ndarray) -> np.ndarray:
-        h, w = l.shape[2:]
-        return backend.run(pad_nchw(np.ascontiguousarray(l, dtype=np.float32), stride))[:, :, :h, :w]
+        return adapter.run(backend.run, l)
 
     return run
 
 
-def quality_guard(backend: Backend, ref: ModelRef, stride: int, options: dict, cache_dir=None):
-    """Run (or fetch the cached verdict of) the quality guard for a non-FP32 ``backend``."""
+def adapted_model(ref: ModelRef, io: ModelIO | dict | str | None = None) -> tuple[ModelRef, ModelAdapter]:
+    """``ref`` with its ``ModelIO`` (``io`` when given: it replaces the file's) checked against its ONNX graph,
+    and the adapter around it.
+
+    Raises:
+        engine.model_io.ModelIOError: a description the graph contradicts (the message names the field).
+    """
+    if isinstance(io, str):
+        io = ModelIO.from_json(io)
+    elif isinstance(io, dict):
+        io = ModelIO.from_dict(io)
+    if io is None:
+        try:
+            io = model_io(ref)
+        except ModelIOError as e:
+            raise ModelIOError(f"{ref.onnx or ref.checkpoint or ref.name}: metadata 'colorize.io': {e}") from None
+    adapter = ModelAdapter(io, ref.normalization)
+    if not adapter.native:
+        if ref.onnx is not None:
+            from engine.artifacts.onnx_io import check_onnx_io
+
+            io = check_onnx_io(io, ref.onnx)
+            adapter = ModelAdapter(io, ref.normalization)
+        ref.metadata["io"] = io.to_dict()  # what the backends read the tensor names from
+    return ref, adapter
+
+
+def quality_guard(backend: Backend, ref: ModelRef, adapter: ModelAdapter | int, options: dict, cache_dir=None):
+    """Run (or fetch the cached verdict of) the quality guard for a non-FP32 ``backend``; ``adapter``: the
+    model's (or, for our convention, its stride), so both precisions run as ``Engine.run`` runs them."""
     from engine.artifacts.cache import ArtifactCache
     from engine.guard import TOLERANCE_DB, GuardResult, check_quality, guard_source, load_guard_data
 
     artifact = backend.artifact_id() if hasattr(backend, "artifact_id") else None
     cache = ArtifactCache(cache_dir)
+    if not isinstance(adapter, ModelAdapter):
+        adapter = ModelAdapter(ModelIO.native(ref.normalization, adapter), ref.normalization)
 
     def key_for(source: str) -> dict | None:
         if artifact is None:
             return None
-        return {"kind": "guard", **artifact, "data": source, "tolerance_db": TOLERANCE_DB[backend.precision]}
+        key = {"kind": "guard", **artifact, "data": source, "tolerance_db": TOLERANCE_DB[backend.precision]}
+        if not adapter.native:
+            key["io"] = adapter.io.to_dict()
+        return key
 
     data = None
     for source in (guard_source(), None):  # the images are loaded only when no verdict is cached
@@ -107,8 +144,8 @@ def quality_guard(backend: Backend, ref: ModelRef, stride: int, options: dict, c
             return GuardResult.from_dict(hit.meta["guard"])
     with _make_backend(ref, backend.name, "fp32", options, strict=False) as reference:
         result = check_quality(
-            _padded_runner(backend, stride),
-            _padded_runner(reference, stride),
+            _padded_runner(backend, adapter),
+            _padded_runner(reference, adapter),
             backend.precision,
             data,
             ref.normalization,
@@ -119,10 +156,17 @@ def quality_guard(backend: Backend, ref: ModelRef, stride: int, options: dict, c
 
 
 class Engine:
-    def __init__(self, ref: ModelRef, backend: Backend, stride: int, guard_result=None, selection=None):
+    def __init__(self, ref: ModelRef, backend: Backend, adapter: ModelAdapter | int, guard_result=None,
+                 selection=None):
+        """``adapter``: the model's ``ModelAdapter``, or for our convention its stride."""
         self.model = ref
         self._backend = backend
-        self.stride = stride
+        if not isinstance(adapter, ModelAdapter):
+            adapter = ModelAdapter(ModelIO.native(ref.normalization, adapter), ref.normalization)
+        #: the pre- and post-processing around the model (identity for our own models' convention)
+        self.adapter = adapter
+        #: H, W of ``Colorizer`` working shapes are rounded to this (1 for a static-size model)
+        self.stride = self.adapter.stride
         self.normalization = ref.normalization
         #: the quality guard's verdict (``engine.guard.GuardResult``), None at FP32
         self.guard_result = guard_result
@@ -139,6 +183,7 @@ class Engine:
         *,
         guard: bool = True,
         cache_dir: str | os.PathLike | None = None,
+        io: ModelIO | dict | str | None = None,
         **options,
     ) -> "Engine":
         """Load ``model`` (a shipped model's name or a path) on ``backend`` at ``precision``.
@@ -149,9 +194,12 @@ class Engine:
             precision: "fp32", "bf16", "fp16", "int8" or "auto" (the backend's fastest that passes).
             guard: run the quality guard on non-FP32 precisions (cached per artifact).
             cache_dir: artifact cache root (default ``$COLORIZE_CACHE/artifacts``).
+            io: the model's I/O convention (``engine.model_io.ModelIO``, its dict or JSON), for an ONNX file that
+                does not carry one (``colorize.io``) or to replace it; default: the file's, else ours.
             **options: backend options (``num_threads``; openvino ``mode``; onnxruntime ``provider``).
         Raises:
             ValueError: unknown backend or precision (the message lists the valid ones).
+            engine.model_io.ModelIOError: an I/O description the model contradicts (names the field).
             MissingDependency: the backend's extra is not installed.
             BackendError: ``auto`` found nothing that loads.
         """
@@ -165,8 +213,13 @@ class Engine:
                 raise ValueError(
                     f"backend {backend!r} does not run precision {precision!r}; it runs {', '.join(precisions)}"
                 )
-        ref = resolve_model(model)
-        stride = model_stride(ref)
+        if io is not None and os.fspath(model).endswith(".onnx"):
+            from engine.artifacts.model_ref import onnx_ref
+
+            ref = onnx_ref(model)
+        else:
+            ref = resolve_model(model)
+        ref, adapter = adapted_model(ref, io)
         if cache_dir is not None:
             options["cache_dir"] = os.fspath(cache_dir)
 
@@ -175,13 +228,13 @@ class Engine:
             result = None
             if guard and precision != "fp32":
                 try:
-                    result = quality_guard(be, ref, stride, options, options.get("cache_dir"))
+                    result = quality_guard(be, ref, adapter, options, options.get("cache_dir"))
                 except BaseException:
                     be.close()
                     raise
                 if not result.passed:
                     warnings.warn(f"{backend} {precision}: {result.describe()}", stacklevel=2)
-            return cls(ref, be, stride, result)
+            return cls(ref, be, adapter, result)._probed()
 
         candidates = [
             (b, p)
@@ -197,7 +250,7 @@ class Engine:
             cls_b = backend_class(b)
             if p not in cls_b.precisions:
                 continue
-            reason = cls_b.available()
+            reason = cls_b.available() or cls_b.precision_unavailable(p)
             if reason:
                 tried.append((b, p, f"unavailable: {reason}"))
                 continue
@@ -209,7 +262,7 @@ class Engine:
             result = None
             if guard and p != "fp32":
                 try:
-                    result = quality_guard(be, ref, stride, options, options.get("cache_dir"))
+                    result = quality_guard(be, ref, adapter, options, options.get("cache_dir"))
                 except (BackendError, ImportError, RuntimeError, FileNotFoundError) as e:
                     be.close()
                     tried.append((b, p, f"guard could not run: {e}"))
@@ -219,9 +272,25 @@ class Engine:
                     tried.append((b, p, f"rejected: {result.describe()}"))
                     continue
             tried.append((b, p, "selected"))
-            return cls(ref, be, stride, result, tried)
+            return cls(ref, be, adapter, result, tried)._probed()
         lines = "\n".join(f"  {b} {p}: {why}" for b, p, why in tried)
         raise BackendError(f"no backend could run {ref.name!r} (backend={backend}, precision={precision}):\n{lines}")
+
+    def _probed(self) -> "Engine":
+        """Run one small input through a model of another convention, so that an output of the wrong channel
+        count fails at load (``ModelIOError`` naming the field), not on the first image."""
+        if not self.adapter.native:
+            try:
+                self.run(np.zeros((1, 1, self.stride, self.stride), np.float32))
+            except BaseException:
+                self.close()
+                raise
+        return self
+
+    @property
+    def static_size(self) -> tuple[int, int] | None:
+        """(H, W) of a static-size model (the ``Colorizer`` prepares images at it), None for a dynamic one."""
+        return self.adapter.io.size
 
     @property
     def backend(self) -> str:
@@ -232,18 +301,19 @@ class Engine:
         return self._backend.precision
 
     def run(self, l: np.ndarray) -> np.ndarray:
-        """Model-normalized L, float32 [N,1,H,W] -> normalized ab, float32 [N,2,H,W]."""
+        """Model-normalized L, float32 [N,1,H,W] -> normalized ab, float32 [N,2,H,W], whatever the model's own
+        convention (``self.adapter``)."""
         l = np.asarray(l)
         if l.ndim != 4 or l.shape[1] != 1 or l.shape[0] < 1 or min(l.shape[2:]) < 1:
             raise ValueError(f"l must have shape [N>=1, 1, H>=1, W>=1], got {list(l.shape)}")
         h, w = l.shape[2:]
-        x = pad_nchw(np.ascontiguousarray(l, dtype=np.float32), self.stride)
+        x = self.adapter.to_model(l)
         if self._backend.thread_safe:
             y = self._backend.run(x)
         else:
             with self._lock:
                 y = self._backend.run(x)
-        return np.ascontiguousarray(y[:, :, :h, :w], dtype=np.float32)
+        return self.adapter.from_model(y, (h, w))
 
     def close(self) -> None:
         self._backend.close()

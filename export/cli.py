@@ -3,6 +3,10 @@
     colorize export --model resnet18-unet -o models/weights/resnet18-unet.onnx
     colorize export --model runs/x/best.json -o x.onnx --weights fp32
 
+Your own ``nn.Module``, in any convention (docs/own-models.md):
+
+    colorize export --module mypkg.net:build --weights net.safetensors --io spec.json -o mine.onnx
+
 ``--weights auto`` stores fp16 initializers (+ Cast) when the checkpoint itself stores fp16 weights,
 which halves the file; compute stays FP32. ``--int8 PATH`` also writes the static-INT8 QDQ model
 calibrated on CIFAR-10 train images (or, for a model fine-tuned on photos, on crops of the
@@ -19,7 +23,14 @@ import sys
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="resnet18-unet", help="shipped name, architecture, or checkpoint path")
     parser.add_argument("-o", "--output", required=True, help="the .onnx file to write")
-    parser.add_argument("--weights", choices=("auto", "fp32", "fp16"), default="auto", help="initializer storage")
+    parser.add_argument("--weights", default="auto", metavar="auto|fp32|fp16|FILE",
+                        help="initializer storage (auto, fp32, fp16); with --module: the weights file "
+                             "(.safetensors, or a state dict read with torch.load(weights_only=True))")
+    parser.add_argument("--module", metavar="PKG.MOD:BUILD_FN",
+                        help="export your own nn.Module, built by BUILD_FN() (its convention: --io)")
+    parser.add_argument("--io", metavar="SPEC.json|JSON",
+                        help="with --module: the model's I/O description (docs/own-models.md); default ours")
+    parser.add_argument("--name", help="with --module: the model's name (default: the output file's stem)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
     parser.add_argument("--int8", metavar="PATH", help="also write a static-INT8 QDQ model here")
     parser.add_argument("--calibration", choices=("auto", "cifar", "photos"), default="auto",
@@ -35,7 +46,17 @@ def main(args: argparse.Namespace) -> int:
     try:
         from export.onnx_export import ExportError, export_onnx
     except ImportError as e:
-        print(f"colorize export needs torch and onnx: pip install 'colorize[torch]' ({e})", file=sys.stderr)
+        print(f'colorize export needs torch and onnx: pip install ".[torch]" ({e})', file=sys.stderr)
+        return 2
+    if args.module:
+        return _main_module(args)
+    if args.io:
+        print("colorize export: --io goes with --module (an ONNX file of another convention: colorize import)",
+              file=sys.stderr)
+        return 2
+    if args.weights not in ("auto", "fp32", "fp16"):
+        print(f"colorize export: --weights must be auto, fp32 or fp16 (a weights file goes with --module), "
+              f"got {args.weights!r}", file=sys.stderr)
         return 2
     try:
         report = export_onnx(args.model, args.output, weights=args.weights, opset=args.opset)
@@ -68,4 +89,49 @@ def main(args: argparse.Namespace) -> int:
         )
         if args.int8:
             print(f"wrote {args.int8} (static INT8, QDQ, calibrated on {source})")
+    return 0
+
+
+def _main_module(args: argparse.Namespace) -> int:
+    """``--module``: a user's own nn.Module (export/module_export.py)."""
+    from engine.model_io import ModelIO, ModelIOError, read_io_file
+
+    try:
+        from export.module_export import export_module
+        from export.onnx_export import ExportError
+    except ImportError as e:
+        print(f"colorize export --module needs torch, onnx and onnxruntime: pip install 'colorize[torch]' ({e})",
+              file=sys.stderr)
+        return 2
+    try:
+        if not args.io:
+            io = ModelIO.native()
+        elif args.io.lstrip().startswith("{"):
+            io = ModelIO.from_json(args.io, source="--io")
+        else:
+            io = read_io_file(args.io)
+        weights = None if args.weights == "auto" else args.weights
+        report = export_module(args.module, weights, args.output, io, opset=args.opset, name=args.name)
+    except (ModelIOError, ValueError, FileNotFoundError) as e:
+        print(f"colorize export: {e}", file=sys.stderr)
+        return 2
+    except ExportError as e:
+        print(f"colorize export: {e}", file=sys.stderr)
+        return 1
+    if args.int8:
+        from engine.artifacts.model_ref import resolve_model
+        from engine.model_adapter import ModelAdapter
+        from export.quantize import calibration_l, photo_calibration_l, photos_available, quantize_int8
+
+        ref = resolve_model(args.output)
+        data = photo_calibration_l() if args.calibration != "cifar" and photos_available() else calibration_l()
+        quantize_int8(args.output, args.int8, ModelAdapter(io, ref.normalization).to_model(data),
+                      input_name=ModelIO.from_dict(report.io).input_name)
+    if args.json:
+        print(json.dumps(report.__dict__, indent=2))
+    else:
+        print(f"wrote {report.path} ({ModelIO.from_dict(report.io).describe()}); parity with eager FP32 on "
+              f"{len(report.sizes)} sizes: max |d| / (1 + max |y|) = {report.max_abs:.2e} <= {report.tolerance:g}")
+        if args.int8:
+            print(f"wrote {args.int8} (static INT8, QDQ, calibrated through the model's convention)")
     return 0

@@ -7,7 +7,9 @@ structure rather than by tracing, so the folded model keeps torchvision's names
 
 * a module with attributes ``convN`` and ``bnN`` (ResNet stem, BasicBlock, Bottleneck);
 * an ``nn.Sequential`` holding ``Conv2d`` then ``BatchNorm2d`` at consecutive
-  indices (ResNet ``downsample``, U-Net ``Conv2dReLU``).
+  indices (ResNet ``downsample``, U-Net ``Conv2dReLU``);
+* the (conv, BN) attribute names a module lists in ``conv_bn_pairs`` (EfficientNet-Lite's
+  ``_depthwise_conv``/``_bn1`` ..., named as the pretrained checkpoint names them).
 
     w' = w * gamma / sqrt(var + eps)
     b' = (b - mean) * gamma / sqrt(var + eps) + beta
@@ -42,6 +44,12 @@ def _fold_pairs(module: nn.Module) -> int:
                 setattr(module, j, nn.Identity())
                 n += 1
         return n
+    for conv_name, bn_name in getattr(module, "conv_bn_pairs", ()):
+        conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
+        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+            setattr(module, conv_name, fuse_conv_bn(conv, bn))
+            setattr(module, bn_name, nn.Identity())
+            n += 1
     for name, child in list(module.named_children()):
         if isinstance(child, nn.BatchNorm2d) and name.startswith("bn"):
             conv = getattr(module, "conv" + name[2:], None)

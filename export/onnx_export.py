@@ -12,6 +12,9 @@ ONNX Runtime and OpenVINO fold the casts at load, so compute stays FP32). The pa
 compares with eager FP32 on the same fp16-rounded weights, so it still tests the export, not the
 rounding; the rounding's own effect is reported separately (``max_abs_vs_unrounded``).
 
+The metadata states our convention as ``colorize.io`` (``engine.model_io.ModelIO.native``), as every model
+of another convention states its own (``colorize import``, ``colorize export --module``).
+
 Parity: ONNX Runtime (CPU) against eager FP32 on several sizes, max |delta ab| <= ``PARITY_ATOL``
 (normalized ab units); the export fails (nothing written) when it does not hold.
 """
@@ -33,6 +36,7 @@ from torch import nn
 from engine.artifacts.model_ref import ModelRef, resolve_model
 from engine.artifacts.onnx_metadata import FORMAT, OnnxMetadata
 from engine.fsutil import atomic_write_bytes
+from engine.model_io import ModelIO
 
 #: max |delta ab| between ONNX Runtime and eager FP32 (normalized units). FP32 kernels differ only in
 #: summation order; over ~20 conv layers that stays around 1e-6..1e-5, so 1e-4 leaves margin.
@@ -107,6 +111,92 @@ def _inline_identity_initializers(proto) -> int:
     for i in unused:
         proto.graph.initializer.remove(i)
     return n
+
+
+def _constant_value(proto, name: str):
+    """The value of tensor ``name`` when it is computed from constants alone (an initializer, or a subgraph of
+    Constant nodes and ops on them, as the legacy exporter writes the pads of ``F.pad``), else None."""
+    import onnx
+    from onnx import numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    inits = {i.name: i for i in proto.graph.initializer}
+    if name in inits:
+        return numpy_helper.to_array(inits[name])
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    nodes, todo, seen = [], [name], set()
+    while todo:
+        t = todo.pop()
+        if t in seen or t == "" or t in inits:
+            continue
+        seen.add(t)
+        node = producer.get(t)
+        if node is None:  # a graph input: not a constant
+            return None
+        nodes.append(node)
+        todo.extend(node.input)
+    order = [n for n in proto.graph.node if any(n is m for m in nodes)]
+    used_inits = [inits[i] for n in order for i in n.input if i in inits]
+    graph = onnx.helper.make_graph(order, "const", [], [onnx.helper.make_tensor_value_info(name, 0, None)],
+                                   initializer=used_inits)
+    model = onnx.helper.make_model(graph, opset_imports=proto.opset_import)
+    return ReferenceEvaluator(model).run(None, {})[0]
+
+
+def _fold_pads_into_convs(proto) -> int:
+    """Fold a zero-constant ``Pad`` of the two spatial axes into the ``pads`` of the Convs that alone read it
+    (EfficientNet-Lite's TensorFlow "same" padding, asymmetric on stride-2 convs). One node fewer per conv, and the
+    INT8 quantizer, which gives a Pad's output its own DequantizeLinear, otherwise writes two nodes of one name."""
+    import onnx
+
+    consumers: dict[str, list] = {}
+    for node in proto.graph.node:
+        for i in node.input:
+            consumers.setdefault(i, []).append(node)
+    outputs = {o.name for o in proto.graph.output}
+    removed = []
+    for pad in [n for n in proto.graph.node if n.op_type == "Pad"]:
+        mode = next((a.s.decode() for a in pad.attribute if a.name == "mode"), "constant")
+        readers = consumers.get(pad.output[0], [])
+        if mode != "constant" or pad.output[0] in outputs or not readers or any(r.op_type != "Conv" for r in readers):
+            continue
+        pads = _constant_value(proto, pad.input[1])
+        value = _constant_value(proto, pad.input[2]) if len(pad.input) > 2 and pad.input[2] else 0.0
+        if pads is None or value is None or len(pads) != 8 or float(value) != 0.0:
+            continue
+        pads = [int(p) for p in pads]
+        if pads[0] or pads[1] or pads[4] or pads[5] or min(pads) < 0:  # batch or channel padding, or a crop
+            continue
+        for conv in readers:
+            attrs = {a.name: a for a in conv.attribute}
+            if "auto_pad" in attrs and attrs["auto_pad"].s not in (b"", b"NOTSET"):
+                break
+        else:
+            for conv in readers:
+                attrs = {a.name: a for a in conv.attribute}
+                old = list(attrs["pads"].ints) if "pads" in attrs else [0, 0, 0, 0]
+                new = [old[0] + pads[2], old[1] + pads[3], old[2] + pads[6], old[3] + pads[7]]
+                if "pads" in attrs:
+                    conv.attribute.remove(attrs["pads"])
+                conv.attribute.append(onnx.helper.make_attribute("pads", new))
+                conv.input[0] = pad.input[0]
+            removed.append(pad)
+    for pad in removed:
+        proto.graph.node.remove(pad)
+    if removed:  # the constant subgraphs that computed the pads are now dead
+        _remove_dead_nodes(proto)
+    return len(removed)
+
+
+def _remove_dead_nodes(proto) -> None:
+    live = {o.name for o in proto.graph.output}
+    keep = []
+    for node in reversed(list(proto.graph.node)):
+        if any(o in live for o in node.output):
+            keep.append(node)
+            live.update(node.input)
+    del proto.graph.node[:]
+    proto.graph.node.extend(reversed(keep))
 
 
 def _cast_initializers_to_fp16(proto) -> int:
@@ -235,6 +325,7 @@ def export_onnx(
             _export(folded, x, tmp_path, opset)
         proto = onnx.load(str(tmp_path))
     _inline_identity_initializers(proto)
+    _fold_pads_into_convs(proto)
     if weights == "fp16":
         _cast_initializers_to_fp16(proto)
     meta = OnnxMetadata(
@@ -247,6 +338,7 @@ def export_onnx(
         weights_dtype=weights,
         random_init=ref.random_init,
         min_working_size=int((ref.metadata.get("inference") or {}).get("min_working_size", 0)),
+        io=ModelIO.native(ref.normalization, stride).to_dict(),  # our convention, stated like any model's
     )
     meta.write_to(proto)
     try:

@@ -22,7 +22,7 @@ slower than FP32 on this kind of CPU.
 Calibration data: ``calibration_l(n)`` takes CIFAR-10 train images (``training.cifar``); the engine
 passes a few hundred. A model trained on photos is calibrated on what it will see instead:
 ``photo_calibration_l`` cuts crops from the photos' train split at the working size
-(``training.photos``; ``colorize export --calibration photos``). Needs ``onnx`` and ``onnxruntime`` (``pip install 'colorize[cpu]'``).
+(``training.photos``; ``colorize export --calibration photos``). Needs ``onnx`` and ``onnxruntime`` (``pip install ".[cpu]"``).
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ from engine.backends.base import require
 CALIBRATION_IMAGES = 256
 CALIBRATION_BATCH = 32  # images of 32x32 per calibration batch; larger images get proportionally fewer
 PHOTO_CALIBRATION_CROPS = 64
+#: per-channel QuantizeLinear/DequantizeLinear (their ``axis``) exist from opset 13; older graphs are converted
+QDQ_MIN_OPSET = 13
 
 
 def calibration_l(n: int = CALIBRATION_IMAGES, seed: int = 0) -> np.ndarray:
@@ -106,6 +108,17 @@ def photo_calibration_l(n: int = PHOTO_CALIBRATION_CROPS, crop: int = 128, worki
     return _model_l(random_crops([load_at_working_size(paths[i], working_size) for i in pick], crop, 1, seed))
 
 
+def photos_available() -> bool:
+    """Whether the photos' train split is on this machine (``photo_calibration_l`` can run)."""
+    try:
+        from training.photos import photo_paths
+
+        photo_paths(None, "train")
+    except (FileNotFoundError, ImportError, ValueError):
+        return False
+    return True
+
+
 def float_nodes(graph) -> list[str]:
     """Names of the nodes ``quantize_int8`` keeps in float: every Softmax or Exp, every node downstream of one,
     and the nodes on its data input back to the nearest Conv (that Conv included: it computes the logits).
@@ -143,9 +156,9 @@ def float_nodes(graph) -> list[str]:
 
 
 class _Reader:
-    def __init__(self, l: np.ndarray, batch: int):
-        batch = max(1, batch * 32 * 32 // (l.shape[2] * l.shape[3]))  # bound the calibrator's memory
-        self.batches = iter([{"l": l[i : i + batch]} for i in range(0, len(l), batch)])
+    def __init__(self, l: np.ndarray, batch: int, input_name: str = "l"):
+        batch = max(1, batch * 32 * 32 // (l[0].size))  # bound the calibrator's memory
+        self.batches = iter([{input_name: l[i : i + batch]} for i in range(0, len(l), batch)])
 
     def get_next(self):
         return next(self.batches, None)
@@ -154,24 +167,36 @@ class _Reader:
         pass
 
 
-def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration: np.ndarray) -> Path:
+def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration: np.ndarray,
+                  input_name: str = "l") -> Path:
     """Write a static-INT8 QDQ version of ``src`` to ``dst`` (atomically); metadata is kept.
 
     Args:
-        src: an ONNX file from ``colorize export``.
+        src: an ONNX file from ``colorize export`` or ``colorize import``.
         dst: where to write the QDQ model.
-        calibration: model-normalized L, float32 [N,1,H,W] (H, W multiples of the stride).
+        calibration: the model's input, float32 [N,C,H,W] or [N,H,W,C]: for our own models model-normalized L
+            [N,1,H,W] (H, W multiples of the stride); for another convention what
+            ``engine.model_adapter.ModelAdapter.to_model`` makes of it.
+        input_name: the graph's input tensor.
     """
     onnx = require("onnx", "cpu")
     require("onnxruntime", "cpu")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     calibration = np.asarray(calibration, dtype=np.float32)
-    if calibration.ndim != 4 or calibration.shape[1] != 1 or len(calibration) == 0:
-        raise ValueError(f"calibration must be float32 [N>=1,1,H,W], got {list(calibration.shape)}")
+    if calibration.ndim != 4 or len(calibration) == 0:
+        raise ValueError(f"calibration must be a float32 batch [N>=1,C,H,W] (or NHWC), got {list(calibration.shape)}")
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     proto = onnx.load(os.fspath(src))
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), QDQ_MIN_OPSET)
+    if opset < QDQ_MIN_OPSET:  # per-channel QDQ (an axis on DequantizeLinear) needs opset 13; e.g. opset-12 imports
+        from onnx import version_converter
+
+        props = list(proto.metadata_props)
+        proto = version_converter.convert_version(proto, QDQ_MIN_OPSET)
+        del proto.metadata_props[:]
+        proto.metadata_props.extend(props)
     fp32_initializers(proto)
     for i, node in enumerate(proto.graph.node):  # nodes_to_exclude matches by name
         node.name = node.name or f"colorize_node_{i}"
@@ -183,7 +208,7 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration: n
         quantize_static(
             os.fspath(plain),
             os.fspath(out),
-            _Reader(calibration, CALIBRATION_BATCH),
+            _Reader(calibration, CALIBRATION_BATCH, input_name),
             quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,

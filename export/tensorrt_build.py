@@ -13,7 +13,7 @@ GPU, compute capability, precision, profile, ONNX sha256) are written atomically
 whose sidecar matches this GPU, TensorRT version, ONNX, precision and profile is reused, otherwise
 it is rebuilt and the reasons are reported.
 
-``tensorrt`` is imported lazily (``pip install 'colorize[trt]'``). This module has not run against a
+``tensorrt`` is imported lazily (``pip install ".[trt]"``). This module has not run against a
 real TensorRT in this project (none can be installed here); its logic is tested with a fake
 ``tensorrt`` module that records the calls (``tests/export/test_trt_build.py``).
 """

@@ -1,8 +1,8 @@
-"""U-Net colorizers with a ResNet encoder: L [N,1,H,W] -> ab [N,2,H,W].
+"""U-Net colorizers with a ResNet or EfficientNet-Lite encoder: L [N,1,H,W] -> ab [N,2,H,W].
 
 Structure (as segmentation_models_pytorch): encoder + decoder + head.
 
-* encoder: a ``ResNet`` with ``in_chans=1``; its ``feature_info`` (channels and
+* encoder: a ``ResNet`` or ``EfficientNetLite`` with ``in_chans=1``; its ``feature_info`` (channels and
   reduction per level, highest resolution first) is the only thing the decoder
   reads.
 * decoder: one ``DecoderBlock`` per encoder level, from the deepest up: upsample
@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from engine.image.padding import padded_size
 from models._registry import register_model
 from models.ab_bins import DEFAULT_BINS_PER_AXIS, DEFAULT_TEMPERATURE, AbBinsHead
+from models.efficientnet_lite import EfficientNetLite, efficientnet_lite0, efficientnet_lite1, efficientnet_lite2
 from models.resnet import ResNet, Stem, resnet18, resnet34, resnet50
 
 
@@ -180,7 +181,7 @@ class UnetColorizer(nn.Module):
             (``ConvexRefine``, a learned convex upsampling that keeps the head's saturation).
     """
 
-    def __init__(self, encoder: ResNet, final_channels: int = 32, head: str = "ab",
+    def __init__(self, encoder: ResNet | EfficientNetLite, final_channels: int = 32, head: str = "ab",
                  bins_per_axis: int = DEFAULT_BINS_PER_AXIS, temperature: float = DEFAULT_TEMPERATURE,
                  decoder_channels: Sequence[int] | None = None, output_stride: int = 1, refine_channels: int = 16,
                  refine: str = "guided"):
@@ -203,8 +204,9 @@ class UnetColorizer(nn.Module):
             self.head = nn.Conv2d(final_channels, 2, kernel_size=1)
         else:
             self.head = AbBinsHead(final_channels, bins_per_axis=bins_per_axis, temperature=temperature)
-        # The classifier head of the encoder is unused; drop it.
-        self.encoder.fc = nn.Identity()
+        # The classifier head of a ResNet encoder is unused; drop it (EfficientNet-Lite encoders are built without).
+        if hasattr(self.encoder, "fc"):
+            self.encoder.fc = nn.Identity()
         self.total_stride = encoder.total_stride
 
     def features_padded(self, l: Tensor) -> Tensor:
@@ -272,3 +274,27 @@ def resnet18_unet_lite(**kwargs) -> UnetColorizer:
 def resnet34_unet_lite(**kwargs) -> UnetColorizer:
     kw = {**LITE_DEFAULTS, **kwargs}
     return _unet(resnet34, **kw)
+
+
+# Photo colorizers on an ImageNet-pretrained EfficientNet-Lite encoder (``models.pretrained`` loads its weights for
+# training; ``colorize train colorize --encoder-init imagenet``): the same decoder to 1/4 and refinement as the
+# ResNet "lite" U-Nets, on features 16/2, 24/4, 40/8, 112/16, 320/32 (Lite0).
+def _effnet_unet(encoder_fn, **kwargs) -> UnetColorizer:
+    kw = {**LITE_DEFAULTS, **kwargs}
+    kw.pop("stem")
+    return UnetColorizer(encoder_fn(in_chans=1, features_only=True), **kw)
+
+
+@register_model("efficientnet_lite0-unet", kind="colorizer")
+def efficientnet_lite0_unet(**kwargs) -> UnetColorizer:
+    return _effnet_unet(efficientnet_lite0, **kwargs)
+
+
+@register_model("efficientnet_lite1-unet", kind="colorizer")
+def efficientnet_lite1_unet(**kwargs) -> UnetColorizer:
+    return _effnet_unet(efficientnet_lite1, **kwargs)
+
+
+@register_model("efficientnet_lite2-unet", kind="colorizer")
+def efficientnet_lite2_unet(**kwargs) -> UnetColorizer:
+    return _effnet_unet(efficientnet_lite2, **kwargs)

@@ -47,3 +47,27 @@ def make_bn_checkpoint():
         return save_checkpoint(model, path, arch="resnet18-unet", dtype=dtype), model
 
     return make
+
+
+#: CPUs that the project runs on, as ``engine.cpu`` would see them (cpuinfo flags; OpenVINO's capabilities)
+FAKE_CPUS = {
+    # AMD EPYC Zen 3 (family 25, model 1): AVX2 and FMA only
+    "zen3": dict(bf16=False, vnni=False, flags=frozenset({"avx", "avx2", "fma"}),
+                 openvino=("WINOGRAD", "FP32", "INT8", "BIN", "EXPORT_IMPORT")),
+    # an AVX-512 CPU with VNNI but without bf16 (e.g. Intel Cascade Lake)
+    "avx512-vnni": dict(bf16=False, vnni=True, flags=frozenset({"avx2", "fma", "avx512f", "avx512_vnni"}),
+                        openvino=("WINOGRAD", "FP32", "INT8", "BIN", "EXPORT_IMPORT")),
+}
+
+
+@pytest.fixture
+def fake_cpu(monkeypatch):
+    """``fake_cpu("zen3")``: every caller of ``engine.cpu.features()`` sees that CPU for this test."""
+    from engine import cpu
+
+    def use(kind: str):
+        fake = cpu.CpuFeatures(**FAKE_CPUS[kind])
+        monkeypatch.setattr(cpu, "features", lambda: fake)
+        return fake
+
+    return use

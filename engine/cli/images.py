@@ -53,7 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from engine.engine import PRECISIONS
     from engine.image.io import DEFAULT_MAX_PIXELS
 
-    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files and/or folders")
+    # nargs="*" so that `--ray IN -o OUT` (IN taken as --ray's value) still parses; at least one INPUT is required
+    p.usage = "%(prog)s INPUT [INPUT ...] -o OUTDIR [options]"
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files and/or folders (at least one)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if needed)")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into subfolders of folder inputs")
     p.add_argument("--format", help="output format by extension (png, jpg, webp, tiff, ...); default: the input's")
@@ -80,7 +82,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"refuse images with more pixels (decompression-bomb limit; default: {DEFAULT_MAX_PIXELS:,})")
     p.add_argument("--report", metavar="HTML", help="write a before/after gallery page here")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    g = p.add_argument_group("Ray (the same job on a cluster; needs colorize[ray]; see docs/ray.md)")
+    g = p.add_argument_group('Ray (the same job on a cluster; needs pip install ".[ray]"; see docs/ray.md)')
     g.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="run on Ray: alone, an embedded Ray instance on this machine (loopback only); "
                         "ADDRESS (host:port, ray://host:port, or auto for $RAY_ADDRESS) joins a running cluster")

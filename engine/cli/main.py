@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("training.cli", "train a classifier or a colorizer"),
     "evaluate": ("training.evaluate_cli", "measure a colorizer's quality on CIFAR-10 or photos"),
     "export": ("export.cli", "export a model to ONNX (BN folded, parity-checked)"),
+    "import": ("engine.cli.import_model", "describe an ONNX colorizer of another convention (colorize.io)"),
     "build": ("export.build_cli", "build a TensorRT engine from an ONNX model"),
     "bench": ("benchmarks.cli", "benchmark latency and throughput against eager PyTorch"),
     "serve": ("engine.cli.serve", "serve colorization over HTTP"),
@@ -28,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="colorize", description="Fast grayscale-to-colour inference for ResNet/U-Net colorizers."
     )
+    from engine import __version__
+
+    parser.add_argument("--version", action="version", version=f"colorize {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         try:
@@ -36,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
             if e.name and module_name.startswith(e.name):
                 continue  # command not built in this checkout
             raise
-        p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip().splitlines()[0])
+        first_line = (module.__doc__ or help_text).strip().splitlines()[0]
+        p = sub.add_parser(name, help=help_text, description=first_line.replace("``", ""))  # no RST markup in --help
         module.add_arguments(p)
         p.set_defaults(_main=module.main)
     return parser

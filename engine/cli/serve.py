@@ -1,4 +1,4 @@
-"""Serve colorization over HTTP (FastAPI + uvicorn; pip install 'colorize[serve]').
+"""Serve colorization over HTTP (FastAPI + uvicorn; pip install ".[serve]").
 
     colorize serve                                   # 127.0.0.1:8000, resnet18-unet-photos, backend auto
     colorize serve --port 9000 --max-batch-size 16 --max-delay-ms 10
@@ -10,6 +10,14 @@
 
 A raw body is read as an image whatever its Content-Type (the format is
 recognised from its bytes), so curl's default for --data-binary works.
+
+    colorize serve --host 0.0.0.0 --api-key-file keys.txt    # keys required on /colorize and /metrics
+    curl -H "Authorization: Bearer $KEY" --data-binary @gray.jpg http://HOST:8000/colorize -o color.png
+
+API keys (--api-key-file, one per line) are read once at start. A host other
+than loopback (127.0.0.0/8, ::1, localhost) without keys is refused (exit 2)
+unless --insecure-no-auth. Each client (key, or address without keys) has at
+most --max-concurrent-per-client requests in flight (429 beyond).
 
 Every option can also be set by an environment variable COLORIZE_<OPTION>
 (e.g. COLORIZE_MAX_BATCH_SIZE); flags win. The model is loaded before the
@@ -29,8 +37,15 @@ from dataclasses import fields
 from engine.serve.config import MALLOC_MODES, OUTPUT_FORMATS, ServeConfig
 
 _HELP = {
-    "host": "address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)",
+    "host": "address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to the network, and any "
+            "address but loopback needs --api-key-file or --insecure-no-auth)",
     "port": "TCP port (default 8000; 0 picks a free one)",
+    "api_key_file": "file of API keys, one per line ('#' comments, blank lines skipped), read at start; then "
+                    "/colorize and /metrics need 'Authorization: Bearer <key>' (401 otherwise)",
+    "insecure_no_auth": "allow a --host other than loopback without --api-key-file: anyone who reaches the port "
+                        "can use it",
+    "max_concurrent_per_client": "/colorize requests in flight per API key (per client address without keys) "
+                                 "before 429 (default 4; 0: no cap)",
     "model": "shipped model name, checkpoint or .onnx path (default resnet18-unet-photos)",
     "backend": "inference backend (default auto)",
     "precision": "precision (default auto)",
@@ -46,7 +61,7 @@ _HELP = {
     "max_pixels": "largest image, width*height (default 25000000; then 413)",
     "default_format": f"output when neither ?format= nor Accept chooses ({', '.join(OUTPUT_FORMATS)}; default png)",
     "jpeg_quality": "JPEG/WebP quality (default 90)",
-    "retry_after_s": "Retry-After seconds sent with 503 (default 1)",
+    "retry_after_s": "Retry-After seconds sent with 503 and 429 (default 1)",
     "io_threads": "threads that decode and encode images (default min(4, CPUs))",
     "malloc": "tuned: cap glibc malloc arenas at 2 and fix its mmap threshold, so RSS stays bounded under load "
               "(MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ in the environment win); default: leave malloc as is",
@@ -62,11 +77,14 @@ _CHOICES = {"default_format": OUTPUT_FORMATS, "malloc": MALLOC_MODES}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     for f in fields(ServeConfig):
         kind = f.type if isinstance(f.type, str) else f.type.__name__
+        help = _HELP.get(f.name, "") + f" [env COLORIZE_{f.name.upper()}]"
+        if kind == "bool":  # a switch: absent leaves the environment's value (or the default) in place
+            parser.add_argument("--" + f.name.replace("_", "-"), action="store_true", default=None, help=help)
+            continue
         type_ = int if kind.startswith("int") else float if kind.startswith("float") else str
         kwargs = {"choices": _CHOICES[f.name]} if f.name in _CHOICES else {}
         parser.add_argument(
-            "--" + f.name.replace("_", "-"), type=type_, default=None, metavar=f.name.upper(),
-            help=_HELP.get(f.name, "") + f" [env COLORIZE_{f.name.upper()}]", **kwargs,
+            "--" + f.name.replace("_", "-"), type=type_, default=None, metavar=f.name.upper(), help=help, **kwargs,
         )
 
 
@@ -75,6 +93,21 @@ def main(args: argparse.Namespace) -> int:
         config = ServeConfig.from_sources(**{f.name: getattr(args, f.name, None) for f in fields(ServeConfig)})
     except ValueError as e:
         print(f"colorize serve: {e}", file=sys.stderr)
+        return 2
+    api_keys = None
+    if config.api_key_file is not None:
+        from engine.serve.auth import load_api_keys
+
+        try:
+            api_keys = load_api_keys(config.api_key_file)
+        except ValueError as e:
+            print(f"colorize serve: {e}", file=sys.stderr)
+            return 2
+    if not config.loopback_only and api_keys is None and not config.insecure_no_auth:
+        print(f"colorize serve: refusing to listen on {config.host} without API keys: anyone who can reach the port "
+              "could use this machine's CPU and read /metrics. Give keys with --api-key-file PATH (or "
+              "COLORIZE_API_KEY_FILE), or accept the risk with --insecure-no-auth. Loopback (127.0.0.1, ::1, "
+              "localhost) needs neither.", file=sys.stderr)
         return 2
 
     # Before the backends start their threads: arenas created earlier are not capped (engine/serve/allocator.py).
@@ -110,11 +143,17 @@ def main(args: argparse.Namespace) -> int:
              if colorizer.small_max_side else "")
     print(f"colorize serve: {config.model} on {engine.backend}/{engine.precision}{small}, "
           f"http://{config.host}:{config.port}; {malloc_note}", file=sys.stderr)
-    if not config.loopback_only:
+    if api_keys is not None:
+        print(f"colorize serve: {len(api_keys)} API key(s) from {config.api_key_file}, required on /colorize and "
+              "/metrics", file=sys.stderr)
+    if not config.loopback_only and api_keys is None:
         print(f"colorize serve: WARNING: listening on {config.host}, reachable from other machines; "
-              "there is no authentication", file=sys.stderr)
+              "there is no authentication (--insecure-no-auth)", file=sys.stderr)
+    elif not config.loopback_only:
+        print(f"colorize serve: listening on {config.host} over plain HTTP: keys and images cross the network "
+              "unencrypted unless a TLS reverse proxy is in front (docs/serving.md)", file=sys.stderr)
 
-    app = create_app(lambda: colorizer, config)  # a factory: the app closes the colorizer on shutdown
+    app = create_app(lambda: colorizer, config, api_keys)  # a factory: the app closes the colorizer on shutdown
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler it found; with this one in
     # place, a SIGTERM-initiated shutdown that completed exits 0 instead of dying by the signal.
     in_main = threading.current_thread() is threading.main_thread()

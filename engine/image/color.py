@@ -77,6 +77,15 @@ def rgb_to_l(rgb: np.ndarray) -> np.ndarray:
     return np.where(y > _EPS, 116.0 * np.cbrt(y) - 16.0, _KAPPA * y).astype(dtype, copy=False)
 
 
+def l_to_gray(L: np.ndarray) -> np.ndarray:
+    """The sRGB value in [0, 1] of the gray (a = b = 0) of lightness ``L`` (any shape; R = G = B = this)."""
+    dtype = np.float64 if np.asarray(L).dtype == np.float64 else np.float32
+    L = np.asarray(L, dtype=dtype)
+    fy = (L + 16.0) / 116.0
+    y = np.where(fy > 6.0 / 29.0, fy**3, L / _KAPPA)
+    return np.clip(_linear_to_srgb(y), 0.0, 1.0).astype(dtype, copy=False)
+
+
 @dataclass(frozen=True)
 class Normalization:
     """How a model sees Lab. Recorded in every checkpoint and ONNX file.

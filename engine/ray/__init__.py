@@ -12,7 +12,7 @@ For a Ray program of your own:
 
 ``run_plan`` runs a planned job (``engine.job.make_plan``) end to end and returns what the local run
 returns. Importing this package is cheap: Ray is imported only when one of these names is used, and its
-absence raises ``MissingDependency`` naming the extra (``pip install 'colorize[ray]'``).
+absence raises ``MissingDependency`` naming the extra (``pip install ".[ray]"``).
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ def require_ray():
         import ray.data  # noqa: F401
     except ImportError as e:
         raise MissingDependency(
-            f"Ray Data is not installed ({e}); install it with: pip install 'colorize[ray]'"
+            f'Ray Data is not installed ({e}); install it with: pip install ".[ray]"'
         ) from None
     return ray
 

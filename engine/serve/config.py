@@ -3,7 +3,8 @@ filled from environment variables, then command-line flags (flags win).
 
 Every field ``name`` can be set by the variable ``COLORIZE_<NAME>`` (upper
 case), e.g. ``COLORIZE_PORT=9000``, ``COLORIZE_MAX_BATCH_SIZE=16``, and by the
-flag ``--name-with-dashes``.
+flag ``--name-with-dashes``. A boolean field is a switch (``--insecure-no-auth``)
+and a variable of 1/true/yes/on or 0/false/no/off.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from engine.artifacts.model_ref import DEFAULT_PHOTO_MODEL, SMALL_IMAGE_MAX_SIDE
 ENV_PREFIX = "COLORIZE_"
 OUTPUT_FORMATS = ("png", "jpeg", "webp")
 MALLOC_MODES = ("tuned", "default")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 @dataclass
@@ -27,6 +29,10 @@ class ServeConfig:
     # -- network
     host: str = "127.0.0.1"  # loopback only by default; 0.0.0.0 exposes the service to the network
     port: int = 8000
+    # -- access (engine/serve/auth.py)
+    api_key_file: str | None = None  # keys, one per line, required on /colorize and /metrics; None: no keys
+    insecure_no_auth: bool = False  # True: a host other than loopback may be bound without keys
+    max_concurrent_per_client: int = 4  # /colorize requests in flight per key (per address without keys); 0: no cap
     # -- model (as Colorizer.load)
     model: str = DEFAULT_PHOTO_MODEL  # shipped model name, checkpoint or .onnx path
     backend: str = "auto"
@@ -45,7 +51,7 @@ class ServeConfig:
     # -- responses
     default_format: str = "png"  # output when neither ?format= nor Accept picks one
     jpeg_quality: int = 90
-    retry_after_s: int = 1  # Retry-After on 503
+    retry_after_s: int = 1  # Retry-After on 503 and 429
     # -- process
     io_threads: int | None = None  # threads that decode, prepare, merge and encode; None: min(4, CPUs)
     # tuned: glibc malloc capped at 2 arenas, fixed mmap threshold (engine/serve/allocator.py); default: glibc's own
@@ -82,6 +88,8 @@ class ServeConfig:
         check(self.warmup >= 0, "warmup", ">= 0")
         check(self.shutdown_timeout_s >= 0, "shutdown_timeout_s", ">= 0")
         check(bool(self.host), "host", "a host name or address")
+        check(self.api_key_file is None or bool(self.api_key_file), "api_key_file", "a file path or None")
+        check(self.max_concurrent_per_client >= 0, "max_concurrent_per_client", ">= 0 (0: no cap)")
 
     @property
     def io_workers(self) -> int:
@@ -90,7 +98,9 @@ class ServeConfig:
 
     @property
     def loopback_only(self) -> bool:
-        if self.host == "localhost":
+        """Whether ``host`` is loopback (127.0.0.0/8, ::1, localhost): the only hosts bound without API keys
+        unless ``insecure_no_auth``."""
+        if self.host.lower() == "localhost":
             return True
         try:
             return ipaddress.ip_address(self.host).is_loopback
@@ -127,10 +137,15 @@ def _parse(f: dataclasses.Field, text: str, source: str) -> Any:
     try:
         if kind.endswith("| None") and text.lower() in ("", "none"):
             return None
+        if kind.startswith("bool"):
+            if text.lower() in _TRUE + _FALSE:
+                return text.lower() in _TRUE
+            raise ValueError
         if kind.startswith("int"):
             return int(text)
         if kind.startswith("float"):
             return float(text)
         return text
     except ValueError:
-        raise ValueError(f"{source}={text!r}: expected {kind.split(' |')[0]}") from None
+        expected = "1, true, yes, on, 0, false, no or off" if kind.startswith("bool") else kind.split(" |")[0]
+        raise ValueError(f"{source}={text!r}: expected {expected}") from None

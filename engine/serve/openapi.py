@@ -1,7 +1,8 @@
 """The service's OpenAPI description: what ``POST /colorize`` takes (raw image
 bytes or a multipart file part, ``?format=``) and every status it answers
 with, each error as the JSON ``Problem`` schema; the health, readiness and
-metrics endpoints.
+metrics endpoints. With API keys, the bearer security scheme on ``/colorize``
+and ``/metrics`` and their 401; with a per-client cap, the 429 of ``/colorize``.
 
 Plain dictionaries, merged into FastAPI's generated document by
 ``engine.serve.service.create_app`` (``openapi_extra`` per route, the
@@ -38,9 +39,26 @@ COMPONENTS: dict[str, Any] = {
     },
 }
 
+#: ``components.securitySchemes`` of a server with API keys
+SECURITY_SCHEMES: dict[str, Any] = {
+    "apiKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "an API key from the server's --api-key-file, sent as `Authorization: Bearer <key>`",
+    }
+}
+_SECURITY = [{"apiKey": []}]
+
 _BINARY = {"type": "string", "format": "binary"}
 _RETRY_AFTER = {
     "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer", "minimum": 0}}
+}
+_CHALLENGE = {
+    "WWW-Authenticate": {
+        "description": 'the scheme to use: `Bearer realm="colorize"`, with `error="invalid_token"` for a wrong key',
+        "required": True,
+        "schema": {"type": "string"},
+    }
 }
 #: Raw request bodies documented by type; any other Content-Type is accepted as well (the format is sniffed).
 RAW_REQUEST_TYPES = (*SNIFFED_TYPES, "application/octet-stream")
@@ -66,8 +84,13 @@ The response is the colorized image at the input's size: PNG, JPEG or WebP, chos
 """
 
 
-def colorize_operation() -> dict[str, Any]:
-    """The ``POST /colorize`` operation: parameters, request body and responses."""
+def _unauthorized() -> dict[str, Any]:
+    return _problem("no API key (`Authorization: Bearer <key>`), or not one of the server's keys", _CHALLENGE)
+
+
+def colorize_operation(auth: bool = False, per_client_cap: bool = False) -> dict[str, Any]:
+    """The ``POST /colorize`` operation: parameters, request body and responses; ``auth``: the server has API keys;
+    ``per_client_cap``: it caps requests in flight per client."""
     part_types = ", ".join(RAW_REQUEST_TYPES)
     multipart = {
         "schema": {
@@ -78,7 +101,7 @@ def colorize_operation() -> dict[str, Any]:
         },
         "encoding": {"image": {"contentType": part_types}},
     }
-    return {
+    op: dict[str, Any] = {
         "description": COLORIZE_DESCRIPTION,
         "parameters": [
             {
@@ -110,6 +133,14 @@ def colorize_operation() -> dict[str, Any]:
             "504": _problem("not colorized within the server's timeout_s"),
         },
     }
+    if auth:
+        op["responses"]["401"] = _unauthorized()
+        op["security"] = _SECURITY
+    if per_client_cap:
+        retry_after = {"Retry-After": {**_RETRY_AFTER["Retry-After"], "required": True}}
+        op["responses"]["429"] = _problem("this client (its API key, or its address without keys) already has "
+                                          "max_concurrent_per_client requests in flight", retry_after)
+    return op
 
 
 def healthz_operation() -> dict[str, Any]:
@@ -131,9 +162,14 @@ def readyz_operation() -> dict[str, Any]:
     }
 
 
-def metrics_operation() -> dict[str, Any]:
-    return {
+def metrics_operation(auth: bool = False) -> dict[str, Any]:
+    """``GET /metrics``; ``auth``: the server has API keys (then they are required here too)."""
+    op: dict[str, Any] = {
         "description": "Prometheus text exposition (format 0.0.4): requests by path and status, latency, "
         "batch sizes, queue depth, requests in flight, readiness.",
         "responses": {"200": {"description": "the metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}},
     }
+    if auth:
+        op["responses"]["401"] = _unauthorized()
+        op["security"] = _SECURITY
+    return op

@@ -14,12 +14,20 @@ Endpoints (described by ``GET /openapi.json``, from ``engine/serve/openapi.py``)
   * ``GET /metrics``: Prometheus text (requests by path and status, latency,
     batch sizes, queue depth, in-flight requests).
 
+Access (``engine/serve/auth.py``): with API keys (``ServeConfig.api_key_file``,
+or ``api_keys``), ``/colorize`` and ``/metrics`` need ``Authorization: Bearer
+<key>`` (401 + ``WWW-Authenticate`` otherwise); ``/healthz``, ``/readyz`` and
+the OpenAPI document stay open. Each client (its key, or its address without
+keys) has at most ``max_concurrent_per_client`` ``/colorize`` requests in
+flight (429 + Retry-After beyond), inside the global limit below.
+
 Errors are JSON ``{"error": ..., "status": ...}``: 400 corrupt image or bad
-request, 406 no acceptable output format, 413 body over ``max_upload_bytes``
-(from Content-Length before reading, or while streaming a chunked body) or
-image over ``max_pixels`` (from the header, before decoding), 415 not an image
-Pillow can read, 503 + Retry-After when overloaded, not ready or shutting
-down, 504 request timeout, 500 anything else.
+request, 401 no or wrong API key, 406 no acceptable output format, 413 body
+over ``max_upload_bytes`` (from Content-Length before reading, or while
+streaming a chunked body) or image over ``max_pixels`` (from the header, before
+decoding), 415 not an image Pillow can read, 429 + Retry-After over the
+per-client cap, 503 + Retry-After when overloaded, not ready or shutting down,
+504 request timeout, 500 anything else.
 
 Inference goes through ``engine.serve.batcher.DynamicBatcher``: decode and
 ``Colorizer.prepare`` run in the service's own pool of ``io_threads``
@@ -47,6 +55,7 @@ import numpy as np
 
 from engine.backends.base import require
 from engine.serve import openapi as api_doc
+from engine.serve.auth import CHALLENGE, CHALLENGE_INVALID, ApiKeys, bearer_token, load_api_keys
 from engine.serve.batcher import BatcherClosed, DynamicBatcher, Overloaded, RequestTimeout, engine_batch_fn
 from engine.serve.config import ServeConfig
 from engine.serve.http_io import MIME, HTTPProblem, choose_format, decode_image, encode_image, image_bytes
@@ -64,8 +73,9 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 class _Service:
     """The colorizer, its batcher, readiness and metrics of one app."""
 
-    def __init__(self, colorizer_or_factory: Any, config: ServeConfig):
+    def __init__(self, colorizer_or_factory: Any, config: ServeConfig, api_keys: ApiKeys | None = None):
         self.config = config
+        self.api_keys = api_keys
         if hasattr(colorizer_or_factory, "prepare"):
             self._factory, self.colorizer, self.owned = None, colorizer_or_factory, False
         elif callable(colorizer_or_factory):
@@ -80,6 +90,7 @@ class _Service:
         self.state = "loading"  # loading -> ready -> stopping; or failed
         self.error: str | None = None
         self.inflight = 0
+        self.per_client: dict[str, int] = {}  # /colorize requests in flight by client (authorize's identity)
         self._lock = threading.Lock()
 
         m = self.metrics = Registry()
@@ -171,25 +182,55 @@ class _Service:
                 close()
         log.info("stopped")
 
-    def admit(self) -> None:
-        """Refuse a request before reading its body when not ready or already full."""
+    def authorize(self, request: Any) -> str:
+        """The client ``request`` counts against: its API key's identity (``ApiKeys.identify``), or its address
+        without keys.
+
+        Raises:
+            HTTPProblem: 401 with ``WWW-Authenticate`` when keys are required and no key, or a wrong one, was sent.
+        """
+        if self.api_keys is None:
+            return "address:" + (request.client.host if request.client else "unknown")
+        token = bearer_token(request.headers.get("authorization"))
+        if token is None:
+            raise HTTPProblem(401, "API key required: send it as 'Authorization: Bearer <key>'",
+                              {"WWW-Authenticate": CHALLENGE})
+        client = self.api_keys.identify(token)
+        if client is None:
+            raise HTTPProblem(401, "invalid API key", {"WWW-Authenticate": CHALLENGE_INVALID})
+        return client
+
+    def admit(self, client: str = "") -> None:
+        """Refuse a request before reading its body when not ready, when ``client`` already has
+        ``max_concurrent_per_client`` requests in flight (429), or when the server is full (503)."""
         if self.state != "ready":
             what = {"loading": "the model is loading", "stopping": "the server is shutting down"}.get(
                 self.state, f"the model failed to load ({self.error})"
             )
             raise HTTPProblem(503, f"not ready: {what}", {"Retry-After": str(self.config.retry_after_s)})
         limit = self.config.max_queue_size + self.config.max_batch_size
+        cap = self.config.max_concurrent_per_client
         with self._lock:
+            mine = self.per_client.get(client, 0)
+            if cap and mine >= cap:
+                raise HTTPProblem(
+                    429, f"too many requests: this client has {mine} in flight (max_concurrent_per_client={cap})",
+                    {"Retry-After": str(self.config.retry_after_s)},
+                )
             if self.inflight >= limit:
                 raise HTTPProblem(
                     503, f"overloaded: {self.inflight} requests in flight (limit {limit})",
                     {"Retry-After": str(self.config.retry_after_s)},
                 )
             self.inflight += 1
+            self.per_client[client] = mine + 1
 
-    def release(self) -> None:
+    def release(self, client: str = "") -> None:
         with self._lock:
             self.inflight -= 1
+            left = self.per_client.pop(client) - 1
+            if left:
+                self.per_client[client] = left
 
 
 class _MetricsMiddleware:
@@ -223,7 +264,9 @@ class _MetricsMiddleware:
 # -- the app -----------------------------------------------------------------
 
 
-def create_app(colorizer_or_factory: Any | Callable[[], Any], config: ServeConfig | None = None):
+def create_app(
+    colorizer_or_factory: Any | Callable[[], Any], config: ServeConfig | None = None, api_keys: ApiKeys | None = None
+):
     """The FastAPI app serving ``colorizer_or_factory``.
 
     Args:
@@ -231,10 +274,13 @@ def create_app(colorizer_or_factory: Any | Callable[[], Any], config: ServeConfi
             ``prepare`` / ``finish`` / ``engine.run`` contract), left open on
             shutdown; or a callable returning one, called in a thread at
             startup, whose result is closed on shutdown.
-        config: limits and batching (default ``ServeConfig()``).
+        config: limits, batching and access (default ``ServeConfig()``).
+        api_keys: the keys ``/colorize`` and ``/metrics`` require; None: those of ``config.api_key_file``, read
+            now, or none when it is None.
 
     Raises:
-        MissingDependency: fastapi is not installed (``pip install 'colorize[serve]'``).
+        MissingDependency: fastapi is not installed (``pip install ".[serve]"``).
+        ValueError: ``config.api_key_file`` cannot be read or holds no key.
     """
     require("fastapi", "serve")
     from fastapi import FastAPI, Request
@@ -242,7 +288,10 @@ def create_app(colorizer_or_factory: Any | Callable[[], Any], config: ServeConfi
     from starlette.requests import ClientDisconnect
 
     config = config or ServeConfig()
-    service = _Service(colorizer_or_factory, config)
+    if api_keys is None and config.api_key_file is not None:
+        api_keys = load_api_keys(config.api_key_file)
+    service = _Service(colorizer_or_factory, config, api_keys)
+    auth, per_client_cap = api_keys is not None, config.max_concurrent_per_client > 0
 
     @asynccontextmanager
     async def lifespan(app):
@@ -264,6 +313,8 @@ def create_app(colorizer_or_factory: Any | Callable[[], Any], config: ServeConfi
         if app.openapi_schema is None:
             schema = generated_openapi()
             schema.setdefault("components", {}).setdefault("schemas", {}).update(api_doc.COMPONENTS)
+            if auth:
+                schema["components"]["securitySchemes"] = api_doc.SECURITY_SCHEMES
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -286,18 +337,23 @@ def create_app(colorizer_or_factory: Any | Callable[[], Any], config: ServeConfi
             body.update(backend=getattr(engine, "backend", None), precision=getattr(engine, "precision", None))
         return JSONResponse(body, status_code=200 if service.state == "ready" else 503)
 
-    @app.get("/metrics", response_class=PlainTextResponse, openapi_extra=api_doc.metrics_operation())
-    async def metrics():
+    @app.get("/metrics", response_class=PlainTextResponse, openapi_extra=api_doc.metrics_operation(auth))
+    async def metrics(request: Request):
+        try:
+            service.authorize(request)
+        except HTTPProblem as e:
+            return problem(e)
         return PlainTextResponse(service.metrics.render(), media_type=CONTENT_TYPE)
 
     # ``format`` is read from the query here, not declared as a FastAPI parameter: the document describes exactly
     # what the server does (an enum, 400 otherwise), with no FastAPI 422 validation response.
-    @app.post("/colorize", response_class=Response, openapi_extra=api_doc.colorize_operation())
+    @app.post("/colorize", response_class=Response, openapi_extra=api_doc.colorize_operation(auth, per_client_cap))
     async def colorize(request: Request):
         try:
+            client = service.authorize(request)  # first: a caller without a key learns nothing else
             query = request.query_params.get("format")
             fmt = choose_format(query, request.headers.get("accept"), config.default_format)
-            service.admit()
+            service.admit(client)
         except HTTPProblem as e:
             return problem(e)
         try:
@@ -334,7 +390,7 @@ def create_app(colorizer_or_factory: Any | Callable[[], Any], config: ServeConfi
             log.exception("POST /colorize failed")
             return problem(HTTPProblem(500, f"internal error: {type(e).__name__}"))
         finally:
-            service.release()
+            service.release(client)
 
     app.add_middleware(_MetricsMiddleware, service=service)
     return app

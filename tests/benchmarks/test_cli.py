@@ -62,3 +62,28 @@ def test_real_quick_run_on_torch(tmp_path, capsys):
     assert 0 < row["peak_share"] and row["peak"] == "cpu/fp32"
     assert report["peaks"]["cpu/fp32"]["gflops"] > 0
     assert "| **torch** | fp32 | 1 | 16×16 |" in capsys.readouterr().out
+
+
+def test_quick_run_on_a_cpu_without_bf16_or_vnni(fake_cpu, tmp_path, capsys):
+    """AMD Zen 3 (AVX2 only): bf16 is skipped with the reason, int8 runs, and the run exits 0."""
+    pytest.importorskip("torch")
+    pytest.importorskip("openvino")
+    zen3 = fake_cpu("zen3")
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--quick", "--model", "resnet18-unet", "--backends", "torch,openvino",
+               "--precisions", "fp32,bf16,int8", "--batch-sizes", "1", "--sizes", "16", "--min-iters", "2",
+               "--target-seconds", "0", "--no-e2e", "--json", str(out)])
+    assert rc == 0, capsys.readouterr().err[-2000:]
+    report = load_json(out)
+    status = {(c["backend"], c["precision"]): (c["status"], c["reason"] or "") for c in report["configs"]}
+    for backend in ("torch", "openvino"):
+        assert status[(backend, "bf16")][0] == "skipped"
+        assert status[(backend, "bf16")][1].startswith("this CPU has no native bf16 (cpuinfo: avx2 fma")
+        assert status[(backend, "fp32")][0] == "ok"
+    assert status[("openvino", "int8")][0] == "ok" and status[("torch", "int8")] == ("skipped", "torch does not run int8")
+    assert {(r["backend"], r["precision"]) for r in report["results"] if r["status"] == "ok"} == {
+        ("torch", "fp32"), ("openvino", "fp32"), ("openvino", "int8")}
+    assert "cpu/bf16" not in report["peaks"]
+    assert "(without VNNI)" in report["peaks"].get("cpu/int8", {"how": "(without VNNI)"})["how"]
+    assert report["machine"]["native"] == zen3.to_dict() == {"bf16": False, "vnni": False, "openvino": list(zen3.openvino)}
+    assert "native bf16: no, int8 VNNI: no" in capsys.readouterr().out

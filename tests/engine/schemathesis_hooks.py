@@ -2,8 +2,11 @@
 
 The document says a request body is an image (``format: binary`` under ``image/png``, ``image/bmp``, ...), which a
 JSON Schema cannot constrain further; these strategies make the bytes schemathesis sends for those media types real
-images: small, random pixels, in the modes each format stores. Negative cases are still generated from the schema
-(bad ``format`` values, missing parts, undeclared content types, methods).
+images: small, random pixels, in the modes each format stores. The same strategies fill the multipart ``image`` part
+(schemathesis draws a part's bytes from the strategy of the content type it picks from the document's ``encoding``).
+Every request media type the service declares (``engine.serve.openapi.RAW_REQUEST_TYPES``) must have one here:
+loading these hooks fails, naming it, when one is missing. Negative cases are still generated from the schema (bad
+``format`` values, missing parts, undeclared content types, methods).
 """
 
 import io
@@ -12,6 +15,8 @@ import numpy as np
 import schemathesis
 from hypothesis import strategies as st
 from PIL import Image
+
+from engine.serve.openapi import RAW_REQUEST_TYPES
 
 FORMATS = {
     "image/png": "PNG",
@@ -52,6 +57,10 @@ def image_bytes(fmt: str) -> st.SearchStrategy[bytes]:
 
     return draw()
 
+
+_missing = [t for t in RAW_REQUEST_TYPES if t not in FORMATS]
+if _missing:
+    raise RuntimeError(f"schemathesis_hooks.py: no image strategy for the declared request type(s) {_missing}")
 
 for _mime, _fmt in FORMATS.items():
     schemathesis.openapi.media_type(_mime, image_bytes(_fmt))

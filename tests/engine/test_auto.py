@@ -1,5 +1,6 @@
 """``auto``: picks the first available, guard-passing backend x precision; never a failed one."""
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 from onnx import numpy_helper
 
 from engine import engine as engine_mod
-from engine.backends import openvino_backend
+from engine.backends import BACKENDS, backend_class, openvino_backend
 from engine.backends.openvino_backend import OpenVinoBackend
 from engine.engine import AUTO_ORDER, Engine
 from engine.guard import GuardData
@@ -59,15 +60,27 @@ def shared_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("auto-cache")
 
 
+def _assert_first_that_passed(eng):
+    """What ``auto`` promises on every CPU: it walked ``AUTO_ORDER`` in order, skipping nothing it could run, and
+    selected the first candidate that was available, loaded and passed its guard. Which one that is (INT8 where
+    VNNI makes it win the guard's race, FP32 where it does not) is a property of the CPU, not of ``auto``."""
+    tried = [(b, p) for b, p, _ in eng.selection]
+    runs = [(b, p) for b, p in AUTO_ORDER if b in BACKENDS and p in backend_class(b).precisions]
+    assert tried == runs[: len(tried)]
+    *before, last = eng.selection
+    assert last == (eng.backend, eng.precision, "selected")
+    for b, p, why in before:
+        assert why.split(":")[0] in ("unavailable", "failed to load", "rejected", "guard could not run"), (b, p, why)
+    if eng.precision != "fp32":
+        assert eng.guard_result.passed
+    assert eng.run(np.zeros((2, 1, 9, 9), np.float32)).shape == (2, 2, 9, 9)
+
+
 def test_auto_picks_the_first_choice_that_passes(onnx_path, shared_cache):
     with Engine.load(onnx_path, cache_dir=shared_cache) as eng:
-        first = next((b, p) for b, p in AUTO_ORDER if b in ("openvino", "onnxruntime", "torch") and (
-            b != "openvino" or p != "bf16" or "BF16" in openvino_backend.cpu_capabilities()))
-        assert (eng.backend, eng.precision) == first
-        assert eng.selection[-1] == (*first, "selected")
-        if eng.precision != "fp32":
-            assert eng.guard_result.passed
-        assert eng.run(np.zeros((2, 1, 9, 9), np.float32)).shape == (2, 2, 9, 9)
+        _assert_first_that_passed(eng)
+        for b, p, why in eng.selection[:-1]:  # on a CPU without GPU, only the GPU backends come before
+            assert backend_class(b).available() or backend_class(b).precision_unavailable(p), (b, p, why)
 
 
 def test_guard_rejects_a_broken_int8_artifact(onnx_path, tmp_path, monkeypatch):
@@ -101,5 +114,26 @@ def test_guard_verdict_is_cached_with_the_artifact(onnx_path, shared_cache, monk
 def test_auto_skips_unavailable_backends(onnx_path, shared_cache, monkeypatch):
     monkeypatch.setattr(OpenVinoBackend, "available", classmethod(lambda cls: "openvino is not installed (test)"))
     with Engine.load(onnx_path, cache_dir=shared_cache) as eng:
-        assert (eng.backend, eng.precision) == ("onnxruntime", "int8") and eng.guard_result.passed
+        _assert_first_that_passed(eng)
+        assert eng.backend == "onnxruntime"
         assert ("openvino", "int8", "unavailable: openvino is not installed (test)") in eng.selection
+
+
+def test_auto_when_int8_is_rejected_on_a_cpu_without_bf16_or_vnni(onnx_path, shared_cache, monkeypatch, fake_cpu):
+    """The AMD Zen 3 CI machine: no bf16, and ONNX Runtime's INT8 not selected there. ``auto`` goes on to FP32."""
+    fake_cpu("zen3")
+    real_guard = engine_mod.quality_guard
+
+    def guard(backend, *args, **kwargs):
+        result = real_guard(backend, *args, **kwargs)
+        if backend.precision == "int8":  # as if the AVX2 int8 kernels had lost too much
+            result = dataclasses.replace(result, passed=False, drop_db=1.0, psnr=result.psnr_fp32 - 1.0)
+        return result
+
+    monkeypatch.setattr(engine_mod, "quality_guard", guard)
+    with Engine.load(onnx_path, cache_dir=shared_cache) as eng:
+        _assert_first_that_passed(eng)
+        assert (eng.backend, eng.precision) == ("onnxruntime", "fp32") and eng.guard_result is None
+        reasons = {(b, p): why for b, p, why in eng.selection}
+        assert reasons[("openvino", "int8")].startswith("rejected: quality guard FAILED for int8")
+        assert reasons[("openvino", "bf16")].startswith("unavailable: this CPU has no native bf16")

@@ -30,6 +30,26 @@ def test_console_script_help():
     assert r.returncode == 0 and "COMMAND" in r.stdout
 
 
+def test_version(capsys):
+    from engine import __version__
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"colorize {__version__}"
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_help_has_no_rst_markup(command, capsys):
+    if command not in build_parser()._subparsers._group_actions[0].choices:
+        pytest.skip(f"{command} is not built in this checkout")
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text
+    if command == "images":
+        assert text.startswith("usage: colorize images INPUT [INPUT ...] -o OUTDIR")
+
+
 def test_importing_engine_and_cli_does_not_import_torch():
     code = "import sys, engine, engine.cli, engine.image.color, engine.image.padding, engine.artifacts.model_ref, " \
            "engine.engine; engine.cli.build_parser(); assert 'torch' not in sys.modules, 'torch imported'"
@@ -38,7 +58,7 @@ def test_importing_engine_and_cli_does_not_import_torch():
 
 
 def test_images_on_the_samples_with_the_defaults_never_imports_torch(tmp_path):
-    """``colorize images examples/ -o OUT`` as run after ``pip install 'colorize[cpu]'``: the default model and
+    """``colorize images examples/ -o OUT`` as run after ``pip install ".[cpu]"``: the default model and
     backend auto, with an empty artifact cache so that the quality guard runs as well; torch is never imported."""
     pytest.importorskip("onnxruntime")
     out = tmp_path / "out"
@@ -50,3 +70,39 @@ def test_images_on_the_samples_with_the_defaults_never_imports_torch(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     samples = sorted(p.name for p in (REPO / "examples").iterdir() if p.suffix in (".jpg", ".png"))
     assert sorted(p.name for p in out.iterdir()) == samples and "colorized 4 of 4 images" in r.stderr
+
+
+_NO_TORCH = """
+import sys
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+sys.meta_path.insert(0, _Block())
+"""
+
+
+@pytest.mark.parametrize("name", ["nosuchmodel", "resnet18-unet-photo"])
+def test_unknown_model_without_torch_names_the_shipped_models(tmp_path, name):
+    """As after ``pip install ".[cpu]"`` (no torch): the API and the CLI say the name is unknown and list the
+    shipped models; the CLI exits 2 (usage error)."""
+    code = _NO_TORCH + (
+        "from engine import Colorizer\n"
+        "try:\n"
+        f"    Colorizer.load({name!r})\n"
+        "except ValueError as e:\n"
+        "    print('API:', e)\n"
+        "from engine.cli import main\n"
+        f"rc = main(['images', {str(REPO / 'examples')!r}, '-o', 'out', '--model', {name!r}])\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "sys.exit(rc)\n"
+    )
+    env = {**os.environ, "COLORIZE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=120)
+    want = f"unknown model {name!r}; shipped models: resnet18-unet, resnet18-unet-photos"
+    assert r.returncode == 2, r.stdout + r.stderr[-3000:]
+    assert f"API: {want}" in r.stdout and want in r.stderr and "torch" not in r.stderr.split(want)[0]
+    assert not (tmp_path / "out").exists()
+    if name == "resnet18-unet-photo":
+        assert "did you mean 'resnet18-unet-photos'?" in r.stderr

@@ -74,7 +74,7 @@ def test_missing_ray_extra_is_named(folder, tmp_path):
             f"sys.exit(main(['images', {str(folder)!r}, '-o', {str(tmp_path / 'o')!r}, '--ray', '-q']))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 2, r.stderr
-    assert "Ray Data is not installed" in r.stderr and "pip install 'colorize[ray]'" in r.stderr
+    assert "Ray Data is not installed" in r.stderr and 'pip install ".[ray]"' in r.stderr
     assert not (tmp_path / "o").exists()
 
 

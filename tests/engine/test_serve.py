@@ -115,7 +115,8 @@ class Server:
 @contextmanager
 def serving(target, wait_ready: bool = True, **config):
     """Run ``create_app(target, ServeConfig(**config))`` on 127.0.0.1, ephemeral port, in a thread."""
-    cfg = ServeConfig(**{"warmup": 0, "log_level": "warning", **config})
+    # no per-client cap unless a test sets one: every client here is 127.0.0.1 (test_serve_auth.py tests the cap)
+    cfg = ServeConfig(**{"warmup": 0, "log_level": "warning", "max_concurrent_per_client": 0, **config})
     app = create_app(target, cfg)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", timeout_graceful_shutdown=10)

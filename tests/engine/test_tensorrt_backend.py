@@ -17,7 +17,7 @@ def test_registered_and_unavailable_here_with_a_reason():
     assert backend_class("tensorrt") is TensorRTBackend
     reason = TensorRTBackend.available()
     if not HAS_TRT:
-        assert "colorize[trt]" in reason
+        assert 'pip install ".[trt]"' in reason
         with pytest.raises(BackendError, match="tensorrt backend unavailable: tensorrt is not installed"):
             TensorRTBackend(None)
 

@@ -33,6 +33,9 @@ def test_export_folds_bn_has_metadata_and_passes_checker(exported):
     ref = resolve_model(ckpt)
     assert meta.weights_sha256 == ref.sha256 and meta.total_stride == 8 and meta.arch == "resnet18-unet"
     assert meta.normalization == ref.normalization.to_dict() and meta.weights_dtype == "fp32"
+    from engine.model_io import ModelIO
+
+    assert ModelIO.from_dict(meta.io) == ModelIO.native(ref.normalization, 8)  # our convention, stated
     assert report.max_abs <= PARITY_ATOL
     # an .onnx ModelRef takes its identity from the metadata, without torch
     oref = resolve_model(path)

