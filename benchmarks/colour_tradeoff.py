@@ -7,8 +7,10 @@ Every point is ``colorize evaluate --photos`` (``training.photo_eval``): the eva
 Set14), the gray input made with Pillow's ``convert("L")`` (``--gray`` for another), the gray baseline made the same
 way, through ``engine.Colorizer`` with torch FP32 at the working size. The temperature only changes the head's
 decoding (``AbBinsHead.decode``), so one set of weights gives a curve: low T picks each pixel's likeliest colour
-bin (colourful, and wrong more often), high T averages the bins (duller, safer in PSNR). ``--also`` adds fixed
-points (other checkpoints at their own temperature).
+bin (colourful, and wrong more often), high T averages the bins (duller, safer in PSNR). ``--strengths`` adds the
+other knob users have, the colour strength (``Colorizer(colour_strength=s)``: the predicted chroma times s, at the
+model's own temperature), as a second curve of the same model. ``--also`` adds fixed points (other checkpoints at
+their own temperature).
 
 Writes ``OUT.json``, ``OUT.md`` (a table) and ``OUT.png`` (the curve).
 """
@@ -26,25 +28,28 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def _evaluate(ckpt: Path, images: list[tuple[str, object]], gray: str, working_size: int) -> dict:
+def _evaluate(ckpt: Path, images: list[tuple[str, object]], gray: str, working_size: int,
+              strength: float = 1.0) -> dict:
     from engine.colorizer import Colorizer
     from training.photo_eval import evaluate_arrays
 
-    with Colorizer.load(str(ckpt), "torch", "fp32", working_size=working_size) as col:
+    with Colorizer.load(str(ckpt), "torch", "fp32", working_size=working_size, colour_strength=strength) as col:
         return evaluate_arrays(col, iter(images), len(images), col.engine.normalization, gray=gray)
 
 
-def _point(label: str, temperature: float | None, res: dict) -> dict:
+def _point(label: str, temperature: float | None, res: dict, strength: float = 1.0) -> dict:
     m, g = res["model"], res["gray"]
-    return {"label": label, "temperature": temperature, "psnr": m["psnr"], "gray_psnr": g["psnr"],
+    return {"label": label, "temperature": temperature, "strength": strength, "psnr": m["psnr"], "gray_psnr": g["psnr"],
             "delta_psnr": m["psnr"] - g["psnr"], "colorfulness_ratio": m["colorfulness_ratio"], "ssim": m["ssim"],
             "per_folder": res["per_folder"]}
 
 
 def sweep(model: str, temperatures: list[float], also: list[str], images: list[tuple[str, object]],
-          gray: str = "pillow", working_size: int = 256, label: str | None = None) -> list[dict]:
-    """One point per temperature of ``model`` (a bins-head checkpoint), then one per ``also`` checkpoint
-    (``LABEL=PATH`` or a path, labelled by its file name)."""
+          gray: str = "pillow", working_size: int = 256, label: str | None = None,
+          strengths: list[float] = ()) -> list[dict]:
+    """One point per temperature of ``model`` (a bins-head checkpoint), one per colour strength (label
+    "LABEL strength", at the model's own temperature), then one per ``also`` checkpoint (``LABEL=PATH`` or a path,
+    labelled by its file name)."""
     from models.checkpoint import load_checkpoint, normalization_of, save_checkpoint
 
     net, meta = load_checkpoint(model)
@@ -61,6 +66,12 @@ def sweep(model: str, temperatures: list[float], also: list[str], images: list[t
             points.append(_point(label or Path(model).stem, float(t), _evaluate(ckpt, images, gray, working_size)))
             print(f"T {t}: {points[-1]['delta_psnr']:+.2f} dB, colourfulness {points[-1]['colorfulness_ratio']:.3f}",
                   file=sys.stderr)
+    own_t = read_temperature(model)
+    for st in strengths:
+        points.append(_point(f"{label or Path(model).stem} strength", own_t,
+                             _evaluate(Path(model), images, gray, working_size, st), strength=float(st)))
+        print(f"strength {st}: {points[-1]['delta_psnr']:+.2f} dB, colourfulness "
+              f"{points[-1]['colorfulness_ratio']:.3f}", file=sys.stderr)
     for other in also:
         name, _, path = other.rpartition("=")
         points.append(_point(name or Path(path).stem, read_temperature(path),
@@ -77,10 +88,11 @@ def read_temperature(ckpt: str) -> float | None:
 
 
 def write_table(points: list[dict], path: Path, header: str) -> None:
-    rows = [header, "", "| model | T | per-image PSNR | Δ vs gray | colourfulness ratio | SSIM |", "|---|---|---|---|---|---|"]
+    rows = [header, "", "| model | T | colour strength | per-image PSNR | Δ vs gray | colourfulness ratio | SSIM |",
+            "|---|---|---|---|---|---|---|"]
     for p in points:
         t = "–" if p["temperature"] is None else f"{p['temperature']:g}"
-        rows.append(f"| {p['label']} | {t} | {p['psnr']:.2f} | {p['delta_psnr']:+.2f} | "
+        rows.append(f"| {p['label']} | {t} | {p.get('strength', 1.0):g} | {p['psnr']:.2f} | {p['delta_psnr']:+.2f} | "
                     f"{p['colorfulness_ratio']:.3f} | {p['ssim']:.4f} |")
     path.write_text("\n".join(rows) + "\n")
 
@@ -95,7 +107,10 @@ def plot(points: list[dict], path: Path, title: str) -> Path:
         xs, ys = [p["colorfulness_ratio"] for p in ps], [p["delta_psnr"] for p in ps]
         ax.plot(xs, ys, "o-" if len(ps) > 1 else "s", label=label)
         for p in ps:
-            if p["temperature"] is not None:
+            if label.endswith(" strength"):
+                ax.annotate(f"s {p['strength']:g}", (p["colorfulness_ratio"], p["delta_psnr"]), fontsize=7,
+                            textcoords="offset points", xytext=(4, -9))
+            elif p["temperature"] is not None:
                 ax.annotate(f"T {p['temperature']:g}", (p["colorfulness_ratio"], p["delta_psnr"]), fontsize=7,
                             textcoords="offset points", xytext=(4, 3))
     ax.set_xlabel("colourfulness / truth's")
@@ -112,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="bins-head checkpoint (.json) to sweep")
     ap.add_argument("--temperatures", default="0.1,0.2,0.3,0.38,0.5,0.7")
+    ap.add_argument("--strengths", default="", help="comma-separated colour strengths of the model at its own "
+                                                    "temperature (a second curve; e.g. 1,1.25,1.5,1.75)")
     ap.add_argument("--label", default=None, help="the swept model's name in the table (default: its file name)")
     ap.add_argument("--also", default="", help="comma-separated checkpoints shown as fixed points, each PATH or "
                                                "LABEL=PATH")
@@ -130,10 +147,14 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--temperatures: comma-separated numbers expected, got {args.temperatures!r}")
     if not temps or min(temps) <= 0:
         ap.error("--temperatures: at least one, all > 0")
+    try:
+        strengths = [float(t) for t in args.strengths.split(",") if t.strip()]
+    except ValueError:
+        ap.error(f"--strengths: comma-separated numbers expected, got {args.strengths!r}")
     paths = photo_paths(args.photos, "eval")[: args.limit]
     images = [(split_folder(p, "eval"), load_rgb(p)) for p in paths]
     also = [a for a in args.also.split(",") if a.strip()]
-    points = sweep(args.model, temps, also, images, args.gray, args.working_size, args.label)
+    points = sweep(args.model, temps, also, images, args.gray, args.working_size, args.label, strengths)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     record = {"command": "python benchmarks/colour_tradeoff.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),

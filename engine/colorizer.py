@@ -101,10 +101,11 @@ class Colorizer:
         self, engine: Engine, working_size: int = DEFAULT_WORKING_SIZE, max_pixels: int | None = DEFAULT_MAX_PIXELS,
         min_working_size: int | None = None, *,
         small_engine: Engine | Callable[[], Engine] | None = None, small_max_side: int = 0, small_name: str = "",
+        colour_strength: float = 1.0,
     ):
         """``small_engine``: the small-image model's engine, or a function that loads it (called once, on the
         first image whose long side is at most ``small_max_side``); None or ``small_max_side`` 0: no such model.
-        ``small_name``: its name, for messages before it is loaded."""
+        ``small_name``: its name, for messages before it is loaded. ``colour_strength``: see ``check_strength``."""
         if int(working_size) < 1:
             raise ValueError(f"working_size must be >= 1, got {working_size}")
         if min_working_size is None:  # the model's own (an engine-like object without a model ref: none)
@@ -113,6 +114,7 @@ class Colorizer:
             raise ValueError(f"min_working_size must be >= 0, got {min_working_size}")
         if int(small_max_side) < 0:
             raise ValueError(f"small_max_side must be >= 0, got {small_max_side}")
+        self.colour_strength = check_strength(colour_strength)
         self.engine = engine
         self.working_size = int(working_size)
         self.min_working_size = int(min_working_size)
@@ -137,6 +139,7 @@ class Colorizer:
         min_working_size: int | None = None,
         small_model: str | os.PathLike | None = "auto",
         small_max_side: int = SMALL_IMAGE_MAX_SIDE,
+        colour_strength: float = 1.0,
         **engine_options,
     ) -> "Colorizer":
         """Load ``model`` on ``backend`` at ``precision`` (as ``Engine.load``).
@@ -149,6 +152,7 @@ class Colorizer:
             small_model: the model for images whose long side is at most ``small_max_side`` px, run at their
                 size on the same backend and precision and loaded on the first such image; "auto" =
                 ``SMALL_IMAGE_MODEL`` when ``model`` is the default photo model, else none; None = none.
+            colour_strength: the chroma the model predicts is multiplied by this (``check_strength``).
         """
         small = resolve_small_model(model, small_model)
         loader = None
@@ -158,7 +162,7 @@ class Colorizer:
             loader = functools.partial(Engine.load, small, backend, precision, **small_options)
         return cls(Engine.load(model, backend, precision, **engine_options), working_size, max_pixels,
                    min_working_size, small_engine=loader, small_max_side=small_max_side,
-                   small_name=os.fspath(small) if loader else "")
+                   small_name=os.fspath(small) if loader else "", colour_strength=colour_strength)
 
     @property
     def small_engine(self) -> Engine | None:
@@ -238,8 +242,11 @@ class Colorizer:
             raise ValueError("run takes items of one batch_key (one model, one working shape); group them first")
         return self.engine_for(prepared[0]).run(np.stack([p.l for p in prepared]))
 
-    def finish(self, prepared: Prepared, ab: np.ndarray) -> Image.Image | np.ndarray:
+    def finish(self, prepared: Prepared, ab: np.ndarray, colour_strength: float | None = None
+               ) -> Image.Image | np.ndarray:
         """Merge ``ab`` (float32 [2, h, w], model-normalized, at the working size) with the full-resolution input.
+
+        ``colour_strength``: this image's (``check_strength``); None = the Colorizer's.
 
         Returns what ``colorize`` returns: a PIL image (RGB, or RGBA when the input had alpha)
         for path/PIL inputs, an H×W×3 (or ×4) array of the input's dtype for array inputs.
@@ -252,7 +259,8 @@ class Colorizer:
         if prepared.key[0] > h or prepared.key[1] > w:  # an enlarged small image: ab back to its size, antialiased
             ab = np.stack([resize_plane(c, (h, w)) for c in ab])
         out_dtype = prepared.dtype if prepared.kind == "array" else np.uint8
-        scale = float(self.engine_for(prepared).normalization.denormalize_ab(1.0))
+        strength = self.colour_strength if colour_strength is None else check_strength(colour_strength)
+        scale = float(self.engine_for(prepared).normalization.denormalize_ab(1.0)) * strength
         rgb = compose(d.pixels, ab, out_dtype, ab_scale=scale)  # ab enlarged to full size on the fly
         if prepared.kind == "array":
             if d.alpha is None:
@@ -302,6 +310,25 @@ class Colorizer:
         small = f", small_max_side={self.small_max_side}" if self.small_max_side else ""
         return (f"Colorizer({self.engine!r}, working_size={self.working_size}, "
                 f"min_working_size={self.min_working_size}{small})")
+
+
+MAX_COLOUR_STRENGTH = 4.0
+
+
+def check_strength(value) -> float:
+    """A colour strength: the factor on the predicted chroma (a and b), 1 = the model's own, 0 = gray, above 1 =
+    more saturated (out-of-gamut colours are clipped as usual). The output's luminance is the input's whatever it is.
+
+    Raises:
+        ValueError: not a number in [0, ``MAX_COLOUR_STRENGTH``].
+    """
+    try:
+        s = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"colour_strength must be a number, got {value!r}") from None
+    if not 0.0 <= s <= MAX_COLOUR_STRENGTH:  # NaN fails too
+        raise ValueError(f"colour_strength must be in [0, {MAX_COLOUR_STRENGTH:g}], got {value!r}")
+    return s
 
 
 def _warm_up_merge() -> None:

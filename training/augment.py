@@ -1,4 +1,4 @@
-"""Batch augmentation on uint8 NHWC tensors (CIFAR-sized batches, CPU)."""
+"""Batch augmentation on uint8 NHWC tensors (on their device; the random draws from a CPU generator)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def to_float_nchw(images: Tensor) -> Tensor:
 
 def random_flip(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Mirror each image of an NCHW batch left-right with probability 1/2."""
-    flip = torch.rand(x.shape[0], generator=generator) < 0.5
+    flip = (torch.rand(x.shape[0], generator=generator) < 0.5).to(x.device)
     if flip.any():
         x = x.clone()
         x[flip] = x[flip].flip(-1)

@@ -86,6 +86,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    choices=("mixed", "pillow", "rec709", "mean", "lstar"),
                    help="how the input gray is made from the colour original: mixed (one method per image, "
                         "default), pillow (convert('L')), rec709, mean (of RGB) or lstar (L* of the original)")
+    z.add_argument("--device", default=ColorizeConfig.device, metavar="cpu|cuda|auto",
+                   help="where to train (default %(default)s; auto: cuda when available); training.device")
+    z.add_argument("--workers", type=int, default=ColorizeConfig.workers,
+                   help="photos: threads that cut each epoch's crops (default %(default)s)")
     z.add_argument("--init-matching", action="store_true",
                    help="--init: copy only the tensors whose name and shape match (warm start of another arch)")
 

@@ -17,6 +17,8 @@ random crops of real photos (``--photos``, see ``training.photos``).
   ``--head bins --loss ce``: rebalanced cross-entropy over ab bins, ``models.ab_bins``).
   ``--init`` from a checkpoint with another head kind keeps the body and zeroes the new head.
 * The output conv starts at zero (gray output), AdamW + one-cycle, bf16 autocast, channels_last.
+* ``--device cpu|cuda|auto`` (``training.device``): the model, the loss and each batch live there; the Lab
+  conversion, flips and gray methods run there too.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from torch import Tensor, nn
 from engine.image.color import DEFAULT_NORMALIZATION, Normalization
 from models.ab_bins import AbBinsHead
 from training.augment import random_flip, to_float_nchw
-from training.classify import autocast, subset
+from training.classify import subset
+from training.device import autocast, prepare, resolve_device
 from training.config import ColorizeConfig
 from training.losses import BinsLoss, ColorLoss, weights_from_images
 
@@ -98,6 +101,8 @@ class ColorizeTask:
         from models import create_model
 
         self.cfg, self.norm, self.test = cfg, norm, test
+        self.device = resolve_device(cfg.device)
+        prepare(self.device)
         self.model = create_model(cfg.arch, **cfg.arch_kwargs)
         self.bins = isinstance(getattr(self.model, "head", None), AbBinsHead)
         if (cfg.loss == "ce") != self.bins:
@@ -131,11 +136,12 @@ class ColorizeTask:
             if new_head:
                 self.init["head"] = f"new {_head_kind(cfg.arch_kwargs)} head, zero-initialised"
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        self.model = self.model.to(memory_format=self.memory_format)
+        self.model = self.model.to(self.device, memory_format=self.memory_format)
         if self.bins:
             self.loss_fn = BinsLoss(self.model.head, weights, l1_weight=cfg.l1_weight)
         else:
             self.loss_fn = ColorLoss(cfg.loss, weights, ab_scale=norm.ab_scale)
+        self.loss_fn = self.loss_fn.to(self.device)
 
     def make_optimizer(self, total_steps: int):
         """AdamW, no weight decay on biases and norms; the encoder's peak LR is ``encoder_lr_mult`` x the rest's."""
@@ -166,13 +172,13 @@ class ColorizeTask:
             methods = torch.randint(0, len(GRAY_METHODS), (x.shape[0],), generator=generator)
         else:
             methods = torch.full((x.shape[0],), GRAY_METHODS.index(self.cfg.gray))
-        l = model_l_torch(x, methods, self.norm, lstar=lab[:, :1])
+        l = model_l_torch(x, methods.to(x.device), self.norm, lstar=lab[:, :1])
         return l.contiguous(memory_format=self.memory_format), self.norm.normalize_ab(lab[:, 1:])
 
     def train_step(self, images: Tensor, labels: Tensor, generator: torch.Generator):
         l, ab = self._lab(images, generator)
         refine = getattr(self.model, "refine", None)
-        with autocast(self.cfg.bf16):
+        with autocast(self.device, self.cfg.bf16):
             if self.bins:
                 features = self.model.features_padded(l)
                 logits = self.model.head.logits(features)
@@ -207,7 +213,8 @@ class ColorizeTask:
         if self.cfg.photos:
             from training.photos import SPLITS
 
-            return {"dataset": "photos (../shared/data/photos)", "split": "train: " + ", ".join(SPLITS["train"]),
+            where = "../shared/data/photos" if self.cfg.photos == "default" else self.cfg.photos
+            return {"dataset": f"photos ({where})", "split": "train: " + ", ".join(SPLITS["train"]),
                     "input": io, "resolution": f"random {self.cfg.crop}x{self.cfg.crop} crops of photos reduced to "
                                                f"a long side of {self.cfg.working_size}",
                     "validation": "center crops of split 'eval': " + ", ".join(SPLITS["eval"])}
@@ -230,8 +237,15 @@ class ColorizeTask:
 
 def train_colorizer(cfg: ColorizeConfig, *, resume: bool = False) -> dict:
     """Train a colorizer as configured; returns the last epoch record."""
-    from training.cifar import load_cifar10
     from training.loop import fit
+
+    task, x, y = build_colorizer_run(cfg)
+    return fit(cfg, task, x, y, resume=resume, workers=cfg.workers)
+
+
+def build_colorizer_run(cfg: ColorizeConfig):
+    """(task, training images or per-epoch source, labels) of a run as configured, ready for ``training.loop.fit``."""
+    from training.cifar import load_cifar10
 
     from training.gray import check_method
 
@@ -261,6 +275,6 @@ def train_colorizer(cfg: ColorizeConfig, *, resume: bool = False) -> dict:
             scale = DEFAULT_NORMALIZATION.ab_scale
             grid = {"bin_size": 2 * scale / cfg.arch_kwargs.get("bins_per_axis", DEFAULT_BINS_PER_AXIS),
                     "ab_range": scale}
-        weights = weights_from_images(x.for_epoch(0) if hasattr(x, "for_epoch") else x, cfg.rebalance, cfg.rebalance_power, seed=cfg.seed, **grid)
-    task = ColorizeTask(cfg, xt, weights)
-    return fit(cfg, task, x, y, resume=resume)
+        first = x.for_epoch(0, workers=cfg.workers) if hasattr(x, "for_epoch") else x
+        weights = weights_from_images(first, cfg.rebalance, cfg.rebalance_power, seed=cfg.seed, **grid)
+    return ColorizeTask(cfg, xt, weights), x, y

@@ -69,4 +69,6 @@ class ColorizeConfig(TrainConfig):
     cifar_mix: int = 0  # photos: this many CIFAR-10 train images per epoch too, enlarged to the crop size
     gray: str = "mixed"  # model input: "mixed" (a gray method per image, training.gray) or one of GRAY_METHODS
     init_matching: bool = False  # --init: copy only the tensors whose name and shape match (another arch)
+    device: str = "cpu"  # "cpu" | "cuda" | "auto" (cuda when available); training.device
+    workers: int = 1  # photos: threads that cut each epoch's crops (on CUDA the next epoch's, while this one trains)
     out: str = "runs/colorize-resnet18-unet"

@@ -26,16 +26,18 @@ from training.metrics import colorfulness, gap_recovered, gray_baseline, mse_per
 def colorize_uint8(model: nn.Module, rgb: Tensor, norm: Normalization = DEFAULT_NORMALIZATION,
                    batch_size: int = 250, bf16: bool = False, gray: str = "lstar") -> Tensor:
     """Colorize uint8 RGB [N, H, W, 3] images from their gray made by ``gray`` (``training.gray``: the L* of the
-    original, or a gray file as users make it); uint8 [N, H, W, 3] out, with the gray input's L*."""
+    original, or a gray file as users make it); uint8 [N, H, W, 3] out, with the gray input's L*. The model runs on
+    the device its weights are on."""
     from training.gray import model_l_uint8
     from training.lab import merge_lab
 
     model.eval()
+    device = next(model.parameters()).device
     outs = []
     for i in range(0, len(rgb), batch_size):
         l = model_l_uint8(rgb[i : i + batch_size], gray, norm)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            ab = model(l).float()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            ab = model(l.to(device)).float().cpu()
         outs.append(to_uint8(merge_lab(l, ab, norm)))
     return torch.cat(outs)
 

@@ -13,6 +13,12 @@ schedule, checkpointing and logging:
   an ``epoch`` record (training and evaluation metrics) per epoch;
 * at each epoch end the model is exported as ``OUT/model.{json,safetensors}``
   (fp32, the checkpoint format) and ``OUT/curves.png`` is redrawn.
+
+Devices (``task.device``, default the CPU; ``training.device``): the state is written as CPU tensors and read with
+``map_location="cpu"``, so it resumes on either device. On CUDA each epoch's images go to the GPU at once (pinned,
+non-blocking) and batches are cut there; a source of fresh images per epoch prepares the next epoch's in a
+background thread (its resizes in ``workers`` threads) while the GPU trains on this one, and the loss is read back
+only every ``log_every`` steps.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import json
 import math
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,7 +43,7 @@ METRICS_FILE = "metrics.jsonl"
 
 
 class Task(Protocol):
-    model: nn.Module
+    model: nn.Module  # a task may also have ``device`` (torch.device; default the CPU): where batches are sent
 
     def make_optimizer(self, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
         """(optimizer, LR scheduler stepped once per step)."""
@@ -53,6 +60,57 @@ class Task(Protocol):
 
     def export(self, path: Path, metrics: dict) -> None:
         """Write the model in the checkpoint format."""
+
+
+class _EpochImages:
+    """The training images of each epoch as a tensor on ``device``: a fixed array uploaded once, or a per-epoch
+    source (``for_epoch``) whose next epoch is prepared in a background thread when training on CUDA."""
+
+    def __init__(self, images: Any, device: torch.device, workers: int = 1):
+        self.images, self.device, self.workers = images, device, max(1, workers)
+        self.per_epoch = hasattr(images, "for_epoch")
+        self.prefetch = self.per_epoch and device.type == "cuda"
+        self._fixed: Tensor | None = None
+        self._next: tuple[int, threading.Thread, dict] | None = None
+
+    def _host(self, epoch: int) -> Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(self.images.for_epoch(epoch, workers=self.workers)
+                                                  if self.workers > 1 else self.images.for_epoch(epoch)))
+        return t.pin_memory() if self.device.type == "cuda" else t
+
+    def _start(self, epoch: int) -> None:
+        box: dict = {}
+
+        def run() -> None:
+            try:
+                box["images"] = self._host(epoch)
+            except BaseException as e:  # raised again in the training thread
+                box["error"] = e
+
+        thread = threading.Thread(target=run, name=f"epoch-{epoch}-images", daemon=True)
+        thread.start()
+        self._next = (epoch, thread, box)
+
+    def get(self, epoch: int, last_epoch: int) -> Tensor:
+        """Epoch ``epoch``'s images on the device (uint8 [N, H, W, 3]); starts preparing the next one."""
+        if not self.per_epoch:
+            if self._fixed is None:
+                from training.device import to_device
+
+                self._fixed = to_device(torch.from_numpy(np.ascontiguousarray(self.images)), self.device)
+            return self._fixed
+        if self._next is not None and self._next[0] == epoch:
+            _, thread, box = self._next
+            thread.join()
+            if "error" in box:
+                raise box["error"]
+            host = box["images"]
+        else:
+            host = self._host(epoch)
+        self._next = None
+        if self.prefetch and epoch + 1 < last_epoch:
+            self._start(epoch + 1)
+        return host.to(self.device, non_blocking=True)
 
 
 class RunExistsError(RuntimeError):
@@ -93,11 +151,20 @@ def _respan_one_cycle(scheduler: Any, total_steps: int, pct_start: float) -> Non
     print(f"schedule re-spanned from {old} to {total_steps} steps", file=sys.stderr)
 
 
-def fit(cfg: TrainConfig, task: Task, images: np.ndarray, labels: np.ndarray, *, resume: bool = False) -> dict:
+def fit(cfg: TrainConfig, task: Task, images: np.ndarray, labels: np.ndarray, *, resume: bool = False,
+        workers: int = 1, schedule_steps: int | None = None, deadline: float | None = None) -> dict:
     """Train ``task.model`` on uint8 [N, H, W, 3] ``images``; returns the last epoch record.
 
     ``images`` may also be a source of fresh images per epoch: an object with ``len()`` and
-    ``for_epoch(epoch) -> uint8 [N, H, W, 3]`` (``training.photos.PhotoCrops``).
+    ``for_epoch(epoch, workers=1) -> uint8 [N, H, W, 3]`` (``training.photos.PhotoCrops``).
+
+    Args:
+        workers: threads that cut a per-epoch source's images (1: in the training thread, as before).
+        schedule_steps: the run's length in steps, which the one-cycle spans (default: ``cfg.epochs`` epochs,
+            or up to ``cfg.max_steps``, which does not shorten the schedule).
+        deadline: a ``time.perf_counter()`` time to stop at (a time budget): the run stops at the first step
+            past it, and at each epoch end the rest of the schedule is re-spanned to the steps that fit before
+            it at the rate measured so far.
 
     Raises:
         RunExistsError: ``cfg.out`` holds a state and ``resume`` is False.
@@ -112,7 +179,9 @@ def fit(cfg: TrainConfig, task: Task, images: np.ndarray, labels: np.ndarray, *,
     steps_per_epoch = n // cfg.batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"{n} training images is fewer than one batch of {cfg.batch_size} (lower --batch-size)")
-    total_steps = steps_per_epoch * cfg.epochs
+    total_steps = schedule_steps or steps_per_epoch * cfg.epochs
+    stop_at = schedule_steps or cfg.max_steps
+    device = getattr(task, "device", torch.device("cpu"))
     # One-cycle needs a few steps per phase; tiny runs (tests) get a schedule longer than the run.
     optimizer, scheduler = task.make_optimizer(max(total_steps, 20))
     epoch, step_in_epoch, global_step = 0, 0, 0
@@ -130,8 +199,10 @@ def fit(cfg: TrainConfig, task: Task, images: np.ndarray, labels: np.ndarray, *,
         metrics_path.unlink()  # a fresh run: stale records from an earlier aborted start
 
     def save_state() -> None:
+        from training.device import to_cpu
+
         atomic_torch_save(
-            {
+            to_cpu({
                 "model": task.model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
@@ -139,24 +210,29 @@ def fit(cfg: TrainConfig, task: Task, images: np.ndarray, labels: np.ndarray, *,
                 "step_in_epoch": step_in_epoch,
                 "global_step": global_step,
                 "config": cfg.to_dict(),
-            },
+            }),
             state_path,
         )
 
-    per_epoch = hasattr(images, "for_epoch")
-    images_t = None if per_epoch else torch.from_numpy(np.ascontiguousarray(images))
-    labels_t = torch.from_numpy(np.asarray(labels))
+    source = _EpochImages(images, device, workers)
+    labels_t = torch.from_numpy(np.asarray(labels)).to(device)
+    last_epoch = min(cfg.epochs, math.ceil(stop_at / steps_per_epoch)) if stop_at else cfg.epochs
     record: dict = {}
+    t_run, steps_run = time.perf_counter(), 0
     while epoch < cfg.epochs:
+        if (stop_at and global_step >= stop_at) or (deadline is not None and time.perf_counter() >= deadline):
+            break  # ended exactly at an epoch end
         task.model.train()
-        if per_epoch:
-            images_t = torch.from_numpy(np.ascontiguousarray(images.for_epoch(epoch)))
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+        images_t = source.get(epoch, last_epoch)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)).to(device)
         totals: dict[str, float] = {}
-        loss_sum, loss_n = 0.0, 0
+        loss_sum, loss_n = torch.zeros((), dtype=torch.float64, device=device), 0
         t0, seen = time.perf_counter(), 0
         while step_in_epoch < steps_per_epoch:
-            if cfg.max_steps and global_step >= cfg.max_steps:
+            if stop_at and global_step >= stop_at:
+                break
+            if deadline is not None and time.perf_counter() >= deadline:
+                print(f"time budget reached at step {global_step}", file=sys.stderr)
                 break
             idx = perm[step_in_epoch * cfg.batch_size : (step_in_epoch + 1) * cfg.batch_size]
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + global_step)
@@ -167,14 +243,18 @@ def fit(cfg: TrainConfig, task: Task, images: np.ndarray, labels: np.ndarray, *,
             scheduler.step()
             step_in_epoch += 1
             global_step += 1
+            steps_run += 1
             seen += len(idx)
-            lv = float(loss.detach())
-            if not math.isfinite(lv):
-                raise FloatingPointError(f"loss is {lv} at step {global_step} (lower --lr)")
-            loss_sum, loss_n = loss_sum + lv * len(idx), loss_n + len(idx)
+            loss_d = loss.detach()
+            loss_sum, loss_n = loss_sum + loss_d.double() * len(idx), loss_n + len(idx)
+            logging = bool(cfg.log_every and global_step % cfg.log_every == 0)
+            if device.type == "cpu" or logging:  # on CUDA, read back only when logging (no sync per step)
+                lv = float(loss_d)
+                if not math.isfinite(lv):
+                    raise FloatingPointError(f"loss is {lv} at step {global_step} (lower --lr)")
             for k, v in stats.items():
                 totals[k] = totals.get(k, 0.0) + float(v)
-            if cfg.log_every and global_step % cfg.log_every == 0:
+            if logging:
                 rate = seen / (time.perf_counter() - t0)
                 append_jsonl(
                     metrics_path,
@@ -186,9 +266,12 @@ def fit(cfg: TrainConfig, task: Task, images: np.ndarray, labels: np.ndarray, *,
             if cfg.save_every and global_step % cfg.save_every == 0:
                 save_state()
         finished_epoch = step_in_epoch >= steps_per_epoch
+        train_loss = float(loss_sum) / max(loss_n, 1)
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(f"mean loss is {train_loss} in epoch {epoch} (lower --lr)")
         elapsed = time.perf_counter() - t0
         record = {"kind": "epoch", "epoch": epoch, "step": global_step, "complete": finished_epoch,
-                  "train_loss": loss_sum / max(loss_n, 1), **task.summarize(totals),
+                  "train_loss": train_loss, **task.summarize(totals),
                   "img_per_s": round(seen / elapsed, 2) if elapsed > 0 else None,
                   "lr": scheduler.get_last_lr()[0]}
         record.update(task.evaluate())
@@ -206,5 +289,22 @@ def fit(cfg: TrainConfig, task: Task, images: np.ndarray, labels: np.ndarray, *,
             print(f"no curves plot ({e}; pip install matplotlib)", file=sys.stderr)
         print(json.dumps(record), file=sys.stderr, flush=True)
         if not finished_epoch:
-            break  # max_steps reached
+            break  # max_steps, schedule_steps or the deadline reached
+        if deadline is not None and steps_run:
+            total_steps = _fit_to_deadline(scheduler, global_step, steps_run, t_run, deadline, total_steps,
+                                           cfg.pct_start)
+            stop_at = total_steps
+            last_epoch = min(cfg.epochs, math.ceil(stop_at / steps_per_epoch))
     return record
+
+
+def _fit_to_deadline(scheduler: Any, step: int, steps_run: int, t_run: float, deadline: float, total: int,
+                     pct_start: float) -> int:
+    """The run's new length: the steps that fit before ``deadline`` at the rate measured since ``t_run`` (epoch
+    ends included); the schedule is re-spanned to it when it differs by more than 2 %."""
+    per_step = (time.perf_counter() - t_run) / steps_run
+    fits = step + max(1, int((deadline - time.perf_counter()) / per_step))
+    if abs(fits - total) <= 0.02 * total or fits <= step + 1:
+        return total
+    _respan_one_cycle(scheduler, fits, pct_start)
+    return fits

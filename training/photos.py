@@ -144,9 +144,8 @@ class PhotoCrops:
     def __len__(self) -> int:
         return len(self.photos) * self.per_image + self.cifar_per_epoch
 
-    def _crop(self, im: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        from PIL import Image
-
+    def _box(self, im: np.ndarray, rng: np.random.Generator) -> tuple[float, float, float, float]:
+        """The source window of one crop (three draws from ``rng``, in a fixed order)."""
         h, w = im.shape[:2]
         c = self.crop
         long_side = self.working_size * rng.uniform(*self.scale)
@@ -155,24 +154,43 @@ class PhotoCrops:
         # Cut the source window of the crop, then resize only that window.
         wy, wx = c * h / th, c * w / tw
         y0, x0 = rng.uniform(0, h - wy), rng.uniform(0, w - wx)
-        box = (x0, y0, x0 + wx, y0 + wy)
-        return np.asarray(Image.fromarray(im).resize((c, c), Image.BICUBIC, box=box, reducing_gap=2.0))
+        return (x0, y0, x0 + wx, y0 + wy)
 
-    def for_epoch(self, epoch: int) -> np.ndarray:
-        """uint8 [len(self), crop, crop, 3]: the photos' crops, then the enlarged CIFAR images."""
+    def _cut(self, im: np.ndarray, boxes: list[tuple[float, float, float, float] | None]) -> list[np.ndarray]:
+        """The crops of ``im`` at ``boxes``, each resized to the crop (bicubic); the whole image for a None box
+        (CIFAR). ``im`` becomes a Pillow image once for all its crops."""
         from PIL import Image
 
+        c, pil = self.crop, Image.fromarray(im)
+        return [np.asarray(pil.resize((c, c), Image.BICUBIC)) if box is None
+                else np.asarray(pil.resize((c, c), Image.BICUBIC, box=box, reducing_gap=2.0)) for box in boxes]
+
+    def for_epoch(self, epoch: int, workers: int = 1) -> np.ndarray:
+        """uint8 [len(self), crop, crop, 3]: the photos' crops, then the enlarged CIFAR images.
+
+        The windows are drawn in one sequence; ``workers`` > 1 cuts them in that many threads (Pillow releases
+        the GIL while it resamples), with the same result.
+        """
         rng = np.random.default_rng([self.seed, epoch])
-        out = np.empty((len(self), self.crop, self.crop, 3), np.uint8)
-        k = 0
-        for im in self.photos:
-            for _ in range(self.per_image):
-                out[k] = self._crop(im, rng)
-                k += 1
+        jobs: list[tuple[np.ndarray, list]] = [(im, [self._box(im, rng) for _ in range(self.per_image)])
+                                               for im in self.photos]
         if self.cifar_per_epoch:
-            for i in rng.choice(len(self.cifar), self.cifar_per_epoch, replace=False):
-                out[k] = np.asarray(Image.fromarray(self.cifar[i]).resize((self.crop, self.crop), Image.BICUBIC))
-                k += 1
+            jobs += [(self.cifar[i], [None]) for i in rng.choice(len(self.cifar), self.cifar_per_epoch, replace=False)]
+        starts = np.cumsum([0] + [len(b) for _, b in jobs]).tolist()
+        out = np.empty((len(self), self.crop, self.crop, 3), np.uint8)
+
+        def fill(j: int) -> None:
+            for k, crop in enumerate(self._cut(*jobs[j]), start=starts[j]):
+                out[k] = crop
+
+        if workers > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(fill, range(len(jobs)), chunksize=16))
+        else:
+            for j in range(len(jobs)):
+                fill(j)
         return out
 
 

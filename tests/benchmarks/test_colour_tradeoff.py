@@ -37,15 +37,19 @@ def test_sweep_writes_a_point_per_temperature_and_fixed_points(photos, tmp_path)
     other = save_checkpoint(ab_net, tmp_path / "ab", arch="resnet18-unet-lite")
     out = tmp_path / "res" / "tradeoff"
     assert colour_tradeoff.main(["--model", str(ckpt), "--temperatures", "0.1,1.0", "--also", f"zero ab={other}",
-                                 "--photos", str(photos), "--working-size", "64", "--out", str(out)]) == 0
+                                 "--strengths", "0.5,2", "--photos", str(photos), "--working-size", "64",
+                                 "--out", str(out)]) == 0
     rec = json.loads(out.with_suffix(".json").read_text())
     pts = rec["points"]
-    assert [p["temperature"] for p in pts] == [0.1, 1.0, None]
-    assert [p["label"] for p in pts] == ["bins", "bins", "zero ab"]
+    assert [p["temperature"] for p in pts] == [0.1, 1.0, 0.38, 0.38, None]
+    assert [p["label"] for p in pts] == ["bins", "bins", "bins strength", "bins strength", "zero ab"]
+    assert [p["strength"] for p in pts] == [1.0, 1.0, 0.5, 2.0, 1.0]
+    # the colour strength scales chroma: 4x the strength, more colour (clipping aside)
+    assert pts[3]["colorfulness_ratio"] > 2 * pts[2]["colorfulness_ratio"]
     assert rec["protocol"]["gray_input"] == "pillow" and rec["protocol"]["n"] == len(SPLITS["eval"])
     # the temperature reaches the decoding: a peaked head is more colourful at T 0.1 than at T 1
     assert pts[0]["colorfulness_ratio"] > pts[1]["colorfulness_ratio"]
-    assert pts[2]["colorfulness_ratio"] == pytest.approx(0.0, abs=1e-6)  # a zero ab head: gray
+    assert pts[4]["colorfulness_ratio"] == pytest.approx(0.0, abs=1e-6)  # a zero ab head: gray
     assert out.with_suffix(".png").stat().st_size > 0 and "| bins | 0.1 |" in out.with_suffix(".md").read_text()
     assert read_metadata(ckpt)["arch_kwargs"] == kw  # the swept checkpoint itself is untouched
 

@@ -251,3 +251,26 @@ def test_small_image_enlarged_for_the_model_output_at_its_size(col):
     assert col.min_working_size == 0  # resnet18-unet (CIFAR) has no minimum: 32x32 runs at 32x32
     with pytest.raises(ValueError, match="min_working_size must be >= 0"):
         Colorizer(col.engine, min_working_size=-1)
+
+
+def test_colour_strength_scales_chroma_and_keeps_luminance(col):
+    """strength s: a and b of the output are s times the model's (before gamut clipping), L* is the input's."""
+    from engine.colorizer import check_strength
+
+    g = _smooth_gray(40, 56, seed=3)
+    p = col.prepare(g)
+    ab = col.run([p])[0]
+    chroma = {}
+    for s in (0.0, 1.0, 2.0):
+        out = col.finish(p, ab, colour_strength=s)
+        err = np.abs(_l_of(out) - _l_of(np.repeat(g[..., None], 3, -1)))
+        assert err.max() <= L_TOL_8BIT
+        chroma[s] = np.hypot(*rgb_to_lab(out.astype(np.float64) / 255.0)[..., 1:].transpose(2, 0, 1)).mean()
+    assert chroma[0.0] < 0.5  # gray, up to 8-bit rounding
+    assert chroma[1.0] > 0.5 and chroma[2.0] > 1.5 * chroma[1.0]
+    np.testing.assert_array_equal(col.finish(p, ab, colour_strength=1.0), col.finish(p, ab))  # the default
+    strong = Colorizer(col.engine, working_size=32, colour_strength=2.0)  # shares col's engine: not closed here
+    np.testing.assert_array_equal(strong.colorize(g), col.finish(p, ab, colour_strength=2.0))
+    for bad in (-0.1, 4.5, float("nan"), "strong"):
+        with pytest.raises(ValueError, match="colour_strength"):
+            check_strength(bad)

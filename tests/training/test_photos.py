@@ -175,3 +175,15 @@ def test_evaluate_gray_protocols(photo_tree, tmp_path):
     assert res["pillow"]["gray"]["psnr"] != pytest.approx(res["lstar"]["gray"]["psnr"], abs=1e-3)
     with pytest.raises(SystemExit):
         cli(["evaluate", "--model", "resnet18-unet", "--photos", str(photo_tree), "--gray", "luma"])
+
+
+def test_crops_cut_in_threads_are_the_same(photo_tree):
+    from training.photos import PhotoCrops
+
+    rng = np.random.default_rng(3)
+    photos = [load_at_working_size(p, 64) for p in photo_paths(photo_tree, "train")]
+    cifar = rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8)
+    src = PhotoCrops(photos, 64, 32, 3, seed=2, cifar=cifar, cifar_per_epoch=4)
+    one = src.for_epoch(1)
+    np.testing.assert_array_equal(src.for_epoch(1, workers=3), one)
+    assert not np.array_equal(src.for_epoch(2, workers=3), one)
