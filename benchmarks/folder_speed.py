@@ -37,9 +37,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from engine.cli.images import collect_tasks  # noqa: E402
-from engine.cli.progress import Progress  # noqa: E402
-from engine.cli.runner import TaskRunner  # noqa: E402
+from engine.job.plan import collect_tasks  # noqa: E402
+from engine.job.runner import TaskRunner  # noqa: E402
 from engine.colorizer import DEFAULT_WORKING_SIZE, Colorizer  # noqa: E402
 from engine.image.resize import working_shape  # noqa: E402
 
@@ -88,7 +87,7 @@ def end_to_end(col: Colorizer, folder: Path, out: Path, batch_size: int, jobs: i
     """images/s of the ``colorize images`` pipeline on ``folder`` (model already loaded)."""
     args = argparse.Namespace(batch_size=batch_size, jobs=jobs, quality=95, report=None)
     tasks = collect_tasks([str(folder)], out, False, None)
-    run = TaskRunner(col, args, Progress(len(tasks), enabled=False), report=False)
+    run = TaskRunner(col, args)
     t = time.perf_counter()
     run.run(tasks)
     dt = time.perf_counter() - t

@@ -107,20 +107,18 @@ def driver_cost(n: int, tmp: Path) -> dict:
     """The driver's own time per file: planning, then building the dataset and collecting rows (no-op actor)."""
     import tracemalloc
 
-    from engine.cli.images import make_plan
+    from engine.job.plan import make_plan
     from engine.ray.driver import run_tasks
 
     folder = tmp / "empty"
     folder.mkdir()
     for i in range(n):
         (folder / f"{i:07d}.png").touch()
-    args = argparse.Namespace(inputs=[str(folder)], output=str(tmp / "empty-out"), recursive=False, format=None,
-                              skip_existing=True, report=None)
     t = time.perf_counter()
-    plan = make_plan(args)
+    plan = make_plan([folder], tmp / "empty-out", skip_existing=True)
     plan_s = time.perf_counter() - t
     tracemalloc.start()  # a second plan, for the memory it holds (tracemalloc slows it down)
-    held = make_plan(args)
+    held = make_plan([folder], tmp / "empty-out", skip_existing=True)
     plan_bytes = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     del held

@@ -1,4 +1,4 @@
-"""Inference: backends, ``Engine``, ``Colorizer``, batching, CLI, service.
+"""Inference: backends, ``Engine``, ``Colorizer``, folder jobs (``colorize_folder``), batching, CLI, service.
 
 Importing ``engine`` is cheap and never imports torch: names are loaded on
 first use.
@@ -16,6 +16,7 @@ _LAZY = {
     "Colorizer": "engine.colorizer",
     "Normalization": "engine.image.color",
     "resolve_model": "engine.artifacts.model_ref",
+    "colorize_folder": "engine.job.run",
 }
 
 __all__ = ["__version__", *_LAZY]

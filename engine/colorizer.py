@@ -115,7 +115,6 @@ class Colorizer:
         if int(small_max_side) < 0:
             raise ValueError(f"small_max_side must be >= 0, got {small_max_side}")
         self.colour_strength = check_strength(colour_strength)
-        _warm_up_merge()
         self.engine = engine
         self.working_size = int(working_size)
         self.min_working_size = int(min_working_size)
@@ -217,6 +216,8 @@ class Colorizer:
         h, w = decoded.size
         if h < 1 or w < 1:
             raise ValueError(f"image must be at least 1x1, got {w}x{h}" + (f" ({path})" if path else ""))
+        if h * w >= merge.JIT_MIN_PIXELS:  # its merge will be the compiled one: load it while the model runs
+            _warm_up_merge()
         small = runs_small((h, w), self.small_max_side)
         engine = self.small_engine if small else self.engine
         static = getattr(engine, "static_size", None)  # a static-size model: prepared at its size, batched as one
@@ -330,10 +331,9 @@ def check_strength(value) -> float:
     return s
 
 
-@functools.cache
 def _warm_up_merge() -> None:
     """Load the compiled merge (``engine.image.merge.warm_up``) on a daemon thread, once per process."""
-    threading.Thread(target=merge.warm_up, name="colorize-merge-warm-up", daemon=True).start()
+    merge._warm_up_in_background()
 
 
 def runs_small(size: tuple[int, int], small_max_side: int) -> bool:

@@ -118,19 +118,28 @@ def quality_guard(backend: Backend, ref: ModelRef, adapter: ModelAdapter | int, 
     """Run (or fetch the cached verdict of) the quality guard for a non-FP32 ``backend``; ``adapter``: the
     model's (or, for our convention, its stride), so both precisions run as ``Engine.run`` runs them."""
     from engine.artifacts.cache import ArtifactCache
-    from engine.guard import TOLERANCE_DB, GuardResult, check_quality, load_guard_data
+    from engine.guard import TOLERANCE_DB, GuardResult, check_quality, guard_source, load_guard_data
 
-    data = load_guard_data()
     artifact = backend.artifact_id() if hasattr(backend, "artifact_id") else None
     cache = ArtifactCache(cache_dir)
-    key = None
     if not isinstance(adapter, ModelAdapter):
         adapter = ModelAdapter(ModelIO.native(ref.normalization, adapter), ref.normalization)
-    if artifact is not None:
-        key = {"kind": "guard", **artifact, "data": data.source, "tolerance_db": TOLERANCE_DB[backend.precision]}
+
+    def key_for(source: str) -> dict | None:
+        if artifact is None:
+            return None
+        key = {"kind": "guard", **artifact, "data": source, "tolerance_db": TOLERANCE_DB[backend.precision]}
         if not adapter.native:
             key["io"] = adapter.io.to_dict()
-        hit = cache.lookup(key)
+        return key
+
+    data = None
+    for source in (guard_source(), None):  # the images are loaded only when no verdict is cached
+        if source is None:
+            data = load_guard_data()
+            source = data.source
+        key = key_for(source)
+        hit = cache.lookup(key) if key is not None else None
         if hit is not None and "guard" in hit.meta:
             return GuardResult.from_dict(hit.meta["guard"])
     with _make_backend(ref, backend.name, "fp32", options, strict=False) as reference:

@@ -45,14 +45,28 @@ class GuardData:
 def load_guard_data(n: int = GUARD_IMAGES) -> GuardData:
     """CIFAR-10 test images when the dataset is here, else the bundled set."""
     try:
-        from training.cifar import load_cifar10
+        from training.cifar import sample_cifar10
 
-        images, _ = load_cifar10("test")
-        idx = np.sort(np.random.default_rng(0).permutation(len(images))[:n])
-        return GuardData(images[idx], f"cifar10-test-{len(idx)}-seed0")
+        images = sample_cifar10("test", n, seed=0)  # decodes only these, unless the split is cached decoded
+        return GuardData(images, f"cifar10-test-{len(images)}-seed0")
     except (FileNotFoundError, ImportError, ValueError):
         with np.load(BUNDLED, allow_pickle=False) as z:
             return GuardData(z["images"][:n], f"bundled-cifar10-test-{min(n, len(z['images']))}")
+
+
+def guard_source(n: int = GUARD_IMAGES) -> str:
+    """The ``source`` that ``load_guard_data(n)`` reports, found without decoding an image (for cache keys:
+    a cached verdict is found without loading the guard images). A guess when the CIFAR-10 zip is here but
+    unreadable; ``load_guard_data`` then says the truth."""
+    try:
+        from training.cifar import resolve_data_dir
+
+        if (resolve_data_dir() / "test.zip").is_file():
+            return f"cifar10-test-{n}-seed0"
+    except ImportError:
+        pass
+    with np.load(BUNDLED, allow_pickle=False) as z:
+        return f"bundled-cifar10-test-{min(n, len(z['labels']))}"
 
 
 @dataclass

@@ -110,11 +110,11 @@ def int8_onnx(ref: ModelRef, cache: ArtifactCache | None = None, calibration=Non
             (``colorize.io``) crops of the photos' train split when they are here. Converted to the model's
             input by its ``ModelIO``. Its identity is part of the cache key.
     """
-    ort = require("onnxruntime", "cpu")
     cache = cache or ArtifactCache()
     src = source_onnx(ref, cache)
     if calibration is None and (shipped := shipped_int8(ref, src)) is not None:
-        return shipped
+        return shipped  # read without onnxruntime (engine/artifacts/onnx_props.py)
+    ort = require("onnxruntime", "cpu")  # quantizing needs it
     from engine.model_adapter import ModelAdapter
     from engine.model_io import model_io
     from export import quantize

@@ -91,31 +91,17 @@ class OnnxMetadata:
 
 
 def read_props(path: str | os.PathLike) -> dict[str, str]:
-    """The ONNX file's metadata_props as a dict (onnxruntime if installed, else onnx)."""
+    """The ONNX file's metadata_props as a dict.
+
+    Raises:
+        ValueError: not a loadable ONNX model (missing, empty, truncated, not ONNX); the message names the file.
+    """
+    from engine.artifacts.onnx_props import read_metadata_props
+
     try:
-        import onnxruntime as ort
-    except ImportError:
-        ort = None
-    if ort is not None:
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        try:
-            sess = ort.InferenceSession(os.fspath(path), so, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own exception types
-            raise ValueError(f"{path}: not a loadable ONNX model ({e})") from None
-        return dict(sess.get_modelmeta().custom_metadata_map)
-    try:
-        import onnx
-    except ImportError:
-        raise ImportError(
-            f'reading {path} needs onnxruntime or onnx: pip install ".[cpu]"'
-        ) from None
-    try:
-        proto = onnx.load(os.fspath(path), load_external_data=False)
-    except Exception as e:
+        return read_metadata_props(path)
+    except (OSError, ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not a loadable ONNX model ({e})") from None
-    return {p.key: p.value for p in proto.metadata_props}
 
 
 def read_onnx_metadata(path: str | os.PathLike) -> OnnxMetadata:

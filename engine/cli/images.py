@@ -13,7 +13,7 @@
 * ``--jobs`` worker threads decode, prepare, merge and encode while the main
   thread runs batched inference (``--batch-size`` images of the same working
   shape per ``engine.run``), so file I/O overlaps the model
-  (``engine/cli/runner.py``).
+  (``engine/job/runner.py``).
 * Each output is written to a temporary file and renamed into place: a killed
   run leaves complete files only, and ``--skip-existing`` resumes it.
 * A file that cannot be colorized (empty, truncated, not an image, too large,
@@ -22,6 +22,10 @@
   ``docs/ray.md``): the plan (inputs, tree, skip-existing), the summary, the
   report and the exit status are the ones of the local run; each Ray actor
   runs the same per-file code on its share of the files.
+
+The job itself is ``engine.job`` (``engine.colorize_folder`` from Python): this
+module parses and checks the flags, draws the progress bar and prints the
+errors and the summary.
 
 Exit status: 0 all done, 1 some files failed, 2 usage error (bad option,
 missing input, no images found, an output that would overwrite an input).
@@ -32,34 +36,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-#: ``--report``: the first this many files of the plan get before/after thumbnails; the rest are listed by name.
-REPORT_THUMBNAILS = 500
+from engine.job.plan import REPORT_THUMBNAILS, JobError, Plan, Task, collect_tasks, output_folders  # noqa: F401
 
 
-class UsageError(Exception):
+class UsageError(JobError):
     """Bad command-line input: exit status 2."""
-
-
-@dataclass
-class Task:
-    src: Path
-    dst: Path
-    shown: str  # how the source is named in messages
-    thumbnail: bool = False  # make before/after thumbnails for --report
-
-
-@dataclass
-class Plan:
-    """What a run does: the files to colorize, and how many were found and skipped."""
-
-    tasks: list[Task]
-    found: int  # images found, skipped ones included
-    skipped: int  # outputs that already existed (--skip-existing)
-    out_dir: Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -116,72 +99,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 # -- what to do ----------------------------------------------------------------------------------------------------
 
 
-def _out_suffix(fmt: str | None) -> str | None:
-    if fmt is None:
-        return None
-    from PIL import Image
-
-    ext = "." + fmt.lower().lstrip(".")
-    name = Image.registered_extensions().get(ext)
-    if name is None or name not in Image.SAVE:
-        writable = sorted({e.lstrip(".") for e, f in Image.registered_extensions().items() if f in Image.SAVE})
-        raise UsageError(f"--format {fmt!r}: not a format Pillow can write; try one of: {', '.join(writable)}")
-    return ext
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.relative_to(folder)
-        return True
-    except ValueError:
-        return False
-
-
-def _scan(folder: Path, recursive: bool, exts: frozenset[str], skip_dir: Path) -> list[Path]:
-    found = []
-    for root, dirs, files in os.walk(folder):
-        root_p = Path(root)
-        dirs[:] = sorted(d for d in dirs if not _inside((root_p / d).resolve(), skip_dir)) if recursive else []
-        found += [root_p / f for f in sorted(files) if Path(f).suffix.lower() in exts and not f.startswith(".")]
-    return found
-
-
-def collect_tasks(inputs: list[str], out_dir: Path, recursive: bool, fmt: str | None) -> list[Task]:
-    """What to colorize and where each output goes.
-
-    Raises:
-        UsageError: missing input, an output that would overwrite an input, or two inputs with one output.
-    """
-    from engine.image.io import image_extensions
-
-    suffix = _out_suffix(fmt)
-    exts = image_extensions()
-    out_res = out_dir.resolve()
-    tasks: list[Task] = []
-    for arg in inputs:
-        p = Path(arg)
-        if p.is_dir():
-            for f in _scan(p, recursive, exts, out_res):
-                tasks.append(Task(f, out_dir / f.relative_to(p), str(f)))
-        elif p.is_file():
-            tasks.append(Task(p, out_dir / p.name, str(p)))
-        else:
-            raise UsageError(f"input not found: {arg}")
-    if suffix:
-        for t in tasks:
-            t.dst = t.dst.with_suffix(suffix)
-    sources = {t.src.resolve(): t for t in tasks}
-    seen: dict[Path, Task] = {}
-    for t in tasks:
-        d = t.dst.resolve()
-        if d in sources:
-            raise UsageError(f"output {t.dst} would overwrite the input {sources[d].shown}; choose another -o")
-        if d in seen:
-            raise UsageError(f"{seen[d].shown} and {t.shown} would both be written to {t.dst}")
-        seen[d] = t
-    return tasks
-
-
 def check_options(args: argparse.Namespace) -> None:
     """Option values a run can start with.
 
@@ -227,78 +144,41 @@ def _looks_like_address(value: str) -> bool:
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
-    """List the inputs, mirror the tree, drop existing outputs (``--skip-existing``), mark the files that get
-    thumbnails (``--report``) and remove temporary files that a killed run left beside the outputs.
+    """The job's plan (``engine.job.make_plan``) from the command line's options.
 
     Raises:
-        UsageError: as ``collect_tasks``, or no images found.
+        JobError: missing input, no images found, an output that would overwrite an input.
     """
-    from engine.image.io import remove_stale_tmp
+    from engine.job.plan import make_plan as plan_job
 
-    out_dir = Path(args.output)
-    tasks = collect_tasks(args.inputs, out_dir, args.recursive, args.format)
-    if not tasks:
-        raise UsageError(f"no images found in {', '.join(args.inputs)}"
-                         + ("" if args.recursive else " (use --recursive for subfolders)"))
-    found = len(tasks)
-    if args.skip_existing:
-        tasks = [t for t in tasks if not t.dst.exists()]
+    return plan_job(args.inputs, args.output, recursive=args.recursive, format=args.format,
+                    skip_existing=args.skip_existing, thumbnails=bool(args.report))
+
+
+def job_options(args: argparse.Namespace):
+    """The ``engine.job.JobOptions`` of the command line."""
+    from engine.job.options import JobOptions
+
+    return JobOptions(model=args.model, backend=args.backend, precision=args.precision,
+                      working_size=args.working_size, small_model=args.small_model,
+                      small_max_side=args.small_max_side, batch_size=args.batch_size, jobs=args.jobs,
+                      quality=args.quality, max_pixels=args.max_pixels)
+
+
+def finish(args: argparse.Namespace, summary) -> int:
+    """Print the summary, write ``--report``, and return the exit status (0 all done, 1 some failed)."""
+    print(summary.describe(), file=sys.stderr)
     if args.report:
-        for t in tasks[:REPORT_THUMBNAILS]:
-            t.thumbnail = True
-    for folder, names in output_folders(tasks).items():
-        if folder.is_dir():
-            remove_stale_tmp(folder, names)
-    return Plan(tasks, found, found - len(tasks), out_dir)
-
-
-def output_folders(tasks: list[Task]) -> dict[Path, set[str]]:
-    """Output folder -> the output names written there."""
-    by_folder: dict[Path, set[str]] = {}
-    for t in tasks:
-        by_folder.setdefault(t.dst.parent, set()).add(t.dst.name)
-    return by_folder
-
-
-def finish(args: argparse.Namespace, plan: Plan, done: list, errors: list[tuple[str, str]], seconds: float,
-           engines: str, where: str = "", min_working_size: int = 0, small_max_side: int = 0,
-           small_model: str = "") -> int:
-    """Print the summary, write ``--report``, and return the exit status (0 all done, 1 some failed).
-
-    ``min_working_size``: the model's (``engine.Colorizer``); the summary says how many outputs were of images
-    smaller than it, which the model ran enlarged to it. ``small_max_side``, ``small_model``: the Colorizer's
-    small-image model (its name and engine); the summary says how many images it ran."""
-    from engine.colorizer import runs_small
-
-    n_ok = len(done)
-    enlarge_to = min(min_working_size, args.working_size)  # the Colorizer never runs above the working size
-    sizes = [e.size for e in done if getattr(e, "size", None)]
-    tiny = sum(1 for size in sizes if runs_small(size, small_max_side))
-    small = sum(1 for size in sizes if not runs_small(size, small_max_side) and max(size) < enlarge_to)
-    summary = (f"colorized {n_ok} of {plan.found} images in {seconds:.1f} s "
-               f"({n_ok / seconds if seconds > 0 else 0:.1f} img/s) with {engines}{where}, "
-               f"working size {args.working_size}"
-               + (f"; {tiny} image{'s' if tiny != 1 else ''} of long side <= {small_max_side} px ran on "
-                  f"{small_model} at {'their' if tiny != 1 else 'its'} size" if tiny else "")
-               + (f"; {small} small image{'s' if small != 1 else ''} (long side < {enlarge_to} px) enlarged to "
-                  f"{enlarge_to} px for the model" if small else "")
-               + (f"; {plan.skipped} skipped (output exists)" if plan.skipped else "")
-               + (f"; {len(errors)} failed" if errors else "")
-               + (f"; output in {plan.out_dir}" if done else "; nothing written"))
-    print(summary, file=sys.stderr)
-    if args.report:
-        from engine.cli.report import write_report
-
-        write_report(args.report, done, errors, summary)
+        summary.write_report(args.report)
         print(f"report: {args.report}", file=sys.stderr)
-    return 1 if errors else 0
+    return summary.exit_status
 
 
 def main(args: argparse.Namespace) -> int:
     try:
         check_options(args)
         plan = make_plan(args)
-    except UsageError as e:
+    except JobError as e:
         print(f"colorize images: error: {e}", file=sys.stderr)
         return 2
     if args.ray is not None:
@@ -309,37 +189,25 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _run_here(args: argparse.Namespace, plan: Plan) -> int:
-    from engine.cli.progress import Progress
-    from engine.cli.runner import TaskRunner
-    from engine.colorizer import Colorizer
-    from engine.image.io import DEFAULT_MAX_PIXELS
-
-    if args.max_pixels > DEFAULT_MAX_PIXELS:
-        from PIL import Image
-
-        Image.MAX_IMAGE_PIXELS = args.max_pixels  # our own limit is checked in load_image
-    if args.jobs is None:
-        args.jobs = min(4, os.cpu_count() or 1)
     from engine.backends.base import BackendError
-
-    try:
-        col = Colorizer.load(args.model, args.backend, args.precision, working_size=args.working_size,
-                             max_pixels=args.max_pixels, small_model=args.small_model,
-                             small_max_side=args.small_max_side)
-    except (ValueError, FileNotFoundError, ImportError, BackendError) as e:  # e.g. --backend torch without torch
-        print(f"colorize images: error: {e}", file=sys.stderr)
-        return 2
+    from engine.cli.progress import Progress
+    from engine.cli.runner import print_error
+    from engine.job.run import run_plan
 
     progress = Progress(len(plan.tasks), enabled=None if not args.quiet else False)
-    run = TaskRunner(col, args, progress, report=bool(args.report))
-    start = time.perf_counter()
+
+    def shown(outcome) -> None:
+        if not outcome.ok:
+            print_error(progress, outcome.task.shown, outcome.error)
+        progress.update()
+
     try:
-        if plan.tasks:
-            run.run(plan.tasks)
-    finally:
+        summary = run_plan(plan, job_options(args), on_outcome=shown, report=bool(args.report))
+    except (ValueError, FileNotFoundError, ImportError, BackendError) as e:  # e.g. --backend torch without torch
+        print(f"colorize images: error: {e}", file=sys.stderr)  # the model did not load: no file was tried
+        return 2
+    except BaseException:
         progress.close()
-        col.close()
-    engines = f"{col.engine.backend}/{col.engine.precision}"
-    return finish(args, plan, run.done, run.errors, time.perf_counter() - start, engines,
-                  min_working_size=col.min_working_size, small_max_side=col.small_max_side,
-                  small_model=col.describe_small())
+        raise
+    progress.close()
+    return finish(args, summary)

@@ -133,6 +133,9 @@ def main(args: argparse.Namespace) -> int:
                "colour_strength": config.colour_strength}
     if config.working_size is not None:
         options["working_size"] = config.working_size
+    from engine.image import merge
+
+    merge.use_compiled()  # a service repays the compiled merge's load: on another thread, while the model loads
     try:
         colorizer = Colorizer.load(config.model, config.backend, config.precision, **options)
     except (ValueError, FileNotFoundError, BackendError) as e:  # BackendError: e.g. no backend's extra installed

@@ -10,7 +10,7 @@ For a Ray program of your own:
     rows = colorize_dataset(ds, files_per_call=32, model="resnet18-unet-photos").take_all()
     # or by hand: ds.map_batches(ColorizeBatch, fn_constructor_kwargs={...}, compute=ActorPoolStrategy(...), ...)
 
-``run_tasks`` runs a planned job (``engine.cli.images.make_plan``) end to end and returns what the local run
+``run_plan`` runs a planned job (``engine.job.make_plan``) end to end and returns what the local run
 returns. Importing this package is cheap: Ray is imported only when one of these names is used, and its
 absence raises ``MissingDependency`` naming the extra (``pip install ".[ray]"``).
 """
@@ -33,6 +33,7 @@ _LAZY = {
     "ClusterError": "engine.ray.cluster",
     "RayRun": "engine.ray.driver",
     "run_tasks": "engine.ray.driver",
+    "run_plan": "engine.ray.driver",
 }
 
 __all__ = list(_LAZY)

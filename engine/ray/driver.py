@@ -1,15 +1,17 @@
-"""Run a planned ``colorize images`` job on Ray and collect what the local run collects.
+"""Run a planned folder job on Ray and collect what the local run collects.
 
-The driver only plans and collects: the tasks (planned by ``engine.cli.images.make_plan``) become a dataset
-of paths, the actor pool colorizes and writes, and one small status row per file streams back, drawn on the
-progress bar as it arrives. ``run_tasks`` returns the same outputs and per-file errors as
-``engine.cli.runner.TaskRunner``, so the summary, ``--report`` and exit status are shared.
+The driver only plans and collects: the tasks (planned by ``engine.job.make_plan``) become a dataset
+of paths, the actor pool colorizes and writes, and one small status row per file streams back, handed to
+``on_outcome`` as it arrives. ``run_tasks`` returns the same ``engine.job.Outcome`` s as the local
+``engine.job.runner.TaskRunner``, and ``run_plan`` the same ``engine.job.Summary`` as ``run_local``, so the
+summary, the report and the exit status are shared.
 
 Faults: a bad file is a row with its reason. An actor or worker process that dies is restarted by Ray and
 its blocks in flight run again (Ray Data's actor pool restarts actors and retries their tasks without
 limit); a file whose row already came back is counted once. Temporary files that a killed process left
 beside its outputs are removed at the end. A job that stops (the cluster lost, an actor that cannot load
-the model) keeps the rows it got: the files without one are listed in ``not_run``, with the reason.
+the model, the caller's ``cancel``) keeps the rows it got: the files without one are listed in ``not_run``,
+with the reason.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import os
+
+from engine.job.outcome import Outcome, Summary
+from engine.job.plan import Plan, Task, output_folders
 from engine.ray.cluster import Cluster, ClusterError, connect
 from engine.ray.pool import PoolPlan, size_pool
 
@@ -29,9 +35,8 @@ class RayRun:
 
     cluster: Cluster
     pool: PoolPlan
-    done: list = field(default_factory=list)  # engine.cli.report.Entry per output written
-    failed: list = field(default_factory=list)  # (task, reason) per file that could not be colorized
-    not_run: list = field(default_factory=list)  # tasks without a status row: the job stopped first
+    outcomes: list[Outcome] = field(default_factory=list)  # one per status row, in the order they came
+    not_run: list[Task] = field(default_factory=list)  # tasks without a status row: the job stopped first
     engines: Counter = field(default_factory=Counter)  # "backend/precision" -> files
     nodes: Counter = field(default_factory=Counter)  # Ray node id -> files
     actors: Counter = field(default_factory=Counter)  # actor process (node id, pid) -> files
@@ -40,8 +45,16 @@ class RayRun:
     stopped: str | None = None  # why the job stopped before every file came back
 
     @property
+    def done(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.ok]
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+    @property
     def errors(self) -> list[tuple[str, str]]:
-        return [(t.shown, r) for t, r in self.failed]
+        return [(o.task.shown, o.error) for o in self.failed]
 
 
 def _reason(e: BaseException) -> str:
@@ -61,22 +74,25 @@ def run_tasks(
     gpus_per_actor: float | None = None,
     progress=None,
     on_start: Callable[[Cluster, PoolPlan], None] | None = None,
-    on_error: Callable[[object, str], None] | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
     on_row: Callable[[dict], None] | None = None,
+    cancel=None,
     worker_class=None,
     **options,
 ) -> RayRun:
-    """Colorize ``tasks`` (``engine.cli.images.Task``) on Ray.
+    """Colorize ``tasks`` (``engine.job.Task``) on Ray.
 
     Args:
-        tasks: what to do, as planned by ``engine.cli.images.make_plan`` or ``collect_tasks``.
+        tasks: what to do, as planned by ``engine.job.make_plan`` or ``engine.job.plan.collect_tasks``.
         address: None or "local" for an embedded instance, else a cluster address or "auto"
             (``engine.ray.cluster.connect``).
         actors, cpus_per_actor, gpus_per_actor: pool overrides (``engine.ray.pool.size_pool``).
-        progress: an ``engine.cli.progress.Progress``, updated once per status row.
+        progress: anything with ``update()`` (``engine.cli.progress.Progress``), updated once per status row.
         on_start: called with the cluster and the pool before execution starts.
-        on_error: called as ``on_error(task, reason)`` for each failed file.
+        on_outcome: called with each file's ``engine.job.Outcome`` as its row arrives.
         on_row: called with each status row (a dict of ``engine.ray.worker.STATUS_COLUMNS``) as it arrives.
+        cancel: stop once ``cancel.is_set()`` (checked as each row arrives): the rows already back are kept,
+            the other tasks are ``not_run``, and the actors go with the job.
         worker_class: the callable class the actors run (``engine.ray.pipeline.colorize_dataset``).
         **options: ``engine.ray.worker.ColorizeBatch`` arguments (model, backend, precision, working_size, ...).
 
@@ -84,8 +100,6 @@ def run_tasks(
         MissingDependency: Ray Data is not installed.
         ClusterError: the cluster cannot be reached or started, or cannot hold one actor of the pool.
     """
-    from engine.cli.images import output_folders
-    from engine.cli.report import Entry
     from engine.image.io import remove_stale_tmp
     from engine.ray.pipeline import colorize_dataset, files_per_block, tasks_dataset
     from engine.ray.worker import STATUS_COLUMNS
@@ -120,18 +134,20 @@ def run_tasks(
                     run.engines[str(row["engine"])] += 1
                     run.nodes[str(row["node"])] += 1
                     run.actors[(str(row["node"]), int(row["pid"]))] += 1
-                    if row["ok"]:
-                        size = (int(row["width"]), int(row["height"]))
-                        run.done.append(Entry(task.shown, str(task.dst), row["before"] or None, row["after"] or None,
-                                              size))
-                    else:
-                        run.failed.append((task, str(row["error"])))
-                        if on_error is not None:
-                            on_error(task, str(row["error"]))
+                    size = (int(row["width"]), int(row["height"]))
+                    ok = bool(row["ok"])
+                    outcome = Outcome(task, ok, "" if ok else str(row["error"]), size if ok else None,
+                                      str(row["engine"]) if ok else "", row["before"] or None, row["after"] or None)
+                    run.outcomes.append(outcome)
+                    if on_outcome is not None:
+                        on_outcome(outcome)
                     if progress is not None:
                         progress.update()
                     if on_row is not None:
                         on_row(row)
+                if cancel is not None and cancel.is_set():
+                    run.stopped = "cancelled"
+                    break
         except Exception as e:  # the job stopped: keep what came back, say why
             run.stopped = _reason(e)
         run.run_s = time.perf_counter() - start
@@ -140,3 +156,69 @@ def run_tasks(
         if folder.is_dir():
             remove_stale_tmp(folder, names)
     return run
+
+
+def check_model_options(options) -> str | os.PathLike | None:
+    """What ``Colorizer.load`` would refuse at once, checked on the driver without loading a backend; returns
+    the small-image model (``engine.colorizer.resolve_small_model``), None when there is none.
+
+    Raises:
+        ValueError: an unknown backend or precision, or a bad model.
+        FileNotFoundError: a model path that does not exist here.
+    """
+    from engine.artifacts.model_ref import resolve_model
+    from engine.backends import BACKENDS
+    from engine.colorizer import resolve_small_model
+    from engine.engine import PRECISIONS
+
+    if options.backend != "auto" and options.backend not in BACKENDS:
+        raise ValueError(f"unknown backend {options.backend!r}; valid: {', '.join(list(BACKENDS) + ['auto'])}")
+    if options.precision != "auto" and options.precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {options.precision!r}; valid: {', '.join(PRECISIONS + ('auto',))}")
+    resolve_model(options.model)
+    small = resolve_small_model(options.model, options.small_model)
+    if small is not None:
+        resolve_model(small)
+    return small
+
+
+def run_plan(
+    plan: Plan,
+    options,
+    *,
+    address: str | None = None,
+    actors: int | None = None,
+    cpus_per_actor: float | None = None,
+    gpus_per_actor: float | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    on_start: Callable[[Cluster, PoolPlan], None] | None = None,
+    cancel=None,
+) -> Summary:
+    """Run ``plan`` (``engine.job.make_plan``) on Ray with ``options`` (``engine.job.JobOptions``) and return
+    the ``engine.job.Summary`` the local run returns (``seconds``: from the start of execution to the last
+    row, Ray's start-up not counted; ``where`` says the nodes and actors).
+
+    Raises:
+        ValueError, FileNotFoundError: as ``check_model_options`` (before Ray starts).
+        MissingDependency: Ray Data is not installed.
+        ClusterError: the cluster cannot be reached or started, or cannot hold one actor of the pool.
+    """
+    from engine.artifacts.model_ref import resolve_model
+    from engine.colorizer import model_min_working_size
+
+    small = check_model_options(options)
+    if not plan.tasks:  # every output exists (skip_existing): nothing to start Ray for
+        return Summary(plan, engines="nothing to run", working_size=options.working_size)
+    run = run_tasks(plan.tasks, address=address, actors=actors, cpus_per_actor=cpus_per_actor,
+                    gpus_per_actor=gpus_per_actor, on_start=on_start, on_outcome=on_outcome, cancel=cancel,
+                    **options.colorizer_kwargs())
+    engines = ", ".join(f"{name}" + (f" ({n} files)" if len(run.engines) > 1 else "")
+                        for name, n in run.engines.most_common()) or "no engine"
+    where = (f" on {len(run.nodes)} Ray node{'s' if len(run.nodes) != 1 else ''}, {len(run.actors)} actor "
+             f"process{'es' if len(run.actors) != 1 else ''} (Ray start-up {run.cluster.startup_s:.1f} s not counted; "
+             f"first result after {run.first_row_s or 0:.1f} s)")
+    cancelled = run.stopped == "cancelled" and bool(run.not_run)
+    return Summary(plan, run.outcomes, run.not_run, run.run_s, engines, options.working_size,
+                   min_working_size=model_min_working_size(resolve_model(options.model).metadata),
+                   small_max_side=options.small_max_side if small is not None else 0,
+                   small_model=os.fspath(small or ""), where=where, stopped=run.stopped, cancelled=cancelled)

@@ -37,7 +37,7 @@ def files_per_block(n_files: int, actors: int, batch_size: int) -> int:
 
 
 def tasks_dataset(tasks: Sequence, files_per_block: int):
-    """A Ray Dataset of ``engine.cli.images.Task`` rows (``index`` = position in ``tasks``), in blocks of
+    """A Ray Dataset of ``engine.job.Task`` rows (``index`` = position in ``tasks``), in blocks of
     ``files_per_block`` rows, built on the driver from Arrow tables (compact: about the paths' bytes)."""
     import pyarrow as pa
     import ray.data

@@ -6,7 +6,7 @@
 
 ``__init__`` loads one ``engine.Colorizer`` per actor (backend ``auto`` by default: on a node with a GPU
 visible to the actor it picks the GPU backend, elsewhere the fastest CPU one). ``__call__`` colorizes a batch
-of files with the code the local ``colorize images`` runs (``engine.cli.runner.TaskRunner``: decode, batched
+of files with the code the local ``colorize images`` runs (``engine.job.runner.TaskRunner``: decode, batched
 inference, merge, encode, temporary file + rename beside the output) and returns one small status row per
 file: pixels never travel through Ray, only paths and status.
 
@@ -83,7 +83,9 @@ class ColorizeBatch:
     ):
         from engine.artifacts.onnx_files import cpu_cores
         from engine.colorizer import Colorizer
+        from engine.image import merge
 
+        merge.use_compiled()  # an actor colorizes many files: the compiled merge for all of them
         threads = threads or cpu_cores()
         if max_pixels > DEFAULT_MAX_PIXELS:
             from PIL import Image
@@ -98,22 +100,20 @@ class ColorizeBatch:
         self.pid = os.getpid()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from engine.cli.images import Task
-        from engine.cli.progress import Progress
-        from engine.cli.runner import TaskRunner
+        from engine.job.plan import Task
+        from engine.job.runner import TaskRunner
 
         srcs, dsts = [str(s) for s in batch["src"]], [str(d) for d in batch["dst"]]
         n = len(srcs)
         index = np.asarray(batch["index"], np.int64) if "index" in batch else np.full(n, -1, np.int64)
         thumbs = np.asarray(batch["thumbnail"], bool) if "thumbnail" in batch else np.zeros(n, bool)
         tasks = [Task(Path(s), Path(d), s, bool(t)) for s, d, t in zip(srcs, dsts, thumbs)]
-        runner = TaskRunner(self.colorizer, self.options, Progress(n, enabled=False), report=True,
-                            on_error=lambda task, reason: None)  # errors go back as rows
+        runner = TaskRunner(self.colorizer, self.options, report=True)  # errors go back as rows
         runner.run(tasks)
-        done = {entry.output: entry for entry in runner.done}
-        why = {id(task): reason for task, reason in runner.failed}
-        entries = [done.get(str(task.dst)) for task in tasks]
-        sizes = [e.size if e is not None and e.size else (0, 0) for e in entries]
+        by_task = {id(o.task): o for o in runner.outcomes}
+        outcomes = [by_task.get(id(task)) for task in tasks]
+        done = [o if o is not None and o.ok else None for o in outcomes]
+        sizes = [o.size if o is not None and o.size else (0, 0) for o in done]
 
         def text(values) -> np.ndarray:
             return np.asarray(list(values), dtype=object)
@@ -122,25 +122,17 @@ class ColorizeBatch:
             "index": index,
             "src": text(srcs),
             "dst": text(dsts),
-            "ok": np.array([e is not None for e in entries], dtype=bool),
-            "error": text("" if e is not None else why.get(id(t), "not written") for t, e in zip(tasks, entries)),
+            "ok": np.array([o is not None for o in done], dtype=bool),
+            "error": text("" if d is not None else (o.error if o is not None else "not written")
+                          for o, d in zip(outcomes, done)),
             "width": np.array([w for w, _ in sizes], dtype=np.int64),
             "height": np.array([h for _, h in sizes], dtype=np.int64),
-            "before": text((e.before or "") if e is not None else "" for e in entries),
-            "after": text((e.after or "") if e is not None else "" for e in entries),
+            "before": text((o.before or "") if o is not None else "" for o in done),
+            "after": text((o.after or "") if o is not None else "" for o in done),
             "node": text([self.node] * n),
             "pid": np.full(n, self.pid, dtype=np.int64),
-            "engine": text(self._engine_of(w, h) for w, h in sizes),
+            "engine": text(o.engine if o is not None else self.engine for o in done),
         }
-
-    def _engine_of(self, width: int, height: int) -> str:
-        """Which engine ran an image of this size: the small-image model's ("resnet18-unet (openvino/int8)")
-        for one of long side <= small_max_side, else the main one ("openvino/int8")."""
-        from engine.colorizer import runs_small
-
-        if runs_small((width, height), self.colorizer.small_max_side):
-            return self.colorizer.describe_small()
-        return self.engine
 
     def __del__(self):
         colorizer = getattr(self, "colorizer", None)

@@ -101,10 +101,14 @@ def test_guard_verdict_is_cached_with_the_artifact(onnx_path, shared_cache, monk
     with Engine.load(onnx_path, "openvino", "int8", cache_dir=shared_cache) as eng:
         first = eng.guard_result
     assert [p for p in shared_cache.glob("guard-*") if p.is_dir()]
-    calls = []
+    calls, loads = [], []
     monkeypatch.setattr(engine_mod, "_padded_runner", lambda *a: calls.append(a) or (lambda l: l))
+    from engine import guard
+
+    monkeypatch.setattr(guard, "guard_source", lambda n=256: "test-16")  # as the patched load_guard_data says
+    monkeypatch.setattr(guard, "load_guard_data", lambda n=16: loads.append(n))
     with Engine.load(onnx_path, "openvino", "int8", cache_dir=shared_cache) as eng:
-        assert eng.guard_result == first and not calls  # not recomputed
+        assert eng.guard_result == first and not calls and not loads  # not recomputed; no image loaded
 
 
 def test_auto_skips_unavailable_backends(onnx_path, shared_cache, monkeypatch):

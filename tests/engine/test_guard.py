@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from engine.guard import BUNDLED, TOLERANCE_DB, GuardData, check_quality, load_guard_data, mean_psnr
+from engine.guard import BUNDLED, TOLERANCE_DB, GuardData, check_quality, guard_source, load_guard_data, mean_psnr
 
 
 @pytest.fixture(scope="module")
@@ -49,5 +49,16 @@ def test_guard_data_falls_back_to_the_bundled_set(monkeypatch, tmp_path):
     monkeypatch.setenv("COLORIZE_CIFAR10", str(tmp_path / "nowhere"))
     d = load_guard_data(32)
     assert d.source == "bundled-cifar10-test-32" and d.images.shape == (32, 32, 32, 3)
+    assert guard_source(32) == d.source and guard_source(1000) == load_guard_data(1000).source  # 128 bundled
     with pytest.raises(ValueError, match="uint8"):
         GuardData(np.zeros((2, 8, 8, 3), np.float32), "bad")
+
+
+def test_guard_source_is_the_loaded_data_s_source():
+    try:
+        from training.cifar import resolve_data_dir
+    except ImportError:
+        pytest.skip("no training package")
+    if not (resolve_data_dir() / "test.zip").is_file():
+        pytest.skip("CIFAR-10 test split not on this machine (the bundled case is tested above)")
+    assert guard_source() == load_guard_data().source == "cifar10-test-256-seed0"

@@ -16,6 +16,12 @@ from engine.image import merge_jit  # noqa: E402
 MAX_DIFFERENT = 1e-4  # fraction of output values allowed to differ by one code
 
 
+@pytest.fixture(autouse=True)
+def _compiled_for_every_size(monkeypatch):
+    monkeypatch.setattr(merge, "JIT_MIN_PIXELS", 0)  # small test images through the compiled merge too
+    monkeypatch.setattr(merge, "_compiled_for_all", False)  # as a fresh process (another test may have set it)
+
+
 def _numpy_compose(monkeypatch, *args, **kw):
     with monkeypatch.context() as m:
         m.setenv("COLORIZE_NO_JIT", "1")
@@ -69,3 +75,25 @@ def test_no_jit_environment_switch(monkeypatch):
     assert merge.compiled() is None
     monkeypatch.setenv("COLORIZE_NO_JIT", "0")
     assert merge.compiled() is merge_jit
+
+
+def test_images_under_the_size_threshold_stay_on_numpy(monkeypatch):
+    calls = []
+    monkeypatch.setattr(merge_jit, "merge_gray", lambda *a: calls.append(a))
+    monkeypatch.setattr(merge, "JIT_MIN_PIXELS", 64)
+    merge.compose(np.zeros((7, 9), np.uint8), np.zeros((2, 7, 9), np.float32))  # 63 pixels: numpy
+    assert not calls
+    merge.compose(np.zeros((8, 8), np.uint8), np.zeros((2, 8, 8), np.float32))  # 64 pixels: compiled
+    assert len(calls) == 1
+
+
+def test_use_compiled_takes_every_size_from_then_on(monkeypatch):
+    calls = []
+    monkeypatch.setattr(merge_jit, "merge_gray", lambda *a: calls.append(a))
+    monkeypatch.setattr(merge, "JIT_MIN_PIXELS", 64)
+    monkeypatch.setattr(merge, "_compiled_for_all", False)
+    merge.compose(np.zeros((2, 2), np.uint8), np.zeros((2, 2, 2), np.float32))
+    assert not calls
+    merge.use_compiled()
+    merge.compose(np.zeros((2, 2), np.uint8), np.zeros((2, 2, 2), np.float32))
+    assert len(calls) == 1

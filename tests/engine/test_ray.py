@@ -110,3 +110,24 @@ def test_usage_errors_before_ray_starts(folder, tmp_path, capsys):
     assert main(["images", "s3://bucket/scans", "-o", out, "--ray", *FAST]) == 2
     assert "s3://bucket/scans: colorize images reads and writes through the filesystem" in capsys.readouterr().err
     assert not Path(out).exists()
+
+
+def test_colorize_folder_on_ray_returns_the_outcomes_of_the_local_run(folder, tmp_path):
+    pytest.importorskip("ray.data")
+    from engine import colorize_folder
+
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # a PNG signature and nothing else
+    options = dict(model="resnet18-unet-photos", backend="onnxruntime", precision="fp32", working_size=32,
+                   batch_size=4, recursive=True)
+    local = colorize_folder(folder, tmp_path / "local", **options)
+    seen = []
+    viaray = colorize_folder(folder, tmp_path / "ray", ray="local", progress=lambda o, done, total: seen.append(done),
+                             **options)
+
+    def rows(summary, out):
+        return sorted((str(o.output.relative_to(out)), o.ok, o.size, o.engine, o.error.split(":")[0])
+                      for o in summary.outcomes)
+
+    assert rows(viaray, tmp_path / "ray") == rows(local, tmp_path / "local")
+    assert len(viaray.outcomes) == 9 and len(viaray.failed) == 1 and viaray.exit_status == local.exit_status == 1
+    assert seen == list(range(1, 10)) and "on 1 Ray node, 1 actor process" in viaray.describe()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.cifar import load_cifar10, resolve_data_dir
+from training.cifar import load_cifar10, resolve_data_dir, sample_cifar10
 from training.folder import ImageFolder, list_images
 
 
@@ -34,6 +34,17 @@ def test_cifar_loads_and_caches(tmp_path):
     x2, y2 = load_cifar10("train", root)  # from the cache
     np.testing.assert_array_equal(x, x2)
     np.testing.assert_array_equal(y, y2)
+
+
+def test_sample_decodes_the_images_a_full_load_would_pick(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLORIZE_CACHE", str(tmp_path / "cache"))
+    root = _make_cifar(tmp_path / "cifar", per_class=5)
+    part = sample_cifar10("test", 4, seed=3, data_dir=root)  # nothing decoded yet: only these 4
+    assert not (tmp_path / "cache" / "cifar10").exists()
+    whole, _ = load_cifar10("test", root)
+    want = whole[np.sort(np.random.default_rng(3).permutation(10)[:4])]
+    np.testing.assert_array_equal(part, want)
+    np.testing.assert_array_equal(sample_cifar10("test", 4, seed=3, data_dir=root), want)  # from the decoded cache
 
 
 def test_cifar_env_var(tmp_path, monkeypatch):
