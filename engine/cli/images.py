@@ -72,6 +72,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "none: every image on --model")
     p.add_argument("--small-max-side", type=int, default=SMALL_IMAGE_MAX_SIDE, metavar="PX",
                    help=f"long side, in px, up to which --small-model takes an image (default: {SMALL_IMAGE_MAX_SIDE})")
+    p.add_argument("--colour-strength", type=float, default=1.0, metavar="S",
+                   help="the predicted colour's chroma times S, 0..4 (default: 1, the model's own; 0: gray; "
+                        "above 1: more saturated)")
     p.add_argument("--batch-size", type=int, default=8, help="images per inference batch (default: 8)")
     p.add_argument("-j", "--jobs", type=int, default=None,
                    help="decode/encode worker threads (default: min(4, CPU count); with --ray: per actor, "
@@ -107,6 +110,8 @@ def check_options(args: argparse.Namespace) -> None:
     """
     if args.small_max_side < 0:
         raise UsageError(f"--small-max-side must be >= 0, got {args.small_max_side}")
+    if not 0 <= args.colour_strength <= 4:  # NaN fails too
+        raise UsageError(f"--colour-strength must be in 0..4, got {args.colour_strength}")
     if args.ray is not None and not _looks_like_address(args.ray):
         if not os.path.exists(args.ray):
             raise UsageError(f"--ray {args.ray!r}: neither a Ray address (host:port, ray://host:port, auto) nor an "
@@ -162,7 +167,7 @@ def job_options(args: argparse.Namespace):
     return JobOptions(model=args.model, backend=args.backend, precision=args.precision,
                       working_size=args.working_size, small_model=args.small_model,
                       small_max_side=args.small_max_side, batch_size=args.batch_size, jobs=args.jobs,
-                      quality=args.quality, max_pixels=args.max_pixels)
+                      quality=args.quality, max_pixels=args.max_pixels, colour_strength=args.colour_strength)
 
 
 def finish(args: argparse.Namespace, summary) -> int:

@@ -29,6 +29,7 @@ class JobOptions:
     jobs: int | None = None  # decode/encode threads (None: min(4, CPUs); on Ray: per actor, its threads)
     quality: int = 95  # JPEG/WebP quality
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are refused (decompression-bomb limit)
+    colour_strength: float = 1.0  # the predicted chroma times this (engine.colorizer.check_strength)
 
     def check(self) -> None:
         """Raises ``JobError`` naming the first bad value."""
@@ -38,6 +39,12 @@ class JobOptions:
                 raise JobError(f"{name} must be an integer >= 1, got {value!r}")
         if not isinstance(self.small_max_side, int) or self.small_max_side < 0:
             raise JobError(f"small_max_side must be an integer >= 0, got {self.small_max_side!r}")
+        from engine.colorizer import check_strength
+
+        try:
+            check_strength(self.colour_strength)
+        except ValueError as e:
+            raise JobError(str(e)) from None
         if not isinstance(self.quality, int) or not 1 <= self.quality <= 100:
             raise JobError(f"quality must be in 1..100, got {self.quality!r}")
 

@@ -69,6 +69,7 @@ def colorize_folder(
     jobs: int | None = None,
     quality: int = 95,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    colour_strength: float = 1.0,
     ray: str | None = None,
     progress: Callable[[Outcome, int, int], object] | None = None,
     cancel: _Cancel | None = None,
@@ -87,8 +88,9 @@ def colorize_folder(
         jobs: decode/encode threads (None: min(4, CPUs); on Ray: per actor, its thread count).
         quality: JPEG/WebP quality, 1..100.
         max_pixels: images with more pixels are refused (decompression-bomb limit).
+        colour_strength: the predicted chroma times this, 0..4 (1: the model's own; ``engine.Colorizer.load``).
         ray: None runs here; "local" on an embedded Ray instance; an address ("host:port", "ray://host:port",
-            "auto") on that cluster (``docs/ray.md``; needs ``pip install 'colorize[ray]'``).
+            "auto") on that cluster (``docs/ray.md``; needs ``pip install ".[ray]"``).
         progress: called as ``progress(outcome, done, total)`` after each file is written or fails, on the
             calling thread; ``done`` counts the outcomes so far, ``total`` the files planned. An exception it
             raises stops the job and propagates (outputs already written stay, complete).
@@ -108,7 +110,7 @@ def colorize_folder(
         A file that cannot be colorized never raises: it is an ``Outcome`` with ``ok`` False.
     """
     options = JobOptions(model, backend, precision, working_size, small_model, small_max_side, batch_size, jobs,
-                         quality, max_pixels)
+                         quality, max_pixels, colour_strength)
     options.check()
     plan = make_plan(inputs, output, recursive=recursive, format=format, skip_existing=skip_existing,
                      thumbnails=report is not None)

@@ -229,7 +229,7 @@ def run_local(plan: Plan, options, *, on_outcome: OnOutcome | None = None, repor
         merge.use_compiled()
     col = Colorizer.load(options.model, options.backend, options.precision, working_size=options.working_size,
                          max_pixels=options.max_pixels, small_model=options.small_model,
-                         small_max_side=options.small_max_side)
+                         small_max_side=options.small_max_side, colour_strength=options.colour_strength)
     run = TaskRunner(col, _Threads(options), on_outcome, report, cancel)
     start = time.perf_counter()
     try:

@@ -80,6 +80,7 @@ class ColorizeBatch:
         small_max_side: int = SMALL_IMAGE_MAX_SIDE,
         threads: int | None = None,
         jobs: int | None = None,
+        colour_strength: float = 1.0,
     ):
         from engine.artifacts.onnx_files import cpu_cores
         from engine.colorizer import Colorizer
@@ -93,7 +94,7 @@ class ColorizeBatch:
             Image.MAX_IMAGE_PIXELS = max_pixels  # our own limit is checked in load_image
         self.colorizer = Colorizer.load(model, backend, precision, working_size=working_size, max_pixels=max_pixels,
                                         small_model=small_model, small_max_side=small_max_side,
-                                        **_engine_options(backend, threads))
+                                        colour_strength=colour_strength, **_engine_options(backend, threads))
         self.options = SimpleNamespace(batch_size=batch_size, jobs=jobs or threads, quality=quality)
         self.engine = f"{self.colorizer.engine.backend}/{self.colorizer.engine.precision}"
         self.node = _node_id()

@@ -315,3 +315,22 @@ def test_summary_names_images_run_on_the_small_image_model(tmp_path, capsys):
             assert (np.asarray(a) != np.asarray(c)).any() == (name == "tiny.png")  # only the tiny one differs
     assert main(["images", str(folder), "-o", str(tmp_path / "d"), *fast, "--small-max-side", "-1"]) == 2
     assert "--small-max-side must be >= 0" in capsys.readouterr().err
+
+
+def test_colour_strength_option(tmp_path, capsys):
+    """--colour-strength 0 writes gray (R = G = B up to rounding), 2 more chroma than 1; out of 0..4 is a usage
+    error naming the option."""
+    pytest.importorskip("onnxruntime")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(_gray(64, 80)).save(folder / "a.png")
+    fast = ["--backend", "onnxruntime", "--precision", "fp32", "--working-size", "64", "-q"]
+    spread = {}
+    for s in ("0", "1", "2"):
+        assert main(["images", str(folder), "-o", str(tmp_path / s), *fast, "--colour-strength", s]) == 0
+        with Image.open(tmp_path / s / "a.png") as im:
+            rgb = np.asarray(im.convert("RGB"), np.int16)
+        spread[s] = float((rgb.max(-1) - rgb.min(-1)).mean())
+    assert spread["0"] <= 1.0 and spread["2"] > 1.5 * spread["1"] > 0
+    assert main(["images", str(folder), "-o", str(tmp_path / "x"), *fast, "--colour-strength", "4.5"]) == 2
+    assert "--colour-strength must be in 0..4" in capsys.readouterr().err

@@ -115,6 +115,7 @@ def test_a_job_that_cannot_start_raises_and_writes_nothing(folder, tmp_path):
         (dict(format="nope"), "not a format Pillow can write"),
         (dict(batch_size=0), "batch_size must be an integer >= 1"),
         (dict(quality=101), "quality must be in 1..100"),
+        (dict(colour_strength=-1), "colour_strength must be in"),
         (dict(inputs=folder / "g0.png", output=folder), "would overwrite the input"),
     ]
     for change, message in cases:
