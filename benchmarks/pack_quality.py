@@ -83,7 +83,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pack", required=True)
     p.add_argument("--photos", default=None, help="the original photos (default ../shared/data/photos)")
-    p.add_argument("--model", default="resnet18-unet-photos")
+    p.add_argument("--model", default="efficientnet_lite0-unet-photos")
     p.add_argument("--working-size", type=int, default=256)
     p.add_argument("--crop", type=int, default=160)
     p.add_argument("--every", type=int, default=4)

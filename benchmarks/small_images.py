@@ -1,6 +1,6 @@
 """Which model for small images: colorizers side by side on the evaluation photos reduced to small sizes.
 
-    python benchmarks/small_images.py --models resnet18-unet,resnet18-unet-photos --sides 32,64,96,128,160
+    python benchmarks/small_images.py --models resnet18-unet,efficientnet_lite0-unet-photos --sides 32,64,96,128,160
 
 Each of the 127 evaluation photos (BSDS500 val, McMaster, Set14) is reduced (bicubic, antialiased) to each long
 side, made gray with Pillow's ``convert("L")`` and colorized through ``engine.Colorizer`` with backend and
@@ -37,7 +37,7 @@ def shrink(rgb: np.ndarray, side: int) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default="resnet18-unet,resnet18-unet-photos")
+    ap.add_argument("--models", default="resnet18-unet,efficientnet_lite0-unet-photos")
     ap.add_argument("--sides", default="32,64,96,128,160")
     ap.add_argument("--photos", default=None, help="photos root (default ../shared/data/photos)")
     ap.add_argument("--limit", type=int, default=0, help="the first N evaluation photos only (0 = all)")

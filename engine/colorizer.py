@@ -1,7 +1,7 @@
 """``Colorizer``: colorize whole images of any size (the public Python API).
 
     from engine import Colorizer
-    col = Colorizer.load()                     # resnet18-unet-photos, backend="auto", precision="auto"
+    col = Colorizer.load()                     # efficientnet_lite0-unet-photos, backend="auto", precision="auto"
     out = col.colorize("photo.jpg")            # path or PIL image -> PIL image
     arr = col.colorize(gray_uint8_hw)          # ndarray -> ndarray (H×W×3, same dtype)
     outs = col.colorize_batch([a, b, c])       # batched: same-shape working images share one engine.run

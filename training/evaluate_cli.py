@@ -10,7 +10,7 @@ does it (``training.photo_eval``); there is no classifier check there.
 
 Examples:
     colorize evaluate --model resnet18-unet
-    colorize evaluate --model resnet18-unet-photos --photos --grid docs/samples_photos.jpg
+    colorize evaluate --model efficientnet_lite0-unet-photos --photos --grid docs/samples_photos.jpg
     colorize evaluate --model runs/colorize-resnet18-unet/model.json --limit 1000 --json
 """
 

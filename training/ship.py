@@ -2,7 +2,7 @@
 
     python -m training.ship runs/colorize-resnet18-unet/model.json models/weights/resnet18-unet \\
         [--metrics eval.json] [--name resnet18-unet]
-    python -m training.ship - models/weights/resnet18-unet-photos --update \\
+    python -m training.ship - models/weights/efficientnet_lite0-unet-photos --update \\
         --metrics photos=photos.json --metrics cifar_model_on_photos=photos-cifar.json
 
 Weights are stored as fp16 safetensors (cast back to fp32 at load); the JSON

@@ -26,9 +26,9 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent.parent / "models" / "weight
 #: ``Engine.load``'s default: the CIFAR-10 colorizer (the name stays valid; a documented contract).
 DEFAULT_MODEL = "resnet18-unet"
 #: The default of everything that colorizes photos (``Colorizer.load``, ``colorize images``, ``colorize serve``):
-#: ``resnet18-unet-lite`` (8 GFLOP at 256x256) trained on photo crops and enlarged CIFAR-10 images from users'
-#: kinds of gray (docs/models-and-training.md, docs/quality.md).
-DEFAULT_PHOTO_MODEL = "resnet18-unet-photos"
+#: ``efficientnet_lite0-unet`` (3.8 GFLOP at 256x256), its encoder pretrained on ImageNet, trained on photo crops
+#: from users' kinds of gray (docs/models-and-training.md, docs/quality.md).
+DEFAULT_PHOTO_MODEL = "efficientnet_lite0-unet-photos"
 #: The default photo model's small-image model and the long side, in px, up to which it takes images at their
 #: size (``Colorizer.load(small_model="auto")``): on CIFAR-10 test images it beats the photo model by 0.6 dB, and
 #: on photos reduced to 32 px it is about as good; larger, the photo model is better (docs/quality.md).

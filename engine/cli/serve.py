@@ -1,6 +1,6 @@
 """Serve colorization over HTTP (FastAPI + uvicorn; pip install ".[serve]").
 
-    colorize serve                                   # 127.0.0.1:8000, resnet18-unet-photos, backend auto
+    colorize serve                                   # 127.0.0.1:8000, efficientnet_lite0-unet-photos, backend auto
     colorize serve --port 9000 --max-batch-size 16 --max-delay-ms 10
     COLORIZE_PORT=9000 COLORIZE_MAX_PIXELS=50000000 colorize serve
 
@@ -46,7 +46,7 @@ _HELP = {
                         "can use it",
     "max_concurrent_per_client": "/colorize requests in flight per API key (per client address without keys) "
                                  "before 429 (default 4; 0: no cap)",
-    "model": "shipped model name, checkpoint or .onnx path (default resnet18-unet-photos)",
+    "model": "shipped model name, checkpoint or .onnx path (default efficientnet_lite0-unet-photos)",
     "backend": "inference backend (default auto)",
     "precision": "precision (default auto)",
     "working_size": "long side the model runs at (default: the Colorizer's)",

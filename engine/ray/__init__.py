@@ -7,7 +7,7 @@ For a Ray program of your own:
 
     ray.init()                                                     # or ray.init("auto")
     ds = ray.data.from_items([{"src": "/shared/in/a.png", "dst": "/shared/out/a.png"}, ...])
-    rows = colorize_dataset(ds, files_per_call=32, model="resnet18-unet-photos").take_all()
+    rows = colorize_dataset(ds, files_per_call=32, model="efficientnet_lite0-unet-photos").take_all()
     # or by hand: ds.map_batches(ColorizeBatch, fn_constructor_kwargs={...}, compute=ActorPoolStrategy(...), ...)
 
 ``run_plan`` runs a planned job (``engine.job.make_plan``) end to end and returns what the local run

@@ -1,7 +1,7 @@
 """``ColorizeBatch``: the callable class that Ray Data's ``map_batches`` runs on each actor of the pool.
 
     ds = ray.data.from_items([{"src": "in/a.png", "dst": "out/a.png"}, ...])
-    status = ds.map_batches(ColorizeBatch, fn_constructor_kwargs={"model": "resnet18-unet-photos", "threads": 2},
+    status = ds.map_batches(ColorizeBatch, fn_constructor_kwargs={"model": "efficientnet_lite0-unet-photos", "threads": 2},
                             batch_size=32, compute=ray.data.ActorPoolStrategy(size=4), num_cpus=2)
 
 ``__init__`` loads one ``engine.Colorizer`` per actor (backend ``auto`` by default: on a node with a GPU

@@ -1,6 +1,6 @@
 """The HTTP service behind ``colorize serve`` (FastAPI; the ``serve`` extra).
 
-    app = create_app(lambda: Colorizer.load("resnet18-unet-photos"), ServeConfig())
+    app = create_app(lambda: Colorizer.load("efficientnet_lite0-unet-photos"), ServeConfig())
     uvicorn.run(app, host="127.0.0.1", port=8000)
 
 Endpoints (described by ``GET /openapi.json``, from ``engine/serve/openapi.py``):

@@ -82,7 +82,7 @@ sys.meta_path.insert(0, _Block())
 """
 
 
-@pytest.mark.parametrize("name", ["nosuchmodel", "resnet18-unet-photo"])
+@pytest.mark.parametrize("name", ["nosuchmodel", "efficientnet_lite0-unet-photo"])
 def test_unknown_model_without_torch_names_the_shipped_models(tmp_path, name):
     """As after ``pip install ".[cpu]"`` (no torch): the API and the CLI say the name is unknown and list the
     shipped models; the CLI exits 2 (usage error)."""
@@ -100,9 +100,9 @@ def test_unknown_model_without_torch_names_the_shipped_models(tmp_path, name):
     env = {**os.environ, "COLORIZE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                        timeout=120)
-    want = f"unknown model {name!r}; shipped models: resnet18-unet, resnet18-unet-photos"
+    want = f"unknown model {name!r}; shipped models: efficientnet_lite0-unet-photos, resnet18-unet"
     assert r.returncode == 2, r.stdout + r.stderr[-3000:]
     assert f"API: {want}" in r.stdout and want in r.stderr and "torch" not in r.stderr.split(want)[0]
     assert not (tmp_path / "out").exists()
-    if name == "resnet18-unet-photo":
-        assert "did you mean 'resnet18-unet-photos'?" in r.stderr
+    if name == "efficientnet_lite0-unet-photo":
+        assert "did you mean 'efficientnet_lite0-unet-photos'?" in r.stderr

@@ -11,7 +11,7 @@ from PIL import Image
 
 from engine.job import JobError, colorize_folder
 
-OPTIONS = dict(model="resnet18-unet-photos", backend="onnxruntime", precision="fp32", working_size=32, jobs=2)
+OPTIONS = dict(model="efficientnet_lite0-unet-photos", backend="onnxruntime", precision="fp32", working_size=32, jobs=2)
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ from engine.cli import main
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Ray Data's own, about its own settings
-FAST = ["--model", "resnet18-unet-photos", "--backend", "onnxruntime", "--precision", "fp32", "--working-size", "32",
+FAST = ["--model", "efficientnet_lite0-unet-photos", "--backend", "onnxruntime", "--precision", "fp32", "--working-size", "32",
         "--batch-size", "4", "-q"]
 REPO = Path(__file__).resolve().parents[2]
 
@@ -117,7 +117,7 @@ def test_colorize_folder_on_ray_returns_the_outcomes_of_the_local_run(folder, tm
     from engine import colorize_folder
 
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # a PNG signature and nothing else
-    options = dict(model="resnet18-unet-photos", backend="onnxruntime", precision="fp32", working_size=32,
+    options = dict(model="efficientnet_lite0-unet-photos", backend="onnxruntime", precision="fp32", working_size=32,
                    batch_size=4, recursive=True)
     local = colorize_folder(folder, tmp_path / "local", **options)
     seen = []

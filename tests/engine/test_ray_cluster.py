@@ -20,8 +20,8 @@ from engine.cli import main
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Ray Data's own, about its own settings
-OPTIONS = dict(model="resnet18-unet-photos", backend="onnxruntime", precision="fp32", working_size=32, batch_size=4)
-FAST = ["--model", "resnet18-unet-photos", "--backend", "onnxruntime", "--precision", "fp32", "--working-size", "32",
+OPTIONS = dict(model="efficientnet_lite0-unet-photos", backend="onnxruntime", precision="fp32", working_size=32, batch_size=4)
+FAST = ["--model", "efficientnet_lite0-unet-photos", "--backend", "onnxruntime", "--precision", "fp32", "--working-size", "32",
         "--batch-size", "4", "-q"]
 
 

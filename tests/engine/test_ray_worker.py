@@ -10,8 +10,8 @@ from PIL import Image
 
 from engine.cli import main
 
-MODEL = ["--model", "resnet18-unet-photos", "--backend", "onnxruntime", "--precision", "fp32"]
-OPTIONS = dict(model="resnet18-unet-photos", backend="onnxruntime", precision="fp32", working_size=32, batch_size=4)
+MODEL = ["--model", "efficientnet_lite0-unet-photos", "--backend", "onnxruntime", "--precision", "fp32"]
+OPTIONS = dict(model="efficientnet_lite0-unet-photos", backend="onnxruntime", precision="fp32", working_size=32, batch_size=4)
 
 
 def _gray(h, w, seed=0):

@@ -66,11 +66,11 @@ def test_shipped_colorizer_beats_gray_on_test_subset():
 
 def test_photo_model_is_the_default_for_photos():
     """`colorize images`, `Colorizer.load()` and `colorize serve` use the photo model; `Engine.load` and the name
-    `resnet18-unet` keep the CIFAR-10 model. The photo model is the lite architecture (within the 10 GFLOP budget at
-    256x256), shipped with its ONNX files (runs without torch), enlarges small images to its minimum working size,
-    and its recorded figures (Pillow gray input, through the Colorizer) beat the gray input on photos and do not
-    fall behind the model it replaced (``previous_model_*``, measured the same way): more colour on photos at no
-    loss of PSNR, and better on small (CIFAR-10) images."""
+    `resnet18-unet` keep the CIFAR-10 model. The photo model is the EfficientNet-Lite0 U-Net (within the 4 GFLOP
+    budget at 256x256), shipped with its ONNX files (runs without torch), enlarges small images to its minimum
+    working size, and its recorded figures (Pillow gray input, through the Colorizer) beat the gray input on photos
+    and against the model it replaced (``previous_model_*``, measured the same way) give much more colour on photos
+    for at most 0.3 dB of PSNR, and no worse on small (CIFAR-10) images."""
     import argparse
     import inspect
 
@@ -81,7 +81,7 @@ def test_photo_model_is_the_default_for_photos():
     from engine.serve.config import ServeConfig
     from models.checkpoint import load_checkpoint
 
-    assert DEFAULT_MODEL == "resnet18-unet" and DEFAULT_PHOTO_MODEL == "resnet18-unet-photos"
+    assert DEFAULT_MODEL == "resnet18-unet" and DEFAULT_PHOTO_MODEL == "efficientnet_lite0-unet-photos"
     assert inspect.signature(Engine.load).parameters["model"].default == DEFAULT_MODEL
     assert inspect.signature(Colorizer.load).parameters["model"].default == DEFAULT_PHOTO_MODEL
     assert ServeConfig().model == DEFAULT_PHOTO_MODEL
@@ -90,24 +90,26 @@ def test_photo_model_is_the_default_for_photos():
     assert parser.parse_args(["in", "-o", "out"]).model == DEFAULT_PHOTO_MODEL
 
     ref = resolve_model(DEFAULT_PHOTO_MODEL)
-    assert ref.checkpoint is not None and ref.onnx is not None, "resnet18-unet-photos is not shipped with its ONNX"
+    assert ref.checkpoint is not None and ref.onnx is not None, f"{DEFAULT_PHOTO_MODEL} is not shipped with its ONNX"
     assert (WEIGHTS_DIR / f"{DEFAULT_PHOTO_MODEL}.int8.onnx").is_file()
     meta = ref.metadata
-    assert meta["arch"] == "resnet18-unet-lite" and meta["data"]["dataset"].startswith("photos")
+    assert meta["arch"] == "efficientnet_lite0-unet" and meta["data"]["dataset"].startswith("photos")
     assert meta["arch_kwargs"]["refine"] == "convex" and meta["arch_kwargs"]["head"] == "bins"
     assert meta["training"]["config"]["gray"] == "mixed" and meta["total_stride"] == 32
     assert checkpoint_paths(ref.checkpoint)[1].stat().st_size <= MAX_BYTES
     model, _ = load_checkpoint(ref.checkpoint)
-    assert count_torch(model.eval(), 256, 256) <= 10e9
+    assert count_torch(model.eval(), 256, 256) <= 4e9
     assert meta["inference"]["min_working_size"] > 32
     photos, cifar = meta["metrics"]["photos"], meta["metrics"]["cifar10_pipeline"]
     assert photos["gray_input"] == cifar["gray_input"] == "pillow"
     assert photos["n"] == 127 and photos["model"]["psnr"] > photos["gray"]["psnr"] + 1.0
     assert photos["model"]["colorfulness_ratio"] > 0.3
     before = meta["metrics"]["previous_model_cifar10_pipeline"]
-    assert cifar["n"] == before["n"] >= 2000 and cifar["model"]["psnr"] > before["model"]["psnr"]
+    # CIFAR-sized images run on the same small-image model before and after: no worse
+    assert cifar["n"] == before["n"] >= 2000 and cifar["model"]["psnr"] >= before["model"]["psnr"] - 0.01
     auto, before = meta["metrics"]["photos_default_pipeline"], meta["metrics"]["previous_model_photos"]
     assert auto["n"] == before["n"] == 127 and auto["gray_input"] == before["gray_input"] == "pillow"
-    assert auto["model"]["colorfulness_ratio"] > before["model"]["colorfulness_ratio"] + 0.02
-    assert auto["model"]["psnr"] >= before["model"]["psnr"]
+    # much more colour for at most 0.3 dB of PSNR (docs/quality.md: the trade that was chosen)
+    assert auto["model"]["colorfulness_ratio"] > before["model"]["colorfulness_ratio"] + 0.15
+    assert auto["model"]["psnr"] >= before["model"]["psnr"] - 0.3
     assert cifar["min_working_size"] == meta["inference"]["min_working_size"]
