@@ -71,22 +71,37 @@ def test_onnx_has_no_batchnorm_and_matches_eager_at_other_sizes(effnet):
     np.testing.assert_allclose(got, want, atol=PARITY_ATOL, rtol=0)
 
 
-@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
-def test_int8_and_fp32_on_the_onnx_backends(effnet, tmp_path, backend):
-    if backend == "openvino":
-        pytest.importorskip("openvino")
-    from engine import Engine
-    from export.onnx_export import PARITY_ATOL
+def test_quantized_file_loads_and_stays_close(effnet, tmp_path):
+    """The static INT8 file itself (every Pad folded into a Conv, so no duplicate DequantizeLinear names)."""
+    import onnxruntime as ort
+
     from export.quantize import quantize_int8
 
     m, _, path = effnet
     calib = np.random.default_rng(3).uniform(-1, 1, (8, 1, 64, 64)).astype(np.float32)
     int8 = quantize_int8(path, tmp_path / "m.int8.onnx", calib)
+    assert "Pad" not in {n.op_type for n in onnx.load(str(int8)).graph.node if n.name.startswith("/encoder")}
+    l = np.random.default_rng(4).uniform(-1, 1, (2, 1, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        want = m(torch.from_numpy(l)).numpy()
+    (got,) = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"]).run(None, {"l": l})
+    assert np.abs(got - want).max() <= INT8_REL * np.abs(want).max()
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_int8_and_fp32_on_the_onnx_backends(effnet, backend):
+    """The engine's own INT8 (built from the FP32 file with its calibration) and FP32 against eager FP32."""
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    from engine import Engine
+    from export.onnx_export import PARITY_ATOL
+
+    m, _, path = effnet
     l = np.random.default_rng(4).uniform(-1, 1, (2, 1, 64, 64)).astype(np.float32)
     with torch.no_grad():
         want = m(torch.from_numpy(l)).numpy()
     with Engine.load(str(path), backend=backend, precision="fp32") as eng:
         np.testing.assert_allclose(eng.run(l), want, atol=10 * PARITY_ATOL, rtol=0)
-    with Engine.load(str(int8), backend=backend, precision="int8") as eng:
+    with Engine.load(str(path), backend=backend, precision="int8") as eng:
         got = eng.run(l)
     assert np.abs(got - want).max() <= INT8_REL * np.abs(want).max()
