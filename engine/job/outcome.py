@@ -35,8 +35,27 @@ class Outcome:
         return Entry(self.task.shown, str(self.task.dst), self.before, self.after, self.size)
 
 
+class Outcomes:
+    """``done``, ``failed`` and ``errors`` of anything that keeps an ``outcomes`` list (a summary, a runner, a run)."""
+
+    @property
+    def done(self) -> list[Outcome]:
+        """The files written."""
+        return [o for o in self.outcomes if o.ok]
+
+    @property
+    def failed(self) -> list[Outcome]:
+        """The files that could not be colorized, each with its reason."""
+        return [o for o in self.outcomes if not o.ok]
+
+    @property
+    def errors(self) -> list[tuple[str, str]]:
+        """``(file as shown, reason)`` for each failed file."""
+        return [(o.task.shown, o.error) for o in self.failed]
+
+
 @dataclass
-class Summary:
+class Summary(Outcomes):
     """A finished (or stopped) job: its plan, each file's outcome, and how it ran."""
 
     plan: Plan
@@ -53,19 +72,9 @@ class Summary:
     cancelled: bool = False  # stopped by the caller's ``cancel``
 
     @property
-    def done(self) -> list[Outcome]:
-        """The files written."""
-        return [o for o in self.outcomes if o.ok]
-
-    @property
-    def failed(self) -> list[Outcome]:
-        """The files that could not be colorized, each with its reason."""
-        return [o for o in self.outcomes if not o.ok]
-
-    @property
     def errors(self) -> list[tuple[str, str]]:
         """``(file as shown, reason)`` for each failed file, then for each file not run."""
-        return ([(o.task.shown, o.error) for o in self.failed]
+        return (super().errors
                 + [(t.shown, f"not run: the job stopped ({self.stopped})") for t in self.not_run])
 
     @property

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from engine.job.outcome import Outcome, Summary
+from engine.job.outcome import Outcome, Outcomes, Summary
 from engine.job.plan import Plan, Task
 
 
@@ -51,7 +51,7 @@ def failure_reason(e: BaseException) -> str:
     return e.reason if isinstance(e, ImageReadError) else f"{type(e).__name__}: {e}"
 
 
-class TaskRunner:
+class TaskRunner(Outcomes):
     """Decode/prepare and finish/encode on a thread pool; batched ``engine.run`` on the calling thread.
 
     Args:
@@ -74,19 +74,6 @@ class TaskRunner:
         self.outcomes: list[Outcome] = []
         self.not_run: list[Task] = []
         self._engine = f"{colorizer.engine.backend}/{colorizer.engine.precision}"
-
-    @property
-    def done(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.ok]
-
-    @property
-    def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if not o.ok]
-
-    @property
-    def errors(self) -> list[tuple[str, str]]:
-        """``(file as shown, reason)`` for each failed file."""
-        return [(o.task.shown, o.error) for o in self.failed]
 
     def engine_of(self, size: tuple[int, int]) -> str:
         """What runs an image of this size: the small-image model ("resnet18-unet (openvino/int8)") or the main

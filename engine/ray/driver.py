@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 
 import os
 
-from engine.job.outcome import Outcome, Summary
+from engine.job.outcome import Outcome, Outcomes, Summary
 from engine.job.plan import Plan, Task, output_folders
 from engine.ray.cluster import Cluster, ClusterError, connect
 from engine.ray.pool import PoolPlan, size_pool
 
 
 @dataclass
-class RayRun:
+class RayRun(Outcomes):
     """What a job on Ray did (see the module docstring)."""
 
     cluster: Cluster
@@ -43,18 +43,6 @@ class RayRun:
     run_s: float = 0.0  # from the start of execution to the last row (actor start-up included)
     first_row_s: float | None = None  # from the start of execution to the first row (actor start-up, one block)
     stopped: str | None = None  # why the job stopped before every file came back
-
-    @property
-    def done(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.ok]
-
-    @property
-    def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if not o.ok]
-
-    @property
-    def errors(self) -> list[tuple[str, str]]:
-        return [(o.task.shown, o.error) for o in self.failed]
 
 
 def _reason(e: BaseException) -> str:
