@@ -41,8 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from engine.artifacts.model_ref import (DEFAULT_PHOTO_MODEL, SMALL_IMAGE_MAX_SIDE, SMALL_IMAGE_MODEL,
-                                        resolve_model)
+from engine.artifacts.model_ref import (DEFAULT_PHOTO_MODEL, MAX_COLOUR_STRENGTH, SMALL_IMAGE_MAX_SIDE,
+                                        SMALL_IMAGE_MODEL, resolve_model)
 from engine.engine import Engine
 from engine.image.io import DEFAULT_MAX_PIXELS, Decoded, from_pil, load_image
 from engine.image import merge
@@ -310,9 +310,6 @@ class Colorizer:
         small = f", small_max_side={self.small_max_side}" if self.small_max_side else ""
         return (f"Colorizer({self.engine!r}, working_size={self.working_size}, "
                 f"min_working_size={self.min_working_size}{small})")
-
-
-MAX_COLOUR_STRENGTH = 4.0
 
 
 def check_strength(value) -> float:

@@ -100,7 +100,7 @@ def _main_module(args: argparse.Namespace) -> int:
         from export.module_export import export_module
         from export.onnx_export import ExportError
     except ImportError as e:
-        print(f"colorize export --module needs torch, onnx and onnxruntime: pip install 'colorize[torch]' ({e})",
+        print(f'colorize export --module needs torch, onnx and onnxruntime: pip install ".[torch]" ({e})',
               file=sys.stderr)
         return 2
     try:

@@ -134,7 +134,7 @@ def export_module(
     from engine.artifacts.onnx_metadata import FORMAT, OnnxMetadata
     from engine.fsutil import atomic_write_bytes, sha256_file
     from engine.image.color import DEFAULT_NORMALIZATION
-    from export.onnx_export import ExportError
+    from export.onnx_export import ExportError, checked_bytes
 
     model = build_module(module)
     if weights is not None:
@@ -163,11 +163,7 @@ def export_module(
                         normalization=DEFAULT_NORMALIZATION.to_dict(), weights_sha256=identity,
                         total_stride=io.stride if io.size is None else 1, weights_dtype="fp32", io=io.to_dict())
     meta.write_to(proto)
-    try:
-        onnx.checker.check_model(proto, full_check=True)
-    except onnx.checker.ValidationError as e:
-        raise ExportError(f"onnx.checker rejected the export: {e}") from None
-    blob = proto.SerializeToString()
+    blob = checked_bytes(proto)
     probe_onnx_io(io, blob)
 
     so = ort.SessionOptions()

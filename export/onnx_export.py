@@ -234,6 +234,21 @@ def _round_params_fp16(model) -> None:
                 p.copy_(p.half().float())
 
 
+def checked_bytes(proto) -> bytes:
+    """``proto`` serialized, once ``onnx.checker`` (full check) accepts it.
+
+    Raises:
+        ExportError: the checker rejected it.
+    """
+    import onnx
+
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise ExportError(f"onnx.checker rejected the export: {e}") from None
+    return proto.SerializeToString()
+
+
 def check_parity(onnx_bytes: bytes, eager, sizes, stride: int, seed: int = 0) -> float:
     """max |ONNX Runtime - eager| over random L batches of ``sizes`` (N, h, w in stride units)."""
     import onnxruntime as ort
@@ -341,11 +356,7 @@ def export_onnx(
         io=ModelIO.native(ref.normalization, stride).to_dict(),  # our convention, stated like any model's
     )
     meta.write_to(proto)
-    try:
-        onnx.checker.check_model(proto, full_check=True)
-    except onnx.checker.ValidationError as e:
-        raise ExportError(f"onnx.checker rejected the export: {e}") from None
-    blob = proto.SerializeToString()
+    blob = checked_bytes(proto)
 
     max_abs = check_parity(blob, PaddedForward(folded_ref).eval(), sizes, stride)
     if max_abs > atol:

@@ -34,6 +34,8 @@ DEFAULT_PHOTO_MODEL = "efficientnet_lite0-unet-photos"
 #: on photos reduced to 32 px it is about as good; larger, the photo model is better (docs/quality.md).
 SMALL_IMAGE_MODEL = DEFAULT_MODEL
 SMALL_IMAGE_MAX_SIDE = 32
+#: The largest colour strength (``engine.colorizer.check_strength``: the predicted chroma times it).
+MAX_COLOUR_STRENGTH = 4.0
 
 
 @dataclass

@@ -38,6 +38,7 @@ import os
 import sys
 from pathlib import Path
 
+from engine.artifacts.model_ref import MAX_COLOUR_STRENGTH
 from engine.job.plan import REPORT_THUMBNAILS, JobError, Plan, Task, collect_tasks, output_folders  # noqa: F401
 
 
@@ -110,8 +111,8 @@ def check_options(args: argparse.Namespace) -> None:
     """
     if args.small_max_side < 0:
         raise UsageError(f"--small-max-side must be >= 0, got {args.small_max_side}")
-    if not 0 <= args.colour_strength <= 4:  # NaN fails too
-        raise UsageError(f"--colour-strength must be in 0..4, got {args.colour_strength}")
+    if not 0 <= args.colour_strength <= MAX_COLOUR_STRENGTH:  # NaN fails too
+        raise UsageError(f"--colour-strength must be in 0..{MAX_COLOUR_STRENGTH:g}, got {args.colour_strength}")
     if args.ray is not None and not _looks_like_address(args.ray):
         if not os.path.exists(args.ray):
             raise UsageError(f"--ray {args.ray!r}: neither a Ray address (host:port, ray://host:port, auto) nor an "

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from engine.artifacts.model_ref import DEFAULT_PHOTO_MODEL, SMALL_IMAGE_MAX_SIDE
+from engine.artifacts.model_ref import DEFAULT_PHOTO_MODEL, MAX_COLOUR_STRENGTH, SMALL_IMAGE_MAX_SIDE
 
 ENV_PREFIX = "COLORIZE_"
 OUTPUT_FORMATS = ("png", "jpeg", "webp")
@@ -40,7 +40,7 @@ class ServeConfig:
     working_size: int | None = None  # None: the Colorizer's default
     small_model: str = "auto"  # model for images of long side <= small_max_side; "auto": the Colorizer's; "none"
     small_max_side: int = SMALL_IMAGE_MAX_SIDE
-    colour_strength: float = 1.0  # the predicted chroma times this (engine.colorizer.check_strength); ?strength= per request
+    colour_strength: float = 1.0  # the predicted chroma times this; a request's ?strength= overrides it
     # -- dynamic batching (engine.serve.batcher.DynamicBatcher)
     max_batch_size: int = 8  # images per engine.run
     max_delay_ms: float = 5.0  # longest wait for a batch to fill after its first request
@@ -74,7 +74,8 @@ class ServeConfig:
         check(0 <= self.port <= 65535, "port", "0..65535")
         check(self.working_size is None or self.working_size >= 1, "working_size", ">= 1 or None")
         check(self.small_max_side >= 0, "small_max_side", ">= 0")
-        check(0 <= self.colour_strength <= 4, "colour_strength", "0..4 (1: the model's own colour)")
+        check(0 <= self.colour_strength <= MAX_COLOUR_STRENGTH, "colour_strength",
+              f"0..{MAX_COLOUR_STRENGTH:g} (1: the model's own colour)")
         check(bool(self.small_model), "small_model", "a model name or path, auto or none")
         check(self.max_batch_size >= 1, "max_batch_size", ">= 1")
         check(self.max_delay_ms >= 0, "max_delay_ms", ">= 0")

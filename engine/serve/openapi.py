@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.artifacts.model_ref import MAX_COLOUR_STRENGTH
 from engine.serve.http_io import FORMAT_NAMES, MIME, SNIFFED_TYPES
 
 PROBLEM_REF = "#/components/schemas/Problem"
@@ -117,7 +118,7 @@ def colorize_operation(auth: bool = False, per_client_cap: bool = False) -> dict
                 "required": False,
                 "description": "colour strength: the predicted chroma times this (1: the model's own, 0: gray, "
                                "above 1: more saturated); without it, the server's --colour-strength",
-                "schema": {"type": "number", "minimum": 0, "maximum": 4},
+                "schema": {"type": "number", "minimum": 0, "maximum": MAX_COLOUR_STRENGTH},
             },
         ],
         "requestBody": {

@@ -403,9 +403,11 @@ def _strength(value: str | None) -> float | None:
     """``?strength=``: a colour strength for this request (None: the server's ``colour_strength``)."""
     if value is None:
         return None
+    from engine.artifacts.model_ref import MAX_COLOUR_STRENGTH
     from engine.colorizer import check_strength
 
     try:
         return check_strength(value)
     except ValueError:
-        raise HTTPProblem(400, f"strength={value!r}: expected a number in 0..4 (1: the model's own colour)") from None
+        raise HTTPProblem(400, f"strength={value!r}: expected a number in 0..{MAX_COLOUR_STRENGTH:g} (1: the model's "
+                               "own colour)") from None

@@ -12,6 +12,12 @@ def smooth_photo(rng, h, w):
     return (np.stack([r, g, b], -1) * 255).astype(np.uint8)
 
 
+@pytest.fixture(scope="session")
+def make_photo():
+    """``smooth_photo`` for tests (a conftest function is not importable under --import-mode=importlib)."""
+    return smooth_photo
+
+
 @pytest.fixture(scope="module")
 def small_photo_tree(tmp_path_factory):
     """Both photo splits (training.photos.SPLITS), three small PNG photos in each folder."""

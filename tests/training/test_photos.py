@@ -11,48 +11,32 @@ from models.checkpoint import load_checkpoint, read_metadata
 from training.photos import SPLITS, center_crops, load_at_working_size, photo_paths, random_crops
 
 
-def _photo(rng, h, w):
-    """A smooth colour photo: two colour ramps, so ab is learnable and not constant."""
-    y, x = np.mgrid[0:h, 0:w]
-    r = 0.2 + 0.6 * x / max(w - 1, 1)
-    g = 0.3 + 0.4 * y / max(h - 1, 1)
-    b = np.full_like(r, rng.uniform(0.2, 0.8))
-    return (np.stack([r, g, b], -1) * 255).astype(np.uint8)
-
-
 @pytest.fixture(scope="module")
-def photo_tree(tmp_path_factory):
-    root = tmp_path_factory.mktemp("photos")
-    rng = np.random.default_rng(0)
-    sizes = [(60, 90), (90, 60), (40, 40)]
-    for split in SPLITS.values():
-        for sub in split:
-            (root / sub).mkdir(parents=True)
-            for i, (h, w) in enumerate(sizes):
-                Image.fromarray(_photo(rng, h, w)).save(root / sub / f"{i}.png")
-    (root / "coco128" / "notes.txt").write_text("not an image")
-    return root
+def photo_tree(small_photo_tree):
+    """conftest's photo tree (three small photos per folder of each split) with a file that is not an image."""
+    (small_photo_tree / "coco128" / "notes.txt").write_text("not an image")
+    return small_photo_tree
 
 
-def test_split_lists_each_folder_and_names_a_missing_one(photo_tree, tmp_path):
+def test_split_lists_each_folder_and_names_a_missing_one(photo_tree, tmp_path, make_photo):
     train = photo_paths(photo_tree, "train")
     assert len(train) == 3 * len(SPLITS["train"])
     assert not set(train) & set(photo_paths(photo_tree, "eval"))
     with pytest.raises(ValueError, match="unknown photo split"):
         photo_paths(photo_tree, "test")
     (tmp_path / "BSDS500" / "val").mkdir(parents=True)
-    Image.fromarray(_photo(np.random.default_rng(0), 20, 20)).save(tmp_path / "BSDS500" / "val" / "a.png")
+    Image.fromarray(make_photo(np.random.default_rng(0), 20, 20)).save(tmp_path / "BSDS500" / "val" / "a.png")
     with pytest.raises(FileNotFoundError, match="McMaster"):
         photo_paths(tmp_path, "eval")
 
 
-def test_working_size_and_crops(photo_tree):
+def test_working_size_and_crops(photo_tree, make_photo):
     p = photo_paths(photo_tree, "train")[0]  # 60x90
     im = load_at_working_size(p, 45)
     assert im.shape == (30, 45, 3) and im.dtype == np.uint8
     assert load_at_working_size(p, 500).shape == (60, 90, 3)  # never enlarged
     rng = np.random.default_rng(1)
-    imgs = [_photo(rng, 30, 45), _photo(rng, 10, 50)]
+    imgs = [make_photo(rng, 30, 45), make_photo(rng, 10, 50)]
     crops = random_crops(imgs, 16, 3, seed=2)
     assert crops.shape == (6, 16, 16, 3)
     np.testing.assert_array_equal(crops, random_crops(imgs, 16, 3, seed=2))
@@ -103,11 +87,11 @@ def test_evaluate_photos_names_a_missing_folder(tmp_path, capsys):
     assert "BSDS500" in capsys.readouterr().err
 
 
-def test_photo_crops_are_fresh_each_epoch_and_reproducible():
+def test_photo_crops_are_fresh_each_epoch_and_reproducible(make_photo):
     from training.photos import PhotoCrops
 
     rng = np.random.default_rng(3)
-    photos = [_photo(rng, 60, 90), _photo(rng, 90, 60), _photo(rng, 20, 30)]
+    photos = [make_photo(rng, 60, 90), make_photo(rng, 90, 60), make_photo(rng, 20, 30)]
     cifar = rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8)
     src = PhotoCrops(photos, working_size=48, crop=32, per_image=2, scale=(0.8, 1.3), seed=5,
                      cifar=cifar, cifar_per_epoch=4)
