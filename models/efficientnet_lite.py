@@ -210,7 +210,10 @@ class EfficientNetLite(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.features_only:
             raise RuntimeError("built with features_only=True: call forward_features")
-        x = self.forward_features(x)[-1]
+        return self.forward_head(self.forward_features(x)[-1])
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        """Logits from the last feature map (reduction 32)."""
         x = self._conv_head(x)
         x = self._bn1(x)
         x = self.relu(x)

@@ -207,12 +207,13 @@ class ResNet(nn.Module):
         x = self.layer2(x)
         x = self.layer3(x)
         x = self.layer4(x)
+        return self.forward_head(x)
 
+    def forward_head(self, x: Tensor) -> Tensor:
+        """Logits from the last feature map (``layer4``'s)."""
         x = self.avgpool(x)
         x = torch.flatten(x, 1)
-        x = self.fc(x)
-
-        return x
+        return self.fc(x)
 
 
 def _resnet(block: type[BasicBlock | Bottleneck], layers: list[int], **kwargs) -> ResNet:

@@ -36,7 +36,7 @@ def _common(p: argparse.ArgumentParser, defaults) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from training.config import ClassifyConfig, ColorizeConfig
+    from training.config import ClassifyConfig, ColorizeConfig, DistillConfig
 
     sub = parser.add_subparsers(dest="task", metavar="TASK", required=True)
     c = sub.add_parser("classify", help="CIFAR-10 classifier (cifar stem)")
@@ -44,6 +44,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_argument("--label-smoothing", type=float, default=ClassifyConfig.label_smoothing)
     c.add_argument("--crop-padding", type=int, default=ClassifyConfig.crop_padding)
     c.add_argument("--init", default=None, help="classifier checkpoint (.json) to continue training from")
+    d = sub.add_parser("distill", help="gray encoder pretraining: a ResNet student learns an ImageNet teacher's "
+                                       "logits and features of the colour photo (training.distill)")
+    _common(d, DistillConfig())
+    d.add_argument("--teacher", default=DistillConfig.teacher,
+                   help="arch with installable ImageNet weights (default %(default)s)")
+    d.add_argument("--kd-temperature", type=float, default=DistillConfig.kd_temperature)
+    d.add_argument("--feature-weight", type=float, default=DistillConfig.feature_weight,
+                   help="weight of the feature-matching term beside the KL term (default %(default)s)")
+    d.add_argument("--photos", default=DistillConfig.photos, metavar="DIR",
+                   help="photo folder (split 'train' of training.photos; default ../shared/data/photos)")
+    for flag in ("working_size", "crop", "crops_per_image", "scale_min", "scale_max"):
+        d.add_argument("--" + flag.replace("_", "-"), type=type(getattr(DistillConfig, flag)),
+                       default=getattr(DistillConfig, flag))
+    d.add_argument("--gray", default=DistillConfig.gray, choices=("mixed", "pillow", "rec709", "mean", "lstar"),
+                   help="the student's input gray (default %(default)s)")
     z = sub.add_parser("colorize", help="colorizer: ab from L")
     _common(z, ColorizeConfig())
     z.add_argument("--encoder-init", default=None,
@@ -51,6 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "ImageNet weights of an efficientnet_lite*-unet's encoder (models.pretrained)")
     z.add_argument("--encoder-lr-mult", type=float, default=ColorizeConfig.encoder_lr_mult,
                    help="the encoder's peak learning rate is --lr times this (default %(default)s)")
+    z.add_argument("--freeze-encoder-steps", type=int, default=ColorizeConfig.freeze_encoder_steps, metavar="N",
+                   help="keep the encoder's learning rate at 0 for the first N steps, then follow the schedule "
+                        "(freeze, then unfreeze; default %(default)s)")
     z.add_argument("--init", default=None, help="colorizer checkpoint (.json) to fine-tune from")
     z.add_argument("--loss", choices=("l1", "l2", "huber", "ce"), default=ColorizeConfig.loss,
                    help="regression on ab' (l1, l2, huber), or ce: cross-entropy over ab bins (needs --head bins)")
@@ -126,11 +144,16 @@ def main(args: argparse.Namespace) -> int:
             from training.classify import train_classifier
 
             record = train_classifier(ClassifyConfig(**fields), resume=args.resume)
+        elif args.task == "distill":
+            from training.config import DistillConfig
+            from training.distill import train_distill
+
+            record = train_distill(DistillConfig(**fields), resume=args.resume)
         else:
             from training.colorize_train import train_colorizer
 
             record = train_colorizer(ColorizeConfig(**fields), resume=args.resume)
-    except (RunExistsError, FileNotFoundError, ValueError) as e:
+    except (RunExistsError, FileNotFoundError, ModuleNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"done: {record}")

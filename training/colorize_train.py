@@ -54,16 +54,23 @@ def adapt_classifier_to_encoder(encoder: nn.Module, classifier_path: str, norm: 
 
     clf, meta = load_checkpoint(classifier_path)
     state = {k: v for k, v in clf.state_dict().items() if not k.startswith("fc.")}
-    w = state["conv1.weight"]  # [64, 3, k, k]
-    std = torch.tensor(meta.get("data", {}).get("input_std") or [1.0, 1.0, 1.0], dtype=w.dtype)
-    state["conv1.weight"] = (w * (norm.l_scale / 100.0) / std.view(1, 3, 1, 1)).sum(1, keepdim=True)
+    w = state["conv1.weight"]  # [64, 3, k, k]; [64, 1, k, k] for a gray student (training.distill)
+    if w.shape[1] == 1:
+        from training.distill import STUDENT_INPUT
+
+        if meta.get("data", {}).get("input") != STUDENT_INPUT:
+            raise ValueError(f"{classifier_path}: a one-channel classifier whose input is not the colorizer's L'")
+        conv1 = "the student's own (its input is L')"
+    else:
+        std = torch.tensor(meta.get("data", {}).get("input_std") or [1.0, 1.0, 1.0], dtype=w.dtype)
+        state["conv1.weight"] = (w * (norm.l_scale / 100.0) / std.view(1, 3, 1, 1)).sum(1, keepdim=True)
+        conv1 = "RGB filters summed over channels, scaled by l_scale / (100 * input_std)"
     try:
         encoder.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise ValueError(f"{classifier_path}: classifier weights do not fit the colorizer encoder: {e}") from None
     return {"classifier": str(classifier_path), "arch": meta["arch"], "arch_kwargs": meta.get("arch_kwargs"),
-            "classifier_metrics": meta.get("metrics", {}),
-            "conv1": "RGB filters summed over channels, scaled by l_scale / (100 * input_std)"}
+            "classifier_metrics": meta.get("metrics", {}), "conv1": conv1}
 
 
 def zero_init_head(model: nn.Module) -> None:
@@ -89,6 +96,50 @@ def copy_matching(model: nn.Module, path: str) -> str:
         raise ValueError(f"--init {path}: no tensor matches this architecture in name and shape")
     model.load_state_dict(same, strict=False)
     return f"{len(same)} of {len(dst)} tensors"
+
+
+class FreezeGroups:
+    """A scheduler that sets the learning rate of some parameter groups to 0 for the first ``steps`` steps and
+    otherwise follows ``scheduler`` (freeze, then unfreeze: the new decoder learns before its gradients reach the
+    pretrained encoder). Its position is the wrapped scheduler's, so a resumed run freezes the same steps.
+
+    AdamW's decoupled weight decay is scaled by the learning rate, so a frozen group does not change at all.
+    """
+
+    def __init__(self, scheduler, groups: list[int], steps: int):
+        self.scheduler, self.groups, self.steps = scheduler, groups, steps
+        self._apply()
+
+    def _apply(self) -> None:
+        if self.scheduler.last_epoch < self.steps:
+            for i in self.groups:
+                self.scheduler.optimizer.param_groups[i]["lr"] = 0.0
+
+    def step(self) -> None:
+        self.scheduler.step()
+        self._apply()
+
+    def get_last_lr(self) -> list[float]:
+        return [g["lr"] for g in self.scheduler.optimizer.param_groups]
+
+    def state_dict(self) -> dict:
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scheduler.load_state_dict(state)
+        self._apply()
+
+    # Everything else is the wrapped scheduler's (training.loop re-spans its total_steps and phases on resume).
+    _OWN = ("scheduler", "groups", "steps")
+
+    def __getattr__(self, name: str):
+        return getattr(self.scheduler, name)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in self._OWN:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.scheduler, name, value)
 
 
 def _head_kind(arch_kwargs: dict | None) -> str:
@@ -157,6 +208,9 @@ class ColorizeTask:
             opt, max_lr=max_lrs, total_steps=max(total_steps, 1), pct_start=self.cfg.pct_start,
             div_factor=25.0, final_div_factor=100.0,
         )
+        if self.cfg.freeze_encoder_steps > 0:
+            frozen = [i for i, (enc, _) in enumerate(sorted(groups)) if enc]
+            sched = FreezeGroups(sched, frozen, self.cfg.freeze_encoder_steps)
         return opt, sched
 
     def _lab(self, images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:

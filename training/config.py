@@ -50,6 +50,7 @@ class ColorizeConfig(TrainConfig):
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     encoder_init: str | None = None  # classifier checkpoint whose weights initialise the encoder, or "imagenet"
     encoder_lr_mult: float = 1.0  # the encoder's peak learning rate is lr x this (below 1: keep pretrained features)
+    freeze_encoder_steps: int = 0  # the encoder's learning rate is 0 for the first N steps (the decoder learns first)
     init: str | None = None  # colorizer checkpoint to start from (fine-tuning); overrides encoder_init
     loss: str = "l1"  # "l1" | "l2" | "huber" on normalized ab; "ce" over ab bins (needs arch_kwargs head="bins")
     l1_weight: float = 0.0  # loss "ce": weight of an L1 term on the decoded (annealed-mean) ab'
@@ -72,3 +73,26 @@ class ColorizeConfig(TrainConfig):
     device: str = "cpu"  # "cpu" | "cuda" | "auto" (cuda when available); training.device
     workers: int = 1  # photos: threads that cut each epoch's crops (on CUDA the next epoch's, while this one trains)
     out: str = "runs/colorize-resnet18-unet"
+
+
+@dataclass
+class DistillConfig(TrainConfig):
+    """A gray student classifier that learns an ImageNet teacher's logits and features of the colour image
+    (``training.distill``); its weights then initialise a colorizer's encoder (``--encoder-init``)."""
+
+    arch: str = "resnet18"  # the student: a classifier of the registry, one input channel (the colorizer's L')
+    teacher: str = "efficientnet_lite0"  # an arch with installable ImageNet weights (models.pretrained)
+    kd_temperature: float = 2.0  # softening of both logits in the KL term
+    feature_weight: float = 4.0  # weight of the feature-matching term (strides 8, 16, 32); at the start the KL term is ~4x it
+    batch_size: int = 32
+    lr: float = 2e-3  # AdamW peak learning rate
+    weight_decay: float = 1e-4
+    pct_start: float = 0.1
+    photos: str | None = "default"  # photo folder (training.photos; "default": ../shared/data/photos)
+    working_size: int = 256
+    crop: int = 160
+    crops_per_image: int = 4
+    scale_min: float = 0.85
+    scale_max: float = 1.4
+    gray: str = "mixed"  # the student's input gray (training.gray)
+    out: str = "runs/distill-resnet18"

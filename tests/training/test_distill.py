@@ -1,0 +1,115 @@
+"""Encoder pretraining by distillation (training.distill) and the freeze-then-unfreeze schedule of the colorizer."""
+
+import json
+
+import pytest
+import torch
+
+from engine.cli import main as cli
+
+
+def _teacher_weights():
+    from models.pretrained import WEIGHTS
+
+    try:
+        WEIGHTS["efficientnet_lite0"].path()
+    except ModuleNotFoundError as e:
+        pytest.skip(str(e))
+
+
+def test_distill_loss_is_zero_when_the_student_matches_the_teacher():
+    from training.distill import distill_loss, standardize
+
+    torch.manual_seed(0)
+    logits = torch.randn(4, 10)
+    t_feats = {8: torch.randn(4, 3, 5, 5) * 3 + 1}
+    loss, parts = distill_loss(logits, logits, {8: standardize(t_feats[8])}, t_feats, 2.0, 1.0)
+    assert abs(float(loss)) < 1e-5
+    # Another student costs more in both terms.
+    loss2, parts2 = distill_loss(logits.flip(1), logits, {8: torch.zeros(4, 3, 5, 5)}, t_feats, 2.0, 1.0)
+    assert parts2["kl_sum"] > 0.1 and parts2["feature_sum"] > 0.5
+    assert float(loss2) == pytest.approx(parts2["kl_sum"] + parts2["feature_sum"], rel=1e-5)
+
+
+def test_distilled_student_initialises_a_colorizer(small_photo_tree, tmp_path):
+    _teacher_weights()
+    from models.checkpoint import load_checkpoint, read_metadata
+
+    out = tmp_path / "distill"
+    common = ["--photos", str(small_photo_tree), "--crop", "32", "--working-size", "64", "--batch-size", "4",
+              "--threads", "1", "--log-every", "1", "--save-every", "1"]
+    assert cli(["train", "distill", "--out", str(out), "--crops-per-image", "2", "--epochs", "1", *common]) == 0
+    meta = read_metadata(out / "model.json")
+    assert meta["arch"] == "resnet18" and meta["arch_kwargs"]["in_chans"] == 1
+    assert meta["training"]["teacher"]["arch"] == "efficientnet_lite0"
+    for k in ("val_agree_top1", "val_in_teacher_top5", "val_kl", "train_kl", "train_feature_mse"):
+        assert k in meta["metrics"]
+    student, _ = load_checkpoint(out / "model.json")
+    assert not any(k.startswith("adapters.") for k in student.state_dict())
+
+    col = tmp_path / "col"
+    assert cli(["train", "colorize", "--arch", "resnet18-unet-lite", "--encoder-init", str(out / "model.json"),
+                "--encoder-lr-mult", "0", "--out", str(col), "--epochs", "1", "--max-steps", "1",
+                "--limit-eval", "2", *common]) == 0
+    colorizer, cmeta = load_checkpoint(col / "model.json")
+    # The student's conv1 takes L' already: loaded as it is, and with the encoder's LR at 0 it stays so.
+    torch.testing.assert_close(colorizer.encoder.conv1.weight, student.conv1.weight)
+    torch.testing.assert_close(colorizer.encoder.layer3[0].conv1.weight, student.layer3[0].conv1.weight)
+    assert "own" in cmeta["training"]["init"]["encoder"]["conv1"]
+
+
+def test_one_channel_classifier_of_another_input_is_refused(tmp_path):
+    from engine.image.color import DEFAULT_NORMALIZATION as N
+    from models import create_model
+    from models.checkpoint import save_checkpoint
+    from training.colorize_train import adapt_classifier_to_encoder
+
+    clf = create_model("resnet18", in_chans=1, stem="imagenet")
+    path = save_checkpoint(clf, tmp_path / "clf", arch="resnet18",
+                           arch_kwargs={"in_chans": 1, "stem": "imagenet"}, data={"input": "gray in [0, 1]"})
+    with pytest.raises(ValueError, match="not the colorizer's L'"):
+        adapt_classifier_to_encoder(create_model("resnet18-unet-lite").encoder, str(path), N)
+
+
+def _snapshot(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items() if v.is_floating_point()}
+
+
+def _changed(before, module):
+    return any(not torch.equal(before[k], v) for k, v in module.state_dict().items() if k in before
+               and not k.endswith(("running_mean", "running_var")))
+
+
+def test_freeze_encoder_steps_then_unfreeze(tmp_path):
+    from training.colorize_train import ColorizeTask
+    from training.config import ColorizeConfig
+
+    cfg = ColorizeConfig(arch="resnet18-unet-lite", freeze_encoder_steps=2, lr=1e-2, out=str(tmp_path))
+    task = ColorizeTask(cfg, test=None, weights=None)
+    opt, sched = task.make_optimizer(20)
+    enc_ids = {id(p) for p in task.model.encoder.parameters()}
+    enc = [i for i, g in enumerate(opt.param_groups) if id(g["params"][0]) in enc_ids]
+    assert enc and all(opt.param_groups[i]["lr"] == 0.0 for i in enc)
+    x = torch.randn(2, 1, 64, 64)
+
+    def step():
+        loss = task.model(x).square().mean() + 1.0
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+
+    enc0, dec0 = _snapshot(task.model.encoder), _snapshot(task.model.decoder)
+    step()
+    state = sched.state_dict()
+    step()
+    assert not _changed(enc0, task.model.encoder), "the encoder moved while frozen"
+    assert _changed(dec0, task.model.decoder)
+    assert all(opt.param_groups[i]["lr"] > 0 for i in enc)  # the schedule's own value from step 2
+    step()
+    assert _changed(enc0, task.model.encoder)
+    # A resumed run (the scheduler's state after step 1) is still frozen for one more step.
+    opt2, sched2 = task.make_optimizer(20)
+    sched2.load_state_dict(state)
+    assert all(opt2.param_groups[i]["lr"] == 0.0 for i in enc)
+    assert json.dumps(cfg.to_dict())  # the setting is recorded with the run's config
