@@ -231,19 +231,31 @@ class ColorizeTask:
 
     def train_step(self, images: Tensor, labels: Tensor, generator: torch.Generator):
         l, ab = self._lab(images, generator)
+        loss, out = self._loss(l, ab)
+        if self.cfg.colourfulness_weight:
+            from training.lab import merge_lab
+            from training.losses import colourfulness_shortfall
+
+            short = colourfulness_shortfall(merge_lab(l, out.float(), self.norm), merge_lab(l, ab, self.norm))
+            loss = loss + self.cfg.colourfulness_weight * short
+        return loss, {}
+
+    def _loss(self, l: Tensor, ab: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(the configured loss, the model's final ab' when it was computed)."""
         refine = getattr(self.model, "refine", None)
         with autocast(self.device, self.cfg.bf16):
             if self.bins:
                 features = self.model.features_padded(l)
                 logits = self.model.head.logits(features)
                 if refine is None:
-                    return self.loss_fn(logits.float(), ab), {}
+                    out = self.model.head.decode(logits.float()) if self.cfg.colourfulness_weight else None
+                    return self.loss_fn(logits.float(), ab), out
                 # CE on the head's grid at its own resolution; the L1 term on the refined full-resolution output.
                 out = self.model.upsample(self.model.head.decode(logits.float()), l, features)
                 low = F.avg_pool2d(ab, refine.scale)
-                return self.loss_fn(logits.float(), low, output=out, output_target=ab), {}
+                return self.loss_fn(logits.float(), low, output=out, output_target=ab), out
             pred = self.model.forward_padded(l)
-        return self.loss_fn(pred.float(), ab), {}
+        return self.loss_fn(pred.float(), ab), pred
 
     def summarize(self, totals: dict) -> dict:
         return {}
@@ -285,7 +297,9 @@ class ColorizeTask:
             extra={"training": {"command": self.cfg.command, "config": self.cfg.to_dict(), "init": self.init,
                                 "loss": {"kind": self.cfg.loss, "rebalance": self.cfg.rebalance,
                                          "rebalance_power": self.cfg.rebalance_power,
-                                         **({"l1_weight": self.cfg.l1_weight} if self.bins else {})}}},
+                                         **({"l1_weight": self.cfg.l1_weight} if self.bins else {}),
+                                         **({"colourfulness_weight": self.cfg.colourfulness_weight}
+                                            if self.cfg.colourfulness_weight else {})}}},
         )
 
 

@@ -143,3 +143,24 @@ def weights_from_images(images: np.ndarray, lam: float, power: float, sample: in
     x = torch.from_numpy(images[np.sort(idx)]).permute(0, 3, 1, 2).float() / 255.0
     ab = torch.cat([rgb_to_lab(x[i : i + 1000])[:, 1:] for i in range(0, len(x), 1000)])
     return rebalance_weights(ab_histogram(ab, bin_size, ab_range), lam, power)
+
+
+def colourfulness_torch(rgb: Tensor) -> Tensor:
+    """Hasler-Suesstrunk colourfulness of each image of an sRGB batch [N, 3, H, W] in [0, 1], on the 0-255 scale of
+    ``training.metrics.colorfulness`` (which measures uint8 images), differentiable."""
+    x = rgb.float().flatten(2) * 255.0
+    rg = x[:, 0] - x[:, 1]
+    yb = 0.5 * (x[:, 0] + x[:, 1]) - x[:, 2]
+    std = torch.sqrt(rg.var(1, unbiased=False) + yb.var(1, unbiased=False) + 1e-6)
+    mean = torch.sqrt(rg.mean(1) ** 2 + yb.mean(1) ** 2 + 1e-6)
+    return std + 0.3 * mean
+
+
+def colourfulness_shortfall(pred_rgb: Tensor, truth_rgb: Tensor) -> Tensor:
+    """Mean over the batch of how far each prediction's colourfulness falls short of its original's, / 100.
+
+    A hinge: an image as colourful as its original (or more) costs nothing, so the term lifts dull predictions
+    without rewarding colour beyond the truth (DDColor's colourfulness loss rewards any colour).
+    """
+    return F.relu(colourfulness_torch(truth_rgb).detach() - colourfulness_torch(pred_rgb)).mean() / 100.0
+

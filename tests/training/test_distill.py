@@ -1,6 +1,4 @@
-"""Encoder pretraining by distillation (training.distill) and the freeze-then-unfreeze schedule of the colorizer."""
-
-import json
+"""Encoder pretraining by distillation (training.distill)."""
 
 import pytest
 import torch
@@ -69,47 +67,3 @@ def test_one_channel_classifier_of_another_input_is_refused(tmp_path):
                            arch_kwargs={"in_chans": 1, "stem": "imagenet"}, data={"input": "gray in [0, 1]"})
     with pytest.raises(ValueError, match="not the colorizer's L'"):
         adapt_classifier_to_encoder(create_model("resnet18-unet-lite").encoder, str(path), N)
-
-
-def _snapshot(module):
-    return {k: v.detach().clone() for k, v in module.state_dict().items() if v.is_floating_point()}
-
-
-def _changed(before, module):
-    return any(not torch.equal(before[k], v) for k, v in module.state_dict().items() if k in before
-               and not k.endswith(("running_mean", "running_var")))
-
-
-def test_freeze_encoder_steps_then_unfreeze(tmp_path):
-    from training.colorize_train import ColorizeTask
-    from training.config import ColorizeConfig
-
-    cfg = ColorizeConfig(arch="resnet18-unet-lite", freeze_encoder_steps=2, lr=1e-2, out=str(tmp_path))
-    task = ColorizeTask(cfg, test=None, weights=None)
-    opt, sched = task.make_optimizer(20)
-    enc_ids = {id(p) for p in task.model.encoder.parameters()}
-    enc = [i for i, g in enumerate(opt.param_groups) if id(g["params"][0]) in enc_ids]
-    assert enc and all(opt.param_groups[i]["lr"] == 0.0 for i in enc)
-    x = torch.randn(2, 1, 64, 64)
-
-    def step():
-        loss = task.model(x).square().mean() + 1.0
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-
-    enc0, dec0 = _snapshot(task.model.encoder), _snapshot(task.model.decoder)
-    step()
-    state = sched.state_dict()
-    step()
-    assert not _changed(enc0, task.model.encoder), "the encoder moved while frozen"
-    assert _changed(dec0, task.model.decoder)
-    assert all(opt.param_groups[i]["lr"] > 0 for i in enc)  # the schedule's own value from step 2
-    step()
-    assert _changed(enc0, task.model.encoder)
-    # A resumed run (the scheduler's state after step 1) is still frozen for one more step.
-    opt2, sched2 = task.make_optimizer(20)
-    sched2.load_state_dict(state)
-    assert all(opt2.param_groups[i]["lr"] == 0.0 for i in enc)
-    assert json.dumps(cfg.to_dict())  # the setting is recorded with the run's config

@@ -103,3 +103,25 @@ def test_respan_one_cycle_shrinks_the_rest_of_the_schedule():
     assert sched.get_last_lr()[0] == pytest.approx(0.1 / 25 / 1e4, rel=1e-3)  # annealed to min_lr at step 49
     with pytest.raises(ValueError, match="cannot resume"):
         _respan_one_cycle(sched, 40, 0.25)
+
+
+def test_colourfulness_torch_matches_the_metric_and_its_shortfall_lifts_dull_output():
+    from training.losses import colourfulness_shortfall, colourfulness_torch
+    from training.metrics import colorfulness
+
+    g = torch.Generator().manual_seed(0)
+    rgb = torch.rand(3, 3, 16, 20, generator=g)
+    rgb[1] = rgb[1].mean(0, keepdim=True)  # a gray image
+    u8 = (rgb * 255).round().to(torch.uint8)
+    ours = colourfulness_torch(u8.float() / 255)
+    torch.testing.assert_close(ours.double(), colorfulness(u8.permute(0, 2, 3, 1)), atol=1e-2, rtol=1e-4)
+    assert float(colourfulness_shortfall(rgb, rgb)) == 0.0
+    dull = (0.5 * rgb + 0.5 * rgb.mean(1, keepdim=True)).requires_grad_()
+    short = colourfulness_shortfall(dull, rgb)
+    assert float(short) > 0.05
+    short.backward()
+    # Moving along -grad makes the dull images more colourful.
+    lifted = (dull - 0.5 * dull.grad).detach()
+    assert float(colourfulness_torch(lifted)[0]) > float(colourfulness_torch(dull.detach())[0])
+    # Colour beyond the original's costs nothing.
+    assert float(colourfulness_shortfall(rgb, dull.detach())) == 0.0
