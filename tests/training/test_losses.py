@@ -118,7 +118,7 @@ def test_colourfulness_torch_matches_the_metric_and_its_shortfall_lifts_dull_out
     assert float(colourfulness_shortfall(rgb, rgb)) == 0.0
     dull = (0.5 * rgb + 0.5 * rgb.mean(1, keepdim=True)).requires_grad_()
     short = colourfulness_shortfall(dull, rgb)
-    assert float(short) > 0.05
+    assert float(short.detach()) > 0.05
     short.backward()
     # Moving along -grad makes the dull images more colourful.
     lifted = (dull - 0.5 * dull.grad).detach()
