@@ -36,7 +36,7 @@ def test_distilled_student_initialises_a_colorizer(small_photo_tree, tmp_path):
     out = tmp_path / "distill"
     common = ["--photos", str(small_photo_tree), "--crop", "32", "--working-size", "64", "--batch-size", "4",
               "--threads", "1", "--log-every", "1", "--save-every", "1"]
-    assert cli(["train", "distill", "--out", str(out), "--crops-per-image", "2", "--epochs", "1", *common]) == 0
+    assert cli(["train", "distill", "--out", str(out), "--crops-per-image", "1", "--epochs", "1", *common]) == 0
     meta = read_metadata(out / "model.json")
     assert meta["arch"] == "resnet18" and meta["arch_kwargs"]["in_chans"] == 1
     assert meta["training"]["teacher"]["arch"] == "efficientnet_lite0"
