@@ -12,7 +12,8 @@ other knob users have, the colour strength (``Colorizer(colour_strength=s)``: th
 model's own temperature), as a second curve of the same model. ``--also`` adds fixed points (other checkpoints at
 their own temperature).
 
-Writes ``OUT.json``, ``OUT.md`` (a table) and ``OUT.png`` (the curve).
+Writes ``OUT.json``, ``OUT.md`` (a table) and ``OUT.png`` (the curve). ``--merge A.json B.json ...`` draws the
+points of earlier runs (one protocol) in one table and plot instead, without evaluating.
 """
 
 from __future__ import annotations
@@ -123,9 +124,33 @@ def plot(points: list[dict], path: Path, title: str) -> Path:
     return out
 
 
+def merge(paths: list[str], out: Path) -> int:
+    """One table and one plot of the points of several ``OUT.json`` files, which must share a protocol."""
+    records = [json.loads(Path(p).read_text()) for p in paths]
+    protocols = {json.dumps(r["protocol"], sort_keys=True) for r in records}
+    if len(protocols) != 1:
+        print(f"error: the files were measured under different protocols: {sorted(protocols)}", file=sys.stderr)
+        return 2
+    protocol = records[0]["protocol"]
+    points = [p for r in records for p in r["points"]]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    header = (f"Evaluation split ({protocol['n']} photos), gray input: {protocol['gray_input']}, "
+              f"{protocol['backend']}, working size {protocol['working_size']}. Points of: "
+              + "; ".join(f"`{r['command']}`" for r in records))
+    write_table(points, out.with_suffix(".md"), header)
+    plot(points, out.with_suffix(".png"), f"{protocol['n']} evaluation photos, {protocol['gray_input']} gray in")
+    out.with_suffix(".json").write_text(json.dumps({"merged": [str(p) for p in paths], "protocol": protocol,
+                                                    "points": points}, indent=2) + "\n")
+    print(out.with_suffix(".md").read_text())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", required=True, help="bins-head checkpoint (.json) to sweep")
+    ap.add_argument("--model", help="bins-head checkpoint (.json) to sweep")
+    ap.add_argument("--merge", nargs="+", metavar="JSON", default=None,
+                    help="instead of evaluating: draw the points of earlier runs' OUT.json files (one protocol) in "
+                         "one table and one plot")
     ap.add_argument("--temperatures", default="0.1,0.2,0.3,0.38,0.5,0.7")
     ap.add_argument("--strengths", default="", help="comma-separated colour strengths of the model at its own "
                                                     "temperature (a second curve; e.g. 1,1.25,1.5,1.75)")
@@ -138,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--working-size", type=int, default=256)
     ap.add_argument("--out", default="benchmarks/results/colour_tradeoff")
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, Path(args.out))
+    if not args.model:
+        ap.error("--model (or --merge) is required")
     from training.folder import load_rgb
     from training.photos import photo_paths, split_folder
 

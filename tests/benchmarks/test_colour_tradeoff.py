@@ -58,3 +58,29 @@ def test_sweep_refuses_a_regression_head(tmp_path, photos):
     ckpt = save_checkpoint(create_model("resnet18-unet-lite"), tmp_path / "ab", arch="resnet18-unet-lite")
     with pytest.raises(ValueError, match="needs a bins head"):
         colour_tradeoff.main(["--model", str(ckpt), "--photos", str(photos), "--out", str(tmp_path / "x")])
+
+
+def _record(path, label, protocol, points):
+    rec = {"command": f"python benchmarks/colour_tradeoff.py --label {label}", "protocol": protocol,
+           "points": [{"label": label, "temperature": t, "strength": 1.0, "psnr": 20 + d, "gray_psnr": 20.0,
+                       "delta_psnr": d, "colorfulness_ratio": c, "ssim": 0.9, "per_folder": {}}
+                      for t, d, c in points]}
+    path.write_text(json.dumps(rec))
+    return str(path)
+
+
+def test_merge_draws_earlier_runs_together_and_refuses_mixed_protocols(tmp_path, capsys):
+    proto = {"split": "eval", "n": 127, "gray_input": "pillow", "backend": "torch fp32", "working_size": 256}
+    a = _record(tmp_path / "a.json", "arm-a", proto, [(0.38, 1.36, 0.41), (0.7, 1.05, 0.44)])
+    b = _record(tmp_path / "b.json", "arm-b", proto, [(0.38, 1.13, 0.38)])
+    out = tmp_path / "m" / "sweep"
+    assert colour_tradeoff.main(["--merge", a, b, "--out", str(out)]) == 0
+    md = out.with_suffix(".md").read_text()
+    assert "| arm-a | 0.38 |" in md and "| arm-b | 0.38 |" in md and "+1.36" in md
+    assert out.with_suffix(".png").stat().st_size > 0
+    assert len(json.loads(out.with_suffix(".json").read_text())["points"]) == 3
+    c = _record(tmp_path / "c.json", "arm-c", {**proto, "gray_input": "rec709"}, [(0.38, 1.0, 0.4)])
+    assert colour_tradeoff.main(["--merge", a, c, "--out", str(out)]) == 2
+    assert "different protocols" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        colour_tradeoff.main(["--out", str(out)])  # neither --model nor --merge
