@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from engine.job.plan import collect_tasks  # noqa: E402
-from engine.job.runner import COMPILED_MERGE_MIN_FILES, TaskRunner  # noqa: E402
+from engine.job.runner import TaskRunner, choose_merge  # noqa: E402
 from engine.colorizer import DEFAULT_WORKING_SIZE, Colorizer  # noqa: E402
 from engine.image.resize import working_shape  # noqa: E402
 
@@ -84,15 +84,11 @@ def make_hd_folder(folder: Path, n: int, size=(1920, 1080)) -> str:
 
 
 def end_to_end(col: Colorizer, folder: Path, out: Path, batch_size: int, jobs: int) -> float:
-    """images/s of the ``colorize images`` pipeline on ``folder`` (model already loaded). As in ``colorize images``
-    (``engine.job.runner.run_local``), a folder of ``COMPILED_MERGE_MIN_FILES`` or more merges with the compiled
-    merge."""
+    """images/s of the ``colorize images`` pipeline on ``folder`` (model already loaded), with the merge that
+    ``colorize images`` chooses for a job of that size (``engine.job.runner.choose_merge``)."""
     args = argparse.Namespace(batch_size=batch_size, jobs=jobs, quality=95, report=None)
     tasks = collect_tasks([str(folder)], out, False, None)
-    if len(tasks) >= COMPILED_MERGE_MIN_FILES:
-        from engine.image import merge
-
-        merge.use_compiled()
+    choose_merge(len(tasks))
     run = TaskRunner(col, args)
     t = time.perf_counter()
     run.run(tasks)

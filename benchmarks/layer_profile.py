@@ -23,6 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 
 # torch's ONNX export names the encoder's layers without the "encoder" scope (the U-Net calls its forward_features).
 _PARTS = (("decoder", ("/decoder/",)), ("head", ("/head/",)), ("refine", ("/refine/",)),
@@ -50,9 +51,11 @@ def profile(path: Path, precision: str, batch: int, h: int, w: int, repeat: int)
     core = ov.Core()
     model = core.read_model(str(path))
     model.reshape({model.inputs[0].get_any_name(): [batch, 1, h, w]})
+    from engine.backends.openvino_backend import _HINTS
+
     cfg = {"PERF_COUNT": "YES", "INFERENCE_NUM_THREADS": 2}
-    if precision in ("bf16", "fp32"):
-        cfg["INFERENCE_PRECISION_HINT"] = {"bf16": "bf16", "fp32": "f32"}[precision]
+    if _HINTS[precision]:
+        cfg["INFERENCE_PRECISION_HINT"] = _HINTS[precision]
     req = core.compile_model(model, "CPU", cfg).create_infer_request()
     x = np.random.default_rng(0).standard_normal((batch, 1, h, w), dtype=np.float32)
     for _ in range(3):
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import openvino  # noqa: F401
     except ImportError:
-        print('error: the profile needs OpenVINO: pip install ".[openvino]"', file=sys.stderr)
+        print('error: the profile needs OpenVINO: pip install ".[cpu]"', file=sys.stderr)
         return 2
     r = profile(path, args.precision, args.batch, h, w, args.repeat)
     md = to_markdown(r)

@@ -199,8 +199,10 @@ class ColorizeTask:
         groups: dict[tuple[bool, bool], list] = {}
         for name, p in self.model.named_parameters():
             groups.setdefault((name.startswith("encoder."), p.ndim <= 1), []).append(p)
-        param_groups, max_lrs = [], []
+        param_groups, max_lrs, encoder_groups = [], [], []
         for (enc, no_decay), params in sorted(groups.items()):
+            if enc:
+                encoder_groups.append(len(param_groups))
             param_groups.append({"params": params, "weight_decay": 0.0 if no_decay else self.cfg.weight_decay})
             max_lrs.append(self.cfg.lr * (self.cfg.encoder_lr_mult if enc else 1.0))
         opt = torch.optim.AdamW(param_groups, lr=self.cfg.lr)
@@ -209,23 +211,19 @@ class ColorizeTask:
             div_factor=25.0, final_div_factor=100.0,
         )
         if self.cfg.freeze_encoder_steps > 0:
-            frozen = [i for i, (enc, _) in enumerate(sorted(groups)) if enc]
-            sched = FreezeGroups(sched, frozen, self.cfg.freeze_encoder_steps)
+            sched = FreezeGroups(sched, encoder_groups, self.cfg.freeze_encoder_steps)
         return opt, sched
 
     def _lab(self, images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """(model input L', target ab'): L' from the gray of ``cfg.gray`` (``training.gray``), ab' of the original."""
-        from training.gray import GRAY_METHODS, MIXED, model_l_torch
+        from training.gray import method_indices, model_l_torch
         from training.lab import rgb_to_lab
 
         x = to_float_nchw(images)
         if generator is not None:
             x = random_flip(x, generator)
         lab = rgb_to_lab(x)
-        if self.cfg.gray == MIXED:
-            methods = torch.randint(0, len(GRAY_METHODS), (x.shape[0],), generator=generator)
-        else:
-            methods = torch.full((x.shape[0],), GRAY_METHODS.index(self.cfg.gray))
+        methods = method_indices(self.cfg.gray, x.shape[0], generator)
         l = model_l_torch(x, methods.to(x.device), self.norm, lstar=lab[:, :1])
         return l.contiguous(memory_format=self.memory_format), self.norm.normalize_ab(lab[:, 1:])
 

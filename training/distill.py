@@ -51,7 +51,7 @@ class Distiller(nn.Module):
         if missing:
             raise ValueError(f"student and teacher need feature maps at reductions {FEATURE_REDUCTIONS}; "
                              f"missing {missing}")
-        self.index = {r: (s[r][0], t[r][0]) for r in FEATURE_REDUCTIONS}
+        self.index = {r: (s[r][0], t[r][0]) for r in FEATURE_REDUCTIONS}  # reduction -> (student's, teacher's)
         self.adapters = nn.ModuleDict({str(r): nn.Conv2d(s[r][1], t[r][1], 1) for r in FEATURE_REDUCTIONS})
 
     def forward(self, l: Tensor) -> tuple[Tensor, dict[int, Tensor]]:
@@ -100,7 +100,6 @@ class DistillTask:
         self.teacher.eval().requires_grad_(False)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.teacher = self.teacher.to(memory_format=self.memory_format)
-        self.teacher_index = {r: i for r, (i, _) in _levels(self.teacher.feature_info).items()}
         self.model = Distiller(student, self.teacher.feature_info).to(memory_format=self.memory_format)
         self._mean = torch.tensor(self.ws.mean).view(1, 3, 1, 1) / 255.0
         self._std = torch.tensor(self.ws.std).view(1, 3, 1, 1) / 255.0
@@ -118,17 +117,13 @@ class DistillTask:
 
     def _inputs(self, images: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         """(student L' of the gray, teacher input of the colour image)."""
-        from training.gray import GRAY_METHODS, MIXED, model_l_torch
+        from training.gray import method_indices, model_l_torch
         from training.lab import rgb_to_lab
 
         x = to_float_nchw(images)
         if generator is not None:
             x = random_flip(x, generator)
-        if self.cfg.gray == MIXED:
-            methods = torch.randint(0, len(GRAY_METHODS), (x.shape[0],), generator=generator)
-        else:
-            methods = torch.full((x.shape[0],), GRAY_METHODS.index(self.cfg.gray))
-        l = model_l_torch(x, methods, self.norm, lstar=rgb_to_lab(x)[:, :1])
+        l = model_l_torch(x, method_indices(self.cfg.gray, x.shape[0], generator), self.norm, lstar=rgb_to_lab(x)[:, :1])
         rgb = (x - self._mean) / self._std
         return l.contiguous(memory_format=self.memory_format), rgb.contiguous(memory_format=self.memory_format)
 
@@ -137,7 +132,7 @@ class DistillTask:
         with autocast(self.device, self.cfg.bf16):
             feats = self.teacher.forward_features(rgb)
             logits = self.teacher.forward_head(feats[-1])
-        return logits.float(), {r: feats[self.teacher_index[r]].float() for r in FEATURE_REDUCTIONS}
+        return logits.float(), {r: feats[ti].float() for r, (_, ti) in self.model.index.items()}
 
     def train_step(self, images: Tensor, labels: Tensor, generator: torch.Generator):
         l, rgb = self._inputs(images, generator)

@@ -46,6 +46,16 @@ def gray_uint8(rgb: np.ndarray, method: str) -> np.ndarray:
     return np.clip(np.rint(rgb.astype(np.float32) @ w), 0, 255).astype(np.uint8)
 
 
+def method_indices(gray: str, n: int, generator=None):
+    """int64 [n]: the ``GRAY_METHODS`` index of each image of a batch, drawn uniformly (from ``generator``) for
+    ``mixed``, else ``gray``'s for all."""
+    import torch
+
+    if gray == MIXED:
+        return torch.randint(0, len(GRAY_METHODS), (n,), generator=generator)
+    return torch.full((n,), GRAY_METHODS.index(gray))
+
+
 def model_l_torch(rgb, method_index, norm, lstar=None):
     """Model input L' [N, 1, H, W] for an sRGB batch [N, 3, H, W] in [0, 1] (torch), image i made gray by
     ``GRAY_METHODS[method_index[i]]``; the L* of the original (``lstar`` [N, 1, H, W] if already computed) for

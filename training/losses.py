@@ -148,12 +148,9 @@ def weights_from_images(images: np.ndarray, lam: float, power: float, sample: in
 def colourfulness_torch(rgb: Tensor) -> Tensor:
     """Hasler-Suesstrunk colourfulness of each image of an sRGB batch [N, 3, H, W] in [0, 1], on the 0-255 scale of
     ``training.metrics.colorfulness`` (which measures uint8 images), differentiable."""
-    x = rgb.float().flatten(2) * 255.0
-    rg = x[:, 0] - x[:, 1]
-    yb = 0.5 * (x[:, 0] + x[:, 1]) - x[:, 2]
-    std = torch.sqrt(rg.var(1, unbiased=False) + yb.var(1, unbiased=False) + 1e-6)
-    mean = torch.sqrt(rg.mean(1) ** 2 + yb.mean(1) ** 2 + 1e-6)
-    return std + 0.3 * mean
+    from training.metrics import hasler_suesstrunk
+
+    return hasler_suesstrunk(*(rgb.float().flatten(2) * 255.0).unbind(1), eps=1e-6)
 
 
 def colourfulness_shortfall(pred_rgb: Tensor, truth_rgb: Tensor) -> Tensor:

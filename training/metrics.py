@@ -89,17 +89,21 @@ def ssim(pred: Tensor, truth: Tensor, *, win_size: int = 11, sigma: float = 1.5,
     return s.flatten(1).mean(1)
 
 
+def hasler_suesstrunk(r: Tensor, g: Tensor, b: Tensor, eps: float = 0.0) -> Tensor:
+    """Hasler-Suesstrunk colourfulness of each row of the [N, P] channel planes (0-255 scale); ``eps`` inside the
+    square roots keeps the gradient finite at a gray image (``training.losses``)."""
+    rg = r - g
+    yb = 0.5 * (r + g) - b
+    std = torch.sqrt(rg.var(1, unbiased=False) + yb.var(1, unbiased=False) + eps)
+    mean = torch.sqrt(rg.mean(1) ** 2 + yb.mean(1) ** 2 + eps)
+    return std + 0.3 * mean
+
+
 def colorfulness(rgb: Tensor) -> Tensor:
     """Hasler-Suesstrunk colorfulness of each uint8 RGB image (0 for a gray image)."""
     if rgb.dim() != 4 or rgb.shape[-1] != 3:
         raise ValueError(f"expected uint8 [N, H, W, 3], got {list(rgb.shape)}")
-    x = rgb.double().flatten(1, 2)  # [N, HW, 3]
-    r, g, b = x.unbind(-1)
-    rg = r - g
-    yb = 0.5 * (r + g) - b
-    std = torch.sqrt(rg.std(1, unbiased=False) ** 2 + yb.std(1, unbiased=False) ** 2)
-    mean = torch.sqrt(rg.mean(1) ** 2 + yb.mean(1) ** 2)
-    return std + 0.3 * mean
+    return hasler_suesstrunk(*rgb.double().flatten(1, 2).unbind(-1))  # [N, HW] each
 
 
 def to_uint8(rgb: Tensor) -> Tensor:

@@ -40,6 +40,14 @@ class _Cancel(Protocol):
 #: pipeline, 2-core Xeon); smaller jobs merge images under 1 MP on numpy.
 COMPILED_MERGE_MIN_FILES = 64
 
+
+def choose_merge(n_files: int) -> None:
+    """Use the compiled merge for every image of a job of ``n_files`` when it is large enough to repay its load."""
+    if n_files >= COMPILED_MERGE_MIN_FILES:
+        from engine.image import merge
+
+        merge.use_compiled()
+
 #: ``on_outcome(outcome)``: called on the calling thread once per file written or failed.
 OnOutcome = Callable[[Outcome], None]
 
@@ -210,10 +218,7 @@ def run_local(plan: Plan, options, *, on_outcome: OnOutcome | None = None, repor
         from PIL import Image
 
         Image.MAX_IMAGE_PIXELS = options.max_pixels  # our own limit is checked in load_image
-    if len(plan.tasks) >= COMPILED_MERGE_MIN_FILES:
-        from engine.image import merge
-
-        merge.use_compiled()
+    choose_merge(len(plan.tasks))
     col = Colorizer.load(options.model, options.backend, options.precision, working_size=options.working_size,
                          max_pixels=options.max_pixels, small_model=options.small_model,
                          small_max_side=options.small_max_side, colour_strength=options.colour_strength)
