@@ -85,7 +85,7 @@ def bench_epilogue(shapes=EPILOGUE_SHAPES, dtypes=("float16", "float32"), layout
     """Fused epilogue vs the unfused torch sequence; one row per shape x dtype x layout."""
     import torch
 
-    from kernels.residual_epilogue import bias_residual_relu, bias_residual_relu_reference, bias_residual_relu_unfused
+    from colorize.kernels.residual_epilogue import bias_residual_relu, bias_residual_relu_reference, bias_residual_relu_unfused
 
     rows = []
     for shape in shapes:
@@ -121,8 +121,8 @@ def bench_conv(shapes=CONV_SHAPES, dtype: str = "float16") -> list[dict]:
     import torch
     import torch.nn.functional as F
 
-    from kernels.conv3x3 import conv3x3_bias_act, conv3x3_bias_act_reference, pack_conv3x3_weight
-    from kernels.residual_epilogue import bias_residual_relu_unfused
+    from colorize.kernels.conv3x3 import conv3x3_bias_act, conv3x3_bias_act_reference, pack_conv3x3_weight
+    from colorize.kernels.residual_epilogue import bias_residual_relu_unfused
 
     rows = []
     dt = getattr(torch, dtype)

@@ -3,8 +3,8 @@
     colorize bench                         # full run: batches 1,8,64; sizes 32, 256
     colorize bench --quick                 # smoke run, under a minute
     colorize bench --backends torch,onnxruntime --precisions fp32,int8 --batch-sizes 1,16 --sizes 64,128x96
-    colorize bench --out benchmarks/results/bench --readme docs/performance.md   # JSON + Markdown + PNGs + the docs table
-    colorize bench --from-json benchmarks/results/bench/bench.json --readme docs/performance.md   # re-render only
+    colorize bench --out results/bench --readme docs/performance.md   # JSON + Markdown + PNGs + the docs table
+    colorize bench --from-json results/bench/bench.json --readme docs/performance.md   # re-render only
 
 Prints the Markdown report on stdout, progress on stderr. Exit codes: 0 every
 selected configuration ran or was skipped as unavailable, 1 some failed, 2
@@ -17,7 +17,7 @@ import argparse
 import shlex
 import sys
 
-from engine.artifacts.model_ref import DEFAULT_MODEL
+from colorize.artifacts.model_ref import DEFAULT_MODEL
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -79,7 +79,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace):
-    from benchmarks.harness import BenchSettings
+    from colorize.benchmarks.harness import BenchSettings
 
     over = {
         "model": args.model,
@@ -103,13 +103,13 @@ def _settings(args: argparse.Namespace):
 
 
 def _e2e(args, settings, report, log) -> None:
-    from benchmarks.e2e import attach_model_only, run_end_to_end
+    from colorize.benchmarks.e2e import attach_model_only, run_end_to_end
 
     batch = args.e2e_batch or max([b for b in settings.batch_sizes if b <= 8] or [min(settings.batch_sizes)])
     images = args.e2e_images or (8 if settings.quick else 32)
     backend, precision = "auto", "auto"
     try:  # which backend "auto" is, so the end-to-end row sits next to its model-only numbers
-        from engine.engine import Engine
+        from colorize.engine import Engine
 
         import warnings
 
@@ -129,8 +129,8 @@ def _e2e(args, settings, report, log) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from benchmarks.markdown import to_markdown, update_readme
-    from benchmarks.report import load_json, write_json, write_text
+    from colorize.benchmarks.markdown import to_markdown, update_readme
+    from colorize.benchmarks.report import load_json, write_json, write_text
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -149,7 +149,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
     else:
-        from benchmarks.harness import run_benchmark
+        from colorize.benchmarks.harness import run_benchmark
 
         try:
             settings = _settings(args)
@@ -172,7 +172,7 @@ def main(args: argparse.Namespace) -> int:
         write_text(md, md_path)
         log(f"wrote {md_path}")
     if plot_dir:
-        from benchmarks.plots import write_plots
+        from colorize.benchmarks.plots import write_plots
 
         for p in write_plots(report, plot_dir):
             log(f"wrote {p}")

@@ -1,8 +1,8 @@
 """Cold start: how long a user waits for a small job, as separate processes, on this machine.
 
-    python -m benchmarks.cold_start [--repeat 3] [--out benchmarks/results/cold_start]
+    python -m colorize.benchmarks.cold_start [--repeat 3] [--out results/cold_start]
 
-Each figure is the wall time of a fresh ``python -m engine ...`` process (start, imports, model load, the
+Each figure is the wall time of a fresh ``python -m colorize ...`` process (start, imports, model load, the
 work, exit), on the default model and backend (``auto``):
 
 * ``one_photo``: ``colorize images PHOTO -o OUT`` on one photo (the first of BSDS500 val when
@@ -37,8 +37,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from benchmarks.machine import describe_machine, load_average, machine_summary
-from benchmarks.report import write_text
+from colorize.benchmarks.machine import describe_machine, load_average, machine_summary
+from colorize.benchmarks.report import write_text
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "examples"
@@ -58,8 +58,8 @@ t0 = time.perf_counter(); marks = {}
 def mark(name):
     global t0
     t = time.perf_counter(); marks[name] = round(t - t0, 4); t0 = t
-from engine.colorizer import Colorizer
-mark("import engine.colorizer")
+from colorize.colorizer import Colorizer
+mark("import colorize.colorizer")
 col = Colorizer.load()
 mark("Colorizer.load")
 p = col.prepare(sys.argv[1])
@@ -217,7 +217,7 @@ def to_markdown(report: dict, command: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3, help="runs of each measurement (default 3)")
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "cold_start"),
+    ap.add_argument("--out", default=str(REPO / "results" / "cold_start"),
                     help="folder for <name>.json and <name>.md")
     ap.add_argument("--name", default="cpu", help="file name of the results (default: cpu)")
     args = ap.parse_args(argv)
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     report = measure(max(1, args.repeat))
     machine["load_avg_end"] = load_average()
     report["machine"] = machine
-    command = f"python -m benchmarks.cold_start --repeat {args.repeat}"
+    command = f"python -m colorize.benchmarks.cold_start --repeat {args.repeat}"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_text(json.dumps(report, indent=1) + "\n", out / f"{args.name}.json")

@@ -1,9 +1,9 @@
 """PSNR against colourfulness: a bins-head colorizer at several annealed-mean temperatures, beside other models.
 
     python benchmarks/colour_tradeoff.py --model runs/photo-convex/model.json --temperatures 0.1,0.2,0.3,0.38,0.5 \
-        --also models/weights/resnet18-unet-photos.json --out benchmarks/results/photo_convex/tradeoff
+        --also models/weights/resnet18-unet-photos.json --out results/photo_convex/tradeoff
 
-Every point is ``colorize evaluate --photos`` (``training.photo_eval``): the evaluation split (BSDS500 val, McMaster,
+Every point is ``colorize evaluate --photos`` (``colorize.training.photo_eval``): the evaluation split (BSDS500 val, McMaster,
 Set14), the gray input made with Pillow's ``convert("L")`` (``--gray`` for another), the gray baseline made the same
 way, through ``engine.Colorizer`` with torch FP32 at the working size. The temperature only changes the head's
 decoding (``AbBinsHead.decode``), so one set of weights gives a curve: low T picks each pixel's likeliest colour
@@ -31,8 +31,8 @@ sys.path.insert(0, str(REPO))
 
 def _evaluate(ckpt: Path, images: list[tuple[str, object]], gray: str, working_size: int,
               strength: float = 1.0) -> dict:
-    from engine.colorizer import Colorizer
-    from training.photo_eval import evaluate_arrays
+    from colorize.colorizer import Colorizer
+    from colorize.training.photo_eval import evaluate_arrays
 
     with Colorizer.load(str(ckpt), "torch", "fp32", working_size=working_size, colour_strength=strength) as col:
         return evaluate_arrays(col, iter(images), len(images), col.engine.normalization, gray=gray)
@@ -51,7 +51,7 @@ def sweep(model: str, temperatures: list[float], also: list[str], images: list[t
     """One point per temperature of ``model`` (a bins-head checkpoint), one per colour strength (label
     "LABEL strength", at the model's own temperature), then one per ``also`` checkpoint (``LABEL=PATH`` or a path,
     labelled by its file name)."""
-    from models.checkpoint import load_checkpoint, normalization_of, save_checkpoint
+    from colorize.models.checkpoint import load_checkpoint, normalization_of, save_checkpoint
 
     net, meta = load_checkpoint(model)
     if not hasattr(net.head, "temperature"):
@@ -81,8 +81,8 @@ def sweep(model: str, temperatures: list[float], also: list[str], images: list[t
 
 
 def read_temperature(ckpt: str) -> float | None:
-    from models.ab_bins import DEFAULT_TEMPERATURE
-    from models.checkpoint import read_metadata
+    from colorize.models.ab_bins import DEFAULT_TEMPERATURE
+    from colorize.models.checkpoint import read_metadata
 
     kw = read_metadata(ckpt).get("arch_kwargs", {})
     return float(kw.get("temperature", DEFAULT_TEMPERATURE)) if kw.get("head") == "bins" else None
@@ -99,7 +99,7 @@ def write_table(points: list[dict], path: Path, header: str) -> None:
 
 
 def plot(points: list[dict], path: Path, title: str) -> Path:
-    from benchmarks.plots import _plt, _save
+    from colorize.benchmarks.plots import _plt, _save
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -161,14 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="first N evaluation photos only")
     ap.add_argument("--gray", default="pillow", choices=("pillow", "rec709", "mean", "lstar"))
     ap.add_argument("--working-size", type=int, default=256)
-    ap.add_argument("--out", default="benchmarks/results/colour_tradeoff")
+    ap.add_argument("--out", default="results/colour_tradeoff")
     args = ap.parse_args(argv)
     if args.merge:
         return merge(args.merge, Path(args.out))
     if not args.model:
         ap.error("--model (or --merge) is required")
-    from training.folder import load_rgb
-    from training.photos import photo_paths, split_folder
+    from colorize.training.folder import load_rgb
+    from colorize.training.photos import photo_paths, split_folder
 
     try:
         temps = [float(t) for t in args.temperatures.split(",") if t.strip()]

@@ -1,6 +1,6 @@
 """End-to-end mode: the folder pipeline's images/s next to model-only numbers.
 
-Runs ``python -m engine images IN -o OUT --batch-size B --working-size S``
+Runs ``python -m colorize images IN -o OUT --batch-size B --working-size S``
 (the ``colorize images`` command; the working size is the images' long side,
 so the model runs at the same size as the model-only rows) in a subprocess on
 a generated folder of PNGs, twice: with
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-COMMAND_MODULE = "engine.cli.images"
+COMMAND_MODULE = "colorize.cli.images"
 #: the steady rate is reported only when the big run took at least this much longer than the 1-image run
 MIN_STEADY_S = 1.0
 

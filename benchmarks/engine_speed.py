@@ -1,7 +1,7 @@
 """CPU engine speed against eager PyTorch FP32, in one process (issue 4's speed report).
 
-    python -m benchmarks.engine_speed                      # writes benchmarks/results/engine_speed_cpu.{md,json}
-    python -m benchmarks.engine_speed --quick              # fewer rounds, no 256x256
+    python -m colorize.benchmarks.engine_speed                      # writes results/engine_speed_cpu.{md,json}
+    python -m colorize.benchmarks.engine_speed --quick              # fewer rounds, no 256x256
 
 Every backend x precision is loaded once through ``Engine.load`` (quality guard on), then for each
 shape (batch 64 and batch 1 at 32x32; batch 4 and batch 1 at 256x256) the engines take turns:
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.machine import cpu_model
-from engine.fsutil import atomic_write_text
+from colorize.benchmarks.machine import cpu_model
+from colorize.fsutil import atomic_write_text
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 # (label, backend, precision, options)
 CANDIDATES: list[tuple[str, str, str, dict]] = [
@@ -57,7 +57,7 @@ def _versions() -> dict:
 
 
 def load_engines(model: str, candidates, skip_bf16_on_ties: bool = False):
-    from engine.engine import Engine
+    from colorize.engine import Engine
 
     engines = []
     for label, backend, precision, options in candidates:
@@ -173,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--conditions", default="", help="free text recorded in the report (e.g. what else was running)")
     args = p.parse_args(argv)
 
-    from engine.artifacts.model_ref import resolve_model
-    from engine.artifacts.onnx_files import cpu_cores
+    from colorize.artifacts.model_ref import resolve_model
+    from colorize.artifacts.onnx_files import cpu_cores
 
     ref = resolve_model(args.model)
     print(f"loading {len(CANDIDATES)} engines for {args.model} ...", flush=True)
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "model": args.model,
         "model_note": "random init" if ref.random_init else f"weights sha256 {ref.sha256[:12]}...",
-        "command": "python -m benchmarks.engine_speed" + (" --quick" if args.quick else ""),
+        "command": "python -m colorize.benchmarks.engine_speed" + (" --quick" if args.quick else ""),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "conditions": args.conditions,
         "machine": {"cpu": cpu_model(), "cores": cpu_cores(), "versions": _versions()},

@@ -19,7 +19,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from engine.artifacts.model_ref import ModelRef
+from colorize.artifacts.model_ref import ModelRef
 
 METHOD = "2 x MACs of Conv2d/ConvTranspose2d/Linear (BN, activations, upsampling not counted)"
 
@@ -152,7 +152,7 @@ def gflop_per_image(ref: ModelRef, height: int, width: int) -> float:
     if have_torch:
         import warnings
 
-        from engine.backends.torch_backend import build_torch_model
+        from colorize.backends.torch_backend import build_torch_model
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -8,7 +8,7 @@ Folders are generated under a temporary directory at run time (nothing is commit
 (grayscale PNGs, 32x32; synthetic when the dataset is absent) and 1920x1080 grayscale JPEGs made from
 ``../shared/data/photos`` (cover-resized; synthetic when absent). For each folder and backend it measures
 
-* **end-to-end**: the ``colorize images`` pipeline (``engine.cli.images``) after the model is loaded:
+* **end-to-end**: the ``colorize images`` pipeline (``colorize.cli.images``) after the model is loaded:
   decode, luminance, resize, batched inference, ab upsampling, merge, encode, atomic write;
 * **model only**: ``Engine.run`` on random L of the same working shape and batch size;
 * **naive**: what the original notebook, DeOldify and DDColor do: per image open, convert to RGB, float64 Lab
@@ -16,7 +16,7 @@ Folders are generated under a temporary directory at run time (nothing is commit
   Lab -> RGB at full resolution, save (on a subset; the rate is what is compared);
 * a per-stage profile of one 1080p image on both paths (where the time goes).
 
-Writes ``benchmarks/results/folder_speed_cpu.md`` and ``.json``. Pause other CPU work while it runs.
+Writes ``results/folder_speed_cpu.md`` and ``.json``. Pause other CPU work while it runs.
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from engine.job.plan import collect_tasks  # noqa: E402
-from engine.job.runner import TaskRunner, choose_merge  # noqa: E402
-from engine.colorizer import DEFAULT_WORKING_SIZE, Colorizer  # noqa: E402
-from engine.image.resize import working_shape  # noqa: E402
+from colorize.job.plan import collect_tasks  # noqa: E402
+from colorize.job.runner import TaskRunner, choose_merge  # noqa: E402
+from colorize.colorizer import DEFAULT_WORKING_SIZE, Colorizer  # noqa: E402
+from colorize.image.resize import working_shape  # noqa: E402
 
 PHOTOS = REPO.parent / "shared" / "data" / "photos"
 
@@ -51,7 +51,7 @@ PHOTOS = REPO.parent / "shared" / "data" / "photos"
 def make_cifar_folder(folder: Path, n: int) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        from training.cifar import load_cifar10
+        from colorize.training.cifar import load_cifar10
 
         images, _ = load_cifar10("test")
         source = "CIFAR-10 test images, grayscale"
@@ -85,7 +85,7 @@ def make_hd_folder(folder: Path, n: int, size=(1920, 1080)) -> str:
 
 def end_to_end(col: Colorizer, folder: Path, out: Path, batch_size: int, jobs: int) -> float:
     """images/s of the ``colorize images`` pipeline on ``folder`` (model already loaded), with the merge that
-    ``colorize images`` chooses for a job of that size (``engine.job.runner.choose_merge``)."""
+    ``colorize images`` chooses for a job of that size (``colorize.job.runner.choose_merge``)."""
     args = argparse.Namespace(batch_size=batch_size, jobs=jobs, quality=95, report=None)
     tasks = collect_tasks([str(folder)], out, False, None)
     choose_merge(len(tasks))
@@ -114,8 +114,8 @@ class Naive:
     def __init__(self, model: str, working_size: int):
         import torch
 
-        from engine.artifacts.model_ref import resolve_model
-        from engine.backends.torch_backend import build_torch_model
+        from colorize.artifacts.model_ref import resolve_model
+        from colorize.backends.torch_backend import build_torch_model
 
         self.torch = torch
         self.ref = resolve_model(model)
@@ -129,8 +129,8 @@ class Naive:
         return t1
 
     def colorize_file(self, src: Path, dst: Path) -> None:
-        from engine.image.color import lab_to_rgb, rgb_to_lab
-        from engine.image.padding import pad_nchw
+        from colorize.image.color import lab_to_rgb, rgb_to_lab
+        from colorize.image.padding import pad_nchw
 
         norm = self.ref.normalization
         t = time.perf_counter()
@@ -164,9 +164,9 @@ class Naive:
 
 def profile_fast(col: Colorizer, path: Path, out: Path, repeat: int = 3) -> dict[str, float]:
     """ms per stage of the fast path on one image (single thread of work, no overlap)."""
-    from engine.image.io import load_image, save_image
-    from engine.image.merge import compose, lightness
-    from engine.image.resize import resize_plane
+    from colorize.image.io import load_image, save_image
+    from colorize.image.merge import compose, lightness
+    from colorize.image.resize import resize_plane
 
     st: dict[str, float] = {}
 
@@ -198,9 +198,9 @@ def profile_fast(col: Colorizer, path: Path, out: Path, repeat: int = 3) -> dict
 
 def sweep(col: Colorizer, sizes: list[int], n_photos: int) -> list[dict]:
     """Working-size sweep: the colour ceiling (true ab through working size and back) and model speed at 1080p."""
-    from engine.image.color import rgb_to_lab
-    from engine.image.merge import compose
-    from engine.image.resize import resize_plane
+    from colorize.image.color import rgb_to_lab
+    from colorize.image.merge import compose
+    from colorize.image.resize import resize_plane
 
     photos = sorted(PHOTOS.glob("Sun_Hays80/*.jpg"))[:n_photos]
     rows = []
@@ -240,7 +240,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=2, help="end-to-end runs per folder (best kept; one if slow)")
     ap.add_argument("--naive-n", type=int, default=None, help="images per folder for the naive loop")
     ap.add_argument("--sweep", action="store_true", help="only the working-size sweep")
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "folder_speed_cpu"))
+    ap.add_argument("--out", default=str(REPO / "results" / "folder_speed_cpu"))
     args = ap.parse_args()
     n_small, n_hd = (200, 12) if args.quick else (1000, 100)
     naive_n = args.naive_n or (max(20, n_small // 10), max(4, n_hd // 10))

@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python3 benchmarks/gpu_check.py [--model resnet18-unet] [--budget 280]
 
-Writes ``gpu_check.json`` and ``gpu_check.md`` to ``$OUT`` (or ``benchmarks/results/gpu_check/`` when
+Writes ``gpu_check.json`` and ``gpu_check.md`` to ``$OUT`` (or ``results/gpu_check/`` when
 ``OUT`` is unset). Without a CUDA device it prints "no CUDA device" and exits 0, writing nothing.
 
 Variants, each on device-resident input (no host copies in the timed region):
@@ -34,7 +34,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from engine.fsutil import atomic_write_text
+from colorize.fsutil import atomic_write_text
 
 SHAPES = ((1, 32, 32), (64, 32, 32), (256, 32, 32), (1, 256, 256), (8, 256, 256))
 VARIANTS = ("eager-fp32", "eager-fp16-cl", "torch-cuda", "torch-cuda+triton", "torch.compile")
@@ -114,7 +114,7 @@ def markdown(result: dict) -> str:
     for t in result["targets"]:
         lines.append(f"* {t['what']}: {t['measured']} (target >= {t['target']}x): **{t['verdict']}**")
     if result.get("kernels"):
-        from benchmarks.bench_kernels import kernel_table
+        from colorize.benchmarks.bench_kernels import kernel_table
 
         lines += ["", "Triton kernels vs the unfused torch sequence:", "", kernel_table(result["kernels"])]
     lines += ["", f"total {result['seconds']:.0f} s"]
@@ -124,11 +124,11 @@ def markdown(result: dict) -> str:
 def run(model_name: str, budget_s: float, out_dir: Path) -> int:
     import torch
 
-    from benchmarks.bench_kernels import bench_epilogue, cuda_time
-    from engine.artifacts.model_ref import resolve_model
-    from engine.backends.base import BackendError
-    from engine.backends.torch_backend import build_torch_model
-    from engine.backends.torch_cuda import TOLERANCES, TorchCudaBackend, prepare_model
+    from colorize.benchmarks.bench_kernels import bench_epilogue, cuda_time
+    from colorize.artifacts.model_ref import resolve_model
+    from colorize.backends.base import BackendError
+    from colorize.backends.torch_backend import build_torch_model
+    from colorize.backends.torch_cuda import TOLERANCES, TorchCudaBackend, prepare_model
 
     t_start = time.perf_counter()
     deadline = t_start + budget_s
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         print(f"no CUDA device: torch {torch.__version__} sees none; the GPU check did not run")
         return 0
-    out_dir = Path(os.environ.get("OUT") or Path(__file__).resolve().parent / "results" / "gpu_check")
+    out_dir = Path(os.environ.get("OUT") or Path(__file__).resolve().parents[1] / "results" / "gpu_check")
     return run(args.model, args.budget, out_dir)
 
 

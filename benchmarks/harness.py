@@ -40,11 +40,11 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from benchmarks.flops import METHOD as FLOPS_METHOD
-from benchmarks.peak import peak_key
-from benchmarks.plan import BASELINE, BenchSettings, PlannedConfig, error_text, load_registry, plan_configs
-from benchmarks.report import SCHEMA
-from benchmarks.stats import speedup, summarize
+from colorize.benchmarks.flops import METHOD as FLOPS_METHOD
+from colorize.benchmarks.peak import peak_key
+from colorize.benchmarks.plan import BASELINE, BenchSettings, PlannedConfig, error_text, load_registry, plan_configs
+from colorize.benchmarks.report import SCHEMA
+from colorize.benchmarks.stats import speedup, summarize
 
 
 def _engine_loader(guard: bool) -> Callable[[str, str, str], Any]:
@@ -53,7 +53,7 @@ def _engine_loader(guard: bool) -> Callable[[str, str, str], Any]:
     def load(model: str, backend: str, precision: str):
         import inspect
 
-        from engine.engine import Engine
+        from colorize.engine import Engine
 
         kw = {} if guard or "guard" not in inspect.signature(Engine.load).parameters else {"guard": False}
         return Engine.load(model, backend=backend, precision=precision, **kw)
@@ -113,7 +113,7 @@ def run_benchmark(
 
     Args:
         settings: what to run.
-        registry: backend name -> class (default: ``engine.backends.BACKENDS``).
+        registry: backend name -> class (default: ``colorize.backends.BACKENDS``).
         load: ``(model, backend, precision) -> engine`` with ``.run(l)`` and ``.close()``
             (default: ``engine.Engine.load``).
         clock: seconds, monotonic (default ``time.perf_counter``).
@@ -133,7 +133,7 @@ def run_benchmark(
     configs = plan_configs(settings, registry)
 
     if machine is None:
-        from benchmarks.machine import describe_machine
+        from colorize.benchmarks.machine import describe_machine
 
         machine = describe_machine()
     probe = peaks is None  # measured now, and again at the end: the better of the two is kept
@@ -192,7 +192,7 @@ def run_benchmark(
         peaks = _probe_peaks(settings.quick, peaks, log)
         _rescale_peak_shares(results, peaks)
     if "load_avg_start" in machine:
-        from benchmarks.machine import load_average
+        from colorize.benchmarks.machine import load_average
 
         machine["load_avg_end"] = load_average()
     return {
@@ -278,7 +278,7 @@ def _bench_shape(configs, s, b, h, w, g, peaks, clock, log, measured) -> list[di
 
 
 def _probe_peaks(quick: bool, best: dict, log) -> dict:
-    from benchmarks.peak import probe_peaks
+    from colorize.benchmarks.peak import probe_peaks
 
     log("measuring matmul peak ...")
     out = dict(best)
@@ -312,8 +312,8 @@ def _safe(fn, *args):
 
 
 def _model_gflop(model: str, notes: list[str]) -> Callable[[int, int], float | None]:
-    from benchmarks.flops import gflop_per_image
-    from engine.artifacts.model_ref import resolve_model
+    from colorize.benchmarks.flops import gflop_per_image
+    from colorize.artifacts.model_ref import resolve_model
 
     try:
         ref = resolve_model(model)

@@ -51,7 +51,7 @@ def profile(path: Path, precision: str, batch: int, h: int, w: int, repeat: int)
     core = ov.Core()
     model = core.read_model(str(path))
     model.reshape({model.inputs[0].get_any_name(): [batch, 1, h, w]})
-    from engine.backends.openvino_backend import _HINTS
+    from colorize.backends.openvino_backend import _HINTS
 
     cfg = {"PERF_COUNT": "YES", "INFERENCE_NUM_THREADS": 2}
     if _HINTS[precision]:

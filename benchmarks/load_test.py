@@ -1,7 +1,7 @@
 """Load benchmark of ``colorize serve`` on loopback: N concurrent clients vs one request at a time.
 
-    python -m benchmarks.load_test                      # 32 clients, 60 s, default model, backend auto
-    python -m benchmarks.load_test --clients 32 --duration 60 --baseline-duration 20 -- --max-batch-size 16
+    python -m colorize.benchmarks.load_test                      # 32 clients, 60 s, default model, backend auto
+    python -m colorize.benchmarks.load_test --clients 32 --duration 60 --baseline-duration 20 -- --max-batch-size 16
 
 It starts ``colorize serve`` as a child process on 127.0.0.1 (a free port;
 arguments after ``--`` go to the server), waits for /readyz, then:
@@ -17,7 +17,7 @@ sizes the server ran (from /metrics), and whether RSS stayed within 10 % of its
 value at the start of the measured window. Requests are grayscale JPEGs made
 from ``BSDS500/val`` photos when ``../shared/data/photos`` exists (481x321 and
 321x481, so two batch shapes), else synthetic images. The report is written
-(atomically) to ``benchmarks/results/serve_load_<device>.md``.
+(atomically) to ``results/serve_load_<device>.md``.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.machine import cpu_model
-from engine.fsutil import atomic_write_text
+from colorize.benchmarks.machine import cpu_model
+from colorize.fsutil import atomic_write_text
 
 REPO = Path(__file__).resolve().parent.parent
 PHOTOS = REPO.parent / "shared" / "data" / "photos" / "BSDS500" / "val"
@@ -181,7 +181,7 @@ def report(args, cmd, ready, source, base, load, batches, rss, exit_code, ratio)
     lines = [
         "# `colorize serve` load test (loopback)",
         "",
-        f"Command: `{' '.join(['python -m benchmarks.load_test'] + sys.argv[1:])}`  ",
+        f"Command: `{' '.join(['python -m colorize.benchmarks.load_test'] + sys.argv[1:])}`  ",
         f"Server: `{' '.join(['python'] + cmd[1:])}`  ",
         f"Model: {ready.get('model', args.model)} on backend **{ready.get('backend')}**, precision "
         f"**{ready.get('precision')}**; CPU: {cpu_model()}, {os.cpu_count()} logical CPUs (shared with the "
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="resnet18-unet")
     p.add_argument("--backend", default="auto")
     p.add_argument("--precision", default="auto")
-    p.add_argument("--out", type=Path, default=None, help="report path (default benchmarks/results/serve_load_cpu.md)")
+    p.add_argument("--out", type=Path, default=None, help="report path (default results/serve_load_cpu.md)")
     p.add_argument("--ready-timeout", type=float, default=600.0)
     p.add_argument("--server-timeout-s", type=float, default=600.0,
                    help="the server's per-request timeout (its default 30 s is below the queueing time of 32 "
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             import httpx as _httpx
 
             async with _httpx.AsyncClient(timeout=30) as mc:
-                from engine.serve.metrics import parse_text
+                from colorize.serve.metrics import parse_text
 
                 await asyncio.sleep(args.warmup)
                 window.append(time.perf_counter())
@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ratio = load["throughput"] / base["throughput"] if base["throughput"] else float("nan")
     text = report(args, cmd, ready, source, base, load, batches, rss_steadiness(rss), exit_code, ratio)
-    out = args.out or REPO / "benchmarks" / "results" / "serve_load_cpu.md"
+    out = args.out or REPO / "results" / "serve_load_cpu.md"
     atomic_write_text(out, text)
     print(text)
     print(f"wrote {out}; server log {log.name}", file=sys.stderr)

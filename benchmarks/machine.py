@@ -15,8 +15,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from engine import cpu
-from engine.cpu import read_cpuinfo
+from colorize import cpu
+from colorize.cpu import read_cpuinfo
 
 #: ISA flags that matter for inference speed (recorded when present/absent)
 ISA_FLAGS = (

@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from benchmarks.machine import machine_summary
-from benchmarks.report import write_text
+from colorize.benchmarks.machine import machine_summary
+from colorize.benchmarks.report import write_text
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 

@@ -1,8 +1,8 @@
-"""What a data pack (``python -m training.pack``) costs in quality, against the original photos.
+"""What a data pack (``python -m colorize.training.pack``) costs in quality, against the original photos.
 
-    python benchmarks/pack_quality.py --pack packs/photos-256 --out benchmarks/results/gpu_pack/pack_quality
+    python benchmarks/pack_quality.py --pack packs/photos-256 --out results/gpu_pack/pack_quality
 
-* **Training crops**: the same crops (``training.photos.PhotoCrops``, one seed: the windows are drawn relative to
+* **Training crops**: the same crops (``colorize.training.photos.PhotoCrops``, one seed: the windows are drawn relative to
   each photo, so crop k shows the same place) cut from the originals as training reads them (reduced to a long
   side of working size x scale-max) and from the packed photos; PSNR of the packed crops against the original ones,
   split into what the smaller long side costs (the original reduced to the pack's long side, not re-encoded) and
@@ -36,7 +36,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _chroma(crops: np.ndarray) -> float:
     import torch
 
-    from training.lab import rgb_to_lab
+    from colorize.training.lab import rgb_to_lab
 
     lab = rgb_to_lab(torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255.0)
     return float(lab[:, 1:].pow(2).sum(1).sqrt().mean())
@@ -44,8 +44,8 @@ def _chroma(crops: np.ndarray) -> float:
 
 def crop_cost(pack: Path, src: Path | None, working_size: int, crop: int, scale: tuple[float, float], every: int,
               long_side: int) -> dict:
-    from training.folder import load_rgb
-    from training.photos import PhotoCrops, load_at_working_size, photo_paths
+    from colorize.training.folder import load_rgb
+    from colorize.training.photos import PhotoCrops, load_at_working_size, photo_paths
 
     orig_paths = photo_paths(src, "train")[::every]
     packed_paths = photo_paths(pack, "train")[::every]
@@ -64,9 +64,9 @@ def crop_cost(pack: Path, src: Path | None, working_size: int, crop: int, scale:
 
 
 def eval_cost(pack: Path, src: Path | None, model: str, working_size: int) -> dict:
-    from engine import Colorizer
-    from training.photo_eval import evaluate_photos
-    from training.photos import photo_paths
+    from colorize import Colorizer
+    from colorize.training.photo_eval import evaluate_photos
+    from colorize.training.photos import photo_paths
 
     colorizer = Colorizer.load(model, "torch", "fp32", working_size=working_size, small_model=None)
     out = {}
@@ -92,7 +92,7 @@ def main() -> int:
     a = p.parse_args()
     import torch
 
-    from training.pack import verify
+    from colorize.training.pack import verify
 
     torch.set_num_threads(a.threads)
     pack = Path(a.pack)

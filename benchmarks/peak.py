@@ -6,7 +6,7 @@ the peak measured here, in the same process, at the matching precision:
   * ``cpu/fp32``: the faster of numpy float32 matmul (its BLAS) and torch
     float32 ``mm``;
   * ``cpu/bf16``: torch bfloat16 ``mm`` on CPU (uses AMX or AVX512-BF16 when
-    oneDNN finds them); only on a CPU with native bf16 (``engine.cpu``), since
+    oneDNN finds them); only on a CPU with native bf16 (``colorize.cpu``), since
     no bf16 configuration runs elsewhere;
   * ``cpu/int8``: ONNX Runtime ``MatMulInteger`` (uint8 x int8 -> int32, the
     kernel family its static-INT8 models run on; AVX512-VNNI or AMX when MLAS
@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from engine import cpu
+from colorize import cpu
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def _onnxruntime_int8(n: int, reps: int) -> Peak | None:
         [helper.make_tensor_value_info("Y", TensorProto.INT32, [n, n])], initializer=[b],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    from engine.artifacts.onnx_files import cpu_cores
+    from colorize.artifacts.onnx_files import cpu_cores
 
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = cpu_cores(), 1, 3

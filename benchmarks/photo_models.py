@@ -7,9 +7,9 @@ precision asked for (default ``auto``, what ``colorize images`` picks) and times
 (decode, luminance, resize, batched inference, ab upsampling, merge, JPEG encode, atomic write) on the same
 folder: the first ``--n`` photos of ``../shared/data/photos/BSDS500/val`` (481x321), made gray with Pillow's
 ``convert("L")`` and saved as JPEG (q 90). The best of ``--repeat`` runs is kept. FLOPs per 256x256 image are
-counted by ``benchmarks.flops``. Pause other CPU work while it runs: this is a speed figure.
+counted by ``colorize.benchmarks.flops``. Pause other CPU work while it runs: this is a speed figure.
 
-Writes ``--out`` .json and .md (default ``benchmarks/results/photo_models``).
+Writes ``--out`` .json and .md (default ``results/photo_models``).
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.folder_speed import end_to_end  # noqa: E402
-from benchmarks.machine import describe_machine, machine_summary  # noqa: E402
-from engine.colorizer import DEFAULT_WORKING_SIZE, Colorizer  # noqa: E402
+from colorize.benchmarks.folder_speed import end_to_end  # noqa: E402
+from colorize.benchmarks.machine import describe_machine, machine_summary  # noqa: E402
+from colorize.colorizer import DEFAULT_WORKING_SIZE, Colorizer  # noqa: E402
 
 PHOTOS = REPO.parent / "shared" / "data" / "photos" / "BSDS500" / "val"
 
@@ -46,7 +46,7 @@ def make_gray_folder(folder: Path, n: int) -> int:
 
 def measure(model: str, folder: Path, out: Path, backend: str, precision: str, working_size: int,
             batch_size: int, jobs: int, repeat: int) -> dict:
-    from benchmarks.flops import gflop_per_image
+    from colorize.benchmarks.flops import gflop_per_image
 
     t = time.perf_counter()
     col = Colorizer.load(model, backend, precision, working_size=working_size)
@@ -75,7 +75,7 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "photo_models"))
+    ap.add_argument("--out", default=str(REPO / "results" / "photo_models"))
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,6 +1,6 @@
 """What a benchmark run covers: ``BenchSettings`` and the backend x precision plan.
 
-The plan enumerates ``engine.backends.BACKENDS`` (or an injected registry):
+The plan enumerates ``colorize.backends.BACKENDS`` (or an injected registry):
 every class's ``precisions``, ``available()`` and ``precision_unavailable(p)``
 (None = usable, else the reason, recorded as "skipped": a missing extra or
 device, or a precision this CPU lacks, such as bf16 on an AVX2-only CPU).
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
-from engine.artifacts.model_ref import DEFAULT_MODEL
+from colorize.artifacts.model_ref import DEFAULT_MODEL
 
 BASELINE = ("torch", "fp32")
 
@@ -93,7 +93,7 @@ class PlannedConfig:
 
 
 def load_registry() -> dict[str, type | Exception]:
-    from engine.backends import BACKENDS, backend_class
+    from colorize.backends import BACKENDS, backend_class
 
     out: dict[str, type | Exception] = {}
     for name in BACKENDS:

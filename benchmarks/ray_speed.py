@@ -8,7 +8,7 @@ Every ``colorize images`` run is a subprocess, as a user runs it, with the shipp
 folder, synthetic noise where the photos are absent):
 
 * **local**: ``colorize images IN -o OUT -q`` (run first and last: the spread is the machine's noise), and once
-  more with numpy's OpenBLAS held to one thread, as every Ray actor is (``engine.ray.pipeline.ACTOR_ENV``);
+  more with numpy's OpenBLAS held to one thread, as every Ray actor is (``colorize.ray.pipeline.ACTOR_ENV``);
 * **embedded**: ``--ray``, the embedded Ray instance on this machine;
 * **cluster**: ``--ray ADDRESS``, a two-node cluster on this machine (``ray.cluster_utils.Cluster``, head plus
   one added node, 1 CPU each, loopback only): the same cores split in two nodes, so it shows the overhead of
@@ -20,7 +20,7 @@ start, joining the running cluster). Then the **driver's per-file cost**, on ``-
 and a no-op actor (no decode, no model): planning (list, mirror, skip-existing check), and the driver's CPU
 per file while the dataset is built and the status rows come back, with the rows/s that this sets as a ceiling.
 
-Writes ``benchmarks/results/ray/ray_speed.json`` and ``.md``.
+Writes ``results/ray/ray_speed.json`` and ``.md``.
 """
 
 from __future__ import annotations
@@ -43,11 +43,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # the cluster listens on loopback only
 
-from benchmarks.machine import describe_machine, load_average  # noqa: E402
-from engine.ray.pipeline import ACTOR_ENV, files_per_block  # noqa: E402
+from colorize.benchmarks.machine import describe_machine, load_average  # noqa: E402
+from colorize.ray.pipeline import ACTOR_ENV, files_per_block  # noqa: E402
 
 PHOTOS = REPO.parent / "shared" / "data" / "photos" / "BSDS500" / "val"
-OUT_DIR = REPO / "benchmarks" / "results" / "ray"
+OUT_DIR = REPO / "results" / "ray"
 SUMMARY = re.compile(r"colorized (\d+) of (\d+) images in ([\d.]+) s \(([\d.]+) img/s\) with ([\w./-]+)")
 
 
@@ -107,8 +107,8 @@ def driver_cost(n: int, tmp: Path) -> dict:
     """The driver's own time per file: planning, then building the dataset and collecting rows (no-op actor)."""
     import tracemalloc
 
-    from engine.job.plan import make_plan
-    from engine.ray.driver import run_tasks
+    from colorize.job.plan import make_plan
+    from colorize.ray.driver import run_tasks
 
     folder = tmp / "empty"
     folder.mkdir()
@@ -185,7 +185,7 @@ def main() -> int:
     a = ap.parse_args()
     from ray.cluster_utils import Cluster
 
-    from engine.artifacts.model_ref import DEFAULT_PHOTO_MODEL
+    from colorize.artifacts.model_ref import DEFAULT_PHOTO_MODEL
 
     res = {"command": "python benchmarks/ray_speed.py" + "".join(f" {x}" for x in sys.argv[1:]),
            "machine": describe_machine(with_gpu=False), "load_start": load_average(), "model": DEFAULT_PHOTO_MODEL,

@@ -6,7 +6,7 @@ Schema ``colorize-bench/1`` (top level)::
     created     UTC timestamp of the run
     command     the command line, when run from the CLI
     settings    BenchSettings as a dict
-    machine     benchmarks.machine.describe_machine()
+    machine     colorize.benchmarks.machine.describe_machine()
     peaks       {"cpu/fp32": {"gflops": float, "how": str}, ...}
     model       {"name", "arch", "random_init", "gflop_per_image": {"HxW": float|null}, "flops_counted"}
     baseline    {"backend": "torch", "precision": "fp32"}
@@ -29,7 +29,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from engine.fsutil import atomic_write_text
+from colorize.fsutil import atomic_write_text
 
 SCHEMA = "colorize-bench/1"
 STATUSES = ("ok", "skipped", "error")

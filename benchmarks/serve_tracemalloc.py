@@ -1,12 +1,12 @@
 """Where the memory of a loaded ``colorize serve`` goes: Python allocations (tracemalloc) against RSS and glibc
 malloc's own counters, to tell a leak from allocator growth.
 
-    python -m benchmarks.serve_tracemalloc --duration 180 --warmup 60
-    python -m benchmarks.serve_tracemalloc --allocator default      # without engine.serve.allocator.configure
+    python -m colorize.benchmarks.serve_tracemalloc --duration 180 --warmup 60
+    python -m colorize.benchmarks.serve_tracemalloc --allocator default      # without colorize.serve.allocator.configure
 
 The service runs in this process (``create_app`` on uvicorn in a thread, the
 default model, ``tracemalloc`` started before the model loads); the clients
-run in a child process (``benchmarks.load_test.drive``) so that their
+run in a child process (``colorize.benchmarks.load_test.drive``) so that their
 allocations are not traced. Every ``--interval`` s it records RSS, the traced
 Python memory (numpy buffers included: numpy reports them to tracemalloc) and
 ``mallinfo2`` (in use / free in malloc's arenas / mmapped). At the warm-up
@@ -15,7 +15,7 @@ between the two are printed with their tracebacks.
 
 A leak shows as traced memory (or malloc's ``in_use``) that keeps rising;
 fragmentation as RSS and malloc's ``free`` rising while ``in_use`` stays flat.
-Writes ``benchmarks/results/soak/tracemalloc-<name>.json``.
+Writes ``results/soak/tracemalloc-<name>.json``.
 """
 
 from __future__ import annotations
@@ -50,24 +50,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interval", type=float, default=5.0)
     p.add_argument("--image", default=str(REPO / "examples" / "coffee.jpg"))
     p.add_argument("--allocator", choices=("configured", "default"), default="configured",
-                   help="configured: engine.serve.allocator.configure() first, as colorize serve does")
+                   help="configured: colorize.serve.allocator.configure() first, as colorize serve does")
     p.add_argument("--frames", type=int, default=12, help="traceback depth tracemalloc keeps")
     p.add_argument("--top", type=int, default=12)
     p.add_argument("--name", default=None, help="output name (default: the --allocator value)")
     args = p.parse_args(argv)
 
-    from engine.serve import allocator
+    from colorize.serve import allocator
 
     setup = allocator.configure() if args.allocator == "configured" else None
     tracemalloc.start(args.frames)
 
     import uvicorn
 
-    from benchmarks.load_test import free_port, wait_ready
-    from benchmarks.soak import proc_status
-    from engine.colorizer import Colorizer
-    from engine.serve.config import ServeConfig
-    from engine.serve.service import create_app
+    from colorize.benchmarks.load_test import free_port, wait_ready
+    from colorize.benchmarks.soak import proc_status
+    from colorize.colorizer import Colorizer
+    from colorize.serve.config import ServeConfig
+    from colorize.serve.service import create_app
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     thread.start()
     wait_ready(url, 600)
 
-    code = ("import asyncio, sys; from pathlib import Path; from benchmarks.load_test import drive; "
+    code = ("import asyncio, sys; from pathlib import Path; from colorize.benchmarks.load_test import drive; "
             "asyncio.run(drive(sys.argv[1], [Path(sys.argv[2]).read_bytes()], int(sys.argv[3]), float(sys.argv[4])))")
     load = subprocess.Popen([sys.executable, "-c", code, url, args.image, str(args.clients), str(args.duration)],
                             cwd=REPO)
@@ -106,12 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         thread.join(60)
     top = _top(snaps["end"], snaps["warmup"], args.top) if "warmup" in snaps else []
     result = {
-        "command": " ".join(["python -m benchmarks.serve_tracemalloc", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python -m colorize.benchmarks.serve_tracemalloc", *(argv if argv is not None else sys.argv[1:])]),
         "allocator": setup.describe() if setup else "glibc defaults (no mallopt)",
         "clients": args.clients, "duration_s": args.duration, "warmup_s": args.warmup,
         "samples": samples, "top_growth_after_warmup": top,
     }
-    out = REPO / "benchmarks" / "results" / "soak" / f"tracemalloc-{args.name or args.allocator}.json"
+    out = REPO / "results" / "soak" / f"tracemalloc-{args.name or args.allocator}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     for s in top:

@@ -6,7 +6,7 @@ Each of the 127 evaluation photos (BSDS500 val, McMaster, Set14) is reduced (bic
 side, made gray with Pillow's ``convert("L")`` and colorized through ``engine.Colorizer`` with backend and
 precision ``auto``, as ``colorize images`` would (the photo model enlarges them to its minimum working size), but
 each model alone (``small_model=None``: no hand-over to a small-image model); the
-figures are ``training.photo_eval``'s, against the gray input made the same way. It asks whether small *photos*
+figures are ``colorize.training.photo_eval``'s, against the gray input made the same way. It asks whether small *photos*
 should go to another model than large ones (CIFAR-10 images are not typical small photos: their chroma is
 smoothed, see ``../shared/data/cifar10/README.md``).
 
@@ -43,12 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="the first N evaluation photos only (0 = all)")
     ap.add_argument("--backend", default="auto", help="inference backend (default: auto, as colorize images)")
     ap.add_argument("--precision", default="auto", help="inference precision (default: auto)")
-    ap.add_argument("--out", default="benchmarks/results/small_images.json")
+    ap.add_argument("--out", default="results/small_images.json")
     args = ap.parse_args(argv)
-    from engine.colorizer import Colorizer
-    from training.folder import load_rgb
-    from training.photo_eval import evaluate_arrays
-    from training.photos import photo_paths
+    from colorize.colorizer import Colorizer
+    from colorize.training.folder import load_rgb
+    from colorize.training.photo_eval import evaluate_arrays
+    from colorize.training.photos import photo_paths
 
     paths = photo_paths(args.photos, "eval")
     photos = [load_rgb(p) for p in paths[: args.limit or None]]

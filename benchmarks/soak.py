@@ -1,9 +1,9 @@
 """Memory soak of ``colorize serve`` on loopback: N clients for D seconds, the server's RSS sampled as it goes.
 
-    python -m benchmarks.soak                                   # 16 clients, 600 s, examples/coffee.jpg
-    python -m benchmarks.soak --clients 16 --duration 120 --warmup 30 --name short
-    python -m benchmarks.soak --env MALLOC_ARENA_MAX=8 --name arenas8 -- --max-batch-size 4
-    python -m benchmarks.soak --plot benchmarks/results/soak/a.json benchmarks/results/soak/b.json --name compare
+    python -m colorize.benchmarks.soak                                   # 16 clients, 600 s, examples/coffee.jpg
+    python -m colorize.benchmarks.soak --clients 16 --duration 120 --warmup 30 --name short
+    python -m colorize.benchmarks.soak --env MALLOC_ARENA_MAX=8 --name arenas8 -- --max-batch-size 4
+    python -m colorize.benchmarks.soak --plot results/soak/a.json results/soak/b.json --name compare
 
 It starts ``colorize serve`` (the real command, with the environment of this
 process plus ``--env``; arguments after ``--`` go to the server) on 127.0.0.1
@@ -20,7 +20,7 @@ window of ``SMOOTH`` samples, their median):
   least-squares slope of RSS after the warm-up, MiB per minute;
 * ``bounded``: growth below ``GROWTH_LIMIT`` (5 %).
 
-Writes ``benchmarks/results/soak/<name>.json`` and ``<name>.png`` (atomically)
+Writes ``results/soak/<name>.json`` and ``<name>.png`` (atomically)
 and prints the JSON. Exit status 0 when bounded and no request failed, 1
 otherwise, 2 when the server did not come up.
 """
@@ -40,12 +40,12 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.load_test import drive, free_port, split_server_args, stop_server, wait_ready
-from benchmarks.machine import cpu_model
-from engine.fsutil import atomic_write_text
+from colorize.benchmarks.load_test import drive, free_port, split_server_args, stop_server, wait_ready
+from colorize.benchmarks.machine import cpu_model
+from colorize.fsutil import atomic_write_text
 
 REPO = Path(__file__).resolve().parent.parent
-OUT_DIR = REPO / "benchmarks" / "results" / "soak"
+OUT_DIR = REPO / "results" / "soak"
 GROWTH_LIMIT = 0.05  # RSS after the warm-up may grow by less than this to the end of the run
 SMOOTH = 5  # samples per median window of the start / after-warm-up / end figures
 
@@ -87,7 +87,7 @@ def figures(samples: list[tuple[float, int, int]], warmup: float) -> dict:
 
 def plot(runs: list[dict], path: Path) -> Path:
     """RSS against time, one line per run; the warm-up shaded (one run) or marked by a dotted line per run."""
-    from benchmarks.plots import _plt, _save
+    from colorize.benchmarks.plots import _plt, _save
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4.2))
@@ -161,7 +161,7 @@ def run_soak(args, server_args: list[str]) -> tuple[dict, int]:
         "schema": "colorize-soak/1",
         "name": args.name,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": shlex.join(["python", "-m", "benchmarks.soak", *sys.argv[1:]]),
+        "command": shlex.join(["python", "-m", "colorize.benchmarks.soak", *sys.argv[1:]]),
         "server": shlex.join(["python", *cmd[1:]]),
         "env": dict(kv.split("=", 1) for kv in args.env),
         "machine": {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "load_before": load_before,
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interval", type=float, default=2.0, help="seconds between RSS samples (default 2)")
     p.add_argument("--image", default=str(REPO / "examples" / "coffee.jpg"), help="request body (default coffee.jpg)")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="server environment (repeatable)")
-    p.add_argument("--name", default="soak", help="output name: benchmarks/results/soak/NAME.json and .png")
+    p.add_argument("--name", default="soak", help="output name: results/soak/NAME.json and .png")
     p.add_argument("--out-dir", type=Path, default=OUT_DIR)
     p.add_argument("--ready-timeout", type=float, default=600.0)
     p.add_argument("--plot", nargs="+", metavar="JSON", help="do not run: plot earlier results together")

@@ -12,11 +12,11 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Engine": "engine.engine",
-    "Colorizer": "engine.colorizer",
-    "Normalization": "engine.image.color",
-    "resolve_model": "engine.artifacts.model_ref",
-    "colorize_folder": "engine.job.run",
+    "Engine": "colorize.engine",
+    "Colorizer": "colorize.colorizer",
+    "Normalization": "colorize.image.color",
+    "resolve_model": "colorize.artifacts.model_ref",
+    "colorize_folder": "colorize.job.run",
 }
 
 __all__ = ["__version__", *_LAZY]

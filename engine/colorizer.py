@@ -1,6 +1,6 @@
 """``Colorizer``: colorize whole images of any size (the public Python API).
 
-    from engine import Colorizer
+    from colorize import Colorizer
     col = Colorizer.load()                     # efficientnet_lite0-unet-photos, backend="auto", precision="auto"
     out = col.colorize("photo.jpg")            # path or PIL image -> PIL image
     arr = col.colorize(gray_uint8_hw)          # ndarray -> ndarray (H×W×3, same dtype)
@@ -41,13 +41,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from engine.artifacts.model_ref import (DEFAULT_PHOTO_MODEL, MAX_COLOUR_STRENGTH, SMALL_IMAGE_MAX_SIDE,
+from colorize.artifacts.model_ref import (DEFAULT_PHOTO_MODEL, MAX_COLOUR_STRENGTH, SMALL_IMAGE_MAX_SIDE,
                                         SMALL_IMAGE_MODEL, resolve_model)
-from engine.engine import Engine
-from engine.image.io import DEFAULT_MAX_PIXELS, Decoded, from_pil, load_image
-from engine.image import merge
-from engine.image.merge import compose, lightness
-from engine.image.resize import resize_plane, working_shape
+from colorize.engine import Engine
+from colorize.image.io import DEFAULT_MAX_PIXELS, Decoded, from_pil, load_image
+from colorize.image import merge
+from colorize.image.merge import compose, lightness
+from colorize.image.resize import resize_plane, working_shape
 
 #: Default long side of the working resolution, in pixels (see README "Colorize images" for the measurement).
 DEFAULT_WORKING_SIZE = 256
@@ -197,10 +197,10 @@ class Colorizer:
         """Decode ``image`` (path, PIL image or ndarray) and compute its model input.
 
         PIL images are used as they are (current frame, no EXIF transpose); paths are
-        read with ``engine.image.io.load_image`` (first frame, EXIF orientation applied).
+        read with ``colorize.image.io.load_image`` (first frame, EXIF orientation applied).
 
         Raises:
-            engine.image.io.ImageReadError: a file that cannot be used (names the file and why).
+            colorize.image.io.ImageReadError: a file that cannot be used (names the file and why).
             TypeError, ValueError: an unsupported input type, array dtype/shape or Pillow mode.
         """
         path = None
@@ -329,7 +329,7 @@ def check_strength(value) -> float:
 
 
 def _warm_up_merge() -> None:
-    """Load the compiled merge (``engine.image.merge.warm_up``) on a daemon thread, once per process."""
+    """Load the compiled merge (``colorize.image.merge.warm_up``) on a daemon thread, once per process."""
     merge._warm_up_in_background()
 
 

@@ -1,6 +1,6 @@
 """What this CPU runs natively: the one probe that the backends, ``auto``, ``colorize bench`` and the tests ask.
 
-    from engine import cpu
+    from colorize import cpu
     cpu.features().bf16          # native bf16 arithmetic (AVX512-BF16, AMX-BF16)
     cpu.features().vnni          # int8 dot-product instructions (AVX512-VNNI, AVX-VNNI, AMX-INT8)
     cpu.precision_missing("bf16")    # None, or why this CPU cannot run that precision natively

@@ -26,20 +26,20 @@ import warnings
 
 import numpy as np
 
-from engine.artifacts.model_ref import DEFAULT_MODEL, ModelRef, resolve_model
-from engine.backends import BACKENDS, backend_class
-from engine.backends.base import Backend, BackendError
-from engine.model_adapter import ModelAdapter
-from engine.model_io import ModelIO, ModelIOError, model_io
+from colorize.artifacts.model_ref import DEFAULT_MODEL, ModelRef, resolve_model
+from colorize.backends import BACKENDS, backend_class
+from colorize.backends.base import Backend, BackendError
+from colorize.model_adapter import ModelAdapter
+from colorize.model_io import ModelIO, ModelIOError, model_io
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
 #: preference order for ``auto``: GPU first, then the CPU order measured on this project's 2-core
-#: AVX-512 (VNNI, BF16) machine by ``python -m benchmarks.engine_speed``
-#: (benchmarks/results/engine_speed_cpu.md): at 32x32 batch 64 / batch 1 and 256x256, OpenVINO INT8
+#: AVX-512 (VNNI, BF16) machine by ``python -m colorize.benchmarks.engine_speed``
+#: (results/engine_speed_cpu.md): at 32x32 batch 64 / batch 1 and 256x256, OpenVINO INT8
 #: > ORT INT8 > OpenVINO BF16 > ORT FP32 >= OpenVINO FP32 > eager. Entries whose backend is not
 #: registered, not available, or lacks the precision are skipped, and so are precisions this CPU lacks
-#: (``engine.cpu``: bf16 without AVX512-BF16 or AMX). INT8 stays first on CPUs without VNNI (AVX2 only):
+#: (``colorize.cpu``: bf16 without AVX512-BF16 or AMX). INT8 stays first on CPUs without VNNI (AVX2 only):
 #: slower there, it is still the fastest, and the guard judges it like anywhere else.
 AUTO_ORDER: tuple[tuple[str, str], ...] = (
     ("tensorrt", "int8"),
@@ -92,7 +92,7 @@ def adapted_model(ref: ModelRef, io: ModelIO | dict | str | None = None) -> tupl
     and the adapter around it.
 
     Raises:
-        engine.model_io.ModelIOError: a description the graph contradicts (the message names the field).
+        colorize.model_io.ModelIOError: a description the graph contradicts (the message names the field).
     """
     if isinstance(io, str):
         io = ModelIO.from_json(io)
@@ -106,7 +106,7 @@ def adapted_model(ref: ModelRef, io: ModelIO | dict | str | None = None) -> tupl
     adapter = ModelAdapter(io, ref.normalization)
     if not adapter.native:
         if ref.onnx is not None:
-            from engine.artifacts.onnx_io import check_onnx_io
+            from colorize.artifacts.onnx_io import check_onnx_io
 
             io = check_onnx_io(io, ref.onnx)
             adapter = ModelAdapter(io, ref.normalization)
@@ -117,8 +117,8 @@ def adapted_model(ref: ModelRef, io: ModelIO | dict | str | None = None) -> tupl
 def quality_guard(backend: Backend, ref: ModelRef, adapter: ModelAdapter | int, options: dict, cache_dir=None):
     """Run (or fetch the cached verdict of) the quality guard for a non-FP32 ``backend``; ``adapter``: the
     model's (or, for our convention, its stride), so both precisions run as ``Engine.run`` runs them."""
-    from engine.artifacts.cache import ArtifactCache
-    from engine.guard import TOLERANCE_DB, GuardResult, check_quality, guard_source, load_guard_data
+    from colorize.artifacts.cache import ArtifactCache
+    from colorize.guard import TOLERANCE_DB, GuardResult, check_quality, guard_source, load_guard_data
 
     artifact = backend.artifact_id() if hasattr(backend, "artifact_id") else None
     cache = ArtifactCache(cache_dir)
@@ -168,7 +168,7 @@ class Engine:
         #: H, W of ``Colorizer`` working shapes are rounded to this (1 for a static-size model)
         self.stride = self.adapter.stride
         self.normalization = ref.normalization
-        #: the quality guard's verdict (``engine.guard.GuardResult``), None at FP32
+        #: the quality guard's verdict (``colorize.guard.GuardResult``), None at FP32
         self.guard_result = guard_result
         #: for ``auto``: every candidate tried, as (backend, precision, outcome)
         self.selection: list[tuple[str, str, str]] = selection or []
@@ -194,12 +194,12 @@ class Engine:
             precision: "fp32", "bf16", "fp16", "int8" or "auto" (the backend's fastest that passes).
             guard: run the quality guard on non-FP32 precisions (cached per artifact).
             cache_dir: artifact cache root (default ``$COLORIZE_CACHE/artifacts``).
-            io: the model's I/O convention (``engine.model_io.ModelIO``, its dict or JSON), for an ONNX file that
+            io: the model's I/O convention (``colorize.model_io.ModelIO``, its dict or JSON), for an ONNX file that
                 does not carry one (``colorize.io``) or to replace it; default: the file's, else ours.
             **options: backend options (``num_threads``; openvino ``mode``; onnxruntime ``provider``).
         Raises:
             ValueError: unknown backend or precision (the message lists the valid ones).
-            engine.model_io.ModelIOError: an I/O description the model contradicts (names the field).
+            colorize.model_io.ModelIOError: an I/O description the model contradicts (names the field).
             MissingDependency: the backend's extra is not installed.
             BackendError: ``auto`` found nothing that loads.
         """
@@ -214,7 +214,7 @@ class Engine:
                     f"backend {backend!r} does not run precision {precision!r}; it runs {', '.join(precisions)}"
                 )
         if io is not None and os.fspath(model).endswith(".onnx"):
-            from engine.artifacts.model_ref import onnx_ref
+            from colorize.artifacts.model_ref import onnx_ref
 
             ref = onnx_ref(model)
         else:

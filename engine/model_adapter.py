@@ -1,6 +1,6 @@
 """``ModelAdapter``: the engine's pre- and post-processing around a model of any convention, in numpy.
 
-    adapter = ModelAdapter(io, normalization)      # io: engine.model_io.ModelIO
+    adapter = ModelAdapter(io, normalization)      # io: colorize.model_io.ModelIO
     ab = adapter.run(backend.run, l)               # our L' [N,1,h,w] -> our ab' [N,2,h,w], any h, w
 
 What ``Engine.run`` promises stays the same for every model: model-normalized L in our convention
@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.image.color import Normalization, l_to_gray, rgb_to_lab
-from engine.image.padding import pad_nchw
-from engine.image.resize import resize_plane
-from engine.model_io import ModelIO, ModelIOError
+from colorize.image.color import Normalization, l_to_gray, rgb_to_lab
+from colorize.image.padding import pad_nchw
+from colorize.image.resize import resize_plane
+from colorize.model_io import ModelIO, ModelIOError
 
 
 def _resize_batch(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -27,7 +27,7 @@ import math
 import os
 from dataclasses import asdict, dataclass
 
-from engine.image.color import DEFAULT_NORMALIZATION, Normalization
+from colorize.image.color import DEFAULT_NORMALIZATION, Normalization
 
 INPUT_KINDS = {"l": 1, "gray_rgb": 3, "rgb": 3}  # kind -> channels
 OUTPUT_KINDS = {"ab": 2, "lab": 3, "rgb": 3}
@@ -278,6 +278,6 @@ def model_io(ref) -> ModelIO:
     d = ref.metadata.get("io")
     if d:
         return d if isinstance(d, ModelIO) else ModelIO.from_dict(d)
-    from engine.engine import model_stride
+    from colorize.engine import model_stride
 
     return ModelIO.native(ref.normalization, model_stride(ref))

@@ -36,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from engine.backends.base import MissingDependency
-    from export.trt_profile import onnx_inputs, onnx_stride, parse_shapes, resolve_profile
+    from colorize.backends.base import MissingDependency
+    from colorize.export.trt_profile import onnx_inputs, onnx_stride, parse_shapes, resolve_profile
 
     onnx_path = Path(args.onnx)
     plan_path = Path(args.output) if args.output else onnx_path.with_suffix(".plan")
@@ -57,7 +57,7 @@ def main(args: argparse.Namespace) -> int:
                           "precision": args.precision, "profile": profile.to_json()}, indent=2))
         return 0
 
-    from export.tensorrt_build import TensorRTBuildError, build_plan
+    from colorize.export.tensorrt_build import TensorRTBuildError, build_plan
 
     timing_cache = False if args.no_timing_cache else (args.timing_cache or True)
     try:

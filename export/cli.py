@@ -44,7 +44,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"colorize export: --output must end in .onnx, got {args.output!r}", file=sys.stderr)
         return 2
     try:
-        from export.onnx_export import ExportError, export_onnx
+        from colorize.export.onnx_export import ExportError, export_onnx
     except ImportError as e:
         print(f'colorize export needs torch and onnx: pip install ".[torch]" ({e})', file=sys.stderr)
         return 2
@@ -67,8 +67,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"colorize export: {e}", file=sys.stderr)
         return 1
     if args.int8:
-        from engine.artifacts.model_ref import resolve_model
-        from export.quantize import calibration_l, photo_calibration_l, quantize_int8
+        from colorize.artifacts.model_ref import resolve_model
+        from colorize.export.quantize import calibration_l, photo_calibration_l, quantize_int8
 
         source = args.calibration
         if source == "auto":
@@ -94,11 +94,11 @@ def main(args: argparse.Namespace) -> int:
 
 def _main_module(args: argparse.Namespace) -> int:
     """``--module``: a user's own nn.Module (export/module_export.py)."""
-    from engine.model_io import ModelIO, ModelIOError, read_io_file
+    from colorize.model_io import ModelIO, ModelIOError, read_io_file
 
     try:
-        from export.module_export import export_module
-        from export.onnx_export import ExportError
+        from colorize.export.module_export import export_module
+        from colorize.export.onnx_export import ExportError
     except ImportError as e:
         print(f'colorize export --module needs torch, onnx and onnxruntime: pip install ".[torch]" ({e})',
               file=sys.stderr)
@@ -119,9 +119,9 @@ def _main_module(args: argparse.Namespace) -> int:
         print(f"colorize export: {e}", file=sys.stderr)
         return 1
     if args.int8:
-        from engine.artifacts.model_ref import resolve_model
-        from engine.model_adapter import ModelAdapter
-        from export.quantize import calibration_l, photo_calibration_l, photos_available, quantize_int8
+        from colorize.artifacts.model_ref import resolve_model
+        from colorize.model_adapter import ModelAdapter
+        from colorize.export.quantize import calibration_l, photo_calibration_l, photos_available, quantize_int8
 
         ref = resolve_model(args.output)
         data = photo_calibration_l() if args.calibration != "cifar" and photos_available() else calibration_l()

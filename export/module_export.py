@@ -3,7 +3,7 @@
     colorize export --module mypkg.net:build --weights net.safetensors --io spec.json -o mine.onnx
     colorize export --module mypkg.net:build --weights net.safetensors --input l:0..100 --output ab:lab -o mine.onnx
 
-    from export.module_export import export_module
+    from colorize.export.module_export import export_module
     report = export_module("mypkg.net:build", "net.safetensors", "mine.onnx", io)
 
 ``build`` is called with no argument and returns the ``nn.Module``; its weights come only from a safetensors
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.model_io import ModelIO
+from colorize.model_io import ModelIO
 
 #: max |ONNX Runtime - eager| relative to (1 + the output's largest magnitude): FP32 summation order over a deep
 #: network stays near 1e-6 relative; 1e-4 leaves margin and still catches a wrong op (errors of whole percents)
@@ -98,8 +98,8 @@ def load_state(path: str | os.PathLike) -> dict:
 
 def _example(io: ModelIO, n: int, h: int, w: int, seed: int) -> np.ndarray:
     """A model input made by the engine's adapter from random L at h x w (the model's size when static)."""
-    from engine.image.color import DEFAULT_NORMALIZATION
-    from engine.model_adapter import ModelAdapter
+    from colorize.image.color import DEFAULT_NORMALIZATION
+    from colorize.model_adapter import ModelAdapter
 
     l = np.random.default_rng(seed).uniform(-1, 1, (n, 1, h, w)).astype(np.float32)
     return ModelAdapter(io, DEFAULT_NORMALIZATION).to_model(l)
@@ -121,7 +121,7 @@ def export_module(
     Raises:
         ValueError: bad arguments, weights that do not fit the module (keys named), a description the graph
             contradicts (``ModelIOError``, naming the field).
-        export.onnx_export.ExportError: the checker or the parity check failed.
+        colorize.export.onnx_export.ExportError: the checker or the parity check failed.
     """
     import tempfile
     import warnings
@@ -130,11 +130,11 @@ def export_module(
     import onnxruntime as ort
     import torch
 
-    from engine.artifacts.onnx_io import check_onnx_io, probe_onnx_io
-    from engine.artifacts.onnx_metadata import FORMAT, OnnxMetadata
-    from engine.fsutil import atomic_write_bytes, sha256_file
-    from engine.image.color import DEFAULT_NORMALIZATION
-    from export.onnx_export import ExportError, checked_bytes
+    from colorize.artifacts.onnx_io import check_onnx_io, probe_onnx_io
+    from colorize.artifacts.onnx_metadata import FORMAT, OnnxMetadata
+    from colorize.fsutil import atomic_write_bytes, sha256_file
+    from colorize.image.color import DEFAULT_NORMALIZATION
+    from colorize.export.onnx_export import ExportError, checked_bytes
 
     model = build_module(module)
     if weights is not None:

@@ -1,6 +1,6 @@
 """Export a colorizer to ONNX: BN folded, dynamic N/H/W, identity in the metadata, parity-checked.
 
-    from export.onnx_export import export_onnx
+    from colorize.export.onnx_export import export_onnx
     report = export_onnx("resnet18-unet", "model.onnx")        # a name, checkpoint path or ModelRef
 
 What is exported is ``model.forward_padded`` (H, W multiples of ``total_stride``; the engine pads in
@@ -12,7 +12,7 @@ ONNX Runtime and OpenVINO fold the casts at load, so compute stays FP32). The pa
 compares with eager FP32 on the same fp16-rounded weights, so it still tests the export, not the
 rounding; the rounding's own effect is reported separately (``max_abs_vs_unrounded``).
 
-The metadata states our convention as ``colorize.io`` (``engine.model_io.ModelIO.native``), as every model
+The metadata states our convention as ``colorize.io`` (``colorize.model_io.ModelIO.native``), as every model
 of another convention states its own (``colorize import``, ``colorize export --module``).
 
 Parity: ONNX Runtime (CPU) against eager FP32 on several sizes, max |delta ab| <= ``PARITY_ATOL``
@@ -33,10 +33,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.artifacts.model_ref import ModelRef, resolve_model
-from engine.artifacts.onnx_metadata import FORMAT, OnnxMetadata
-from engine.fsutil import atomic_write_bytes
-from engine.model_io import ModelIO
+from colorize.artifacts.model_ref import ModelRef, resolve_model
+from colorize.artifacts.onnx_metadata import FORMAT, OnnxMetadata
+from colorize.fsutil import atomic_write_bytes
+from colorize.model_io import ModelIO
 
 #: max |delta ab| between ONNX Runtime and eager FP32 (normalized units). FP32 kernels differ only in
 #: summation order; over ~20 conv layers that stays around 1e-6..1e-5, so 1e-4 leaves margin.
@@ -63,7 +63,7 @@ class ExportReport:
 
 
 def _load_eager(ref: ModelRef):
-    from engine.backends.torch_backend import build_torch_model
+    from colorize.backends.torch_backend import build_torch_model
 
     return build_torch_model(ref)
 
@@ -307,7 +307,7 @@ def export_onnx(
     """
     import onnx
 
-    from export.fold_bn import count_batchnorms, fold_bn
+    from colorize.export.fold_bn import count_batchnorms, fold_bn
 
     if opset < 17:
         raise ValueError(f"opset must be >= 17, got {opset}")

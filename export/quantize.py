@@ -1,6 +1,6 @@
 """Static INT8 quantization of an exported colorizer (ONNX Runtime QDQ), torch-free.
 
-    from export.quantize import quantize_int8
+    from colorize.export.quantize import quantize_int8
     quantize_int8("model.onnx", "model.int8.onnx", calibration_l)   # l: float32 [N,1,H,W], model-normalized
 
 The result is a QDQ ONNX model (QuantizeLinear/DequantizeLinear around convs: uint8 activations,
@@ -19,10 +19,10 @@ keeping them float runs the model 1.45x faster and 4x closer to FP32 (mean |delt
 on 16 BSDS500 photos). Dynamic INT8 (``quantize_dynamic``) is deliberately not offered: measured 3-7x
 slower than FP32 on this kind of CPU.
 
-Calibration data: ``calibration_l(n)`` takes CIFAR-10 train images (``training.cifar``); the engine
+Calibration data: ``calibration_l(n)`` takes CIFAR-10 train images (``colorize.training.cifar``); the engine
 passes a few hundred. A model trained on photos is calibrated on what it will see instead:
 ``photo_calibration_l`` cuts crops from the photos' train split at the working size
-(``training.photos``; ``colorize export --calibration photos``). Needs ``onnx`` and ``onnxruntime`` (``pip install ".[cpu]"``).
+(``colorize.training.photos``; ``colorize export --calibration photos``). Needs ``onnx`` and ``onnxruntime`` (``pip install ".[cpu]"``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.backends.base import require
+from colorize.backends.base import require
 
 #: calibration images used when building an INT8 artifact (CIFAR-10 train, first N after a fixed shuffle)
 CALIBRATION_IMAGES = 256
@@ -49,7 +49,7 @@ def calibration_l(n: int = CALIBRATION_IMAGES, seed: int = 0) -> np.ndarray:
     Raises:
         FileNotFoundError: CIFAR-10 is not there (the message names where it was looked for).
     """
-    from training.cifar import load_cifar10
+    from colorize.training.cifar import load_cifar10
 
     images, _ = load_cifar10("train")
     idx = np.random.default_rng(seed).permutation(len(images))[:n]
@@ -58,7 +58,7 @@ def calibration_l(n: int = CALIBRATION_IMAGES, seed: int = 0) -> np.ndarray:
 
 def _model_l(rgb: np.ndarray) -> np.ndarray:
     """uint8 RGB [N, H, W, 3] -> model-normalized L, float32 [N, 1, H, W]."""
-    from engine.image.color import DEFAULT_NORMALIZATION, rgb_to_l
+    from colorize.image.color import DEFAULT_NORMALIZATION, rgb_to_l
 
     l = rgb_to_l(rgb.astype(np.float32) / 255.0)
     return DEFAULT_NORMALIZATION.normalize_l(l)[:, None].astype(np.float32)
@@ -101,7 +101,7 @@ def photo_calibration_l(n: int = PHOTO_CALIBRATION_CROPS, crop: int = 128, worki
     Raises:
         FileNotFoundError: the photos are not there (the message names the folder).
     """
-    from training.photos import load_at_working_size, photo_paths, random_crops
+    from colorize.training.photos import load_at_working_size, photo_paths, random_crops
 
     paths = photo_paths(None, "train")
     pick = np.sort(np.random.default_rng(seed).permutation(len(paths))[:n])
@@ -111,7 +111,7 @@ def photo_calibration_l(n: int = PHOTO_CALIBRATION_CROPS, crop: int = 128, worki
 def photos_available() -> bool:
     """Whether the photos' train split is on this machine (``photo_calibration_l`` can run)."""
     try:
-        from training.photos import photo_paths
+        from colorize.training.photos import photo_paths
 
         photo_paths(None, "train")
     except (FileNotFoundError, ImportError, ValueError):
@@ -176,7 +176,7 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration: n
         dst: where to write the QDQ model.
         calibration: the model's input, float32 [N,C,H,W] or [N,H,W,C]: for our own models model-normalized L
             [N,1,H,W] (H, W multiples of the stride); for another convention what
-            ``engine.model_adapter.ModelAdapter.to_model`` makes of it.
+            ``colorize.model_adapter.ModelAdapter.to_model`` makes of it.
         input_name: the graph's input tensor.
     """
     onnx = require("onnx", "cpu")

@@ -1,12 +1,12 @@
 """Build a serialized TensorRT engine (plan) from an ONNX model, with the TensorRT 10 Python API.
 
-    from export.tensorrt_build import build_plan
+    from colorize.export.tensorrt_build import build_plan
     result = build_plan("model.onnx", "model.plan", precision="fp16")
     result.rebuilt, result.reasons, result.info
 
 Steps: parse the ONNX into a network (TensorRT 10 networks are always explicit-batch; parser
 errors are reported with the failing node's index, name and operator), a builder config with the
-workspace limit and the FP16 flag, one optimization profile (``export.trt_profile.resolve_profile``),
+workspace limit and the FP16 flag, one optimization profile (``colorize.export.trt_profile.resolve_profile``),
 a timing cache loaded from and saved back to a file (so later builds skip tactic timing), then
 ``build_serialized_network``. The plan and its sidecar JSON (``model.plan.json``: TensorRT version,
 GPU, compute capability, precision, profile, ONNX sha256) are written atomically; an existing plan
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from engine.backends.base import require
-from export.trt_plan import (
+from colorize.backends.base import require
+from colorize.export.trt_plan import (
     PRECISIONS,
     BuildTarget,
     PlanInfo,
@@ -39,7 +39,7 @@ from export.trt_plan import (
     sha256_file,
     sidecar_path,
 )
-from export.trt_profile import Profile, onnx_inputs, onnx_stride, resolve_profile
+from colorize.export.trt_profile import Profile, onnx_inputs, onnx_stride, resolve_profile
 
 DEFAULT_WORKSPACE = 4 << 30  # bytes of scratch memory tactics may use
 

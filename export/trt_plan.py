@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.fsutil import atomic_write_bytes, sha256_file  # noqa: F401  (re-exported)
-from export.trt_profile import Profile
+from colorize.fsutil import atomic_write_bytes, sha256_file  # noqa: F401  (re-exported)
+from colorize.export.trt_profile import Profile
 
 #: bump when the build recipe changes so cached plans are rebuilt
 TRT_RECIPE = "trt-build/1"
@@ -148,7 +148,7 @@ def plan_cache_key(target: BuildTarget, workspace_bytes: int) -> dict[str, Any]:
 
 def default_timing_cache(tensorrt_version: str, compute_capability: str) -> Path:
     """One timing cache per TensorRT version and GPU architecture, shared by every build."""
-    from training.paths import cache_dir
+    from colorize.training.paths import cache_dir
 
     cc = compute_capability.replace(".", "")
     return cache_dir() / "tensorrt" / f"timing-trt{tensorrt_version}-sm{cc}.cache"

@@ -1,6 +1,6 @@
 """Swap the residual blocks of a BN-folded ResNet for ones whose tail is a Triton kernel.
 
-After ``export.fold_bn.fold_bn`` a ``BasicBlock`` computes
+After ``colorize.export.fold_bn.fold_bn`` a ``BasicBlock`` computes
 
     out = relu(conv1(x) + b1)              # conv1 has the folded bias
     out = conv2(out) + b2                  # bn2 is Identity
@@ -23,9 +23,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from kernels.conv3x3 import conv3x3_bias_act, pack_conv3x3_weight
-from kernels.residual_epilogue import bias_residual_relu
-from models.resnet import BasicBlock, Bottleneck
+from colorize.kernels.conv3x3 import conv3x3_bias_act, pack_conv3x3_weight
+from colorize.kernels.residual_epilogue import bias_residual_relu
+from colorize.models.resnet import BasicBlock, Bottleneck
 
 MODES = ("epilogue", "conv")
 
@@ -33,7 +33,7 @@ MODES = ("epilogue", "conv")
 def _unbiased(conv: nn.Conv2d) -> tuple[nn.Conv2d, Tensor]:
     """A copy of ``conv`` without its bias, and the bias."""
     if conv.bias is None:
-        raise ValueError("expected a BN-folded conv (with a bias); run export.fold_bn.fold_bn(model) first")
+        raise ValueError("expected a BN-folded conv (with a bias); run colorize.export.fold_bn.fold_bn(model) first")
     plain = nn.Conv2d(
         conv.in_channels,
         conv.out_channels,
@@ -52,7 +52,7 @@ def _unbiased(conv: nn.Conv2d) -> tuple[nn.Conv2d, Tensor]:
 def _check_folded(block: nn.Module, *bns: str) -> None:
     for name in bns:
         if not isinstance(getattr(block, name), nn.Identity):
-            raise ValueError(f"block {type(block).__name__} has an unfolded {name}; run export.fold_bn.fold_bn(model) first")
+            raise ValueError(f"block {type(block).__name__} has an unfolded {name}; run colorize.export.fold_bn.fold_bn(model) first")
 
 
 class TritonConv3x3(nn.Module):

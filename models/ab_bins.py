@@ -9,7 +9,7 @@ distribution over bins keeps the modes apart; the *annealed mean*
 toward the mode (vivid) while staying smooth in space (``T = 1``: the mean,
 ``T -> 0``: the mode). Zhang et al. use ``T = 0.38``.
 
-The grid is square in *normalized* ab' (``engine.image.color.Normalization``):
+The grid is square in *normalized* ab' (``colorize.image.color.Normalization``):
 ``bins_per_axis`` bins over [-1, 1] on each axis, index ``i * n + j`` for the
 a-bin ``i`` and the b-bin ``j``. With the default normalization (ab' = ab / 110)
 and 22 bins per axis a bin is 10 ab units wide, Zhang's grid.

@@ -7,7 +7,7 @@ The JSON records what is needed to rebuild and trust the model:
       "arch": "resnet18-unet",            # registry name
       "arch_kwargs": {"stem": "cifar"},    # create_model(arch, **arch_kwargs)
       "kind": "colorizer",                 # or "classifier"
-      "normalization": {...},              # engine.image.color.Normalization (colorizers)
+      "normalization": {...},              # colorize.image.color.Normalization (colorizers)
       "data": {...},                       # what it was trained on
       "metrics": {...},                    # what it scored
       "weights": {"file": "NAME.safetensors", "sha256": "...", "dtype": "float32"}
@@ -28,9 +28,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from engine.fsutil import atomic_write_bytes, sha256_file  # noqa: F401  (sha256_file re-exported)
-from engine.image.color import DEFAULT_NORMALIZATION, Normalization
-from models._registry import create_model, model_kind
+from colorize.fsutil import atomic_write_bytes, sha256_file  # noqa: F401  (sha256_file re-exported)
+from colorize.image.color import DEFAULT_NORMALIZATION, Normalization
+from colorize.models._registry import create_model, model_kind
 
 FORMAT = "colorize-checkpoint/1"
 

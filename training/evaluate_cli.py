@@ -4,9 +4,9 @@ Prints PSNR (per-image mean and from the mean MSE), SSIM, colorfulness and its
 ratio to the ground truth, and the shipped classifier's accuracy on true-colour,
 gray and colorized images, each beside the gray baseline (keep L, ab = 0).
 
-On ``--photos``, the ``eval`` split of the real photos (``training.photos``) is
+On ``--photos``, the ``eval`` split of the real photos (``colorize.training.photos``) is
 colorized through ``engine.Colorizer`` at full resolution, as ``colorize images``
-does it (``training.photo_eval``); there is no classifier check there.
+does it (``colorize.training.photo_eval``); there is no classifier check there.
 
 Examples:
     colorize evaluate --model resnet18-unet
@@ -21,13 +21,13 @@ import json
 import sys
 from pathlib import Path
 
-from engine.fsutil import atomic_write_text
+from colorize.fsutil import atomic_write_text
 
 DEFAULT_CLASSIFIER = Path(__file__).resolve().parent.parent / "models" / "weights" / "classifiers" / "resnet18-cifar10.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from engine.artifacts.model_ref import SMALL_IMAGE_MAX_SIDE
+    from colorize.artifacts.model_ref import SMALL_IMAGE_MAX_SIDE
 
     parser.add_argument("--model", default="resnet18-unet", help="shipped model name or checkpoint .json (default %(default)s)")
     parser.add_argument("--data", default=None, help="CIFAR-10 folder with test.zip (default: ../shared/data/cifar10)")
@@ -76,9 +76,9 @@ def load_colorizer(model: str):
     Raises:
         ValueError / FileNotFoundError: unknown name, missing file, or an ONNX model (needs a checkpoint).
     """
-    from engine.artifacts.model_ref import resolve_model
-    from models import create_model
-    from models.checkpoint import load_checkpoint, normalization_of
+    from colorize.artifacts.model_ref import resolve_model
+    from colorize.models import create_model
+    from colorize.models.checkpoint import load_checkpoint, normalization_of
 
     ref = resolve_model(model)
     if ref.checkpoint is not None:
@@ -94,12 +94,12 @@ def load_colorizer(model: str):
 
 
 def set_temperature(model, temperature: float) -> None:
-    """Set the annealed-mean temperature of a model with an ab-bins head (``models.ab_bins``).
+    """Set the annealed-mean temperature of a model with an ab-bins head (``colorize.models.ab_bins``).
 
     Raises:
         ValueError: the model has no ab-bins head, or the temperature is not positive.
     """
-    from models.ab_bins import AbBinsHead
+    from colorize.models.ab_bins import AbBinsHead
 
     head = getattr(model, "head", None)
     if not isinstance(head, AbBinsHead):
@@ -109,18 +109,18 @@ def set_temperature(model, temperature: float) -> None:
 
 def photos_main(args: argparse.Namespace) -> int:
     """Through ``engine.Colorizer``: the photos' eval split, or with ``--pipeline`` CIFAR-10 images."""
-    from engine import Colorizer
-    from engine.colorizer import DEFAULT_WORKING_SIZE
-    from training.photo_eval import evaluate_arrays, evaluate_photos
-    from training.photos import photo_paths
+    from colorize import Colorizer
+    from colorize.colorizer import DEFAULT_WORKING_SIZE
+    from colorize.training.photo_eval import evaluate_arrays, evaluate_photos
+    from colorize.training.photos import photo_paths
 
     working = args.working_size or DEFAULT_WORKING_SIZE
     try:
         if args.photos:
             paths = photo_paths(None if args.photos == "default" else args.photos, "eval")
         else:
-            from training.cifar import load_cifar10
-            from training.classify import subset
+            from colorize.training.cifar import load_cifar10
+            from colorize.training.classify import subset
 
             images, labels = load_cifar10(args.split, args.data)
             images, _ = subset(images, labels, args.limit)
@@ -150,7 +150,7 @@ def photos_main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(res, indent=2))
     else:
-        from training.evaluate import format_table
+        from colorize.training.evaluate import format_table
 
         folders = ", ".join(f"{k} {v['model']:.2f}/{v['gray']:.2f} dB" for k, v in res["per_folder"].items())
         print(f"{ref.name} on {res['split']} (working size {working}, gray input: {args.gray})\n"
@@ -163,9 +163,9 @@ def main(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from training.cifar import load_cifar10
-    from training.classify import subset
-    from training.evaluate import evaluate_colorizer, format_table, sample_grid
+    from colorize.training.cifar import load_cifar10
+    from colorize.training.classify import subset
+    from colorize.training.evaluate import evaluate_colorizer, format_table, sample_grid
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -192,7 +192,7 @@ def main(args: argparse.Namespace) -> int:
     classifier = classifier_input = None
     clf_path = args.classifier or (str(DEFAULT_CLASSIFIER) if DEFAULT_CLASSIFIER.is_file() else None)
     if clf_path and clf_path != "none":
-        from models.checkpoint import CheckpointError, load_checkpoint
+        from colorize.models.checkpoint import CheckpointError, load_checkpoint
 
         try:
             classifier, cmeta = load_checkpoint(clf_path)

@@ -4,16 +4,16 @@ Made for a lent GPU machine (its own ``python3``: torch, numpy, pillow, safetens
 openvino or matplotlib is imported, though a curve PNG is drawn when matplotlib happens to be there), and runs the
 same on the CPU:
 
-    python3 -m training.gpu_run --pack packs/photos-256 --minutes 9 --out "$OUT"
+    python3 -m colorize.training.gpu_run --pack packs/photos-256 --minutes 9 --out "$OUT"
 
-1. The photos and the pretrained encoder come from the pack (``training.pack``; checked against its manifest):
+1. The photos and the pretrained encoder come from the pack (``colorize.training.pack``; checked against its manifest):
    ``$COLORIZE_PHOTOS`` and ``$COLORIZE_PRETRAINED`` are pointed at it.
 2. Warm-up: a few steps on a copy of the starting weights measure the step rate (on CUDA after cuDNN has chosen its
    kernels); the starting weights are put back. The one-cycle schedule is sized to the steps that fit in
-   ``--minutes`` at that rate, and re-spanned at each epoch end to the rate measured so far (``training.loop.fit``
+   ``--minutes`` at that rate, and re-spanned at each epoch end to the rate measured so far (``colorize.training.loop.fit``
    with a deadline). An epoch is sized to about ``--epoch-seconds`` of training (more crops per photo), so the
    per-epoch validation and checkpoint cost little.
-3. The run's checkpoint (``model.{json,safetensors}``, fp16 as ``training.ship`` writes it: what comes back from
+3. The run's checkpoint (``model.{json,safetensors}``, fp16 as ``colorize.training.ship`` writes it: what comes back from
    the GPU machine is at most 16 MiB a file, and an fp32 efficientnet_lite0-unet is 18.7 MB), ``metrics.jsonl`` and
    the evaluation on the pack's
    ``eval`` split through ``engine.Colorizer`` (torch backend, FP32, Pillow gray, as ``colorize evaluate --photos``:
@@ -38,8 +38,8 @@ from pathlib import Path
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python3 -m training.gpu_run", description=__doc__.split("\n\n")[0])
-    p.add_argument("--pack", required=True, help="data pack folder (python -m training.pack)")
+    p = argparse.ArgumentParser(prog="python3 -m colorize.training.gpu_run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--pack", required=True, help="data pack folder (python -m colorize.training.pack)")
     p.add_argument("--minutes", type=float, required=True, help="training time budget (minutes, after the warm-up)")
     p.add_argument("--out", default=os.environ.get("OUT") or "runs/gpu-run", help="results folder (default $OUT)")
     p.add_argument("--device", default="auto", help="cpu | cuda | auto (default %(default)s)")
@@ -69,7 +69,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _config(a: argparse.Namespace, run_dir: Path):
-    from training.config import ColorizeConfig
+    from colorize.training.config import ColorizeConfig
 
     return ColorizeConfig(
         out=str(run_dir), arch=a.arch, arch_kwargs={"refine": "convex", "refine_channels": a.refine_channels,
@@ -79,7 +79,7 @@ def _config(a: argparse.Namespace, run_dir: Path):
         photos=str(a.pack), working_size=a.working_size, crop=a.crop, crops_per_image=4, batch_size=a.batch_size,
         lr=a.lr, pct_start=a.pct_start, seed=a.seed, limit_eval=127, device=a.device, workers=a.workers,
         threads=a.threads, epochs=10_000, save_every=0, log_every=20,
-        command="python3 -m training.gpu_run " + " ".join(shlex.quote(x) for x in sys.argv[1:]),
+        command="python3 -m colorize.training.gpu_run " + " ".join(shlex.quote(x) for x in sys.argv[1:]),
     )
 
 
@@ -121,7 +121,7 @@ def measure_step_rate(task, batch_size: int, crop: int, steps: int, untimed: int
 def write_curve(metrics_path: Path, out: Path) -> list[str]:
     """``out/curve.csv`` (step records: step, loss, lr, img/s; epoch records: validation PSNR) and, when matplotlib
     exists, ``out/curve.png``; returns the files written."""
-    from training.loop import read_jsonl
+    from colorize.training.loop import read_jsonl
 
     records = read_jsonl(metrics_path)
     cols = ["kind", "epoch", "step", "loss", "lr", "img_per_s", "train_loss", "val_psnr", "val_psnr_gray"]
@@ -136,7 +136,7 @@ def write_curve(metrics_path: Path, out: Path) -> list[str]:
         import matplotlib  # noqa: F401  (optional: absent on the GPU machine)
     except ImportError:
         return written
-    from training.plots import plot_curves
+    from colorize.training.plots import plot_curves
 
     plot_curves(metrics_path, out / "curve.png")
     return written + ["curve.png"]
@@ -145,9 +145,9 @@ def write_curve(metrics_path: Path, out: Path) -> list[str]:
 def evaluate_run(model_json: Path, pack: Path, working_size: int, limit: int, out: Path) -> dict:
     """The checkpoint on the pack's ``eval`` split through ``engine.Colorizer`` (torch backend, FP32, Pillow gray),
     as ``colorize evaluate --photos`` does; ``out/samples.jpg`` is its gray | ours | truth grid."""
-    from engine import Colorizer
-    from training.photo_eval import evaluate_photos
-    from training.photos import photo_paths
+    from colorize import Colorizer
+    from colorize.training.photo_eval import evaluate_photos
+    from colorize.training.photos import photo_paths
 
     paths = photo_paths(pack, "eval")
     if limit:
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     pack = Path(a.pack).resolve()
-    from training.pack import PRETRAINED_DIR, verify
+    from colorize.training.pack import PRETRAINED_DIR, verify
 
     try:
         manifest = verify(pack)
@@ -177,9 +177,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from training.colorize_train import build_colorizer_run
-    from training.device import device_name
-    from training.loop import fit
+    from colorize.training.colorize_train import build_colorizer_run
+    from colorize.training.device import device_name
+    from colorize.training.loop import fit
 
     if a.threads > 0:
         torch.set_num_threads(a.threads)
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     record = fit(cfg, task, source, labels, workers=a.workers, schedule_steps=schedule, deadline=t0 + budget)
     train_s = time.perf_counter() - t0
     steps = record.get("step", 0)
-    from training.ship import ship
+    from colorize.training.ship import ship
 
     ship(str(run_dir / "model.json"), str(out / "model"), name=f"{cfg.arch}-gpu-run")
     shutil.copyfile(run_dir / "metrics.jsonl", out / "metrics.jsonl")

@@ -62,7 +62,7 @@ def model_l_torch(rgb, method_index, norm, lstar=None):
     ``lstar``."""
     import torch
 
-    from training.lab import rgb_to_lab
+    from colorize.training.lab import rgb_to_lab
 
     if lstar is None:
         lstar = rgb_to_lab(rgb)[:, :1]
@@ -82,7 +82,7 @@ def gray_images(rgb, method: str, norm):
     evaluation: R = G = B = the gray, or keep L* and set ab = 0 for ``lstar``)."""
     import torch
 
-    from training.metrics import gray_baseline
+    from colorize.training.metrics import gray_baseline
 
     check_method(method)
     if method == "lstar":

@@ -14,7 +14,7 @@ schedule, checkpointing and logging:
 * at each epoch end the model is exported as ``OUT/model.{json,safetensors}``
   (fp32, the checkpoint format) and ``OUT/curves.png`` is redrawn.
 
-Devices (``task.device``, default the CPU; ``training.device``): the state is written as CPU tensors and read with
+Devices (``task.device``, default the CPU; ``colorize.training.device``): the state is written as CPU tensors and read with
 ``map_location="cpu"``, so it resumes on either device. On CUDA each epoch's images go to the GPU at once (pinned,
 non-blocking) and batches are cut there; a source of fresh images per epoch prepares the next epoch's in a
 background thread (its resizes in ``workers`` threads) while the GPU trains on this one, and the loss is read back
@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from training.config import TrainConfig
+from colorize.training.config import TrainConfig
 
 STATE_FILE = "state.pt"
 METRICS_FILE = "metrics.jsonl"
@@ -95,7 +95,7 @@ class _EpochImages:
         """Epoch ``epoch``'s images on the device (uint8 [N, H, W, 3]); starts preparing the next one."""
         if not self.per_epoch:
             if self._fixed is None:
-                from training.device import to_device
+                from colorize.training.device import to_device
 
                 self._fixed = to_device(torch.from_numpy(np.ascontiguousarray(self.images)), self.device)
             return self._fixed
@@ -156,7 +156,7 @@ def fit(cfg: TrainConfig, task: Task, images: np.ndarray, labels: np.ndarray, *,
     """Train ``task.model`` on uint8 [N, H, W, 3] ``images``; returns the last epoch record.
 
     ``images`` may also be a source of fresh images per epoch: an object with ``len()`` and
-    ``for_epoch(epoch, workers=1) -> uint8 [N, H, W, 3]`` (``training.photos.PhotoCrops``).
+    ``for_epoch(epoch, workers=1) -> uint8 [N, H, W, 3]`` (``colorize.training.photos.PhotoCrops``).
 
     Args:
         workers: threads that cut a per-epoch source's images (1: in the training thread, as before).
@@ -199,7 +199,7 @@ def fit(cfg: TrainConfig, task: Task, images: np.ndarray, labels: np.ndarray, *,
         metrics_path.unlink()  # a fresh run: stale records from an earlier aborted start
 
     def save_state() -> None:
-        from training.device import to_cpu
+        from colorize.training.device import to_cpu
 
         atomic_torch_save(
             to_cpu({
@@ -282,7 +282,7 @@ def fit(cfg: TrainConfig, task: Task, images: np.ndarray, labels: np.ndarray, *,
         save_state()
         task.export(out / "model", {k: v for k, v in record.items() if k != "kind"})
         try:
-            from training.plots import plot_curves
+            from colorize.training.plots import plot_curves
 
             plot_curves(metrics_path, out / "curves.png")
         except ImportError as e:  # matplotlib is optional for training

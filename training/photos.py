@@ -7,8 +7,8 @@ The split is the one the photos README suggests, free of overlaps:
   duplicates Set14 and BSDS500 train images).
 
 Training sees photos at the scale the pipeline runs them: each is reduced so
-that its long side is the working size (``engine.colorizer.DEFAULT_WORKING_SIZE``,
-the same rule as ``engine.image.resize.working_shape``), then random square crops are
+that its long side is the working size (``colorize.colorizer.DEFAULT_WORKING_SIZE``,
+the same rule as ``colorize.image.resize.working_shape``), then random square crops are
 cut from it.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.paths import repo_root
+from colorize.training.paths import repo_root
 
 ENV_VAR = "COLORIZE_PHOTOS"
 
@@ -42,7 +42,7 @@ def photo_paths(root: str | os.PathLike | None, split: str) -> list[Path]:
         ValueError: an unknown split.
         FileNotFoundError: a folder of the split is missing (named) or holds no image.
     """
-    from training.folder import list_images
+    from colorize.training.folder import list_images
 
     if split not in SPLITS:
         raise ValueError(f"unknown photo split {split!r}; expected one of {', '.join(SPLITS)}")
@@ -63,7 +63,7 @@ def load_at_working_size(path: str | os.PathLike, working_size: int) -> np.ndarr
     """uint8 RGB [h, w, 3] of ``path`` reduced so that its long side is at most ``working_size``."""
     from PIL import Image
 
-    from training.folder import load_rgb
+    from colorize.training.folder import load_rgb
 
     rgb = load_rgb(path)
     h, w = rgb.shape[:2]

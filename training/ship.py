@@ -1,8 +1,8 @@
 """Ship a trained checkpoint into ``models/weights/`` (fp16, <= 32 MB) with its metrics.
 
-    python -m training.ship runs/colorize-resnet18-unet/model.json models/weights/resnet18-unet \\
+    python -m colorize.training.ship runs/colorize-resnet18-unet/model.json models/weights/resnet18-unet \\
         [--metrics eval.json] [--name resnet18-unet]
-    python -m training.ship - models/weights/efficientnet_lite0-unet-photos --update \\
+    python -m colorize.training.ship - models/weights/efficientnet_lite0-unet-photos --update \\
         --metrics photos=photos.json --metrics cifar_model_on_photos=photos-cifar.json
 
 Weights are stored as fp16 safetensors (cast back to fp32 at load); the JSON
@@ -32,7 +32,7 @@ def ship(src: str, dest: str, metrics: dict | None = None, name: str | None = No
     smaller images to (for a model trained on small images enlarged)."""
     import torch
 
-    from models.checkpoint import checkpoint_paths, load_checkpoint, normalization_of, save_checkpoint
+    from colorize.models.checkpoint import checkpoint_paths, load_checkpoint, normalization_of, save_checkpoint
 
     model, meta = load_checkpoint(src)
     extra = {k: v for k, v in meta.items() if k in ("training", "inference")}
@@ -57,7 +57,7 @@ def ship(src: str, dest: str, metrics: dict | None = None, name: str | None = No
 
 def update_metrics(dest: str, metrics: dict) -> Path:
     """Replace the ``metrics`` field of a shipped checkpoint's JSON (weights untouched)."""
-    from models.checkpoint import checkpoint_paths, read_metadata
+    from colorize.models.checkpoint import checkpoint_paths, read_metadata
 
     meta = read_metadata(dest)
     meta["metrics"] = metrics

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.fsutil import atomic_write_text, sha256_file  # noqa: F401  (re-exported)
+from colorize.fsutil import atomic_write_text, sha256_file  # noqa: F401  (re-exported)
 
 ENTRY_FILE = "entry.json"
 FORMAT = "colorize-artifact/1"

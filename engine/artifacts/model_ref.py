@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.backends.base import install_hint
-from engine.image.color import DEFAULT_NORMALIZATION, Normalization
+from colorize.backends.base import install_hint
+from colorize.image.color import DEFAULT_NORMALIZATION, Normalization
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent.parent / "models" / "weights"
 #: ``Engine.load``'s default: the CIFAR-10 colorizer (the name stays valid; a documented contract).
@@ -34,7 +34,7 @@ DEFAULT_PHOTO_MODEL = "efficientnet_lite0-unet-photos"
 #: on photos reduced to 32 px it is about as good; larger, the photo model is better (docs/quality.md).
 SMALL_IMAGE_MODEL = DEFAULT_MODEL
 SMALL_IMAGE_MAX_SIDE = 32
-#: The largest colour strength (``engine.colorizer.check_strength``: the predicted chroma times it).
+#: The largest colour strength (``colorize.colorizer.check_strength``: the predicted chroma times it).
 MAX_COLOUR_STRENGTH = 4.0
 
 
@@ -74,7 +74,7 @@ def _from_checkpoint_json(json_path: Path, name: str | None = None) -> ModelRef:
 
 def _from_onnx(path: Path) -> ModelRef:
     """An exported ONNX file: identity, normalization and stride from its metadata."""
-    from engine.artifacts.onnx_metadata import read_onnx_metadata
+    from colorize.artifacts.onnx_metadata import read_onnx_metadata
 
     meta = read_onnx_metadata(path)
     try:
@@ -99,11 +99,11 @@ def onnx_ref(path: str | os.PathLike) -> ModelRef:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"ONNX model not found: {p}")
-    from engine.artifacts.onnx_metadata import PREFIX, read_props
+    from colorize.artifacts.onnx_metadata import PREFIX, read_props
 
     if PREFIX + "format" in read_props(p):
         return _from_onnx(p)
-    from engine.artifacts.cache import sha256_file
+    from colorize.artifacts.cache import sha256_file
 
     return ModelRef(name=p.stem, arch="onnx", onnx=p, sha256=sha256_file(p), metadata={"total_stride": 1})
 
@@ -138,7 +138,7 @@ def resolve_model(model: str | os.PathLike) -> ModelRef:
         raise FileNotFoundError(f"model path {s!r}: expected an existing .onnx, .json or .safetensors file")
     # An architecture without shipped weights: random init (needs torch to build, and to list the architectures).
     try:
-        from models import list_models, model_kind
+        from colorize.models import list_models, model_kind
     except ImportError:  # no torch: a name that is not shipped is unknown here
         raise ValueError(
             f"unknown model {s!r}; shipped models: {', '.join(shipped_models()) or 'none'}{_did_you_mean(s)}; "

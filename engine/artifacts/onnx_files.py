@@ -2,9 +2,9 @@
 
 * ``source_onnx(ref)``: the FP32-compute ONNX for a model. An ``.onnx`` path or a shipped ``.onnx``
   whose recorded weights sha256 matches the checkpoint is used as it is (no torch). Otherwise the
-  model is exported on first use into the cache (``export.onnx_export``; needs torch, and without
+  model is exported on first use into the cache (``colorize.export.onnx_export``; needs torch, and without
   it a ``MissingDependency`` names the ``torch`` extra).
-* ``int8_onnx(ref)``: static-INT8 QDQ version (``export.quantize``), calibrated on CIFAR-10 train
+* ``int8_onnx(ref)``: static-INT8 QDQ version (``colorize.export.quantize``), calibrated on CIFAR-10 train
   images, cached by the source ONNX's sha256, the quantizer and its version, and the calibration set.
 """
 
@@ -14,9 +14,9 @@ import os
 import warnings
 from pathlib import Path
 
-from engine.artifacts.cache import ArtifactCache, sha256_file
-from engine.artifacts.model_ref import ModelRef
-from engine.backends.base import MissingDependency, require
+from colorize.artifacts.cache import ArtifactCache, sha256_file
+from colorize.artifacts.model_ref import ModelRef
+from colorize.backends.base import MissingDependency, require
 
 #: bump when the export recipe changes, so cached exports are rebuilt
 EXPORT_RECIPE = "onnx-export/1"
@@ -28,7 +28,7 @@ def _usable_shipped_onnx(ref: ModelRef) -> Path | None:
         return None
     if ref.checkpoint is None:  # an .onnx path: it is the model
         return ref.onnx
-    from engine.artifacts.onnx_metadata import read_onnx_metadata
+    from colorize.artifacts.onnx_metadata import read_onnx_metadata
 
     try:
         meta = read_onnx_metadata(ref.onnx)
@@ -64,7 +64,7 @@ def source_onnx(ref: ModelRef, cache: ArtifactCache | None = None) -> Path:
         raise MissingDependency(
             f"model {ref.name!r} has no ONNX file, and exporting it needs torch: {e}"
         ) from None
-    from export.onnx_export import export_onnx, model_identity
+    from colorize.export.onnx_export import export_onnx, model_identity
 
     cache = cache or ArtifactCache()
     key = {
@@ -90,7 +90,7 @@ def shipped_int8(ref: ModelRef, src: Path) -> Path | None:
     candidate = src.with_name(src.stem + ".int8.onnx")
     if not candidate.is_file():
         return None
-    from engine.artifacts.onnx_metadata import read_onnx_metadata, read_props
+    from colorize.artifacts.onnx_metadata import read_onnx_metadata, read_props
 
     try:
         same = read_onnx_metadata(candidate).weights_sha256 == read_onnx_metadata(src).weights_sha256
@@ -106,7 +106,7 @@ def int8_onnx(ref: ModelRef, cache: ArtifactCache | None = None, calibration=Non
 
     Args:
         calibration: model-normalized L [N,1,H,W] in our convention (L' = (L - 50) / 50); default
-            ``export.quantize.calibration_l()`` (CIFAR-10 train), and for a model of another convention
+            ``colorize.export.quantize.calibration_l()`` (CIFAR-10 train), and for a model of another convention
             (``colorize.io``) crops of the photos' train split when they are here. Converted to the model's
             input by its ``ModelIO``. Its identity is part of the cache key.
     """
@@ -115,9 +115,9 @@ def int8_onnx(ref: ModelRef, cache: ArtifactCache | None = None, calibration=Non
     if calibration is None and (shipped := shipped_int8(ref, src)) is not None:
         return shipped  # read without onnxruntime (engine/artifacts/onnx_props.py)
     ort = require("onnxruntime", "cpu")  # quantizing needs it
-    from engine.model_adapter import ModelAdapter
-    from engine.model_io import model_io
-    from export import quantize
+    from colorize.model_adapter import ModelAdapter
+    from colorize.model_io import model_io
+    from colorize.export import quantize
 
     io = model_io(ref)
     adapter = ModelAdapter(io, ref.normalization)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from engine.backends.base import require
-from engine.model_io import ModelIO, ModelIOError
+from colorize.backends.base import require
+from colorize.model_io import ModelIO, ModelIOError
 
 
 def _dims(value_info) -> list[int | str]:
@@ -90,8 +90,8 @@ def probe_onnx_io(io: ModelIO, model: bytes | str | os.PathLike) -> None:
     """
     import numpy as np
 
-    from engine.image.color import DEFAULT_NORMALIZATION
-    from engine.model_adapter import ModelAdapter
+    from colorize.image.color import DEFAULT_NORMALIZATION
+    from colorize.model_adapter import ModelAdapter
 
     ort = require("onnxruntime", "cpu")
     so = ort.SessionOptions()
@@ -117,9 +117,9 @@ def import_onnx(src: str | os.PathLike, dst: str | os.PathLike, io: ModelIO, nam
     """
     from pathlib import Path
 
-    from engine.artifacts.onnx_metadata import OnnxMetadata
-    from engine.fsutil import atomic_write_bytes, sha256_file
-    from engine.image.color import DEFAULT_NORMALIZATION
+    from colorize.artifacts.onnx_metadata import OnnxMetadata
+    from colorize.fsutil import atomic_write_bytes, sha256_file
+    from colorize.image.color import DEFAULT_NORMALIZATION
 
     onnx = require("onnx", "cpu")
     io = check_onnx_io(io, src)

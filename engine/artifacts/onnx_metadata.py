@@ -6,13 +6,13 @@ Keys are prefixed ``colorize.``; values are strings (JSON for the dicts):
     colorize.name            model name ("resnet18-unet")
     colorize.arch            registry architecture
     colorize.arch_kwargs     JSON dict
-    colorize.normalization   JSON engine.image.color.Normalization
+    colorize.normalization   JSON colorize.image.color.Normalization
     colorize.weights_sha256  identity of the weights the graph was exported from
     colorize.total_stride    H and W must be multiples of this
     colorize.weights_dtype   "fp32" or "fp16" (fp16 initializers + Cast)
     colorize.random_init     "true" / "false"
     colorize.min_working_size  the Colorizer enlarges smaller images to this long side (optional, default 0)
-    colorize.io              JSON engine.model_io.ModelIO: the model's I/O convention (optional; none: ours)
+    colorize.io              JSON colorize.model_io.ModelIO: the model's I/O convention (optional; none: ours)
 
 Read with onnxruntime's ``get_modelmeta()`` when installed (cheap), else ``onnx``.
 """
@@ -96,7 +96,7 @@ def read_props(path: str | os.PathLike) -> dict[str, str]:
     Raises:
         ValueError: not a loadable ONNX model (missing, empty, truncated, not ONNX); the message names the file.
     """
-    from engine.artifacts.onnx_props import read_metadata_props
+    from colorize.artifacts.onnx_props import read_metadata_props
 
     try:
         return read_metadata_props(path)

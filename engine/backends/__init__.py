@@ -3,7 +3,7 @@
 Each backend class (see ``engine/backends/base.py``) provides
 ``available() -> str | None``: None when it can run on this machine, else the
 reason it cannot (missing extra, no GPU), and ``precision_unavailable(p)``:
-the same for one precision (bf16 on a CPU without it, from ``engine.cpu``).
+the same for one precision (bf16 on a CPU without it, from ``colorize.cpu``).
 ``auto`` in ``engine/engine.py`` only considers available backends and precisions.
 """
 
@@ -12,12 +12,12 @@ from __future__ import annotations
 import importlib
 
 BACKENDS: dict[str, str] = {
-    "torch": "engine.backends.torch_backend:TorchBackend",
-    "onnxruntime": "engine.backends.onnxruntime_backend:OnnxRuntimeBackend",
-    "onnxruntime-cuda": "engine.backends.onnxruntime_backend:OnnxRuntimeCudaBackend",
-    "openvino": "engine.backends.openvino_backend:OpenVinoBackend",
-    "torch-cuda": "engine.backends.torch_cuda:TorchCudaBackend",
-    "tensorrt": "engine.backends.tensorrt_backend:TensorRTBackend",
+    "torch": "colorize.backends.torch_backend:TorchBackend",
+    "onnxruntime": "colorize.backends.onnxruntime_backend:OnnxRuntimeBackend",
+    "onnxruntime-cuda": "colorize.backends.onnxruntime_backend:OnnxRuntimeCudaBackend",
+    "openvino": "colorize.backends.openvino_backend:OpenVinoBackend",
+    "torch-cuda": "colorize.backends.torch_cuda:TorchCudaBackend",
+    "tensorrt": "colorize.backends.tensorrt_backend:TensorRTBackend",
 }
 
 

@@ -1,6 +1,6 @@
 """The one backend interface (Polygraphy's runner lifecycle, simplified).
 
-A backend is built from a resolved model (``engine.artifacts.model_ref.ModelRef``) and a
+A backend is built from a resolved model (``colorize.artifacts.model_ref.ModelRef``) and a
 precision, runs model-normalized L batches whose H and W are already multiples
 of the model's stride, and is closed when done. ``Engine`` does the input
 checks and the padding, so backends only implement ``_run`` (and optionally

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.artifacts.cache import ArtifactCache, sha256_file
-from engine.artifacts.model_ref import ModelRef
-from engine.artifacts.onnx_files import cpu_cores, int8_onnx, source_onnx
-from engine.backends.base import Backend, BackendError, require
+from colorize.artifacts.cache import ArtifactCache, sha256_file
+from colorize.artifacts.model_ref import ModelRef
+from colorize.artifacts.onnx_files import cpu_cores, int8_onnx, source_onnx
+from colorize.backends.base import Backend, BackendError, require
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 

@@ -29,11 +29,11 @@ import threading
 
 import numpy as np
 
-from engine import cpu
-from engine.artifacts.cache import ArtifactCache, sha256_file
-from engine.artifacts.model_ref import ModelRef
-from engine.artifacts.onnx_files import cpu_cores, int8_onnx, source_onnx
-from engine.backends.base import Backend, BackendError, require
+from colorize import cpu
+from colorize.artifacts.cache import ArtifactCache, sha256_file
+from colorize.artifacts.model_ref import ModelRef
+from colorize.artifacts.onnx_files import cpu_cores, int8_onnx, source_onnx
+from colorize.backends.base import Backend, BackendError, require
 
 _HINTS = {"fp32": "f32", "bf16": "bf16", "int8": None}
 MODES = ("auto", "latency", "throughput")

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.artifacts.model_ref import ModelRef
-from engine.backends.base import Backend, BackendError, require
-from engine.backends.torch_cuda import Tolerance, batch_chunks, cuda_unavailable_reason, parity
+from colorize.artifacts.model_ref import ModelRef
+from colorize.backends.base import Backend, BackendError, require
+from colorize.backends.torch_cuda import Tolerance, batch_chunks, cuda_unavailable_reason, parity
 
 TOLERANCES: dict[str, Tolerance] = {
     # Same budget as the torch-cuda backend: FP16 storage, FP32 accumulation; 2.2 ab units < 1 JND.
@@ -100,10 +100,10 @@ class TensorRTBackend(Backend):
             raise BackendError(f"tensorrt backend unavailable: {reason}")
         trt = require("tensorrt", "trt")
         torch = require("torch", "torch")
-        from engine.artifacts.cache import ArtifactCache
-        from engine.artifacts.onnx_files import source_onnx
-        from export.tensorrt_build import build_target
-        from export.trt_profile import onnx_inputs, onnx_stride, parse_shapes
+        from colorize.artifacts.cache import ArtifactCache
+        from colorize.artifacts.onnx_files import source_onnx
+        from colorize.export.tensorrt_build import build_target
+        from colorize.export.trt_profile import onnx_inputs, onnx_stride, parse_shapes
 
         self.trt, self.torch = trt, torch
         self.onnx = source_onnx(ref, ArtifactCache(cache_dir))
@@ -131,9 +131,9 @@ class TensorRTBackend(Backend):
         self.parity: dict[str, float] | None = self._check() if check else None
 
     def _plan(self, target, plan: str | None, workspace_bytes: int, cache_dir: str | None) -> Path:
-        from engine.artifacts.cache import ArtifactCache
-        from export.tensorrt_build import build_plan
-        from export.trt_plan import plan_cache_key, plan_mismatches, read_plan_info, sha256_file
+        from colorize.artifacts.cache import ArtifactCache
+        from colorize.export.tensorrt_build import build_plan
+        from colorize.export.trt_plan import plan_cache_key, plan_mismatches, read_plan_info, sha256_file
 
         if plan is not None:
             try:

@@ -7,23 +7,23 @@ import warnings
 
 import numpy as np
 
-from engine import cpu
-from engine.artifacts.model_ref import ModelRef
-from engine.backends.base import Backend, BackendError, require
+from colorize import cpu
+from colorize.artifacts.model_ref import ModelRef
+from colorize.backends.base import Backend, BackendError, require
 
 
 def build_torch_model(ref: ModelRef):
     """The eager nn.Module for ``ref`` (checkpoint weights, or random init with a warning)."""
     require("torch", "torch")
     if ref.checkpoint is not None:
-        from models.checkpoint import load_checkpoint
+        from colorize.models.checkpoint import load_checkpoint
 
         model, _ = load_checkpoint(ref.checkpoint)
         return model
     if ref.random_init:
         import torch
 
-        from models import create_model
+        from colorize.models import create_model
 
         warnings.warn(f"model {ref.name!r} has no trained weights here: using a random init (seed 0)", stacklevel=3)
         torch.manual_seed(0)

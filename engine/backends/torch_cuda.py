@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.artifacts.model_ref import ModelRef
-from engine.backends.base import Backend, BackendError, require
+from colorize.artifacts.model_ref import ModelRef
+from colorize.backends.base import Backend, BackendError, require
 
 #: batch-size buckets a CUDA graph is captured for
 BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -121,7 +121,7 @@ def prepare_model(model, precision: str = "fp16", fuse: str | None = None, devic
     """
     import torch
 
-    from export.fold_bn import fold_bn
+    from colorize.export.fold_bn import fold_bn
 
     if precision not in ("fp16", "fp32"):
         raise ValueError(f"precision must be 'fp16' or 'fp32', got {precision!r}")
@@ -130,7 +130,7 @@ def prepare_model(model, precision: str = "fp16", fuse: str | None = None, devic
     folded = fold_bn(model)
     if fuse is not None:
         require("triton", "triton")
-        from kernels.fused_blocks import fuse_residual_blocks
+        from colorize.kernels.fused_blocks import fuse_residual_blocks
 
         fuse_residual_blocks(folded, fuse)
     dtype = torch.float16 if precision == "fp16" else torch.float32
@@ -203,7 +203,7 @@ class TorchCudaBackend(Backend):
         if reason:
             raise BackendError(f"torch-cuda backend unavailable: {reason}")
         torch = require("torch", "torch")
-        from engine.backends.torch_backend import build_torch_model
+        from colorize.backends.torch_backend import build_torch_model
 
         if not buckets or min(buckets) < 1:
             raise ValueError(f"buckets must be positive batch sizes, got {buckets}")

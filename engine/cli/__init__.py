@@ -1,5 +1,5 @@
 """The ``colorize`` command line."""
 
-from engine.cli.main import build_parser, main
+from colorize.cli.main import build_parser, main
 
 __all__ = ["build_parser", "main"]

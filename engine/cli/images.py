@@ -23,7 +23,7 @@
   report and the exit status are the ones of the local run; each Ray actor
   runs the same per-file code on its share of the files.
 
-The job itself is ``engine.job`` (``engine.colorize_folder`` from Python): this
+The job itself is ``colorize.job`` (``engine.colorize_folder`` from Python): this
 module parses and checks the flags, draws the progress bar and prints the
 errors and the summary.
 
@@ -38,8 +38,8 @@ import os
 import sys
 from pathlib import Path
 
-from engine.artifacts.model_ref import MAX_COLOUR_STRENGTH
-from engine.job.plan import REPORT_THUMBNAILS, JobError, Plan, Task, collect_tasks, output_folders  # noqa: F401
+from colorize.artifacts.model_ref import MAX_COLOUR_STRENGTH
+from colorize.job.plan import REPORT_THUMBNAILS, JobError, Plan, Task, collect_tasks, output_folders  # noqa: F401
 
 
 class UsageError(JobError):
@@ -47,12 +47,12 @@ class UsageError(JobError):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from engine.artifacts.model_ref import DEFAULT_PHOTO_MODEL as DEFAULT_MODEL
-    from engine.artifacts.model_ref import SMALL_IMAGE_MAX_SIDE, SMALL_IMAGE_MODEL
-    from engine.backends import BACKENDS
-    from engine.colorizer import DEFAULT_WORKING_SIZE
-    from engine.engine import PRECISIONS
-    from engine.image.io import DEFAULT_MAX_PIXELS
+    from colorize.artifacts.model_ref import DEFAULT_PHOTO_MODEL as DEFAULT_MODEL
+    from colorize.artifacts.model_ref import SMALL_IMAGE_MAX_SIDE, SMALL_IMAGE_MODEL
+    from colorize.backends import BACKENDS
+    from colorize.colorizer import DEFAULT_WORKING_SIZE
+    from colorize.engine import PRECISIONS
+    from colorize.image.io import DEFAULT_MAX_PIXELS
 
     # nargs="*" so that `--ray IN -o OUT` (IN taken as --ray's value) still parses; at least one INPUT is required
     p.usage = "%(prog)s INPUT [INPUT ...] -o OUTDIR [options]"
@@ -150,20 +150,20 @@ def _looks_like_address(value: str) -> bool:
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
-    """The job's plan (``engine.job.make_plan``) from the command line's options.
+    """The job's plan (``colorize.job.make_plan``) from the command line's options.
 
     Raises:
         JobError: missing input, no images found, an output that would overwrite an input.
     """
-    from engine.job.plan import make_plan as plan_job
+    from colorize.job.plan import make_plan as plan_job
 
     return plan_job(args.inputs, args.output, recursive=args.recursive, format=args.format,
                     skip_existing=args.skip_existing, thumbnails=bool(args.report))
 
 
 def job_options(args: argparse.Namespace):
-    """The ``engine.job.JobOptions`` of the command line."""
-    from engine.job.options import JobOptions
+    """The ``colorize.job.JobOptions`` of the command line."""
+    from colorize.job.options import JobOptions
 
     return JobOptions(model=args.model, backend=args.backend, precision=args.precision,
                       working_size=args.working_size, small_model=args.small_model,
@@ -188,17 +188,17 @@ def main(args: argparse.Namespace) -> int:
         print(f"colorize images: error: {e}", file=sys.stderr)
         return 2
     if args.ray is not None:
-        from engine.cli.images_ray import run_on_ray
+        from colorize.cli.images_ray import run_on_ray
 
         return run_on_ray(args, plan)
     return _run_here(args, plan)
 
 
 def _run_here(args: argparse.Namespace, plan: Plan) -> int:
-    from engine.backends.base import BackendError
-    from engine.cli.progress import Progress
-    from engine.cli.runner import print_error
-    from engine.job.run import run_plan
+    from colorize.backends.base import BackendError
+    from colorize.cli.progress import Progress
+    from colorize.cli.runner import print_error
+    from colorize.job.run import run_plan
 
     progress = Progress(len(plan.tasks), enabled=None if not args.quiet else False)
 

@@ -1,6 +1,6 @@
-"""``colorize images --ray [ADDRESS]``: run a planned job on Ray (``engine.job.run_plan``), shown as the local run.
+"""``colorize images --ray [ADDRESS]``: run a planned job on Ray (``colorize.job.run_plan``), shown as the local run.
 
-The plan (``engine.job.make_plan``), the summary, ``--report`` and the exit status are the local run's; the
+The plan (``colorize.job.make_plan``), the summary, ``--report`` and the exit status are the local run's; the
 options mean the same (``--jobs``: decode/encode threads in each actor). Checked on the driver before Ray
 starts: the backend and precision names and the model (a path must exist here, and on every node). Exit
 status 2 also for a missing extra, a cluster that cannot be reached, a pool that does not fit, and a job that
@@ -13,17 +13,17 @@ import argparse
 import sys
 import time
 
-from engine.cli.images import finish, job_options
-from engine.job.plan import Plan
+from colorize.cli.images import finish, job_options
+from colorize.job.plan import Plan
 
 
 def run_on_ray(args: argparse.Namespace, plan: Plan) -> int:
-    from engine.backends.base import MissingDependency
-    from engine.cli.progress import Progress
-    from engine.cli.runner import print_error
-    from engine.job.run import run_plan
-    from engine.ray.cluster import ClusterError
-    from engine.ray.pool import fitting_actors
+    from colorize.backends.base import MissingDependency
+    from colorize.cli.progress import Progress
+    from colorize.cli.runner import print_error
+    from colorize.job.run import run_plan
+    from colorize.ray.cluster import ClusterError
+    from colorize.ray.pool import fitting_actors
 
     def fail(message: str) -> int:
         print(f"colorize images: error: {message}", file=sys.stderr)

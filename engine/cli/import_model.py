@@ -33,7 +33,7 @@ def io_from_args(args: argparse.Namespace):
     fields. Raises ModelIOError naming the field."""
     import dataclasses
 
-    from engine.model_io import ModelIO, ModelIOError, parse_input, parse_output, parse_size, read_io_file
+    from colorize.model_io import ModelIO, ModelIOError, parse_input, parse_output, parse_size, read_io_file
 
     io = read_io_file(args.io) if args.io else None
     if io is None and not (args.input and args.output):
@@ -54,8 +54,8 @@ def io_from_args(args: argparse.Namespace):
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from engine.backends.base import MissingDependency
-    from engine.model_io import ModelIOError
+    from colorize.backends.base import MissingDependency
+    from colorize.model_io import ModelIOError
 
     if not args.out.endswith(".onnx"):
         print(f"colorize import: -o must end in .onnx, got {args.out!r}", file=sys.stderr)
@@ -64,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"colorize import: {args.onnx}: no such file", file=sys.stderr)
         return 2
     try:
-        from engine.artifacts.onnx_io import import_onnx
+        from colorize.artifacts.onnx_io import import_onnx
 
         io = import_onnx(args.onnx, args.out, io_from_args(args), name=args.name)
     except (ModelIOError, MissingDependency) as e:

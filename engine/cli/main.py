@@ -14,14 +14,14 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "images": ("engine.cli.images", "colorize image files and folders"),
-    "train": ("training.cli", "train a classifier or a colorizer"),
-    "evaluate": ("training.evaluate_cli", "measure a colorizer's quality on CIFAR-10 or photos"),
-    "export": ("export.cli", "export a model to ONNX (BN folded, parity-checked)"),
-    "import": ("engine.cli.import_model", "describe an ONNX colorizer of another convention (colorize.io)"),
-    "build": ("export.build_cli", "build a TensorRT engine from an ONNX model"),
-    "bench": ("benchmarks.cli", "benchmark latency and throughput against eager PyTorch"),
-    "serve": ("engine.cli.serve", "serve colorization over HTTP"),
+    "images": ("colorize.cli.images", "colorize image files and folders"),
+    "train": ("colorize.training.cli", "train a classifier or a colorizer"),
+    "evaluate": ("colorize.training.evaluate_cli", "measure a colorizer's quality on CIFAR-10 or photos"),
+    "export": ("colorize.export.cli", "export a model to ONNX (BN folded, parity-checked)"),
+    "import": ("colorize.cli.import_model", "describe an ONNX colorizer of another convention (colorize.io)"),
+    "build": ("colorize.export.build_cli", "build a TensorRT engine from an ONNX model"),
+    "bench": ("colorize.benchmarks.cli", "benchmark latency and throughput against eager PyTorch"),
+    "serve": ("colorize.cli.serve", "serve colorization over HTTP"),
 }
 
 
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="colorize", description="Fast grayscale-to-colour inference for ResNet/U-Net colorizers."
     )
-    from engine import __version__
+    from colorize import __version__
 
     parser.add_argument("--version", action="version", version=f"colorize {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -1,3 +1,3 @@
-"""``colorize images --report``: the gallery page, made by ``engine.job.report`` (names re-exported here)."""
+"""``colorize images --report``: the gallery page, made by ``colorize.job.report`` (names re-exported here)."""
 
-from engine.job.report import THUMB_SIDE, Entry, href, render, thumbnail_uri, write_report  # noqa: F401
+from colorize.job.report import THUMB_SIDE, Entry, href, render, thumbnail_uri, write_report  # noqa: F401

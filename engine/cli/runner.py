@@ -1,11 +1,11 @@
-"""``colorize images`` on this machine: the per-file code is ``engine.job.runner`` (names re-exported here);
+"""``colorize images`` on this machine: the per-file code is ``colorize.job.runner`` (names re-exported here);
 this module only prints what the command line shows."""
 
 from __future__ import annotations
 
 import sys
 
-from engine.job.runner import TaskRunner, failure_reason  # noqa: F401
+from colorize.job.runner import TaskRunner, failure_reason  # noqa: F401
 
 
 def print_error(progress, shown: str, reason: str) -> None:

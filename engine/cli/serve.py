@@ -34,7 +34,7 @@ import sys
 import threading
 from dataclasses import fields
 
-from engine.serve.config import MALLOC_MODES, OUTPUT_FORMATS, ServeConfig
+from colorize.serve.config import MALLOC_MODES, OUTPUT_FORMATS, ServeConfig
 
 _HELP = {
     "host": "address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to the network, and any "
@@ -98,7 +98,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     api_keys = None
     if config.api_key_file is not None:
-        from engine.serve.auth import load_api_keys
+        from colorize.serve.auth import load_api_keys
 
         try:
             api_keys = load_api_keys(config.api_key_file)
@@ -115,16 +115,16 @@ def main(args: argparse.Namespace) -> int:
     # Before the backends start their threads: arenas created earlier are not capped (engine/serve/allocator.py).
     malloc_note = "malloc left as glibc sets it"
     if config.malloc == "tuned":
-        from engine.serve.allocator import configure
+        from colorize.serve.allocator import configure
 
         malloc_note = configure().describe()
 
-    from engine.backends.base import BackendError, MissingDependency, require
+    from colorize.backends.base import BackendError, MissingDependency, require
 
     try:
         uvicorn = require("uvicorn", "serve")
-        from engine.colorizer import Colorizer
-        from engine.serve.service import create_app
+        from colorize.colorizer import Colorizer
+        from colorize.serve.service import create_app
     except MissingDependency as e:
         print(f"colorize serve: {e}", file=sys.stderr)
         return 2
@@ -133,7 +133,7 @@ def main(args: argparse.Namespace) -> int:
                "colour_strength": config.colour_strength}
     if config.working_size is not None:
         options["working_size"] = config.working_size
-    from engine.image import merge
+    from colorize.image import merge
 
     merge.use_compiled()  # a service repays the compiled merge's load: on another thread, while the model loads
     try:

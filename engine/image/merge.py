@@ -10,7 +10,7 @@ stay in cache:
    sRGB-linearization table for 8/16-bit colour.
 2. ``fx = fy + a/500``, ``fz = fy - b/200`` -> X, Z by the inverse companding;
    Y is the input's.
-3. Linear RGB = M⁻¹ · XYZ (sRGB primaries, D65, as ``engine.image.color``).
+3. Linear RGB = M⁻¹ · XYZ (sRGB primaries, D65, as ``colorize.image.color``).
 4. Out-of-gamut pixels are moved toward the gray of the same luminance,
    ``(Y, Y, Y)``, just far enough to fit in [0, 1]. Because the Y row of M sums
    to 1 this keeps Y, hence L, unchanged (plain clipping would not).
@@ -30,8 +30,8 @@ import os
 
 import numpy as np
 
-from engine.image.color import _EPS, _KAPPA, _RGB_TO_XYZ, _WHITE, _XYZ_TO_RGB
-from engine.image.resize import RowUpsampler
+from colorize.image.color import _EPS, _KAPPA, _RGB_TO_XYZ, _WHITE, _XYZ_TO_RGB
+from colorize.image.resize import RowUpsampler
 
 _F32 = np.float32
 _Y_ROW = _RGB_TO_XYZ[1].astype(_F32)  # sums to 1.0
@@ -207,7 +207,7 @@ def compose(pixels: np.ndarray, ab: np.ndarray, out_dtype=np.uint8, *, ab_scale:
     Args:
         pixels: H×W gray or H×W×3 sRGB, uint8/uint16/float in [0, 1]; only its luminance is used.
         ab: float32 [2, h, w]; ``ab * ab_scale`` are a and b in Lab units. When (h, w) is not (H, W)
-            it is enlarged bilinearly on the fly, a band of rows at a time (``engine.image.resize.RowUpsampler``).
+            it is enlarged bilinearly on the fly, a band of rows at a time (``colorize.image.resize.RowUpsampler``).
         out_dtype: uint8, uint16 or a float dtype (sRGB in [0, 1]).
         ab_scale: multiplies ab (the model's normalization scale).
 
@@ -243,14 +243,14 @@ _JIT_M[:, 1] -= _F32(1.0)  # d = linear RGB minus (Y, Y, Y): M's Y column enters
 @functools.cache
 def _import_jit():
     try:
-        from engine.image import merge_jit
+        from colorize.image import merge_jit
     except ImportError:
         return None
     return merge_jit
 
 
 def compiled():
-    """``engine.image.merge_jit`` when it can be used (numba installed, ``COLORIZE_NO_JIT`` unset or 0), else None."""
+    """``colorize.image.merge_jit`` when it can be used (numba installed, ``COLORIZE_NO_JIT`` unset or 0), else None."""
     if os.environ.get("COLORIZE_NO_JIT", "") not in ("", "0"):
         return None
     return _import_jit()

@@ -1,4 +1,4 @@
-"""The full-resolution merge of ``engine.image.merge`` as one compiled loop (numba), for 8-bit images.
+"""The full-resolution merge of ``colorize.image.merge`` as one compiled loop (numba), for 8-bit images.
 
 ``compose`` in ``engine/image/merge.py`` makes about 50 passes of numpy over each band of rows; for 8-bit input
 and output (what ``colorize images`` reads and writes) this module does the same arithmetic per pixel in one
@@ -7,7 +7,7 @@ XYZ -> linear RGB, the move toward the gray of the same luminance for out-of-gam
 through the same 65,536-entry table. The operations and their float32 order are ``_compose_chunk``'s, so the
 two paths agree to a rounding step of the output (tests/engine/test_merge_jit.py).
 
-numba is optional (``pip install ".[cpu]"`` brings it): ``engine.image.merge`` imports this module on
+numba is optional (``pip install ".[cpu]"`` brings it): ``colorize.image.merge`` imports this module on
 first use and stays on numpy without it, or with ``COLORIZE_NO_JIT=1`` in the environment. The loops release the
 GIL, so the pipeline's I/O workers merge in parallel; compiled code is cached on disk (numba's ``cache=True``:
 next to this file, or in the user's cache folder when that is read-only).

@@ -3,7 +3,7 @@
 Rule (``working_shape``): an image whose long side is at most ``working_size``
 runs at its own size (the engine edge-pads it to the model's stride), unless it
 is below ``min_size`` (a model trained on small images enlarged, see
-``engine.colorizer``): then it is enlarged so that its long side is ``min_size``. A larger
+``colorize.colorizer``): then it is enlarged so that its long side is ``min_size``. A larger
 one is scaled so that its long side is ``working_size`` keeping its aspect
 ratio; each side is then rounded to the nearest multiple of the model's stride
 (sides shorter than one stride are rounded to whole pixels, at least 1), so
@@ -13,7 +13,7 @@ L is reduced to the working size with Pillow's float ("F") bilinear resampling,
 antialiased (the filter support grows with the scale). The predicted ab is
 enlarged back with ``RowUpsampler``: the same bilinear result as Pillow's when
 enlarging (smooth, pixel centres aligned), computed a band of rows at a time so
-that ``engine.image.merge`` never stores full-size ab planes. (When stride rounding
+that ``colorize.image.merge`` never stores full-size ab planes. (When stride rounding
 makes a working side slightly larger than the image's, that side is plain
 linear interpolation, without antialiasing.)
 """

@@ -1,6 +1,6 @@
 """The folder job as a library: plan, run (here or on Ray), per-file outcomes, summary.
 
-    from engine.job import colorize_folder
+    from colorize.job import colorize_folder
     summary = colorize_folder(["scans/"], "out/", recursive=True, skip_existing=True)
 
 Modules (each plain data or one step; none imports the command line):
@@ -8,7 +8,7 @@ Modules (each plain data or one step; none imports the command line):
   * ``options``: ``JobOptions``: model, backend, batching, threads, encoding.
   * ``outcome``: ``Outcome`` per file, ``Summary`` of the job (the summary line, the exit status, the report).
   * ``runner``: ``TaskRunner``, ``run_local``: the per-file code on one ``Colorizer`` (Ray's actors run it too).
-  * ``run``: ``run_plan`` (here or ``engine.ray``) and ``colorize_folder``.
+  * ``run``: ``run_plan`` (here or ``colorize.ray``) and ``colorize_folder``.
   * ``report``: the before/after HTML gallery.
 
 Importing this package is cheap (names load on first use) and never imports torch or Ray.
@@ -19,17 +19,17 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
-    "Task": "engine.job.plan",
-    "Plan": "engine.job.plan",
-    "JobError": "engine.job.plan",
-    "make_plan": "engine.job.plan",
-    "JobOptions": "engine.job.options",
-    "Outcome": "engine.job.outcome",
-    "Summary": "engine.job.outcome",
-    "TaskRunner": "engine.job.runner",
-    "run_local": "engine.job.runner",
-    "run_plan": "engine.job.run",
-    "colorize_folder": "engine.job.run",
+    "Task": "colorize.job.plan",
+    "Plan": "colorize.job.plan",
+    "JobError": "colorize.job.plan",
+    "make_plan": "colorize.job.plan",
+    "JobOptions": "colorize.job.options",
+    "Outcome": "colorize.job.outcome",
+    "Summary": "colorize.job.outcome",
+    "TaskRunner": "colorize.job.runner",
+    "run_local": "colorize.job.runner",
+    "run_plan": "colorize.job.run",
+    "colorize_folder": "colorize.job.run",
 }
 
 __all__ = list(_LAZY)
@@ -38,4 +38,4 @@ __all__ = list(_LAZY)
 def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'engine.job' has no attribute {name!r}")
+    raise AttributeError(f"module 'colorize.job' has no attribute {name!r}")

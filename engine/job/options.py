@@ -1,6 +1,6 @@
 """How a folder job runs: the model, its backend, the working size, batching, threads and encoding.
 
-One dataclass for both runners: the local one (``engine.job.runner``) and Ray's (``engine.ray``), whose
+One dataclass for both runners: the local one (``colorize.job.runner``) and Ray's (``colorize.ray``), whose
 actors take these same values (``ColorizeBatch`` arguments). Defaults are the ``colorize images`` ones.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 
-from engine.artifacts.model_ref import DEFAULT_PHOTO_MODEL, SMALL_IMAGE_MAX_SIDE
-from engine.colorizer import DEFAULT_WORKING_SIZE
-from engine.image.io import DEFAULT_MAX_PIXELS
-from engine.job.plan import JobError
+from colorize.artifacts.model_ref import DEFAULT_PHOTO_MODEL, SMALL_IMAGE_MAX_SIDE
+from colorize.colorizer import DEFAULT_WORKING_SIZE
+from colorize.image.io import DEFAULT_MAX_PIXELS
+from colorize.job.plan import JobError
 
 
 @dataclass
@@ -20,7 +20,7 @@ class JobOptions:
     """The options of a folder job (``colorize images`` has a flag of each name)."""
 
     model: str | os.PathLike = DEFAULT_PHOTO_MODEL  # name or path
-    backend: str = "auto"  # engine.backends name, or auto
+    backend: str = "auto"  # colorize.backends name, or auto
     precision: str = "auto"  # fp32, bf16, fp16, int8 or auto
     working_size: int = DEFAULT_WORKING_SIZE  # long side, in px, the model runs at
     small_model: str | os.PathLike | None = "auto"  # the model for tiny images (engine.Colorizer.load)
@@ -29,7 +29,7 @@ class JobOptions:
     jobs: int | None = None  # decode/encode threads (None: min(4, CPUs); on Ray: per actor, its threads)
     quality: int = 95  # JPEG/WebP quality
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are refused (decompression-bomb limit)
-    colour_strength: float = 1.0  # the predicted chroma times this (engine.colorizer.check_strength)
+    colour_strength: float = 1.0  # the predicted chroma times this (colorize.colorizer.check_strength)
 
     def check(self) -> None:
         """Raises ``JobError`` naming the first bad value."""
@@ -39,7 +39,7 @@ class JobOptions:
                 raise JobError(f"{name} must be an integer >= 1, got {value!r}")
         if not isinstance(self.small_max_side, int) or self.small_max_side < 0:
             raise JobError(f"small_max_side must be an integer >= 0, got {self.small_max_side!r}")
-        from engine.colorizer import check_strength
+        from colorize.colorizer import check_strength
 
         try:
             check_strength(self.colour_strength)
@@ -53,5 +53,5 @@ class JobOptions:
         return self.jobs if self.jobs is not None else min(4, os.cpu_count() or 1)
 
     def colorizer_kwargs(self) -> dict:
-        """The ``engine.ray.worker.ColorizeBatch`` arguments (model, backend, ..., jobs)."""
+        """The ``colorize.ray.worker.ColorizeBatch`` arguments (model, backend, ..., jobs)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}

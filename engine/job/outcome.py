@@ -1,6 +1,6 @@
 """What a folder job did: one ``Outcome`` per file tried, and the ``Summary`` of the whole job.
 
-The local runner (``engine.job.runner``) and the Ray driver (``engine.ray.driver``) both return these, so
+The local runner (``colorize.job.runner``) and the Ray driver (``colorize.ray.driver``) both return these, so
 the summary line, the report and the exit status of ``colorize images`` are one code for both.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.job.plan import Plan, Task
+from colorize.job.plan import Plan, Task
 
 
 @dataclass
@@ -29,8 +29,8 @@ class Outcome:
         return self.task.dst
 
     def entry(self):
-        """The report's row for a written file (``engine.job.report.Entry``)."""
-        from engine.job.report import Entry
+        """The report's row for a written file (``colorize.job.report.Entry``)."""
+        from colorize.job.report import Entry
 
         return Entry(self.task.shown, str(self.task.dst), self.before, self.after, self.size)
 
@@ -84,7 +84,7 @@ class Summary(Outcomes):
 
     def describe(self) -> str:
         """The one-line summary ``colorize images`` prints."""
-        from engine.colorizer import runs_small
+        from colorize.colorizer import runs_small
 
         n_ok = len(self.done)
         n_bad = len(self.failed) + (0 if self.cancelled else len(self.not_run))
@@ -106,7 +106,7 @@ class Summary(Outcomes):
                 + (f"; output in {self.plan.out_dir}" if n_ok else "; nothing written"))
 
     def write_report(self, path) -> None:
-        """Write the before/after HTML gallery of this job (``engine.job.report``) to ``path``, atomically."""
-        from engine.job.report import write_report
+        """Write the before/after HTML gallery of this job (``colorize.job.report``) to ``path``, atomically."""
+        from colorize.job.report import write_report
 
         write_report(path, [o.entry() for o in self.done], self.errors, self.describe())

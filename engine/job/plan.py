@@ -91,7 +91,7 @@ def collect_tasks(inputs: Sequence[str | os.PathLike], out_dir: Path, recursive:
     Raises:
         JobError: missing input, an output that would overwrite an input, or two inputs with one output.
     """
-    from engine.image.io import image_extensions
+    from colorize.image.io import image_extensions
 
     suffix = out_suffix(fmt)
     exts = image_extensions()
@@ -137,7 +137,7 @@ def make_plan(
     Raises:
         JobError: as ``collect_tasks``, no input, an output that is not a folder, or no images found.
     """
-    from engine.image.io import remove_stale_tmp
+    from colorize.image.io import remove_stale_tmp
 
     inputs = [os.fspath(i) for i in inputs] if not isinstance(inputs, (str, os.PathLike)) else [os.fspath(inputs)]
     if not inputs:

@@ -20,7 +20,7 @@ from urllib.parse import quote
 import numpy as np
 from PIL import Image
 
-from engine.image.io import Decoded
+from colorize.image.io import Decoded
 
 THUMB_SIDE = 192
 

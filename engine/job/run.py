@@ -1,12 +1,12 @@
 """``colorize_folder``: a whole folder job from Python, here or on Ray.
 
-    from engine import colorize_folder
+    from colorize import colorize_folder
     summary = colorize_folder(["scans/"], "colorized/", recursive=True, skip_existing=True,
                               report="colorized/report.html", progress=lambda o, done, total: print(done, total))
     summary.done, summary.failed, summary.describe(), summary.exit_status
 
-``make_plan`` (``engine.job.plan``) decides what to do; ``run_plan`` runs it on this machine
-(``engine.job.runner.run_local``) or on Ray (``engine.ray.driver.run_plan``); both return a ``Summary`` of
+``make_plan`` (``colorize.job.plan``) decides what to do; ``run_plan`` runs it on this machine
+(``colorize.job.runner.run_local``) or on Ray (``colorize.ray.driver.run_plan``); both return a ``Summary`` of
 ``Outcome`` s. ``colorize images`` is this same path with a command line in front.
 """
 
@@ -15,11 +15,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
-from engine.job.options import DEFAULT_MAX_PIXELS, DEFAULT_PHOTO_MODEL, DEFAULT_WORKING_SIZE, SMALL_IMAGE_MAX_SIDE
-from engine.job.options import JobOptions
-from engine.job.outcome import Outcome, Summary
-from engine.job.plan import Plan, make_plan
-from engine.job.runner import OnOutcome, _Cancel
+from colorize.job.options import DEFAULT_MAX_PIXELS, DEFAULT_PHOTO_MODEL, DEFAULT_WORKING_SIZE, SMALL_IMAGE_MAX_SIDE
+from colorize.job.options import JobOptions
+from colorize.job.outcome import Outcome, Summary
+from colorize.job.plan import Plan, make_plan
+from colorize.job.runner import OnOutcome, _Cancel
 
 
 def run_plan(
@@ -41,10 +41,10 @@ def run_plan(
     options = options or JobOptions()
     options.check()
     if ray is None:
-        from engine.job.runner import run_local
+        from colorize.job.runner import run_local
 
         return run_local(plan, options, on_outcome=on_outcome, report=report, cancel=cancel)
-    from engine.ray.driver import run_plan as run_plan_on_ray
+    from colorize.ray.driver import run_plan as run_plan_on_ray
 
     return run_plan_on_ray(plan, options, address=None if ray == "local" else ray, actors=ray_actors,
                            cpus_per_actor=ray_cpus_per_actor, gpus_per_actor=ray_gpus_per_actor,
@@ -103,10 +103,10 @@ def colorize_folder(
         ``describe()`` (the line ``colorize images`` prints) and ``exit_status``.
 
     Raises:
-        engine.job.JobError: a bad option value, a missing input, no images found, an output that would
+        colorize.job.JobError: a bad option value, a missing input, no images found, an output that would
             overwrite an input (nothing is written).
-        ValueError, FileNotFoundError, ImportError, engine.backends.base.BackendError: the model or backend
-            cannot be loaded. On Ray also ``MissingDependency`` (no Ray) and ``engine.ray.ClusterError``.
+        ValueError, FileNotFoundError, ImportError, colorize.backends.base.BackendError: the model or backend
+            cannot be loaded. On Ray also ``MissingDependency`` (no Ray) and ``colorize.ray.ClusterError``.
         A file that cannot be colorized never raises: it is an ``Outcome`` with ``ok`` False.
     """
     options = JobOptions(model, backend, precision, working_size, small_model, small_max_side, batch_size, jobs,

@@ -5,7 +5,7 @@ thread runs batched inference (``batch_size`` images of the same working shape p
 ``run_local`` runs a whole plan on this machine; each Ray actor (``engine/ray/worker.py``) runs its share
 of the files through the same ``TaskRunner``: both paths run the same code per file.
 
-Every output is written to a temporary file and renamed into place (``engine.image.io.save_image``). A
+Every output is written to a temporary file and renamed into place (``colorize.image.io.save_image``). A
 file that cannot be colorized becomes an ``Outcome`` with its reason; the run goes on.
 
 Cancel: when ``cancel.is_set()`` (a ``threading.Event``, or anything with ``is_set``), no new file is
@@ -20,8 +20,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from engine.job.outcome import Outcome, Outcomes, Summary
-from engine.job.plan import Plan, Task
+from colorize.job.outcome import Outcome, Outcomes, Summary
+from colorize.job.plan import Plan, Task
 
 
 class _Options(Protocol):
@@ -35,7 +35,7 @@ class _Cancel(Protocol):
 
 
 #: A local job of at least this many files merges every image with the compiled merge
-#: (``engine.image.merge.use_compiled``, loaded on a background thread while the model loads): loading it costs about
+#: (``colorize.image.merge.use_compiled``, loaded on a background thread while the model loads): loading it costs about
 #: 0.7 s of CPU, and it saves about 4.5 ms of CPU per 481x321 photo (22.6 against 27.4 ms per photo, whole
 #: pipeline, 2-core Xeon); smaller jobs merge images under 1 MP on numpy.
 COMPILED_MERGE_MIN_FILES = 64
@@ -44,7 +44,7 @@ COMPILED_MERGE_MIN_FILES = 64
 def choose_merge(n_files: int) -> None:
     """Use the compiled merge for every image of a job of ``n_files`` when it is large enough to repay its load."""
     if n_files >= COMPILED_MERGE_MIN_FILES:
-        from engine.image import merge
+        from colorize.image import merge
 
         merge.use_compiled()
 
@@ -54,7 +54,7 @@ OnOutcome = Callable[[Outcome], None]
 
 def failure_reason(e: BaseException) -> str:
     """How a per-file exception is shown: an ``ImageReadError``'s own reason, else its type and message."""
-    from engine.image.io import ImageReadError
+    from colorize.image.io import ImageReadError
 
     return e.reason if isinstance(e, ImageReadError) else f"{type(e).__name__}: {e}"
 
@@ -64,7 +64,7 @@ class TaskRunner(Outcomes):
 
     Args:
         colorizer: the loaded ``engine.Colorizer``.
-        options: ``batch_size``, ``jobs`` and ``quality`` (``engine.job.JobOptions`` or any object with them).
+        options: ``batch_size``, ``jobs`` and ``quality`` (``colorize.job.JobOptions`` or any object with them).
         on_outcome: called with each ``Outcome`` as it comes (on the calling thread).
         report: make before/after thumbnails for tasks whose ``thumbnail`` is set.
         cancel: stop early when ``cancel.is_set()`` (module docstring).
@@ -86,7 +86,7 @@ class TaskRunner(Outcomes):
     def engine_of(self, size: tuple[int, int]) -> str:
         """What runs an image of this size: the small-image model ("resnet18-unet (openvino/int8)") or the main
         engine ("openvino/int8")."""
-        from engine.colorizer import runs_small
+        from colorize.colorizer import runs_small
 
         return self.col.describe_small() if runs_small(size, self.col.small_max_side) else self._engine
 
@@ -102,8 +102,8 @@ class TaskRunner(Outcomes):
         return self.cancel is not None and self.cancel.is_set()
 
     def _finish_one(self, task: Task, prepared, ab) -> Outcome:
-        from engine.image.io import format_for, save_image
-        from engine.job.report import thumbnail_uri
+        from colorize.image.io import format_for, save_image
+        from colorize.job.report import thumbnail_uri
 
         fmt = format_for(task.dst)  # ValueError names the file: Pillow cannot write this format
         out = self.col.finish(prepared, ab)
@@ -203,16 +203,16 @@ def run_local(plan: Plan, options, *, on_outcome: OnOutcome | None = None, repor
     """Run ``plan`` on this machine: load the model once, colorize every task, return the ``Summary``.
 
     Args:
-        plan: from ``engine.job.make_plan``.
-        options: an ``engine.job.JobOptions``.
+        plan: from ``colorize.job.make_plan``.
+        options: an ``colorize.job.JobOptions``.
         on_outcome, report, cancel: as ``TaskRunner``.
 
     Raises:
-        ValueError, FileNotFoundError, ImportError, engine.backends.base.BackendError: the model or backend
+        ValueError, FileNotFoundError, ImportError, colorize.backends.base.BackendError: the model or backend
             cannot be loaded (as ``engine.Colorizer.load``); per-file problems are outcomes, never raised.
     """
-    from engine.colorizer import Colorizer
-    from engine.image.io import DEFAULT_MAX_PIXELS
+    from colorize.colorizer import Colorizer
+    from colorize.image.io import DEFAULT_MAX_PIXELS
 
     if options.max_pixels > DEFAULT_MAX_PIXELS:
         from PIL import Image

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from engine.backends.base import MissingDependency
+from colorize.backends.base import MissingDependency
 
 #: Seconds to wait for a TCP connection to a cluster's address before calling it dead.
 PROBE_TIMEOUT_S = 5.0

@@ -1,9 +1,9 @@
 """Run a planned folder job on Ray and collect what the local run collects.
 
-The driver only plans and collects: the tasks (planned by ``engine.job.make_plan``) become a dataset
+The driver only plans and collects: the tasks (planned by ``colorize.job.make_plan``) become a dataset
 of paths, the actor pool colorizes and writes, and one small status row per file streams back, handed to
-``on_outcome`` as it arrives. ``run_tasks`` returns the same ``engine.job.Outcome`` s as the local
-``engine.job.runner.TaskRunner``, and ``run_plan`` the same ``engine.job.Summary`` as ``run_local``, so the
+``on_outcome`` as it arrives. ``run_tasks`` returns the same ``colorize.job.Outcome`` s as the local
+``colorize.job.runner.TaskRunner``, and ``run_plan`` the same ``colorize.job.Summary`` as ``run_local``, so the
 summary, the report and the exit status are shared.
 
 Faults: a bad file is a row with its reason. An actor or worker process that dies is restarted by Ray and
@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 
 import os
 
-from engine.job.outcome import Outcome, Outcomes, Summary
-from engine.job.plan import Plan, Task, output_folders
-from engine.ray.cluster import Cluster, ClusterError, connect
-from engine.ray.pool import PoolPlan, size_pool
+from colorize.job.outcome import Outcome, Outcomes, Summary
+from colorize.job.plan import Plan, Task, output_folders
+from colorize.ray.cluster import Cluster, ClusterError, connect
+from colorize.ray.pool import PoolPlan, size_pool
 
 
 @dataclass
@@ -68,29 +68,29 @@ def run_tasks(
     worker_class=None,
     **options,
 ) -> RayRun:
-    """Colorize ``tasks`` (``engine.job.Task``) on Ray.
+    """Colorize ``tasks`` (``colorize.job.Task``) on Ray.
 
     Args:
-        tasks: what to do, as planned by ``engine.job.make_plan`` or ``engine.job.plan.collect_tasks``.
+        tasks: what to do, as planned by ``colorize.job.make_plan`` or ``colorize.job.plan.collect_tasks``.
         address: None or "local" for an embedded instance, else a cluster address or "auto"
-            (``engine.ray.cluster.connect``).
-        actors, cpus_per_actor, gpus_per_actor: pool overrides (``engine.ray.pool.size_pool``).
-        progress: anything with ``update()`` (``engine.cli.progress.Progress``), updated once per status row.
+            (``colorize.ray.cluster.connect``).
+        actors, cpus_per_actor, gpus_per_actor: pool overrides (``colorize.ray.pool.size_pool``).
+        progress: anything with ``update()`` (``colorize.cli.progress.Progress``), updated once per status row.
         on_start: called with the cluster and the pool before execution starts.
-        on_outcome: called with each file's ``engine.job.Outcome`` as its row arrives.
-        on_row: called with each status row (a dict of ``engine.ray.worker.STATUS_COLUMNS``) as it arrives.
+        on_outcome: called with each file's ``colorize.job.Outcome`` as its row arrives.
+        on_row: called with each status row (a dict of ``colorize.ray.worker.STATUS_COLUMNS``) as it arrives.
         cancel: stop once ``cancel.is_set()`` (checked as each row arrives): the rows already back are kept,
             the other tasks are ``not_run``, and the actors go with the job.
-        worker_class: the callable class the actors run (``engine.ray.pipeline.colorize_dataset``).
-        **options: ``engine.ray.worker.ColorizeBatch`` arguments (model, backend, precision, working_size, ...).
+        worker_class: the callable class the actors run (``colorize.ray.pipeline.colorize_dataset``).
+        **options: ``colorize.ray.worker.ColorizeBatch`` arguments (model, backend, precision, working_size, ...).
 
     Raises:
         MissingDependency: Ray Data is not installed.
         ClusterError: the cluster cannot be reached or started, or cannot hold one actor of the pool.
     """
-    from engine.image.io import remove_stale_tmp
-    from engine.ray.pipeline import colorize_dataset, files_per_block, tasks_dataset
-    from engine.ray.worker import STATUS_COLUMNS
+    from colorize.image.io import remove_stale_tmp
+    from colorize.ray.pipeline import colorize_dataset, files_per_block, tasks_dataset
+    from colorize.ray.worker import STATUS_COLUMNS
 
     with connect(address) as cluster:
         try:
@@ -148,16 +148,16 @@ def run_tasks(
 
 def check_model_options(options) -> str | os.PathLike | None:
     """What ``Colorizer.load`` would refuse at once, checked on the driver without loading a backend; returns
-    the small-image model (``engine.colorizer.resolve_small_model``), None when there is none.
+    the small-image model (``colorize.colorizer.resolve_small_model``), None when there is none.
 
     Raises:
         ValueError: an unknown backend or precision, or a bad model.
         FileNotFoundError: a model path that does not exist here.
     """
-    from engine.artifacts.model_ref import resolve_model
-    from engine.backends import BACKENDS
-    from engine.colorizer import resolve_small_model
-    from engine.engine import PRECISIONS
+    from colorize.artifacts.model_ref import resolve_model
+    from colorize.backends import BACKENDS
+    from colorize.colorizer import resolve_small_model
+    from colorize.engine import PRECISIONS
 
     if options.backend != "auto" and options.backend not in BACKENDS:
         raise ValueError(f"unknown backend {options.backend!r}; valid: {', '.join(list(BACKENDS) + ['auto'])}")
@@ -182,8 +182,8 @@ def run_plan(
     on_start: Callable[[Cluster, PoolPlan], None] | None = None,
     cancel=None,
 ) -> Summary:
-    """Run ``plan`` (``engine.job.make_plan``) on Ray with ``options`` (``engine.job.JobOptions``) and return
-    the ``engine.job.Summary`` the local run returns (``seconds``: from the start of execution to the last
+    """Run ``plan`` (``colorize.job.make_plan``) on Ray with ``options`` (``colorize.job.JobOptions``) and return
+    the ``colorize.job.Summary`` the local run returns (``seconds``: from the start of execution to the last
     row, Ray's start-up not counted; ``where`` says the nodes and actors).
 
     Raises:
@@ -191,8 +191,8 @@ def run_plan(
         MissingDependency: Ray Data is not installed.
         ClusterError: the cluster cannot be reached or started, or cannot hold one actor of the pool.
     """
-    from engine.artifacts.model_ref import resolve_model
-    from engine.colorizer import model_min_working_size
+    from colorize.artifacts.model_ref import resolve_model
+    from colorize.colorizer import model_min_working_size
 
     small = check_model_options(options)
     if not plan.tasks:  # every output exists (skip_existing): nothing to start Ray for

@@ -2,10 +2,10 @@
 
     tasks_dataset(tasks, files_per_block)      # Dataset of (index, src, dst, thumbnail), one block per chunk
         -> colorize_dataset(ds, pool, ...)     # map_batches(ColorizeBatch) on a fixed actor pool
-        -> rows of engine.ray.worker.STATUS_COLUMNS, streamed back to the driver
+        -> rows of colorize.ray.worker.STATUS_COLUMNS, streamed back to the driver
 
 For a Ray program of your own: build any Dataset with ``src`` and ``dst`` string columns and pass it to
-``colorize_dataset`` (or hand ``engine.ray.worker.ColorizeBatch`` to ``map_batches`` yourself).
+``colorize_dataset`` (or hand ``colorize.ray.worker.ColorizeBatch`` to ``map_batches`` yourself).
 
 A block is the unit Ray schedules and retries: an actor lost mid-run costs at most its blocks in flight,
 which Ray runs again (on the restarted actor or another one); every output is written under a temporary
@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from engine.ray.pool import PoolPlan
+from colorize.ray.pool import PoolPlan
 
 #: Most files per block (one ``ColorizeBatch`` call): the most an actor killed mid-run redoes per block.
 MAX_FILES_PER_BLOCK = 256
@@ -37,7 +37,7 @@ def files_per_block(n_files: int, actors: int, batch_size: int) -> int:
 
 
 def tasks_dataset(tasks: Sequence, files_per_block: int):
-    """A Ray Dataset of ``engine.job.Task`` rows (``index`` = position in ``tasks``), in blocks of
+    """A Ray Dataset of ``colorize.job.Task`` rows (``index`` = position in ``tasks``), in blocks of
     ``files_per_block`` rows, built on the driver from Arrow tables (compact: about the paths' bytes)."""
     import pyarrow as pa
     import ray.data
@@ -66,19 +66,19 @@ def colorize_dataset(ds, pool: PoolPlan | None = None, *, files_per_call: int | 
             blocks up to it, so give the block size of ``ds`` to keep one call per block.
         worker_class: the callable class each actor runs (default ``ColorizeBatch``; a subclass of it, say,
             that also does something with each output).
-        **options: ``engine.ray.worker.ColorizeBatch`` arguments (model, backend, precision, working_size,
+        **options: ``colorize.ray.worker.ColorizeBatch`` arguments (model, backend, precision, working_size,
             max_pixels, quality, batch_size, jobs, threads); ``threads`` defaults to the pool's.
 
     Returns:
-        A lazy ``ray.data.Dataset`` of status rows (``engine.ray.worker.STATUS_COLUMNS``), one per file.
+        A lazy ``ray.data.Dataset`` of status rows (``colorize.ray.worker.STATUS_COLUMNS``), one per file.
     """
     import ray.data
 
-    from engine.ray.worker import ColorizeBatch
+    from colorize.ray.worker import ColorizeBatch
 
     if pool is None:
-        from engine.ray.cluster import alive_nodes
-        from engine.ray.pool import size_pool
+        from colorize.ray.cluster import alive_nodes
+        from colorize.ray.pool import size_pool
 
         pool = size_pool(alive_nodes(), backend=options.get("backend", "auto"))
     options.setdefault("threads", pool.threads)

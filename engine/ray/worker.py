@@ -6,7 +6,7 @@
 
 ``__init__`` loads one ``engine.Colorizer`` per actor (backend ``auto`` by default: on a node with a GPU
 visible to the actor it picks the GPU backend, elsewhere the fastest CPU one). ``__call__`` colorizes a batch
-of files with the code the local ``colorize images`` runs (``engine.job.runner.TaskRunner``: decode, batched
+of files with the code the local ``colorize images`` runs (``colorize.job.runner.TaskRunner``: decode, batched
 inference, merge, encode, temporary file + rename beside the output) and returns one small status row per
 file: pixels never travel through Ray, only paths and status.
 
@@ -24,9 +24,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from engine.artifacts.model_ref import DEFAULT_PHOTO_MODEL, SMALL_IMAGE_MAX_SIDE
-from engine.colorizer import DEFAULT_WORKING_SIZE
-from engine.image.io import DEFAULT_MAX_PIXELS
+from colorize.artifacts.model_ref import DEFAULT_PHOTO_MODEL, SMALL_IMAGE_MAX_SIDE
+from colorize.colorizer import DEFAULT_WORKING_SIZE
+from colorize.image.io import DEFAULT_MAX_PIXELS
 
 #: Columns of the rows ``ColorizeBatch`` returns (thumbnails are data: URIs, or "").
 STATUS_COLUMNS = ("index", "src", "dst", "ok", "error", "width", "height", "before", "after", "node", "pid", "engine")
@@ -49,7 +49,7 @@ def _engine_options(backend: str, threads: int) -> dict:
     """``num_threads`` for backends that take it (``auto`` passes it to each one that does)."""
     if backend == "auto":
         return {"num_threads": threads}
-    from engine.backends import backend_class
+    from colorize.backends import backend_class
 
     return {"num_threads": threads} if "num_threads" in inspect.signature(backend_class(backend)).parameters else {}
 
@@ -82,9 +82,9 @@ class ColorizeBatch:
         jobs: int | None = None,
         colour_strength: float = 1.0,
     ):
-        from engine.artifacts.onnx_files import cpu_cores
-        from engine.colorizer import Colorizer
-        from engine.image import merge
+        from colorize.artifacts.onnx_files import cpu_cores
+        from colorize.colorizer import Colorizer
+        from colorize.image import merge
 
         merge.use_compiled()  # an actor colorizes many files: the compiled merge for all of them
         threads = threads or cpu_cores()
@@ -101,8 +101,8 @@ class ColorizeBatch:
         self.pid = os.getpid()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from engine.job.plan import Task
-        from engine.job.runner import TaskRunner
+        from colorize.job.plan import Task
+        from colorize.job.runner import TaskRunner
 
         srcs, dsts = [str(s) for s in batch["src"]], [str(d) for d in batch["dst"]]
         n = len(srcs)

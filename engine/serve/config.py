@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from engine.artifacts.model_ref import DEFAULT_PHOTO_MODEL, MAX_COLOUR_STRENGTH, SMALL_IMAGE_MAX_SIDE
+from colorize.artifacts.model_ref import DEFAULT_PHOTO_MODEL, MAX_COLOUR_STRENGTH, SMALL_IMAGE_MAX_SIDE
 
 ENV_PREFIX = "COLORIZE_"
 OUTPUT_FORMATS = ("png", "jpeg", "webp")
@@ -41,7 +41,7 @@ class ServeConfig:
     small_model: str = "auto"  # model for images of long side <= small_max_side; "auto": the Colorizer's; "none"
     small_max_side: int = SMALL_IMAGE_MAX_SIDE
     colour_strength: float = 1.0  # the predicted chroma times this; a request's ?strength= overrides it
-    # -- dynamic batching (engine.serve.batcher.DynamicBatcher)
+    # -- dynamic batching (colorize.serve.batcher.DynamicBatcher)
     max_batch_size: int = 8  # images per engine.run
     max_delay_ms: float = 5.0  # longest wait for a batch to fill after its first request
     max_queue_size: int = 64  # requests waiting for the engine; beyond, 503 + Retry-After

@@ -5,7 +5,7 @@ metrics endpoints. With API keys, the bearer security scheme on ``/colorize``
 and ``/metrics`` and their 401; with a per-client cap, the 429 of ``/colorize``.
 
 Plain dictionaries, merged into FastAPI's generated document by
-``engine.serve.service.create_app`` (``openapi_extra`` per route, the
+``colorize.serve.service.create_app`` (``openapi_extra`` per route, the
 ``Problem`` schema under ``components``); nothing here imports fastapi.
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.artifacts.model_ref import MAX_COLOUR_STRENGTH
-from engine.serve.http_io import FORMAT_NAMES, MIME, SNIFFED_TYPES
+from colorize.artifacts.model_ref import MAX_COLOUR_STRENGTH
+from colorize.serve.http_io import FORMAT_NAMES, MIME, SNIFFED_TYPES
 
 PROBLEM_REF = "#/components/schemas/Problem"
 

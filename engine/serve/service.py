@@ -29,7 +29,7 @@ decoding), 415 not an image Pillow can read, 429 + Retry-After over the
 per-client cap, 503 + Retry-After when overloaded, not ready or shutting down,
 504 request timeout, 500 anything else.
 
-Inference goes through ``engine.serve.batcher.DynamicBatcher``: decode and
+Inference goes through ``colorize.serve.batcher.DynamicBatcher``: decode and
 ``Colorizer.prepare`` run in the service's own pool of ``io_threads``
 threads, requests of the same working shape are batched into one
 ``engine.run``, ``finish`` and encoding run in the pool again.
@@ -37,7 +37,7 @@ threads, requests of the same working shape are batched into one
 Memory: ``colorize serve`` sets glibc malloc up first (``engine/serve/allocator.py``:
 two arenas, a fixed mmap threshold), which keeps RSS bounded under sustained
 load (``benchmarks/soak.py``); an application serving ``create_app`` itself
-can call ``engine.serve.allocator.configure()`` before anything starts threads.
+can call ``colorize.serve.allocator.configure()`` before anything starts threads.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations (``Request``), which are
@@ -53,13 +53,13 @@ from typing import Any
 
 import numpy as np
 
-from engine.backends.base import require
-from engine.serve import openapi as api_doc
-from engine.serve.auth import CHALLENGE, CHALLENGE_INVALID, ApiKeys, bearer_token, load_api_keys
-from engine.serve.batcher import BatcherClosed, DynamicBatcher, Overloaded, RequestTimeout, engine_batch_fn
-from engine.serve.config import ServeConfig
-from engine.serve.http_io import MIME, HTTPProblem, choose_format, decode_image, encode_image, image_bytes
-from engine.serve.metrics import CONTENT_TYPE, Registry
+from colorize.backends.base import require
+from colorize.serve import openapi as api_doc
+from colorize.serve.auth import CHALLENGE, CHALLENGE_INVALID, ApiKeys, bearer_token, load_api_keys
+from colorize.serve.batcher import BatcherClosed, DynamicBatcher, Overloaded, RequestTimeout, engine_batch_fn
+from colorize.serve.config import ServeConfig
+from colorize.serve.http_io import MIME, HTTPProblem, choose_format, decode_image, encode_image, image_bytes
+from colorize.serve.metrics import CONTENT_TYPE, Registry
 
 log = logging.getLogger("colorize.serve")
 
@@ -403,8 +403,8 @@ def _strength(value: str | None) -> float | None:
     """``?strength=``: a colour strength for this request (None: the server's ``colour_strength``)."""
     if value is None:
         return None
-    from engine.artifacts.model_ref import MAX_COLOUR_STRENGTH
-    from engine.colorizer import check_strength
+    from colorize.artifacts.model_ref import MAX_COLOUR_STRENGTH
+    from colorize.colorizer import check_strength
 
     try:
         return check_strength(value)

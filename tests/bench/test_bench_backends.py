@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from engine.backends import BACKENDS, backend_class
+from colorize.backends import BACKENDS, backend_class
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def test_engine_run(benchmark, name, shared_cache):
     reason = cls.available()
     if reason:
         pytest.skip(f"{name}: {reason}")
-    from engine.engine import Engine
+    from colorize.engine import Engine
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # random-init weights: speed only

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.colorizer import Colorizer
-from engine.image.color import DEFAULT_NORMALIZATION, lab_to_rgb, rgb_to_lab
-from engine.image.padding import pad_nchw
+from colorize.colorizer import Colorizer
+from colorize.image.color import DEFAULT_NORMALIZATION, lab_to_rgb, rgb_to_lab
+from colorize.image.padding import pad_nchw
 
 SIZE = 256
 

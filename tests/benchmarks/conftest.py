@@ -12,8 +12,8 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from benchmarks.harness import run_benchmark
-from benchmarks.plan import BenchSettings
+from colorize.benchmarks.harness import run_benchmark
+from colorize.benchmarks.plan import BenchSettings
 
 
 class FakeClock:

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from benchmarks.report import load_json, write_json
-from engine.cli import build_parser, main
+from colorize.benchmarks.report import load_json, write_json
+from colorize.cli import build_parser, main
 
 
 def test_bench_is_registered():

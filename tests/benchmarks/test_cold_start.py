@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from benchmarks.cold_start import LABELS, TARGETS, _env, to_markdown
+from colorize.benchmarks.cold_start import LABELS, TARGETS, _env, to_markdown
 
 
 def test_children_get_their_cache_and_write_bytecode(monkeypatch, tmp_path):
@@ -19,7 +19,7 @@ def test_markdown_names_the_cpu_each_figure_and_whether_its_target_is_met():
     report = {"machine": {"cpu": "Test CPU 9000", "physical_cores": 2, "usable_cpus": 2, "isa": {"amx_tile": True}},
               "photo": "examples/astronaut.jpg", "engine": "openvino/int8", "results": results,
               "serve_ready_first_on_images_cache_s": 9.5, "stages_s": {"Colorizer.load": 0.3}}
-    md = to_markdown(report, "python -m benchmarks.cold_start --repeat 1")
+    md = to_markdown(report, "python -m colorize.benchmarks.cold_start --repeat 1")
     assert "Test CPU 9000" in md and "amx_tile" in md and "| Colorizer.load | 0.300 |" in md
     for k in TARGETS:
         row = next(line for line in md.splitlines() if line.startswith(f"| {LABELS[k]} |"))

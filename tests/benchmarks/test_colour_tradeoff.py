@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks import colour_tradeoff
-from models import create_model
-from models.checkpoint import read_metadata, save_checkpoint
-from training.photos import SPLITS
+from colorize.benchmarks import colour_tradeoff
+from colorize.models import create_model
+from colorize.models.checkpoint import read_metadata, save_checkpoint
+from colorize.training.photos import SPLITS
 
 
 @pytest.fixture()

@@ -1,7 +1,7 @@
 import pytest
 from PIL import Image
 
-from benchmarks import e2e
+from colorize.benchmarks import e2e
 
 
 def test_make_folder(tmp_path):

@@ -3,8 +3,8 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from benchmarks import flops  # noqa: E402
-from engine.artifacts.model_ref import ModelRef  # noqa: E402
+from colorize.benchmarks import flops  # noqa: E402
+from colorize.artifacts.model_ref import ModelRef  # noqa: E402
 
 
 class Tiny(nn.Module):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.bench_kernels import percentile, summarize
-from benchmarks.gpu_check import evaluate_targets, markdown
+from colorize.benchmarks.bench_kernels import percentile, summarize
+from colorize.benchmarks.gpu_check import evaluate_targets, markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 

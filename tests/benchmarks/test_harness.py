@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from benchmarks.plan import BenchSettings
+from colorize.benchmarks.plan import BenchSettings
 
 
 def _row(report, backend, precision, batch):
@@ -160,7 +160,7 @@ def test_each_row_is_held_against_the_peak_of_its_own_precision(world):
 def test_int8_peak_probe_runs_matmul_integer():
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    from benchmarks.peak import _onnxruntime_int8, peak_key
+    from colorize.benchmarks.peak import _onnxruntime_int8, peak_key
 
     peak = _onnxruntime_int8(64, 1)
     assert peak.gflops > 0 and "MatMulInteger" in peak.how

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchmarks.layer_profile import main, part_of
+from colorize.benchmarks.layer_profile import main, part_of
 
 
 @pytest.mark.parametrize("name,typ,part", [
@@ -24,7 +24,7 @@ def test_parts(name, typ, part):
 def test_profile_of_a_small_unet(tmp_path, capsys):
     pytest.importorskip("openvino", reason="the profile needs OpenVINO (the cpu extra)")
     torch = pytest.importorskip("torch")
-    from models import create_model
+    from colorize.models import create_model
 
     model = create_model("resnet18-unet-lite", head="bins", refine="convex").eval()
     path = tmp_path / "m.onnx"

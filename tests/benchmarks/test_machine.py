@@ -1,4 +1,4 @@
-from benchmarks.machine import ISA_FLAGS, _cpuinfo, describe_machine, machine_summary
+from colorize.benchmarks.machine import ISA_FLAGS, _cpuinfo, describe_machine, machine_summary
 
 CPUINFO = """processor\t: 0
 model name\t: Fake Xeon 9999

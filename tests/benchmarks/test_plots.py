@@ -1,4 +1,4 @@
-from benchmarks.plots import write_plots
+from colorize.benchmarks.plots import write_plots
 
 
 def test_plot_files_written(fake_report, tmp_path):

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from benchmarks.markdown import END, START, to_markdown, update_readme
-from benchmarks.report import SCHEMA, load_json, validate_report, write_json
+from colorize.benchmarks.markdown import END, START, to_markdown, update_readme
+from colorize.benchmarks.report import SCHEMA, load_json, validate_report, write_json
 
 
 def test_report_validates_and_round_trips(fake_report, tmp_path):

@@ -5,8 +5,8 @@ import json
 import numpy as np
 from PIL import Image
 
-from benchmarks import small_images
-from training.photos import SPLITS
+from colorize.benchmarks import small_images
+from colorize.training.photos import SPLITS
 
 
 def test_shrink_keeps_aspect_and_reaches_the_side():

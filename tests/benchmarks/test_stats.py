@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks.stats import percentile, speedup, summarize
+from colorize.benchmarks.stats import percentile, speedup, summarize
 
 
 def test_percentile_linear_interpolation():

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.image.color import l_to_gray, rgb_to_lab
-from engine.model_io import IMAGENET_STD
+from colorize.image.color import l_to_gray, rgb_to_lab
+from colorize.model_io import IMAGENET_STD
 
 DDCOLOR_W = np.array([[30.0, 20.0, 10.0], [-10.0, -20.0, -10.0]], np.float32)  # a = 60 g - 30, b = 20 - 40 g
 DDCOLOR_B = np.array([-30.0, 20.0], np.float32)

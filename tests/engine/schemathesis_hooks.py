@@ -4,7 +4,7 @@ The document says a request body is an image (``format: binary`` under ``image/p
 JSON Schema cannot constrain further; these strategies make the bytes schemathesis sends for those media types real
 images: small, random pixels, in the modes each format stores. The same strategies fill the multipart ``image`` part
 (schemathesis draws a part's bytes from the strategy of the content type it picks from the document's ``encoding``).
-Every request media type the service declares (``engine.serve.openapi.RAW_REQUEST_TYPES``) must have one here:
+Every request media type the service declares (``colorize.serve.openapi.RAW_REQUEST_TYPES``) must have one here:
 loading these hooks fails, naming it, when one is missing. Negative cases are still generated from the schema (bad
 ``format`` values, missing parts, undeclared content types, methods).
 """
@@ -16,7 +16,7 @@ import schemathesis
 from hypothesis import strategies as st
 from PIL import Image
 
-from engine.serve.openapi import RAW_REQUEST_TYPES
+from colorize.serve.openapi import RAW_REQUEST_TYPES
 
 FORMATS = {
     "image/png": "PNG",

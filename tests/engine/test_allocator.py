@@ -1,4 +1,4 @@
-"""engine.serve.allocator: glibc malloc capped to two arenas before threads start, unless the environment says
+"""colorize.serve.allocator: glibc malloc capped to two arenas before threads start, unless the environment says
 otherwise; its statistics. Each case runs in a fresh interpreter (mallopt changes the whole process)."""
 
 import os
@@ -34,7 +34,7 @@ def _run(code: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 def test_configure_caps_arenas_for_threads_started_after_it():
-    r = _run("from engine.serve.allocator import configure\nprint(configure().describe())\n" + THREADS)
+    r = _run("from colorize.serve.allocator import configure\nprint(configure().describe())\n" + THREADS)
     assert r.returncode == 0, r.stderr
     assert "malloc: M_ARENA_MAX=2, M_MMAP_THRESHOLD=262144" in r.stdout
     arenas = r.stderr.count("Arena ")
@@ -42,7 +42,7 @@ def test_configure_caps_arenas_for_threads_started_after_it():
 
 
 def test_environment_settings_are_left_alone():
-    code = "from engine.serve.allocator import configure\nprint(configure().describe())"
+    code = "from colorize.serve.allocator import configure\nprint(configure().describe())"
     r = _run(code, {"MALLOC_ARENA_MAX": "4"})
     assert r.returncode == 0, r.stderr
     assert "malloc: M_MMAP_THRESHOLD=262144" in r.stdout
@@ -50,7 +50,7 @@ def test_environment_settings_are_left_alone():
 
 
 def test_mallinfo_counts_a_large_allocation():
-    code = ("import numpy as np\nfrom engine.serve.allocator import mallinfo\n"
+    code = ("import numpy as np\nfrom colorize.serve.allocator import mallinfo\n"
             "before = mallinfo()\na = np.ones(64 * 2**20 // 8)\nafter = mallinfo()\n"
             "print(after['mmapped'] + after['in_use'] - before['mmapped'] - before['in_use'])")
     r = _run(code)

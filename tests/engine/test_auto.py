@@ -8,16 +8,16 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from engine import engine as engine_mod
-from engine.backends import BACKENDS, backend_class, openvino_backend
-from engine.backends.openvino_backend import OpenVinoBackend
-from engine.engine import AUTO_ORDER, Engine
-from engine.guard import GuardData
+from colorize import engine as engine_mod
+from colorize.backends import BACKENDS, backend_class, openvino_backend
+from colorize.backends.openvino_backend import OpenVinoBackend
+from colorize.engine import AUTO_ORDER, Engine
+from colorize.guard import GuardData
 
 
 @pytest.fixture(scope="module")
 def onnx_path(tmp_path_factory):
-    from export.onnx_export import export_onnx
+    from colorize.export.onnx_export import export_onnx
 
     d = tmp_path_factory.mktemp("auto")
     with warnings.catch_warnings():
@@ -28,10 +28,10 @@ def onnx_path(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _tiny_data(monkeypatch):
-    from engine import guard
-    from export import quantize
+    from colorize import guard
+    from colorize.export import quantize
 
-    from engine.image.color import DEFAULT_NORMALIZATION, rgb_to_l
+    from colorize.image.color import DEFAULT_NORMALIZATION, rgb_to_l
 
     with np.load(guard.BUNDLED) as z:
         images = z["images"][:16]
@@ -103,7 +103,7 @@ def test_guard_verdict_is_cached_with_the_artifact(onnx_path, shared_cache, monk
     assert [p for p in shared_cache.glob("guard-*") if p.is_dir()]
     calls, loads = [], []
     monkeypatch.setattr(engine_mod, "_padded_runner", lambda *a: calls.append(a) or (lambda l: l))
-    from engine import guard
+    from colorize import guard
 
     monkeypatch.setattr(guard, "guard_source", lambda n=256: "test-16")  # as the patched load_guard_data says
     monkeypatch.setattr(guard, "load_guard_data", lambda n=16: loads.append(n))

@@ -15,10 +15,10 @@ import warnings
 import numpy as np
 import pytest
 
-from engine.backends import backend_class
-from engine.backends.base import MissingDependency
-from engine.engine import Engine
-from engine.guard import GuardData
+from colorize.backends import backend_class
+from colorize.backends.base import MissingDependency
+from colorize.engine import Engine
+from colorize.guard import GuardData
 
 FP32_ATOL = 1e-4
 BF16_REL = 0.05
@@ -36,7 +36,7 @@ CASES = [
 @pytest.fixture(scope="module")
 def model_files(tmp_path_factory, make_bn_checkpoint):
     """A checkpoint, its exported ONNX (fp16 weights, as shipped), and a shared artifact cache."""
-    from export.onnx_export import export_onnx
+    from colorize.export.onnx_export import export_onnx
 
     d = tmp_path_factory.mktemp("backends")
     import torch
@@ -49,8 +49,8 @@ def model_files(tmp_path_factory, make_bn_checkpoint):
 @pytest.fixture(autouse=True)
 def _tiny_data(monkeypatch):
     """16 calibration images and 16 guard images: fast, and no dataset needed."""
-    from engine import guard
-    from export import quantize
+    from colorize import guard
+    from colorize.export import quantize
 
     rng = np.random.default_rng(0)
     tiny = rng.uniform(-1, 1, (16, 1, 32, 32)).astype(np.float32)
@@ -71,7 +71,7 @@ def eager_reference(model_files):
 @pytest.mark.parametrize("backend,precision,rel", CASES)
 def test_backend_matches_eager(model_files, eager_reference, backend, precision, rel):
     missing = backend_class(backend).precision_unavailable(precision)
-    if missing:  # what the CPU reports (engine.cpu), e.g. no bf16 on an AVX2-only CPU
+    if missing:  # what the CPU reports (colorize.cpu), e.g. no bf16 on an AVX2-only CPU
         pytest.skip(f"{backend} {precision}: {missing}")
     ckpt, onnx_path, cache = model_files
     l, want = eager_reference
@@ -115,15 +115,15 @@ sys.meta_path.insert(0, _Block())
 
 def test_onnx_path_never_imports_torch(model_files):
     """Both ONNX backends, every precision, in a subprocess where importing torch fails."""
-    from engine.artifacts.cache import ArtifactCache
-    from engine.artifacts.model_ref import resolve_model
-    from engine.artifacts.onnx_files import int8_onnx
+    from colorize.artifacts.cache import ArtifactCache
+    from colorize.artifacts.model_ref import resolve_model
+    from colorize.artifacts.onnx_files import int8_onnx
 
     _, onnx_path, cache = model_files
     int8_onnx(resolve_model(onnx_path), ArtifactCache(cache))  # built here (tiny calibration), reused there
     code = _NO_TORCH + textwrap.dedent(f"""
         import numpy as np
-        from engine.engine import Engine
+        from colorize.engine import Engine
         l = np.zeros((1, 1, 16, 16), np.float32)
         for b, p in [("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "int8")]:
             with Engine.load({str(onnx_path)!r}, b, p, cache_dir={str(cache)!r}, guard=False) as e:
@@ -138,8 +138,8 @@ def test_onnx_path_never_imports_torch(model_files):
 def test_no_onnx_and_no_torch_names_the_torch_extra(model_files):
     ckpt, _, _ = model_files
     code = _NO_TORCH + textwrap.dedent(f"""
-        from engine.engine import Engine
-        from engine.backends.base import MissingDependency
+        from colorize.engine import Engine
+        from colorize.backends.base import MissingDependency
         try:
             Engine.load({str(ckpt)!r}, "onnxruntime", "fp32")
         except MissingDependency as e:
@@ -176,8 +176,8 @@ def test_onnxruntime_cuda_fallback_to_cpu_is_detected(model_files, monkeypatch):
     """onnxruntime-gpu lists CUDA even without a GPU and silently runs on CPU: must be refused."""
     import onnxruntime as ort
 
-    from engine.backends.base import BackendError
-    from engine.backends.onnxruntime_backend import OnnxRuntimeCudaBackend
+    from colorize.backends.base import BackendError
+    from colorize.backends.onnxruntime_backend import OnnxRuntimeCudaBackend
 
     _, onnx_path, cache = model_files
     if "CUDAExecutionProvider" in ort.get_available_providers():
@@ -192,8 +192,8 @@ def test_onnxruntime_cuda_fallback_to_cpu_is_detected(model_files, monkeypatch):
 def test_shipped_int8_is_used_without_calibration_data(model_files, tmp_path, monkeypatch):
     import shutil
 
-    from engine.artifacts.onnx_metadata import OnnxMetadata, read_props
-    from export import quantize
+    from colorize.artifacts.onnx_metadata import OnnxMetadata, read_props
+    from colorize.export import quantize
 
     _, onnx_path, _ = model_files
     src = shutil.copy(onnx_path, tmp_path / "m.onnx")
@@ -246,7 +246,7 @@ def test_concurrent_calls_from_threads(model_files, backend):
 def test_onnx_next_to_checkpoint_is_used_only_when_its_weights_match(model_files, tmp_path):
     import shutil
 
-    from engine.artifacts.onnx_metadata import OnnxMetadata
+    from colorize.artifacts.onnx_metadata import OnnxMetadata
 
     ckpt, onnx_path, _ = model_files
     json_copy, onnx_copy = tmp_path / ckpt.name, tmp_path / ckpt.with_suffix(".onnx").name
@@ -280,8 +280,8 @@ def test_onnx_next_to_checkpoint_with_other_arch_kwargs_is_not_used(model_files,
     meta = json.loads(json_copy.read_text())
     meta["arch_kwargs"] = {**meta.get("arch_kwargs", {}), "final_channels": 16}
     json_copy.write_text(json.dumps(meta))
-    from engine.artifacts.model_ref import resolve_model
-    from engine.artifacts.onnx_files import _usable_shipped_onnx
+    from colorize.artifacts.model_ref import resolve_model
+    from colorize.artifacts.onnx_files import _usable_shipped_onnx
 
     with pytest.warns(UserWarning, match="ignoring it and exporting from the checkpoint"):
         assert _usable_shipped_onnx(resolve_model(json_copy)) is None

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from engine.serve.batcher import (
+from colorize.serve.batcher import (
     BatcherClosed,
     BatcherError,
     ColorizerBatcher,

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from engine.artifacts.cache import ENTRY_FILE, ArtifactCache, default_cache_root
+from colorize.artifacts.cache import ENTRY_FILE, ArtifactCache, default_cache_root
 
 
 def _builder(calls, text="artifact"):
@@ -97,7 +97,7 @@ def test_concurrent_processes_build_once(tmp_path):
     code = textwrap.dedent(f"""
         import os, time
         from pathlib import Path
-        from engine.artifacts.cache import ArtifactCache
+        from colorize.artifacts.cache import ArtifactCache
         def build(tmp):
             with open({str(tmp_path / "builds.log")!r}, "a") as f:
                 f.write(f"{{os.getpid()}}\\n")

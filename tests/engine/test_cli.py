@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli.main import COMMANDS, build_parser, main
+from colorize.cli.main import COMMANDS, build_parser, main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,7 +31,7 @@ def test_console_script_help():
 
 
 def test_version(capsys):
-    from engine import __version__
+    from colorize import __version__
 
     with pytest.raises(SystemExit) as e:
         main(["--version"])
@@ -51,8 +51,8 @@ def test_help_has_no_rst_markup(command, capsys):
 
 
 def test_importing_engine_and_cli_does_not_import_torch():
-    code = "import sys, engine, engine.cli, engine.image.color, engine.image.padding, engine.artifacts.model_ref, " \
-           "engine.engine; engine.cli.build_parser(); assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, engine, colorize.cli, colorize.image.color, colorize.image.padding, colorize.artifacts.model_ref, " \
+           "colorize.engine; colorize.cli.build_parser(); assert 'torch' not in sys.modules, 'torch imported'"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
 
@@ -62,7 +62,7 @@ def test_images_on_the_samples_with_the_defaults_never_imports_torch(tmp_path):
     backend auto, with an empty artifact cache so that the quality guard runs as well; torch is never imported."""
     pytest.importorskip("onnxruntime")
     out = tmp_path / "out"
-    code = ("import sys; from engine.cli import main; rc = main(sys.argv[1:]); "
+    code = ("import sys; from colorize.cli import main; rc = main(sys.argv[1:]); "
             "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
     env = {**os.environ, "COLORIZE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
     r = subprocess.run([sys.executable, "-c", code, "images", str(REPO / "examples"), "-o", str(out), "-q"],
@@ -92,7 +92,7 @@ def test_unknown_model_without_torch_names_the_shipped_models(tmp_path, name):
         f"    Colorizer.load({name!r})\n"
         "except ValueError as e:\n"
         "    print('API:', e)\n"
-        "from engine.cli import main\n"
+        "from colorize.cli import main\n"
         f"rc = main(['images', {str(REPO / 'examples')!r}, '-o', 'out', '--model', {name!r}])\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "sys.exit(rc)\n"

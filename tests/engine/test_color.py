@@ -5,8 +5,8 @@ import pytest
 import torch
 from skimage.color import lab2rgb, rgb2lab
 
-from engine.image.color import DEFAULT_NORMALIZATION, Normalization, lab_to_rgb, rgb_to_l, rgb_to_lab
-from training import lab as tlab
+from colorize.image.color import DEFAULT_NORMALIZATION, Normalization, lab_to_rgb, rgb_to_l, rgb_to_lab
+from colorize.training import lab as tlab
 
 TOL = 1e-3  # the agreement bound, in Lab units / RGB [0,1] units
 

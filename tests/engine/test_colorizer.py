@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.colorizer import Colorizer
-from engine.image.color import lab_to_rgb, rgb_to_l, rgb_to_lab
-from engine.image.merge import compose, lightness
-from engine.image.resize import working_shape
+from colorize.colorizer import Colorizer
+from colorize.image.color import lab_to_rgb, rgb_to_l, rgb_to_lab
+from colorize.image.merge import compose, lightness
+from colorize.image.resize import working_shape
 
 pytestmark = pytest.mark.filterwarnings("ignore:model .* random init")
 
@@ -199,8 +199,8 @@ def test_bad_inputs_are_clear(col):
 
 
 def test_colorizer_modules_do_not_import_torch():
-    code = ("import sys, engine.colorizer, engine.image.io, engine.image.merge, engine.image.resize, "
-            "engine.cli.report, engine.cli.progress, engine.cli.images; "
+    code = ("import sys, colorize.colorizer, colorize.image.io, colorize.image.merge, colorize.image.resize, "
+            "colorize.cli.report, colorize.cli.progress, colorize.cli.images; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -208,7 +208,7 @@ def test_colorizer_modules_do_not_import_torch():
 
 @pytest.mark.parametrize("small, full", [((18, 32), (135, 240)), ((1, 1), (5, 7)), ((1, 5), (1, 17)), ((4, 96), (37, 1000))])
 def test_row_upsampler_equals_pillow_bilinear_and_fused_merge(small, full):
-    from engine.image.resize import RowUpsampler, resize_plane
+    from colorize.image.resize import RowUpsampler, resize_plane
 
     ab = np.random.default_rng(5).uniform(-1, 1, (2, *small)).astype(np.float32)
     ref = np.stack([resize_plane(c, full) for c in ab])
@@ -255,7 +255,7 @@ def test_small_image_enlarged_for_the_model_output_at_its_size(col):
 
 def test_colour_strength_scales_chroma_and_keeps_luminance(col):
     """strength s: a and b of the output are s times the model's (before gamut clipping), L* is the input's."""
-    from engine.colorizer import check_strength
+    from colorize.colorizer import check_strength
 
     g = _smooth_gray(40, 56, seed=3)
     p = col.prepare(g)

@@ -1,4 +1,4 @@
-"""``engine.cpu``: the one capability probe, and what the backends and ``auto`` do on a CPU without bf16 or VNNI.
+"""``colorize.cpu``: the one capability probe, and what the backends and ``auto`` do on a CPU without bf16 or VNNI.
 
 The faked CPUs (``fake_cpu`` in tests/conftest.py) are the AMD EPYC Zen 3 (AVX2 and FMA only) and an AVX-512 CPU
 with VNNI but no bf16, so their behaviour is exercised on any machine, whatever it has.
@@ -7,10 +7,10 @@ with VNNI but no bf16, so their behaviour is exercised on any machine, whatever 
 import numpy as np
 import pytest
 
-from engine import cpu
-from engine.backends import backend_class
-from engine.backends.base import BackendError
-from engine.engine import Engine
+from colorize import cpu
+from colorize.backends import backend_class
+from colorize.backends.base import BackendError
+from colorize.engine import Engine
 
 ZEN3_CPUINFO = """processor\t: 0
 vendor_id\t: AuthenticAMD
@@ -86,7 +86,7 @@ def test_auto_records_bf16_as_unavailable(fake_cpu):
 def test_auto_on_a_cpu_without_bf16_or_vnni(fake_cpu, monkeypatch):
     """On Zen 3 ``auto`` passes over bf16 with the reason and goes on to the next candidate."""
     pytest.importorskip("openvino")
-    from engine.backends import openvino_backend
+    from colorize.backends import openvino_backend
 
     fake_cpu("zen3")
 

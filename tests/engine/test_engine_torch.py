@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine import Engine
-from models import create_model
+from colorize import Engine
+from colorize.models import create_model
 
 
 def test_engine_torch_matches_model_any_size():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from engine.guard import BUNDLED, TOLERANCE_DB, GuardData, check_quality, guard_source, load_guard_data, mean_psnr
+from colorize.guard import BUNDLED, TOLERANCE_DB, GuardData, check_quality, guard_source, load_guard_data, mean_psnr
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_guard_data_falls_back_to_the_bundled_set(monkeypatch, tmp_path):
 
 def test_guard_source_is_the_loaded_data_s_source():
     try:
-        from training.cifar import resolve_data_dir
+        from colorize.training.cifar import resolve_data_dir
     except ImportError:
         pytest.skip("no training package")
     if not (resolve_data_dir() / "test.zip").is_file():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.image.io import (
+from colorize.image.io import (
     ImageReadError,
     format_for,
     from_pil,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.cli import main
+from colorize.cli import main
 
 pytestmark = pytest.mark.filterwarnings("ignore:model .* random init")
 FAST = ["--backend", "torch", "--working-size", "32", "-q", "--jobs", "2", "--batch-size", "4"]
@@ -34,7 +34,7 @@ def _gray(h, w, seed=0):
 
 
 def _l_of(rgb8):
-    from engine.image.color import rgb_to_l
+    from colorize.image.color import rgb_to_l
 
     return rgb_to_l(np.asarray(rgb8, dtype=np.float64)[..., :3] / 255.0)
 
@@ -76,7 +76,7 @@ def test_folder_mirrors_tree_formats_and_modes(tree, tmp_path, capsys):
     l_in = _l_of(np.repeat(la_in[..., :1], 3, -1))
     assert np.abs(_l_of(rgba_out) - l_in).max() <= 0.5
     g16 = np.asarray(Image.open(tree / "g16.png")).astype(np.float64) / 65535  # 16-bit scaled, not clipped
-    from engine.image.color import rgb_to_l
+    from colorize.image.color import rgb_to_l
 
     assert np.abs(_l_of(np.asarray(Image.open(out / "g16.png"))) - rgb_to_l(np.repeat(g16[..., None], 3, -1))).max() <= 0.5
     assert "colorized 9 of 9 images" in capsys.readouterr().err
@@ -183,16 +183,16 @@ def test_unicode_and_spaces_in_paths_and_report(tmp_path):
 
 
 def test_report_lists_outputs_without_thumbnails_as_links(tmp_path):
-    from engine.cli.report import Entry, render
+    from colorize.cli.report import Entry, render
 
     page = render([Entry("in/a b.png", str(tmp_path / "out" / "a b.png"))], [], "done", page_dir=tmp_path)
     assert "<li>in/a b.png → <a href='out/a%20b.png'>" in page
 
 
 def test_images_help_lists_backends_and_precisions():
-    from engine.backends import BACKENDS
-    from engine.cli import build_parser
-    from engine.engine import PRECISIONS
+    from colorize.backends import BACKENDS
+    from colorize.cli import build_parser
+    from colorize.engine import PRECISIONS
 
     parser = build_parser()
     images = parser._subparsers._group_actions[0].choices["images"]
@@ -248,7 +248,7 @@ def test_killed_run_leaves_no_corrupt_output_and_rerun_completes(tmp_path):
 def test_progress_bar_only_on_a_terminal():
     import io
 
-    from engine.cli.progress import Progress
+    from colorize.cli.progress import Progress
 
     class Tty(io.StringIO):
         def isatty(self):
@@ -270,9 +270,9 @@ def test_summary_names_small_images_run_enlarged(tmp_path, capsys):
     enlarged, writes them at their own size, and the summary line says how many."""
     import torch
 
-    from models import create_model
-    from models.checkpoint import save_checkpoint
-    from training.ship import ship
+    from colorize.models import create_model
+    from colorize.models.checkpoint import save_checkpoint
+    from colorize.training.ship import ship
 
     torch.manual_seed(0)
     src = save_checkpoint(create_model("resnet18-unet-lite"), tmp_path / "run" / "m", arch="resnet18-unet-lite")

@@ -1,4 +1,4 @@
-"""``engine.colorize_folder`` / ``engine.job``: the folder job called from Python (progress, cancel, errors, resume)."""
+"""``engine.colorize_folder`` / ``colorize.job``: the folder job called from Python (progress, cancel, errors, resume)."""
 
 import subprocess
 import sys
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.job import JobError, colorize_folder
+from colorize.job import JobError, colorize_folder
 
 OPTIONS = dict(model="efficientnet_lite0-unet-photos", backend="onnxruntime", precision="fp32", working_size=32, jobs=2)
 
@@ -60,8 +60,8 @@ def test_outcomes_progress_errors_and_report(folder, tmp_path):
 
 
 def test_resume_with_skip_existing_redoes_only_missing_outputs(folder, tmp_path, monkeypatch):
-    from engine.image import merge
-    from engine.job import runner
+    from colorize.image import merge
+    from colorize.job import runner
 
     compiled_for = []  # jobs of COMPILED_MERGE_MIN_FILES files or more merge every image with the compiled merge
     monkeypatch.setattr(runner, "COMPILED_MERGE_MIN_FILES", 3)
@@ -130,9 +130,9 @@ def test_a_job_that_cannot_start_raises_and_writes_nothing(folder, tmp_path):
 
 
 def test_engine_exports_colorize_folder_lazily_and_job_and_ray_never_import_the_cli():
-    code = ("import sys, engine; f = engine.colorize_folder; import engine.job.plan, engine.job.outcome, "
-            "engine.job.runner, engine.job.run, engine.job.report, engine.ray.driver, engine.ray.worker, "
-            "engine.ray.pipeline; bad = [m for m in ('torch', 'ray', 'engine.cli') if m in sys.modules]; "
+    code = ("import sys, engine; f = engine.colorize_folder; import colorize.job.plan, colorize.job.outcome, "
+            "colorize.job.runner, colorize.job.run, colorize.job.report, colorize.ray.driver, colorize.ray.worker, "
+            "colorize.ray.pipeline; bad = [m for m in ('torch', 'ray', 'colorize.cli') if m in sys.modules]; "
             "assert not bad, bad")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        cwd=Path(__file__).resolve().parents[2])

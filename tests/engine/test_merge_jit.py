@@ -8,10 +8,10 @@ fraction of pixels (MAX_DIFFERENT).
 import numpy as np
 import pytest
 
-from engine.image import merge
+from colorize.image import merge
 
 pytest.importorskip("numba")
-from engine.image import merge_jit  # noqa: E402
+from colorize.image import merge_jit  # noqa: E402
 
 MAX_DIFFERENT = 1e-4  # fraction of output values allowed to differ by one code
 

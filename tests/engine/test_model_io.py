@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.colorizer import Colorizer
-from engine.engine import Engine
-from engine.guard import GuardData
-from engine.image.color import DEFAULT_NORMALIZATION
-from engine.image.merge import lightness
-from engine.model_io import ModelIO, ModelIOError, parse_input, parse_output, parse_size
+from colorize.colorizer import Colorizer
+from colorize.engine import Engine
+from colorize.guard import GuardData
+from colorize.image.color import DEFAULT_NORMALIZATION
+from colorize.image.merge import lightness
+from colorize.model_io import ModelIO, ModelIOError, parse_input, parse_output, parse_size
 
 _spec = importlib.util.spec_from_file_location("own_models", Path(__file__).with_name("own_models.py"))
 own = importlib.util.module_from_spec(_spec)
@@ -31,7 +31,7 @@ KINDS = list(own.SPECS)
 
 
 def _import(kind: str, tmp: Path, **build_kw) -> Path:
-    from engine.cli.main import main
+    from colorize.cli.main import main
 
     src, dst = tmp / f"{kind}-src.onnx", tmp / f"{kind}.onnx"
     own.build(kind, src, **build_kw)
@@ -137,7 +137,7 @@ def test_static_model_batches_every_image_at_its_size(models):
         outs = col.colorize_batch([np.full((10, 20), 128, np.uint8), np.full((300, 200), 128, np.uint8)])
     want = own.expected_ab("zhang", np.full((1, 1, 1, 1), lightness(np.full((1, 1), 128, np.uint8))[0, 0]))
     for out in outs:  # a uniform gray: the predicted colour, everywhere
-        from engine.image.color import rgb_to_lab
+        from colorize.image.color import rgb_to_lab
 
         np.testing.assert_allclose(rgb_to_lab(out.astype(np.float32) / 255)[..., 1:].mean((0, 1)),
                                    want.ravel(), atol=1.0)
@@ -146,7 +146,7 @@ def test_static_model_batches_every_image_at_its_size(models):
 # -- import and load errors ------------------------------------------------------------------------------------------
 
 def test_import_writes_the_description_and_the_engine_reads_it(models):
-    from engine.artifacts.onnx_metadata import read_props
+    from colorize.artifacts.onnx_metadata import read_props
 
     props = read_props(models["ddcolor"])
     io = ModelIO.from_json(props["colorize.io"])
@@ -169,7 +169,7 @@ def test_api_takes_a_description_for_a_file_without_one(tmp_path):
 
 
 def test_io_json_file(tmp_path):
-    from engine.cli.main import main
+    from colorize.cli.main import main
 
     src = tmp_path / "z.onnx"
     own.build("zhang", src)
@@ -189,7 +189,7 @@ def test_io_json_file(tmp_path):
     ("deoldify", ["--input", "hsv:0..1", "--output", "rgb:0..1"], "'input'"),
 ])
 def test_import_refuses_a_description_the_graph_contradicts(tmp_path, capfd, kind, args, field):
-    from engine.cli.main import main
+    from colorize.cli.main import main
 
     src = tmp_path / "m.onnx"
     own.build(kind, src)
@@ -214,8 +214,8 @@ def test_wrong_output_channels_fail_at_load(tmp_path):
 
 @pytest.fixture
 def _tiny_data(monkeypatch):
-    from engine import guard
-    from export import quantize
+    from colorize import guard
+    from colorize.export import quantize
 
     rng = np.random.default_rng(0)
     monkeypatch.setattr(quantize, "photos_available", lambda: True)
@@ -244,7 +244,7 @@ def test_onnx_path_of_an_imported_model_never_imports_torch(models):
                     raise ImportError("torch blocked")
         sys.meta_path.insert(0, Block())
         import numpy as np
-        from engine import Colorizer
+        from colorize import Colorizer
         col = Colorizer.load({str(models['deoldify'])!r}, backend="openvino", precision="fp32")
         out = col.colorize(np.full((20, 30), 100, np.uint8))
         assert out.shape == (20, 30, 3) and "torch" not in sys.modules
@@ -258,7 +258,7 @@ def test_onnx_path_of_an_imported_model_never_imports_torch(models):
 def test_colorize_images_runs_an_imported_model(models, tmp_path):
     from PIL import Image
 
-    from engine.cli.main import main
+    from colorize.cli.main import main
 
     (tmp_path / "in").mkdir()
     gray = np.random.default_rng(3).integers(0, 256, (40, 70), dtype=np.uint8)
@@ -272,7 +272,7 @@ def test_colorize_images_runs_an_imported_model(models, tmp_path):
 
 
 def test_our_convention_is_the_identity():
-    from engine.model_adapter import ModelAdapter
+    from colorize.model_adapter import ModelAdapter
 
     adapter = ModelAdapter(ModelIO.native(DEFAULT_NORMALIZATION, 8), DEFAULT_NORMALIZATION)
     l = np.random.default_rng(4).uniform(-1, 1, (2, 1, 16, 24)).astype(np.float32)
@@ -302,8 +302,8 @@ def test_serve_runs_an_imported_model(models):
     from fastapi.testclient import TestClient
     from PIL import Image
 
-    from engine.serve.config import ServeConfig
-    from engine.serve.service import create_app
+    from colorize.serve.config import ServeConfig
+    from colorize.serve.service import create_app
 
     gray = np.random.default_rng(6).integers(0, 256, (30, 50), dtype=np.uint8)
     buf = _io.BytesIO()

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.image.padding import pad_nchw, padded_size
-from models import create_model
+from colorize.image.padding import pad_nchw, padded_size
+from colorize.models import create_model
 
 
 @pytest.mark.parametrize(

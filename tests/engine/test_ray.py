@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.cli import main
+from colorize.cli import main
 
 # Ray reads this once, at import: every Ray process of these tests listens on 127.0.0.1 only.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -70,7 +70,7 @@ def test_embedded_ray_gives_the_files_of_the_local_run(folder, tmp_path, capsys)
 
 
 def test_missing_ray_extra_is_named(folder, tmp_path):
-    code = ("import sys; sys.modules['ray'] = None; from engine.cli import main; "
+    code = ("import sys; sys.modules['ray'] = None; from colorize.cli import main; "
             f"sys.exit(main(['images', {str(folder)!r}, '-o', {str(tmp_path / 'o')!r}, '--ray', '-q']))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 2, r.stderr
@@ -114,7 +114,7 @@ def test_usage_errors_before_ray_starts(folder, tmp_path, capsys):
 
 def test_colorize_folder_on_ray_returns_the_outcomes_of_the_local_run(folder, tmp_path):
     pytest.importorskip("ray.data")
-    from engine import colorize_folder
+    from colorize import colorize_folder
 
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # a PNG signature and nothing else
     options = dict(model="efficientnet_lite0-unet-photos", backend="onnxruntime", precision="fp32", working_size=32,

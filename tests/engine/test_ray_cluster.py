@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.cli import main
+from colorize.cli import main
 
 # Ray reads this once, at import: every Ray process of these tests listens on 127.0.0.1 only.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -90,7 +90,7 @@ def cluster(tmp_path_factory):
 def test_two_live_nodes_listening_on_loopback_only(cluster):
     import ray
 
-    from engine.ray.cluster import connect
+    from colorize.ray.cluster import connect
 
     with connect(cluster.address) as c:
         nodes = [n for n in ray.nodes() if n["Alive"]]
@@ -137,9 +137,9 @@ def test_bad_files_are_named_good_files_written_and_a_rerun_finishes(cluster, tm
 
 
 def test_work_lands_on_both_nodes_and_a_killed_actor_loses_nothing(cluster, tmp_path):
-    from engine.cli.images import collect_tasks
-    from engine.colorizer import Colorizer
-    from engine.ray.driver import run_tasks
+    from colorize.cli.images import collect_tasks
+    from colorize.colorizer import Colorizer
+    from colorize.ray.driver import run_tasks
 
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from engine.ray.pipeline import MAX_FILES_PER_BLOCK, files_per_block
-from engine.ray.pool import RESERVED_CPUS, fitting_actors, size_pool
+from colorize.ray.pipeline import MAX_FILES_PER_BLOCK, files_per_block
+from colorize.ray.pool import RESERVED_CPUS, fitting_actors, size_pool
 
 
 @pytest.mark.parametrize("nodes, cpus, threads, per_node", [

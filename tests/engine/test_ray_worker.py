@@ -1,4 +1,4 @@
-"""``engine.ray.worker.ColorizeBatch`` called in this process, as an actor calls it (no Ray needed)."""
+"""``colorize.ray.worker.ColorizeBatch`` called in this process, as an actor calls it (no Ray needed)."""
 
 import os
 import subprocess
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.cli import main
+from colorize.cli import main
 
 MODEL = ["--model", "efficientnet_lite0-unet-photos", "--backend", "onnxruntime", "--precision", "fp32"]
 OPTIONS = dict(model="efficientnet_lite0-unet-photos", backend="onnxruntime", precision="fp32", working_size=32, batch_size=4)
@@ -26,7 +26,7 @@ def _pixels(path):
 
 def test_batch_rows_and_outputs_match_the_local_run(tmp_path):
     pytest.importorskip("onnxruntime")
-    from engine.ray.worker import STATUS_COLUMNS, ColorizeBatch
+    from colorize.ray.worker import STATUS_COLUMNS, ColorizeBatch
 
     src = tmp_path / "in"
     src.mkdir()
@@ -59,8 +59,8 @@ def test_batch_rows_and_outputs_match_the_local_run(tmp_path):
 
 
 def test_ray_modules_import_neither_ray_nor_torch():
-    code = ("import sys, engine.ray, engine.ray.worker, engine.ray.pipeline, engine.ray.pool, engine.ray.cluster, "
-            "engine.ray.driver, engine.cli.images_ray, engine.cli.runner; "
+    code = ("import sys, colorize.ray, colorize.ray.worker, colorize.ray.pipeline, colorize.ray.pool, colorize.ray.cluster, "
+            "colorize.ray.driver, colorize.cli.images_ray, colorize.cli.runner; "
             "assert 'ray' not in sys.modules, 'ray imported'; assert 'torch' not in sys.modules, 'torch imported'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -21,9 +21,9 @@ uvicorn = pytest.importorskip("uvicorn")
 pytest.importorskip("fastapi")
 from PIL import Image  # noqa: E402
 
-from engine.serve.config import ServeConfig  # noqa: E402
-from engine.serve.metrics import parse_text  # noqa: E402
-from engine.serve.service import create_app  # noqa: E402
+from colorize.serve.config import ServeConfig  # noqa: E402
+from colorize.serve.metrics import parse_text  # noqa: E402
+from colorize.serve.service import create_app  # noqa: E402
 
 WAIT = 20.0  # bound on anything that should happen soon, so a broken test fails instead of hanging
 
@@ -221,7 +221,7 @@ def test_url_encoded_body_that_is_not_an_image_is_415():
                   ("BMP", "image/bmp"), ("TIFF", "image/tiff")],
 )
 def test_sniff_image_type(fmt, mime):
-    from engine.serve.http_io import sniff_image_type
+    from colorize.serve.http_io import sniff_image_type
 
     buf = io.BytesIO()
     Image.fromarray(gray_image(4, 4)).save(buf, format=fmt)
@@ -490,7 +490,7 @@ def test_real_colorizer_batched_matches_unbatched():
     pytest.importorskip("torch")
     import warnings
 
-    from engine.colorizer import Colorizer
+    from colorize.colorizer import Colorizer
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # random init warning: no trained weights in a test checkout

@@ -2,7 +2,7 @@
 
 The app runs on a real uvicorn server on 127.0.0.1 (ephemeral port) with a fake colorizer whose engine can be held
 on a gate, so requests stay in flight for as long as a test needs; every wait is bounded by ``WAIT``. The command
-itself (``python -m engine serve``) runs once, to check that no key reaches its logs.
+itself (``python -m colorize serve``) runs once, to check that no key reaches its logs.
 """
 
 import io
@@ -24,11 +24,11 @@ uvicorn = pytest.importorskip("uvicorn")
 pytest.importorskip("fastapi")
 from PIL import Image  # noqa: E402
 
-from engine.cli import main as cli_main  # noqa: E402
-from engine.serve.auth import ApiKeys, bearer_token, load_api_keys  # noqa: E402
-from engine.serve.config import ServeConfig  # noqa: E402
-from engine.serve.metrics import parse_text  # noqa: E402
-from engine.serve.service import create_app  # noqa: E402
+from colorize.cli import main as cli_main  # noqa: E402
+from colorize.serve.auth import ApiKeys, bearer_token, load_api_keys  # noqa: E402
+from colorize.serve.config import ServeConfig  # noqa: E402
+from colorize.serve.metrics import parse_text  # noqa: E402
+from colorize.serve.service import create_app  # noqa: E402
 
 WAIT = 20.0  # bound on anything that should happen soon, so a broken test fails instead of hanging
 KEY_A = "a-4f9c1e0b7d2a6c3e8f5b1d0a9e7c2b4f"
@@ -355,7 +355,7 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_command_never_logs_a_key(key_file):
-    """``python -m engine serve`` with keys at uvicorn's most verbose level (trace: every connection, every ASGI
+    """``python -m colorize serve`` with keys at uvicorn's most verbose level (trace: every connection, every ASGI
     message): requests with a right key, a wrong one and none; nothing the process writes holds either key."""
     pytest.importorskip("onnxruntime")
     wrong = "w-7d1c9e3b5a0f2e4c6b8a1d3f5e7c9b0a"

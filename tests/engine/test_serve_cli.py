@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from engine.cli import main as cli_main
-from engine.serve.config import ServeConfig
-from engine.serve.metrics import Registry, parse_text
+from colorize.cli import main as cli_main
+from colorize.serve.config import ServeConfig
+from colorize.serve.metrics import Registry, parse_text
 
 
 def test_config_env_then_flags():
@@ -139,13 +139,13 @@ def test_serve_command_end_to_end_and_sigterm():
      (None, "text/html, image/*;q=0.1", "png"), (None, "image/png;q=0, image/webp", "webp"), (None, "  ", "png")],
 )
 def test_choose_format(query, accept, want):
-    from engine.serve.http_io import choose_format
+    from colorize.serve.http_io import choose_format
 
     assert choose_format(query, accept, "png") == want
 
 
 def test_choose_format_refusals():
-    from engine.serve.http_io import HTTPProblem, choose_format
+    from colorize.serve.http_io import HTTPProblem, choose_format
 
     for query in ("bmp", "JPG", " png", ""):  # exactly the documented enum
         with pytest.raises(HTTPProblem) as e:
@@ -158,10 +158,10 @@ def test_choose_format_refusals():
 
 def test_service_modules_do_not_import_torch():
     code = (
-        "import sys, engine.serve.batcher, engine.serve.service, engine.serve.http_io, engine.serve.metrics, "
-        "engine.serve.config, engine.cli.serve\n"
+        "import sys, colorize.serve.batcher, colorize.serve.service, colorize.serve.http_io, colorize.serve.metrics, "
+        "colorize.serve.config, colorize.cli.serve\n"
         "class C:\n    def prepare(self, im): pass\n"
-        "engine.serve.service.create_app(C())\n"
+        "colorize.serve.service.create_app(C())\n"
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

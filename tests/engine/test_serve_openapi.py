@@ -1,6 +1,6 @@
 """`colorize serve`'s OpenAPI document against the live server: what it declares, and schemathesis finding nothing.
 
-The server is the real command (``python -m engine serve``) on 127.0.0.1 with a fast model: the CIFAR
+The server is the real command (``python -m colorize serve``) on 127.0.0.1 with a fast model: the CIFAR
 ``resnet18-unet`` on onnxruntime fp32 at working size 32, and an API key (so the security scheme is tested too:
 schemathesis sends the key, and checks that requests without it are refused).
 """
@@ -36,7 +36,7 @@ def _free_port() -> int:
 
 @contextmanager
 def serve_command(*args: str, env: dict | None = None, ready_s: float = 60):
-    """``python -m engine serve ARGS`` on 127.0.0.1 and a free port; yields (url, process) once /readyz is 200."""
+    """``python -m colorize serve ARGS`` on 127.0.0.1 and a free port; yields (url, process) once /readyz is 200."""
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
@@ -120,7 +120,7 @@ def test_hooks_give_every_declared_request_type_decodable_images():
     from hypothesis import strategies as st
     from PIL import Image
 
-    from engine.serve.openapi import RAW_REQUEST_TYPES
+    from colorize.serve.openapi import RAW_REQUEST_TYPES
 
     hooks = _load_hooks()
     assert set(RAW_REQUEST_TYPES) <= set(hooks.FORMATS)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.artifacts.model_ref import DEFAULT_MODEL, DEFAULT_PHOTO_MODEL, SMALL_IMAGE_MAX_SIDE, SMALL_IMAGE_MODEL
-from engine.colorizer import Colorizer, resolve_small_model
-from engine.image.color import DEFAULT_NORMALIZATION
-from engine.image.merge import lightness
+from colorize.artifacts.model_ref import DEFAULT_MODEL, DEFAULT_PHOTO_MODEL, SMALL_IMAGE_MAX_SIDE, SMALL_IMAGE_MODEL
+from colorize.colorizer import Colorizer, resolve_small_model
+from colorize.image.color import DEFAULT_NORMALIZATION
+from colorize.image.merge import lightness
 
 
 class RecordingEngine:
@@ -41,7 +41,7 @@ def _gray(h: int, w: int) -> np.ndarray:
 
 def _a_of(rgb8: np.ndarray) -> float:
     """Mean CIE a* of an 8-bit RGB image (the sign tells which engine coloured it)."""
-    from engine.image.color import rgb_to_lab
+    from colorize.image.color import rgb_to_lab
 
     return float(rgb_to_lab(rgb8.astype(np.float64) / 255.0)[..., 1].mean())
 

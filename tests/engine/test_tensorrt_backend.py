@@ -5,10 +5,10 @@ import types
 
 import pytest
 
-from engine.backends import backend_class
-from engine.backends.base import BackendError
-from engine.backends.tensorrt_backend import TOLERANCES, TRT_TO_TORCH, TensorRTBackend, probe_shape, torch_dtype
-from export.trt_profile import Profile
+from colorize.backends import backend_class
+from colorize.backends.base import BackendError
+from colorize.backends.tensorrt_backend import TOLERANCES, TRT_TO_TORCH, TensorRTBackend, probe_shape, torch_dtype
+from colorize.export.trt_profile import Profile
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
 
@@ -46,7 +46,7 @@ def test_probe_shape_lies_inside_the_profile():
 @pytest.mark.gpu
 @pytest.mark.skipif(TensorRTBackend.available() is not None, reason=f"needs TensorRT and a GPU: {TensorRTBackend.available()}")
 def test_fp16_plan_matches_onnx_fp32(tmp_path):
-    from engine.artifacts.model_ref import resolve_model
+    from colorize.artifacts.model_ref import resolve_model
 
     with TensorRTBackend(resolve_model("resnet18-unet"), "fp16", cache_dir=str(tmp_path)) as be:
         assert be.parity["max_abs"] <= TOLERANCES["fp16"].max_abs

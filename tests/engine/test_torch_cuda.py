@@ -7,10 +7,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from engine.artifacts.model_ref import resolve_model  # noqa: E402
-from engine.backends import backend_class  # noqa: E402
-from engine.backends.base import BackendError  # noqa: E402
-from engine.backends.torch_cuda import (  # noqa: E402
+from colorize.artifacts.model_ref import resolve_model  # noqa: E402
+from colorize.backends import backend_class  # noqa: E402
+from colorize.backends.base import BackendError  # noqa: E402
+from colorize.backends.torch_cuda import (  # noqa: E402
     BUCKETS,
     TOLERANCES,
     TorchCudaBackend,
@@ -19,7 +19,7 @@ from engine.backends.torch_cuda import (  # noqa: E402
     parity,
     prepare_model,
 )
-from models import create_model  # noqa: E402
+from colorize.models import create_model  # noqa: E402
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
 
@@ -93,7 +93,7 @@ def test_backend_logic_on_cpu_without_graphs(monkeypatch):
     assert y.dtype == np.float32 and y.shape == (3, 2, 8, 16) and y.flags["C_CONTIGUOUS"]
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from engine.backends.torch_backend import build_torch_model
+        from colorize.backends.torch_backend import build_torch_model
 
         expected = build_torch_model(ref)(torch.from_numpy(x)).numpy()
     report = parity(expected, y, TOLERANCES["fp16"], "torch-cuda fp16 on cpu")
@@ -116,7 +116,7 @@ def test_backend_matches_eager_fp32_on_gpu(precision, fuse):
         y = be.run(x)
         # the load-time probe (2 rows at 32x32) and both chunks of 6 rows (4 + 2) use bucket 4
         assert sorted(be._graphs) == [(4, 16, 24), (4, 32, 32)]
-        from engine.backends.torch_backend import build_torch_model
+        from colorize.backends.torch_backend import build_torch_model
 
         with torch.inference_mode():
             expected = build_torch_model(ref).eval()(torch.from_numpy(x)).numpy()

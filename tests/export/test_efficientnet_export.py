@@ -2,7 +2,7 @@
 pretrained checkpoint names them), ONNX with dynamic sizes at parity, INT8 with the softmax paths in float, and the
 engine's ONNX backends against eager FP32.
 
-Tolerances: PARITY_ATOL (export.onnx_export) for the FP32 file; INT8_REL of the reference's max |ab| for INT8, as in
+Tolerances: PARITY_ATOL (colorize.export.onnx_export) for the FP32 file; INT8_REL of the reference's max |ab| for INT8, as in
 tests/export/test_quantize.py (8-bit activations through ~50 quantized convs of a network with random weights).
 """
 
@@ -19,9 +19,9 @@ KW = {"head": "bins", "refine": "convex", "refine_channels": 32}
 
 @pytest.fixture(scope="module")
 def effnet(tmp_path_factory):
-    from export.onnx_export import export_onnx
-    from models import create_model
-    from models.checkpoint import save_checkpoint
+    from colorize.export.onnx_export import export_onnx
+    from colorize.models import create_model
+    from colorize.models.checkpoint import save_checkpoint
 
     d = tmp_path_factory.mktemp("effnet")
     torch.manual_seed(0)
@@ -40,8 +40,8 @@ def effnet(tmp_path_factory):
 
 
 def test_every_batchnorm_folds_under_its_checkpoint_name():
-    from export.fold_bn import count_batchnorms, fold_bn
-    from models import create_model
+    from colorize.export.fold_bn import count_batchnorms, fold_bn
+    from colorize.models import create_model
 
     m = create_model("efficientnet_lite0-unet", **KW).eval()
     folded = fold_bn(m)
@@ -57,7 +57,7 @@ def test_every_batchnorm_folds_under_its_checkpoint_name():
 def test_onnx_has_no_batchnorm_and_matches_eager_at_other_sizes(effnet):
     import onnxruntime as ort
 
-    from export.onnx_export import PARITY_ATOL
+    from colorize.export.onnx_export import PARITY_ATOL
 
     m, report, path = effnet
     assert report.max_abs <= PARITY_ATOL
@@ -75,7 +75,7 @@ def test_quantized_file_loads_and_stays_close(effnet, tmp_path):
     """The static INT8 file itself (every Pad folded into a Conv, so no duplicate DequantizeLinear names)."""
     import onnxruntime as ort
 
-    from export.quantize import quantize_int8
+    from colorize.export.quantize import quantize_int8
 
     m, _, path = effnet
     calib = np.random.default_rng(3).uniform(-1, 1, (8, 1, 64, 64)).astype(np.float32)
@@ -93,8 +93,8 @@ def test_int8_and_fp32_on_the_onnx_backends(effnet, backend):
     """The engine's own INT8 (built from the FP32 file with its calibration) and FP32 against eager FP32."""
     if backend == "openvino":
         pytest.importorskip("openvino")
-    from engine import Engine
-    from export.onnx_export import PARITY_ATOL
+    from colorize import Engine
+    from colorize.export.onnx_export import PARITY_ATOL
 
     m, _, path = effnet
     l = np.random.default_rng(4).uniform(-1, 1, (2, 1, 64, 64)).astype(np.float32)

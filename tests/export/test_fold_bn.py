@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from export.fold_bn import count_batchnorms, fold_bn
-from models import create_model
+from colorize.export.fold_bn import count_batchnorms, fold_bn
+from colorize.models import create_model
 
 # Folding reorders float32 arithmetic; differences are rounding-level.
 ATOL = 1e-4

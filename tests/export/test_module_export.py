@@ -14,8 +14,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from engine.colorizer import Colorizer
-from engine.engine import Engine
+from colorize.colorizer import Colorizer
+from colorize.engine import Engine
 
 NATIVE_AB_ATOL = 0.02  # Lab units
 NATIVE_CODES = 1  # 8-bit RGB
@@ -25,7 +25,7 @@ WRAPPER = textwrap.dedent('''
     import torch
     from torch import nn
 
-    from models import create_model
+    from colorize.models import create_model
 
 
     class GrayRGBToLab(nn.Module):
@@ -53,10 +53,10 @@ def wrapped(tmp_path_factory):
 
     from safetensors.torch import save_file
 
-    from engine.artifacts.model_ref import resolve_model
-    from engine.model_io import ModelIO
-    from export.module_export import export_module
-    from models.checkpoint import load_checkpoint
+    from colorize.artifacts.model_ref import resolve_model
+    from colorize.model_io import ModelIO
+    from colorize.export.module_export import export_module
+    from colorize.models.checkpoint import load_checkpoint
 
     d = tmp_path_factory.mktemp("module")
     (d / "user_colorizer.py").write_text(WRAPPER)
@@ -78,7 +78,7 @@ def wrapped(tmp_path_factory):
 
 def test_export_writes_the_description_and_checks_parity(wrapped):
     path, report = wrapped
-    from engine.artifacts.onnx_metadata import read_props
+    from colorize.artifacts.onnx_metadata import read_props
 
     io = json.loads(read_props(path)["colorize.io"])
     assert (io["input"], io["output"], io["stride"], io["input_name"]) == ("gray_rgb", "ab", 8, "input")
@@ -108,7 +108,7 @@ def test_cli_refuses_weights_that_do_not_fit(tmp_path, capfd, monkeypatch):
     from safetensors.torch import save_file
     import torch
 
-    from engine.cli.main import main
+    from colorize.cli.main import main
 
     (tmp_path / "tiny_user.py").write_text("from torch import nn\n\ndef build():\n    return nn.Conv2d(1, 2, 1)\n")
     monkeypatch.syspath_prepend(str(tmp_path))

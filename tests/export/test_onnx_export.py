@@ -8,10 +8,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from engine.artifacts.model_ref import resolve_model
-from engine.artifacts.onnx_metadata import read_onnx_metadata
-from export import onnx_export
-from export.onnx_export import PARITY_ATOL, ExportError, export_onnx
+from colorize.artifacts.model_ref import resolve_model
+from colorize.artifacts.onnx_metadata import read_onnx_metadata
+from colorize.export import onnx_export
+from colorize.export.onnx_export import PARITY_ATOL, ExportError, export_onnx
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_export_folds_bn_has_metadata_and_passes_checker(exported):
     ref = resolve_model(ckpt)
     assert meta.weights_sha256 == ref.sha256 and meta.total_stride == 8 and meta.arch == "resnet18-unet"
     assert meta.normalization == ref.normalization.to_dict() and meta.weights_dtype == "fp32"
-    from engine.model_io import ModelIO
+    from colorize.model_io import ModelIO
 
     assert ModelIO.from_dict(meta.io) == ModelIO.native(ref.normalization, 8)  # our convention, stated
     assert report.max_abs <= PARITY_ATOL
@@ -88,7 +88,7 @@ def test_export_rejects_bad_arguments(exported, tmp_path):
 
 
 def test_cli_export(tmp_path, capsys):
-    from engine.cli import main
+    from colorize.cli import main
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

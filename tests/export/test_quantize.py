@@ -1,4 +1,4 @@
-"""``export.quantize``: which nodes the static INT8 model quantizes, and what it keeps in float.
+"""``colorize.export.quantize``: which nodes the static INT8 model quantizes, and what it keeps in float.
 
 A bins-head photo colorizer (softmax over ab bins, convex refinement with a softmax over 9 neighbours) keeps its
 softmax paths in float; its trunk is quantized. Tolerance: INT8_REL as in tests/engine/test_backends_onnx.py
@@ -18,9 +18,9 @@ onnx = pytest.importorskip("onnx")
 def bins_convex_onnx(tmp_path_factory):
     import torch
 
-    from export.onnx_export import export_onnx
-    from models import create_model
-    from models.checkpoint import save_checkpoint
+    from colorize.export.onnx_export import export_onnx
+    from colorize.models import create_model
+    from colorize.models.checkpoint import save_checkpoint
 
     d = tmp_path_factory.mktemp("quantize")
     torch.manual_seed(0)
@@ -42,7 +42,7 @@ def _consumers(graph):
 
 
 def test_softmax_paths_stay_float_and_the_trunk_is_int8(bins_convex_onnx, tmp_path):
-    from export.quantize import float_nodes, quantize_int8
+    from colorize.export.quantize import float_nodes, quantize_int8
 
     src = onnx.load(str(bins_convex_onnx))
     keep = set(float_nodes(src.graph))
@@ -82,10 +82,10 @@ def test_softmax_paths_stay_float_and_the_trunk_is_int8(bins_convex_onnx, tmp_pa
 def test_a_regression_head_keeps_nothing_in_float(tmp_path):
     import torch
 
-    from export.onnx_export import export_onnx
-    from export.quantize import float_nodes
-    from models import create_model
-    from models.checkpoint import save_checkpoint
+    from colorize.export.onnx_export import export_onnx
+    from colorize.export.quantize import float_nodes
+    from colorize.models import create_model
+    from colorize.models.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     ckpt = save_checkpoint(create_model("resnet18-unet").eval(), tmp_path / "m", arch="resnet18-unet")

@@ -14,9 +14,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-import export.tensorrt_build as tb
-from engine.cli import main as cli_main
-from export.trt_plan import read_plan_info, sidecar_path
+import colorize.export.tensorrt_build as tb
+from colorize.cli import main as cli_main
+from colorize.export.trt_plan import read_plan_info, sidecar_path
 
 SUPPORTED_OPS = {"Conv", "Relu", "Add"}
 
@@ -255,7 +255,7 @@ def test_cli_dry_run_and_usage_errors_without_tensorrt(tmp_path, capsys, monkeyp
 def test_backend_plan_selection_reuses_or_rebuilds_into_the_cache(tmp_path, fake_trt):
     # TensorRTBackend._plan: a given plan is used when its sidecar matches this GPU/TensorRT/ONNX/
     # precision/profile; otherwise a plan is built into the artifact cache, keyed by all of them.
-    from engine.backends.tensorrt_backend import TensorRTBackend
+    from colorize.backends.tensorrt_backend import TensorRTBackend
 
     onnx_path = make_onnx(tmp_path / "m.onnx")
     plan = tmp_path / "m.plan"

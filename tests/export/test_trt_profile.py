@@ -7,8 +7,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from export.trt_plan import BuildTarget, PlanInfo, plan_cache_key, plan_mismatches, read_plan_info, sidecar_path
-from export.trt_profile import DefaultRanges, Profile, onnx_inputs, onnx_stride, parse_shapes, resolve_profile
+from colorize.export.trt_plan import BuildTarget, PlanInfo, plan_cache_key, plan_mismatches, read_plan_info, sidecar_path
+from colorize.export.trt_profile import DefaultRanges, Profile, onnx_inputs, onnx_stride, parse_shapes, resolve_profile
 
 
 def make_onnx(path, dims=("N", 1, "H", "W"), stride=8, extra_input=False):

@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
-    for name in ("kernels.residual_epilogue", "kernels.conv3x3", "kernels.fused_blocks"):
+    for name in ("colorize.kernels.residual_epilogue", "colorize.kernels.conv3x3", "colorize.kernels.fused_blocks"):
         if name in sys.modules:
             importlib.reload(sys.modules[name])
 pytest.importorskip("triton")

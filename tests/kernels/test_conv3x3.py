@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from kernels.conv3x3 import conv3x3_bias_act, conv3x3_bias_act_reference, pack_conv3x3_weight
+from colorize.kernels.conv3x3 import conv3x3_bias_act, conv3x3_bias_act_reference, pack_conv3x3_weight
 
 # fp32: IEEE dot products, only the summation order differs from F.conv2d (K = 9*C_in <= 108 terms).
 # fp16: products exact in the fp32 accumulator; the one output rounding is <= 2^-11 relative,

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from export.fold_bn import fold_bn
-from kernels.fused_blocks import FusedBasicBlock, FusedBottleneck, fuse_residual_blocks
-from models import create_model
-from models.resnet import BasicBlock, Bottleneck
+from colorize.export.fold_bn import fold_bn
+from colorize.kernels.fused_blocks import FusedBasicBlock, FusedBottleneck, fuse_residual_blocks
+from colorize.models import create_model
+from colorize.models.resnet import BasicBlock, Bottleneck
 
 # Folding BN and moving the bias add after the conv only reorders float32 sums.
 FUSED_FP32_ATOL = 1e-4
@@ -88,7 +88,7 @@ def test_unfolded_model_is_refused():
 def test_torch_cuda_preparation_with_triton_fusion(device):
     # The same model preparation the torch-cuda backend does (fold, fuse, channels_last), in FP32
     # (on the CPU here, through the interpreter).
-    from engine.backends.torch_cuda import prepare_model
+    from colorize.backends.torch_cuda import prepare_model
 
     torch.manual_seed(0)
     model = create_model("resnet18-unet").eval()

@@ -5,7 +5,7 @@ import zlib
 import pytest
 import torch
 
-from kernels.residual_epilogue import (
+from colorize.kernels.residual_epilogue import (
     bias_residual_relu,
     bias_residual_relu_reference,
     bias_residual_relu_unfused,

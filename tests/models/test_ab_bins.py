@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from models import create_model
-from models.ab_bins import AbBinsHead, bin_centres, bin_index, soft_encode
-from training.losses import ab_bin_index
+from colorize.models import create_model
+from colorize.models.ab_bins import AbBinsHead, bin_centres, bin_index, soft_encode
+from colorize.training.losses import ab_bin_index
 
 
 def test_grid_is_zhangs_10_ab_grid_under_the_default_normalization():
@@ -71,8 +71,8 @@ def test_unet_with_bins_head_shapes_state_dict_and_bad_args():
 def test_bins_model_exports_to_onnx_with_parity(tmp_path):
     import onnxruntime as ort
 
-    from export.onnx_export import PARITY_ATOL, export_onnx
-    from models.checkpoint import save_checkpoint
+    from colorize.export.onnx_export import PARITY_ATOL, export_onnx
+    from colorize.models.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     model = create_model("resnet18-unet", head="bins").eval()

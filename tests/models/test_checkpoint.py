@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from engine.image.color import Normalization
-from models import create_model
-from models.checkpoint import CheckpointError, checkpoint_paths, load_checkpoint, read_metadata, save_checkpoint
+from colorize.image.color import Normalization
+from colorize.models import create_model
+from colorize.models.checkpoint import CheckpointError, checkpoint_paths, load_checkpoint, read_metadata, save_checkpoint
 
 
 def _model():

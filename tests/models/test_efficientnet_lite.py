@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from models import create_model, list_models
-from models.efficientnet_lite import EfficientNetLite, round_filters
-from training.paths import repo_root
+from colorize.models import create_model, list_models
+from colorize.models.efficientnet_lite import EfficientNetLite, round_filters
+from colorize.training.paths import repo_root
 
 # Same graph, same weights, same float32 arithmetic up to the order of accumulation in the convolutions.
 LOGIT_ATOL = 1e-4
@@ -35,7 +35,7 @@ def _randomize(model: torch.nn.Module, seed: int) -> None:
 
 
 def _imagenet_state():
-    from models.pretrained import WEIGHTS
+    from colorize.models.pretrained import WEIGHTS
 
     try:
         return WEIGHTS["efficientnet_lite0"].state_dict()
@@ -88,7 +88,7 @@ SAMPLES = ["n01443537_goldfish", "n01530575_brambling", "n01614925_bald_eagle", 
 def test_imagenet_checkpoint_classifies_real_photos():
     from PIL import Image
 
-    from models.pretrained import WEIGHTS
+    from colorize.models.pretrained import WEIGHTS
 
     folder = repo_root().parent / "shared" / "data" / "photos" / "ImageNet-samples"
     if not (folder / "skipped.tsv").is_file():
@@ -120,7 +120,7 @@ def test_imagenet_checkpoint_classifies_real_photos():
 def test_folded_stem_takes_model_l_for_the_gray_rgb_input():
     """The one-channel encoder on L' computes what the RGB classifier computes on the same gray image, away from
     the zero-padded border (where the folded constant differs)."""
-    from models.pretrained import WEIGHTS, load_encoder_weights
+    from colorize.models.pretrained import WEIGHTS, load_encoder_weights
 
     state = _imagenet_state()
     clf = create_model("efficientnet_lite0").eval()
@@ -153,7 +153,7 @@ def test_encoder_contract():
 
 
 def test_unet_under_the_flop_budget_at_any_size():
-    from benchmarks.flops import count_torch
+    from colorize.benchmarks.flops import count_torch
 
     m = create_model("efficientnet_lite0-unet", head="bins", refine="convex", refine_channels=32).eval()
     assert count_torch(m, 256, 256) / 1e9 <= 4.0  # the photo model's budget per 256x256 image

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from models import create_model, list_models, model_kind
+from colorize.models import create_model, list_models, model_kind
 
 ALL = list_models()
 COLORIZERS = list_models("colorizer")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from models import create_model
+from colorize.models import create_model
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.flops import count_torch
-from models import create_model, list_models
-from models.unet import UnetDecoder
+from colorize.benchmarks.flops import count_torch
+from colorize.models import create_model, list_models
+from colorize.models.unet import UnetDecoder
 
 
 def test_registered_and_under_the_flop_budget():
@@ -117,8 +117,8 @@ def test_decoder_widths_and_output_stride_are_checked():
 @pytest.mark.parametrize("refine", ["guided", "convex"])
 def test_bins_head_lite_forward_and_onnx_parity(tmp_path, refine):
     pytest.importorskip("onnxruntime")
-    from export.onnx_export import export_onnx
-    from models.checkpoint import save_checkpoint
+    from colorize.export.onnx_export import export_onnx
+    from colorize.models.checkpoint import save_checkpoint
     import onnxruntime as ort
 
     torch.manual_seed(0)

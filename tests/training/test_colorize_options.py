@@ -5,8 +5,8 @@ import json
 
 import torch
 
-from engine.cli import main as cli
-from models.checkpoint import read_metadata
+from colorize.cli import main as cli
+from colorize.models.checkpoint import read_metadata
 
 
 def test_colourfulness_weight_trains_and_is_recorded(small_photo_tree, tmp_path):
@@ -30,8 +30,8 @@ def _changed(before, module):
 
 
 def test_freeze_encoder_steps_then_unfreeze(tmp_path):
-    from training.colorize_train import ColorizeTask
-    from training.config import ColorizeConfig
+    from colorize.training.colorize_train import ColorizeTask
+    from colorize.training.config import ColorizeConfig
 
     cfg = ColorizeConfig(arch="resnet18-unet-lite", freeze_encoder_steps=2, lr=1e-2, out=str(tmp_path))
     task = ColorizeTask(cfg, test=None, weights=None)

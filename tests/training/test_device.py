@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from engine.cli import main as cli
-from training.device import autocast, resolve_device, to_cpu
+from colorize.cli import main as cli
+from colorize.training.device import autocast, resolve_device, to_cpu
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
 
@@ -36,7 +36,7 @@ def test_to_cpu_copies_every_tensor_of_a_state():
 def test_a_cpu_state_follows_the_parameters_to_another_device(tmp_path):
     """How ``fit`` resumes on CUDA: the state is read onto the CPU, the model is already on its device, and the
     optimizer's moments go where their parameters are. The "meta" device stands in for CUDA here."""
-    from training.loop import atomic_torch_save
+    from colorize.training.loop import atomic_torch_save
 
     model = torch.nn.Linear(3, 2)
     opt = torch.optim.AdamW(model.parameters())
@@ -127,8 +127,8 @@ def test_cuda_training_resumes_on_the_cpu_and_back(small_photo_tree, tmp_path):
 def test_prefetched_epochs_on_cuda_are_the_cpu_ones(small_photo_tree):
     import numpy as np
 
-    from training.loop import _EpochImages
-    from training.photos import load_photo_source
+    from colorize.training.loop import _EpochImages
+    from colorize.training.photos import load_photo_source
 
     src, _ = load_photo_source(small_photo_tree, 64, 32, 3, (0.85, 1.4), seed=5)
     images = _EpochImages(src, torch.device("cuda"), workers=2)

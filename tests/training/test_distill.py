@@ -1,13 +1,13 @@
-"""Encoder pretraining by distillation (training.distill)."""
+"""Encoder pretraining by distillation (colorize.training.distill)."""
 
 import pytest
 import torch
 
-from engine.cli import main as cli
+from colorize.cli import main as cli
 
 
 def _teacher_weights():
-    from models.pretrained import WEIGHTS
+    from colorize.models.pretrained import WEIGHTS
 
     try:
         WEIGHTS["efficientnet_lite0"].path()
@@ -16,7 +16,7 @@ def _teacher_weights():
 
 
 def test_distill_loss_is_zero_when_the_student_matches_the_teacher():
-    from training.distill import distill_loss, standardize
+    from colorize.training.distill import distill_loss, standardize
 
     torch.manual_seed(0)
     logits = torch.randn(4, 10)
@@ -31,7 +31,7 @@ def test_distill_loss_is_zero_when_the_student_matches_the_teacher():
 
 def test_distilled_student_initialises_a_colorizer(small_photo_tree, tmp_path):
     _teacher_weights()
-    from models.checkpoint import load_checkpoint, read_metadata
+    from colorize.models.checkpoint import load_checkpoint, read_metadata
 
     out = tmp_path / "distill"
     common = ["--photos", str(small_photo_tree), "--crop", "32", "--working-size", "64", "--batch-size", "4",
@@ -57,10 +57,10 @@ def test_distilled_student_initialises_a_colorizer(small_photo_tree, tmp_path):
 
 
 def test_one_channel_classifier_of_another_input_is_refused(tmp_path):
-    from engine.image.color import DEFAULT_NORMALIZATION as N
-    from models import create_model
-    from models.checkpoint import save_checkpoint
-    from training.colorize_train import adapt_classifier_to_encoder
+    from colorize.image.color import DEFAULT_NORMALIZATION as N
+    from colorize.models import create_model
+    from colorize.models.checkpoint import save_checkpoint
+    from colorize.training.colorize_train import adapt_classifier_to_encoder
 
     clf = create_model("resnet18", in_chans=1, stem="imagenet")
     path = save_checkpoint(clf, tmp_path / "clf", arch="resnet18",

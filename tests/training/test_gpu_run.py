@@ -1,4 +1,4 @@
-"""training.gpu_run dry-run on the CPU: a few seconds of training on a tiny pack, with onnx, onnxruntime, openvino
+"""colorize.training.gpu_run dry-run on the CPU: a few seconds of training on a tiny pack, with onnx, onnxruntime, openvino
 and matplotlib made unimportable as on the GPU machine."""
 
 import json
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.checkpoint import load_checkpoint
-from training.pack import pack
+from colorize.models.checkpoint import load_checkpoint
+from colorize.training.pack import pack
 
 ROOT = Path(__file__).resolve().parents[2]
 ABSENT = ("onnx", "onnxruntime", "openvino", "matplotlib")
@@ -30,8 +30,8 @@ class Absent:
     def exec_module(self, module):
         pass
 sys.meta_path.insert(0, Absent())
-sys.argv = ["training.gpu_run", *sys.argv[1:]]
-runpy.run_module("training.gpu_run", run_name="__main__")
+sys.argv = ["colorize.training.gpu_run", *sys.argv[1:]]
+runpy.run_module("colorize.training.gpu_run", run_name="__main__")
 """
 
 
@@ -73,7 +73,7 @@ def test_gpu_run_dry_run(small_photo_tree, tmp_path, device):
 
 
 def test_gpu_run_refuses_an_incomplete_pack(tmp_path, capsys):
-    from training.gpu_run import main
+    from colorize.training.gpu_run import main
 
     assert main(["--pack", str(tmp_path), "--minutes", "1", "--out", str(tmp_path / "o")]) == 2
     assert "not a complete data pack" in capsys.readouterr().err
@@ -81,7 +81,7 @@ def test_gpu_run_refuses_an_incomplete_pack(tmp_path, capsys):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
 def test_gpu_run_names_a_missing_gpu(small_photo_tree, tmp_path, capsys, monkeypatch):
-    from training.gpu_run import main
+    from colorize.training.gpu_run import main
 
     monkeypatch.setenv("COLORIZE_PHOTOS", "unset after the test")  # main points it at the pack
 

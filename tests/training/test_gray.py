@@ -1,13 +1,13 @@
-"""Gray inputs as users make them (training.gray): the luma formulas, the model input, the evaluation protocol."""
+"""Gray inputs as users make them (colorize.training.gray): the luma formulas, the model input, the evaluation protocol."""
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from engine.image.color import DEFAULT_NORMALIZATION as NORM
-from engine.image.color import rgb_to_l
-from training.gray import GRAY_METHODS, check_method, gray_images, gray_uint8, model_l_torch, model_l_uint8
+from colorize.image.color import DEFAULT_NORMALIZATION as NORM
+from colorize.image.color import rgb_to_l
+from colorize.training.gray import GRAY_METHODS, check_method, gray_images, gray_uint8, model_l_torch, model_l_uint8
 
 
 @pytest.fixture

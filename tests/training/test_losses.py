@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from training.losses import BinsLoss, ColorLoss, ab_bin_index, ab_histogram, rebalance_weights
+from colorize.training.losses import BinsLoss, ColorLoss, ab_bin_index, ab_histogram, rebalance_weights
 
 
 def test_bins_and_histogram():
@@ -41,7 +41,7 @@ def test_color_loss(kind):
 
 def _target_logits(target, n, scale):
     """Logits proportional to the soft encoding of ``target``: log-probabilities close to the target's."""
-    from models.ab_bins import soft_encode
+    from colorize.models.ab_bins import soft_encode
 
     idx, w = soft_encode(target, n)
     q = torch.zeros(target.shape[0], n * n, *target.shape[2:]).scatter_add_(1, idx, w)
@@ -49,7 +49,7 @@ def _target_logits(target, n, scale):
 
 
 def test_bins_loss_prefers_the_true_colour_and_is_rebalanced():
-    from models.ab_bins import AbBinsHead
+    from colorize.models.ab_bins import AbBinsHead
 
     n = 8
     head = AbBinsHead(4, bins_per_axis=n)
@@ -73,7 +73,7 @@ def test_bins_loss_prefers_the_true_colour_and_is_rebalanced():
 
 
 def test_bins_loss_gradient_step_moves_the_output_toward_the_target():
-    from models.ab_bins import AbBinsHead
+    from colorize.models.ab_bins import AbBinsHead
 
     head = AbBinsHead(4, bins_per_axis=22)
     target = torch.tensor([0.5, -0.3]).view(1, 2, 1, 1).expand(1, 2, 3, 3).contiguous()
@@ -87,7 +87,7 @@ def test_bins_loss_gradient_step_moves_the_output_toward_the_target():
 
 
 def test_respan_one_cycle_shrinks_the_rest_of_the_schedule():
-    from training.loop import _respan_one_cycle
+    from colorize.training.loop import _respan_one_cycle
 
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=0.1)
@@ -106,8 +106,8 @@ def test_respan_one_cycle_shrinks_the_rest_of_the_schedule():
 
 
 def test_colourfulness_torch_matches_the_metric_and_its_shortfall_lifts_dull_output():
-    from training.losses import colourfulness_shortfall, colourfulness_torch
-    from training.metrics import colorfulness
+    from colorize.training.losses import colourfulness_shortfall, colourfulness_torch
+    from colorize.training.metrics import colorfulness
 
     g = torch.Generator().manual_seed(0)
     rgb = torch.rand(3, 3, 16, 20, generator=g)

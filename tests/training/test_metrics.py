@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.image.color import rgb_to_lab
-from training.metrics import (colorfulness, gap_recovered, gray_baseline, mse_per_image, psnr, psnr_from_mse, ssim,
+from colorize.image.color import rgb_to_lab
+from colorize.training.metrics import (colorfulness, gap_recovered, gray_baseline, mse_per_image, psnr, psnr_from_mse, ssim,
                               to_uint8)
 
 

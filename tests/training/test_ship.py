@@ -1,13 +1,13 @@
-"""training.ship: fp16 copy with the source's record, and metrics recorded from one or several evaluate JSONs."""
+"""colorize.training.ship: fp16 copy with the source's record, and metrics recorded from one or several evaluate JSONs."""
 
 import json
 
 import pytest
 import torch
 
-from models import create_model
-from models.checkpoint import load_checkpoint, read_metadata, save_checkpoint
-from training.ship import main, read_metrics
+from colorize.models import create_model
+from colorize.models.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from colorize.training.ship import main, read_metrics
 
 
 def test_read_metrics_plain_and_keyed(tmp_path):
@@ -42,7 +42,7 @@ def test_ship_then_update_metrics(tmp_path):
 
 
 def test_ship_records_min_working_size_for_the_colorizer(tmp_path):
-    from engine import Colorizer
+    from colorize import Colorizer
 
     torch.manual_seed(0)
     model = create_model("resnet18-unet-lite")
@@ -58,8 +58,8 @@ def test_ship_records_min_working_size_for_the_colorizer(tmp_path):
         main([str(src), str(tmp_path / "x"), "--min-working-size", "-1"])
     # the exported ONNX carries it too, so the torch-free path enlarges small images the same way
     pytest.importorskip("onnxruntime")
-    from engine.artifacts.model_ref import resolve_model
-    from export.onnx_export import export_onnx
+    from colorize.artifacts.model_ref import resolve_model
+    from colorize.export.onnx_export import export_onnx
 
     onnx_path = tmp_path / "lite.onnx"
     export_onnx(str(dest.with_suffix(".json")), onnx_path)

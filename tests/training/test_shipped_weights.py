@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.artifacts.model_ref import WEIGHTS_DIR, resolve_model
-from models.checkpoint import CheckpointError, checkpoint_paths, load_checkpoint
+from colorize.artifacts.model_ref import WEIGHTS_DIR, resolve_model
+from colorize.models.checkpoint import CheckpointError, checkpoint_paths, load_checkpoint
 
 CLASSIFIER = WEIGHTS_DIR / "classifiers" / "resnet18-cifar10.json"
 MAX_BYTES = 32 * 1024 * 1024
@@ -50,9 +50,9 @@ def test_tampered_weights_are_refused(tmp_path):
 
 @pytest.mark.data
 def test_shipped_colorizer_beats_gray_on_test_subset():
-    from training.cifar import load_cifar10
-    from training.classify import subset
-    from training.evaluate import evaluate_colorizer
+    from colorize.training.cifar import load_cifar10
+    from colorize.training.classify import subset
+    from colorize.training.evaluate import evaluate_colorizer
 
     model, meta = load_checkpoint(resolve_model("resnet18-unet").checkpoint)
     images, labels = subset(*load_cifar10("test"), 500)
@@ -74,12 +74,12 @@ def test_photo_model_is_the_default_for_photos():
     import argparse
     import inspect
 
-    from benchmarks.flops import count_torch
-    from engine import Colorizer, Engine
-    from engine.artifacts.model_ref import DEFAULT_MODEL, DEFAULT_PHOTO_MODEL
-    from engine.cli import images
-    from engine.serve.config import ServeConfig
-    from models.checkpoint import load_checkpoint
+    from colorize.benchmarks.flops import count_torch
+    from colorize import Colorizer, Engine
+    from colorize.artifacts.model_ref import DEFAULT_MODEL, DEFAULT_PHOTO_MODEL
+    from colorize.cli import images
+    from colorize.serve.config import ServeConfig
+    from colorize.models.checkpoint import load_checkpoint
 
     assert DEFAULT_MODEL == "resnet18-unet" and DEFAULT_PHOTO_MODEL == "efficientnet_lite0-unet-photos"
     assert inspect.signature(Engine.load).parameters["model"].default == DEFAULT_MODEL

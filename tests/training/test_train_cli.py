@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.cli import main as cli
-from models.checkpoint import load_checkpoint, read_metadata
-from training.loop import read_jsonl
+from colorize.cli import main as cli
+from colorize.models.checkpoint import load_checkpoint, read_metadata
+from colorize.training.loop import read_jsonl
 
 
 def _smooth_image(rng, colour):
@@ -104,8 +104,8 @@ def test_colorize_encoder_init_and_evaluate(classifier_run, tiny_cifar, tmp_path
 
 def test_bins_head_fine_tune_from_a_regression_colorizer(tiny_cifar, tmp_path, capsys):
     """--head bins --loss ce --init REGRESSION.json: the body is loaded, the new head starts at zero (gray)."""
-    from models import create_model
-    from models.checkpoint import save_checkpoint
+    from colorize.models import create_model
+    from colorize.models.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     start = save_checkpoint(create_model("resnet18-unet"), tmp_path / "start", arch="resnet18-unet")
@@ -141,9 +141,9 @@ def test_bins_head_fine_tune_from_a_regression_colorizer(tiny_cifar, tmp_path, c
 
 
 def test_encoder_init_adapts_conv1(classifier_run):
-    from engine.image.color import DEFAULT_NORMALIZATION as N
-    from models import create_model
-    from training.colorize_train import adapt_classifier_to_encoder
+    from colorize.image.color import DEFAULT_NORMALIZATION as N
+    from colorize.models import create_model
+    from colorize.training.colorize_train import adapt_classifier_to_encoder
 
     clf, meta = load_checkpoint(classifier_run / "model.json")
     col = create_model("resnet18-unet")
