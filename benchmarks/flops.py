@@ -20,14 +20,13 @@ import tempfile
 from pathlib import Path
 
 from colorize.artifacts.model_ref import ModelRef
+from colorize.paths import cache_dir
 
 METHOD = "2 x MACs of Conv2d/ConvTranspose2d/Linear (BN, activations, upsampling not counted)"
 
 
 def _cache_path() -> Path:
-    env = os.environ.get("COLORIZE_CACHE")
-    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "colorize"
-    return base / "bench-flops.json"
+    return cache_dir() / "bench-flops.json"
 
 
 def _identity(ref: ModelRef) -> str:

@@ -10,7 +10,7 @@ per-image PSNR, RGB in [0, 1]). The candidate fails when its PSNR is lower than 
 a broken quantization costs whole dB). Results are cached with the artifact by the engine.
 
 Guard images, first hit wins:
-  1. CIFAR-10 test (``colorize.training.cifar``, torch-free): ``GUARD_IMAGES`` images after a fixed shuffle;
+  1. CIFAR-10 test (``colorize.data.cifar10``, torch-free): ``GUARD_IMAGES`` images after a fixed shuffle;
   2. otherwise (no dataset on this machine) the 128 CIFAR-10 test images bundled in
      ``engine/data/cifar10_test_guard.npz``, so the guard also works on a user's machine.
 """
@@ -45,7 +45,7 @@ class GuardData:
 def load_guard_data(n: int = GUARD_IMAGES) -> GuardData:
     """CIFAR-10 test images when the dataset is here, else the bundled set."""
     try:
-        from colorize.training.cifar import sample_cifar10
+        from colorize.data.cifar10 import sample_cifar10
 
         images = sample_cifar10("test", n, seed=0)  # decodes only these, unless the split is cached decoded
         return GuardData(images, f"cifar10-test-{len(images)}-seed0")
@@ -59,7 +59,7 @@ def guard_source(n: int = GUARD_IMAGES) -> str:
     a cached verdict is found without loading the guard images). A guess when the CIFAR-10 zip is here but
     unreadable; ``load_guard_data`` then says the truth."""
     try:
-        from colorize.training.cifar import resolve_data_dir
+        from colorize.data.cifar10 import resolve_data_dir
 
         if (resolve_data_dir() / "test.zip").is_file():
             return f"cifar10-test-{n}-seed0"

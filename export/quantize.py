@@ -19,10 +19,10 @@ keeping them float runs the model 1.45x faster and 4x closer to FP32 (mean |delt
 on 16 BSDS500 photos). Dynamic INT8 (``quantize_dynamic``) is deliberately not offered: measured 3-7x
 slower than FP32 on this kind of CPU.
 
-Calibration data: ``calibration_l(n)`` takes CIFAR-10 train images (``colorize.training.cifar``); the engine
+Calibration data: ``calibration_l(n)`` takes CIFAR-10 train images (``colorize.data.cifar10``); the engine
 passes a few hundred. A model trained on photos is calibrated on what it will see instead:
 ``photo_calibration_l`` cuts crops from the photos' train split at the working size
-(``colorize.training.photos``; ``colorize export --calibration photos``). Needs ``onnx`` and ``onnxruntime`` (``pip install ".[cpu]"``).
+(``colorize.data.photos``; ``colorize export --calibration photos``). Needs ``onnx`` and ``onnxruntime`` (``pip install ".[cpu]"``).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def calibration_l(n: int = CALIBRATION_IMAGES, seed: int = 0) -> np.ndarray:
     Raises:
         FileNotFoundError: CIFAR-10 is not there (the message names where it was looked for).
     """
-    from colorize.training.cifar import load_cifar10
+    from colorize.data.cifar10 import load_cifar10
 
     images, _ = load_cifar10("train")
     idx = np.random.default_rng(seed).permutation(len(images))[:n]
@@ -101,7 +101,7 @@ def photo_calibration_l(n: int = PHOTO_CALIBRATION_CROPS, crop: int = 128, worki
     Raises:
         FileNotFoundError: the photos are not there (the message names the folder).
     """
-    from colorize.training.photos import load_at_working_size, photo_paths, random_crops
+    from colorize.data.photos import load_at_working_size, photo_paths, random_crops
 
     paths = photo_paths(None, "train")
     pick = np.sort(np.random.default_rng(seed).permutation(len(paths))[:n])
@@ -111,7 +111,7 @@ def photo_calibration_l(n: int = PHOTO_CALIBRATION_CROPS, crop: int = 128, worki
 def photos_available() -> bool:
     """Whether the photos' train split is on this machine (``photo_calibration_l`` can run)."""
     try:
-        from colorize.training.photos import photo_paths
+        from colorize.data.photos import photo_paths
 
         photo_paths(None, "train")
     except (FileNotFoundError, ImportError, ValueError):

@@ -148,7 +148,7 @@ def plan_cache_key(target: BuildTarget, workspace_bytes: int) -> dict[str, Any]:
 
 def default_timing_cache(tensorrt_version: str, compute_capability: str) -> Path:
     """One timing cache per TensorRT version and GPU architecture, shared by every build."""
-    from colorize.training.paths import cache_dir
+    from colorize.paths import cache_dir
 
     cc = compute_capability.replace(".", "")
     return cache_dir() / "tensorrt" / f"timing-trt{tensorrt_version}-sm{cc}.cache"

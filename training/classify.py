@@ -135,7 +135,7 @@ class ClassifyTask:
 
 def train_classifier(cfg: ClassifyConfig, *, resume: bool = False) -> dict:
     """Train a CIFAR-10 classifier as configured; returns the last epoch record."""
-    from colorize.training.cifar import load_cifar10, read_classes
+    from colorize.data.cifar10 import load_cifar10, read_classes
     from colorize.training.loop import fit
 
     torch.manual_seed(cfg.seed)

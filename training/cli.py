@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--feature-weight", type=float, default=DistillConfig.feature_weight,
                    help="weight of the feature-matching term beside the KL term (default %(default)s)")
     d.add_argument("--photos", default=DistillConfig.photos, metavar="DIR",
-                   help="photo folder (split 'train' of colorize.training.photos; default ../shared/data/photos)")
+                   help="photo folder (split 'train' of colorize.data.photos; default ../shared/data/photos)")
     for flag in ("working_size", "crop", "crops_per_image", "scale_min", "scale_max"):
         d.add_argument("--" + flag.replace("_", "-"), type=type(getattr(DistillConfig, flag)),
                        default=getattr(DistillConfig, flag))
@@ -91,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="class-rebalancing lambda over ab bins (0 = off)")
     z.add_argument("--rebalance-power", type=float, default=ColorizeConfig.rebalance_power)
     z.add_argument("--photos", nargs="?", const="default", default=None, metavar="DIR",
-                   help="train on real photos (split 'train' of colorize.training.photos) instead of CIFAR-10; "
+                   help="train on real photos (split 'train' of colorize.data.photos) instead of CIFAR-10; "
                         "DIR defaults to ../shared/data/photos")
     z.add_argument("--working-size", type=int, default=ColorizeConfig.working_size,
                    help="photos: long side they are reduced to before cropping (default %(default)s)")

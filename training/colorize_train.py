@@ -1,5 +1,5 @@
 """Colorizer training (``colorize train colorize``): ab from L on CIFAR-10, or on
-random crops of real photos (``--photos``, see ``colorize.training.photos``).
+random crops of real photos (``--photos``, see ``colorize.data.photos``).
 
 * Input L' = (L - 50) / 50, target ab' = ab / 110 (``colorize.image.color.Normalization``),
   converted from the RGB batch in torch (``colorize.training.lab``) after a random flip.
@@ -275,7 +275,7 @@ class ColorizeTask:
     def _data_description(self) -> dict:
         io = "L' = (L - l_center) / l_scale, output ab' = ab / ab_scale"
         if self.cfg.photos:
-            from colorize.training.photos import SPLITS
+            from colorize.data.photos import SPLITS
 
             where = "../shared/data/photos" if self.cfg.photos == "default" else self.cfg.photos
             return {"dataset": f"photos ({where})", "split": "train: " + ", ".join(SPLITS["train"]),
@@ -311,14 +311,14 @@ def train_colorizer(cfg: ColorizeConfig, *, resume: bool = False) -> dict:
 
 def build_colorizer_run(cfg: ColorizeConfig):
     """(task, training images or per-epoch source, labels) of a run as configured, ready for ``colorize.training.loop.fit``."""
-    from colorize.training.cifar import load_cifar10
+    from colorize.data.cifar10 import load_cifar10
 
     from colorize.training.gray import check_method
 
     check_method(cfg.gray, allow_mixed=True)
     torch.manual_seed(cfg.seed)
     if cfg.photos:
-        from colorize.training.photos import load_photo_source
+        from colorize.data.photos import load_photo_source
 
         root = None if cfg.photos == "default" else cfg.photos
         cifar = load_cifar10("train", cfg.data)[0] if cfg.cifar_mix else None

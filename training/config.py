@@ -62,7 +62,7 @@ class ColorizeConfig(TrainConfig):
     weight_decay: float = 1e-4
     pct_start: float = 0.15
     limit_eval: int = 1000  # quick validation PSNR on the first N test images each epoch
-    photos: str | None = None  # train on real photos (colorize.training.photos) from this folder instead of CIFAR-10
+    photos: str | None = None  # train on real photos (colorize.data.photos) from this folder instead of CIFAR-10
     working_size: int = 256  # photos: long side they are reduced to (the pipeline's working size)
     crop: int = 128  # photos: side of the random square training crops
     crops_per_image: int = 8  # photos: random crops cut from each training photo (fresh ones every epoch)
@@ -89,7 +89,7 @@ class DistillConfig(TrainConfig):
     lr: float = 2e-3  # AdamW peak learning rate
     weight_decay: float = 1e-4
     pct_start: float = 0.1
-    photos: str | None = "default"  # photo folder (colorize.training.photos; "default": ../shared/data/photos)
+    photos: str | None = "default"  # photo folder (colorize.data.photos; "default": ../shared/data/photos)
     working_size: int = 256
     crop: int = 160
     crops_per_image: int = 4

@@ -165,7 +165,7 @@ class DistillTask:
 
     def export(self, path: Path, metrics: dict) -> None:
         from colorize.models.checkpoint import save_checkpoint
-        from colorize.training.photos import SPLITS
+        from colorize.data.photos import SPLITS
 
         save_checkpoint(
             self.model.student, path, arch=self.cfg.arch,
@@ -189,7 +189,7 @@ def train_distill(cfg: DistillConfig, *, resume: bool = False) -> dict:
     """Distil ``cfg.teacher`` into a gray ``cfg.arch`` student as configured; returns the last epoch record."""
     from colorize.training.gray import check_method
     from colorize.training.loop import fit
-    from colorize.training.photos import load_photo_source
+    from colorize.data.photos import load_photo_source
 
     check_method(cfg.gray, allow_mixed=True)
     torch.manual_seed(cfg.seed)

@@ -4,7 +4,7 @@ Prints PSNR (per-image mean and from the mean MSE), SSIM, colorfulness and its
 ratio to the ground truth, and the shipped classifier's accuracy on true-colour,
 gray and colorized images, each beside the gray baseline (keep L, ab = 0).
 
-On ``--photos``, the ``eval`` split of the real photos (``colorize.training.photos``) is
+On ``--photos``, the ``eval`` split of the real photos (``colorize.data.photos``) is
 colorized through ``engine.Colorizer`` at full resolution, as ``colorize images``
 does it (``colorize.training.photo_eval``); there is no classifier check there.
 
@@ -112,14 +112,14 @@ def photos_main(args: argparse.Namespace) -> int:
     from colorize import Colorizer
     from colorize.colorizer import DEFAULT_WORKING_SIZE
     from colorize.training.photo_eval import evaluate_arrays, evaluate_photos
-    from colorize.training.photos import photo_paths
+    from colorize.data.photos import photo_paths
 
     working = args.working_size or DEFAULT_WORKING_SIZE
     try:
         if args.photos:
             paths = photo_paths(None if args.photos == "default" else args.photos, "eval")
         else:
-            from colorize.training.cifar import load_cifar10
+            from colorize.data.cifar10 import load_cifar10
             from colorize.training.classify import subset
 
             images, labels = load_cifar10(args.split, args.data)
@@ -163,7 +163,7 @@ def main(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from colorize.training.cifar import load_cifar10
+    from colorize.data.cifar10 import load_cifar10
     from colorize.training.classify import subset
     from colorize.training.evaluate import evaluate_colorizer, format_table, sample_grid
 

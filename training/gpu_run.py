@@ -147,7 +147,7 @@ def evaluate_run(model_json: Path, pack: Path, working_size: int, limit: int, ou
     as ``colorize evaluate --photos`` does; ``out/samples.jpg`` is its gray | ours | truth grid."""
     from colorize import Colorizer
     from colorize.training.photo_eval import evaluate_photos
-    from colorize.training.photos import photo_paths
+    from colorize.data.photos import photo_paths
 
     paths = photo_paths(pack, "eval")
     if limit:

@@ -156,7 +156,7 @@ def fit(cfg: TrainConfig, task: Task, images: np.ndarray, labels: np.ndarray, *,
     """Train ``task.model`` on uint8 [N, H, W, 3] ``images``; returns the last epoch record.
 
     ``images`` may also be a source of fresh images per epoch: an object with ``len()`` and
-    ``for_epoch(epoch, workers=1) -> uint8 [N, H, W, 3]`` (``colorize.training.photos.PhotoCrops``).
+    ``for_epoch(epoch, workers=1) -> uint8 [N, H, W, 3]`` (``colorize.data.photos.PhotoCrops``).
 
     Args:
         workers: threads that cut a per-epoch source's images (1: in the training thread, as before).

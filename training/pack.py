@@ -2,9 +2,9 @@
 
 ``python -m colorize.training.pack --out DIR`` writes
 
-* ``DIR/<split folder>/NAME.jpg`` for every photo of the ``train`` and ``eval`` splits (``colorize.training.photos``; the
+* ``DIR/<split folder>/NAME.jpg`` for every photo of the ``train`` and ``eval`` splits (``colorize.data.photos``; the
   same folder names, so ``--photos DIR`` or ``$COLORIZE_PHOTOS=DIR`` reads the pack): each photo reduced (bicubic,
-  as ``colorize.training.photos.load_at_working_size``) to a long side of at most ``--long-side`` (default 256, the working
+  as ``colorize.data.photos.load_at_working_size``) to a long side of at most ``--long-side`` (default 256, the working
   size) and re-encoded as JPEG at ``--quality`` with 4:4:4 chroma (no chroma subsampling: the colour is what the
   model learns);
 * ``DIR/pretrained/ARCH.safetensors``: the ImageNet weights of ``--weights`` without the classifier head
@@ -50,7 +50,7 @@ def pack_photos(src: str | Path | None, out: Path, split: str, long_side: int, q
     """
     from colorize.fsutil import atomic_write_bytes
     from colorize.training.folder import load_rgb
-    from colorize.training.photos import load_at_working_size, photo_paths, split_folder
+    from colorize.data.photos import load_at_working_size, photo_paths, split_folder
 
     files: dict[str, dict] = {}
     folders: dict[str, int] = {}
@@ -75,7 +75,7 @@ def pack(out: str | Path, src: str | Path | None = None, *, long_side: int = 256
     """Write a data pack to ``out``; returns its manifest.
 
     Args:
-        src: the photos folder (default ``colorize.training.photos.default_photos_dir``).
+        src: the photos folder (default ``colorize.data.photos.default_photos_dir``).
         long_side: photos are reduced to at most this long side (pixels).
         quality, eval_quality: JPEG quality of the ``train`` and ``eval`` photos.
         weights: a ``colorize.models.pretrained`` weight set to pack, or None.
@@ -93,7 +93,7 @@ def pack(out: str | Path, src: str | Path | None = None, *, long_side: int = 256
     if weights_dtype not in dtypes:
         raise ValueError(f"--weights-dtype must be one of {', '.join(dtypes)}, got {weights_dtype!r}")
     from colorize.fsutil import atomic_write_bytes
-    from colorize.training.photos import default_photos_dir
+    from colorize.data.photos import default_photos_dir
 
     out = Path(out)
     t0 = time.perf_counter()

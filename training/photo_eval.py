@@ -1,6 +1,6 @@
 """Colorization quality on real photos, through the pipeline users run (``colorize evaluate --photos``).
 
-Each photo of the ``eval`` split (``colorize.training.photos``) is colorized by
+Each photo of the ``eval`` split (``colorize.data.photos``) is colorized by
 ``engine.Colorizer`` at full resolution, exactly as ``colorize images`` does it
 (L reduced to the working size, ab predicted there, enlarged and merged with the
 full-resolution L), and compared with the true colour photo. The input is the gray
@@ -22,7 +22,7 @@ import torch
 
 from colorize.image.color import Normalization
 from colorize.training.metrics import colorfulness, gray_baseline, mse_per_image, psnr_from_mse, ssim
-from colorize.training.photos import split_folder
+from colorize.data.photos import split_folder
 
 def _per_image(out: torch.Tensor, truth: torch.Tensor) -> dict:
     return {"mse": float(mse_per_image(out, truth)[0]), "ssim": float(ssim(out, truth)[0]),
@@ -39,7 +39,7 @@ def _summary(rows: list[dict]) -> dict:
 def evaluate_photos(colorizer, paths: list[Path], norm: Normalization, *, grid: str | None = None,
                     grid_count: int = 6, grid_height: int = 160, gray: str = "pillow") -> dict:
     """Metrics of ``colorizer`` (an ``engine.Colorizer``) and of the gray baseline on ``paths`` (the ``eval``
-    split from ``colorize.training.photos.photo_paths``; results are also given per folder of that split).
+    split from ``colorize.data.photos.photo_paths``; results are also given per folder of that split).
 
     Returns:
         ``{"n", "model": {...}, "gray": {...}, "truth": {"colorfulness"}, "per_folder": {...}, "seconds"}``

@@ -34,17 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from colorize.fsutil import atomic_write_text, sha256_file  # noqa: F401  (re-exported)
+from colorize.paths import cache_dir
 
 ENTRY_FILE = "entry.json"
 FORMAT = "colorize-artifact/1"
 
 
 def default_cache_root() -> Path:
-    env = os.environ.get("COLORIZE_CACHE")
-    if env:
-        return Path(env) / "artifacts"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "colorize" / "artifacts"
+    return cache_dir() / "artifacts"
 
 
 def key_hash(key: dict[str, Any]) -> str:

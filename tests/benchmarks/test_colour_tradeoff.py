@@ -10,7 +10,7 @@ from PIL import Image
 from colorize.benchmarks import colour_tradeoff
 from colorize.models import create_model
 from colorize.models.checkpoint import read_metadata, save_checkpoint
-from colorize.training.photos import SPLITS
+from colorize.data.photos import SPLITS
 
 
 @pytest.fixture()

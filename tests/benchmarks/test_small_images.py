@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from colorize.benchmarks import small_images
-from colorize.training.photos import SPLITS
+from colorize.data.photos import SPLITS
 
 
 def test_shrink_keeps_aspect_and_reaches_the_side():

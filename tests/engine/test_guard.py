@@ -56,7 +56,7 @@ def test_guard_data_falls_back_to_the_bundled_set(monkeypatch, tmp_path):
 
 def test_guard_source_is_the_loaded_data_s_source():
     try:
-        from colorize.training.cifar import resolve_data_dir
+        from colorize.data.cifar10 import resolve_data_dir
     except ImportError:
         pytest.skip("no training package")
     if not (resolve_data_dir() / "test.zip").is_file():

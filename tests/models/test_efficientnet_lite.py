@@ -10,7 +10,7 @@ import torch
 
 from colorize.models import create_model, list_models
 from colorize.models.efficientnet_lite import EfficientNetLite, round_filters
-from colorize.training.paths import repo_root
+from colorize.paths import repo_root
 
 # Same graph, same weights, same float32 arithmetic up to the order of accumulation in the convolutions.
 LOGIT_ATOL = 1e-4

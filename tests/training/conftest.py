@@ -20,8 +20,8 @@ def make_photo():
 
 @pytest.fixture(scope="module")
 def small_photo_tree(tmp_path_factory):
-    """Both photo splits (colorize.training.photos.SPLITS), three small PNG photos in each folder."""
-    from colorize.training.photos import SPLITS
+    """Both photo splits (colorize.data.photos.SPLITS), three small PNG photos in each folder."""
+    from colorize.data.photos import SPLITS
 
     root = tmp_path_factory.mktemp("photos")
     rng = np.random.default_rng(0)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorize.training.cifar import load_cifar10, resolve_data_dir, sample_cifar10
+from colorize.data.cifar10 import load_cifar10, resolve_data_dir, sample_cifar10
 from colorize.training.folder import ImageFolder, list_images
 
 

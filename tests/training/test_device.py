@@ -128,7 +128,7 @@ def test_prefetched_epochs_on_cuda_are_the_cpu_ones(small_photo_tree):
     import numpy as np
 
     from colorize.training.loop import _EpochImages
-    from colorize.training.photos import load_photo_source
+    from colorize.data.photos import load_photo_source
 
     src, _ = load_photo_source(small_photo_tree, 64, 32, 3, (0.85, 1.4), seed=5)
     images = _EpochImages(src, torch.device("cuda"), workers=2)

@@ -1,4 +1,4 @@
-"""The data pack: reduced and re-encoded photo splits that colorize.training.photos reads, packed encoder weights, manifest."""
+"""The data pack: reduced and re-encoded photo splits that colorize.data.photos reads, packed encoder weights, manifest."""
 
 import hashlib
 import json
@@ -8,7 +8,7 @@ import torch
 from PIL import Image, JpegImagePlugin
 
 from colorize.training.pack import MANIFEST, main, pack, verify
-from colorize.training.photos import SPLITS, photo_paths
+from colorize.data.photos import SPLITS, photo_paths
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def test_pack_keeps_the_splits_reduced_as_jpeg_444(packed, small_photo_tree):
     out, manifest = packed
     assert json.loads((out / MANIFEST).read_text()) == manifest
     for split in SPLITS:
-        paths = photo_paths(out, split)  # colorize.training.photos reads the pack as a photos folder
+        paths = photo_paths(out, split)  # colorize.data.photos reads the pack as a photos folder
         assert len(paths) == len(photo_paths(small_photo_tree, split)) == manifest["splits"][split]["count"]
         for p in paths:
             entry = manifest["splits"][split]["files"][p.relative_to(out).as_posix()]

@@ -8,7 +8,7 @@ from PIL import Image
 
 from colorize.cli import main as cli
 from colorize.models.checkpoint import load_checkpoint, read_metadata
-from colorize.training.photos import SPLITS, center_crops, load_at_working_size, photo_paths, random_crops
+from colorize.data.photos import SPLITS, center_crops, load_at_working_size, photo_paths, random_crops
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_evaluate_photos_names_a_missing_folder(tmp_path, capsys):
 
 
 def test_photo_crops_are_fresh_each_epoch_and_reproducible(make_photo):
-    from colorize.training.photos import PhotoCrops
+    from colorize.data.photos import PhotoCrops
 
     rng = np.random.default_rng(3)
     photos = [make_photo(rng, 60, 90), make_photo(rng, 90, 60), make_photo(rng, 20, 30)]
@@ -162,7 +162,7 @@ def test_evaluate_gray_protocols(photo_tree, tmp_path):
 
 
 def test_crops_cut_in_threads_are_the_same(photo_tree):
-    from colorize.training.photos import PhotoCrops
+    from colorize.data.photos import PhotoCrops
 
     rng = np.random.default_rng(3)
     photos = [load_at_working_size(p, 64) for p in photo_paths(photo_tree, "train")]

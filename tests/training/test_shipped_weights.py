@@ -50,7 +50,7 @@ def test_tampered_weights_are_refused(tmp_path):
 
 @pytest.mark.data
 def test_shipped_colorizer_beats_gray_on_test_subset():
-    from colorize.training.cifar import load_cifar10
+    from colorize.data.cifar10 import load_cifar10
     from colorize.training.classify import subset
     from colorize.training.evaluate import evaluate_colorizer
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from colorize.training.paths import repo_root
+from colorize.paths import repo_root
 
 ENV_VAR = "COLORIZE_PHOTOS"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from colorize.training.paths import cache_dir, repo_root
+from colorize.paths import cache_dir, repo_root
 
 ENV_VAR = "COLORIZE_CIFAR10"
 SPLITS = ("train", "test")

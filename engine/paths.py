@@ -1,4 +1,5 @@
-"""Where things live: the repository root and the user cache directory."""
+"""Where things live: the repository root (for the development data beside a clone) and the one user cache
+directory that every cache of the package (artifacts, measured speeds, FLOP counts) sits under."""
 
 from __future__ import annotations
 
