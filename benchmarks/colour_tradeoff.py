@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.model:
         ap.error("--model (or --merge) is required")
     from colorize.training.folder import load_rgb
-    from colorize.training.photos import photo_paths, split_folder
+    from colorize.data.photos import photo_paths, split_folder
 
     try:
         temps = [float(t) for t in args.temperatures.split(",") if t.strip()]

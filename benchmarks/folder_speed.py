@@ -51,7 +51,7 @@ PHOTOS = REPO.parent / "shared" / "data" / "photos"
 def make_cifar_folder(folder: Path, n: int) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        from colorize.training.cifar import load_cifar10
+        from colorize.data.cifar10 import load_cifar10
 
         images, _ = load_cifar10("test")
         source = "CIFAR-10 test images, grayscale"

@@ -2,7 +2,7 @@
 
     python benchmarks/pack_quality.py --pack packs/photos-256 --out results/gpu_pack/pack_quality
 
-* **Training crops**: the same crops (``colorize.training.photos.PhotoCrops``, one seed: the windows are drawn relative to
+* **Training crops**: the same crops (``colorize.data.photos.PhotoCrops``, one seed: the windows are drawn relative to
   each photo, so crop k shows the same place) cut from the originals as training reads them (reduced to a long
   side of working size x scale-max) and from the packed photos; PSNR of the packed crops against the original ones,
   split into what the smaller long side costs (the original reduced to the pack's long side, not re-encoded) and
@@ -45,7 +45,7 @@ def _chroma(crops: np.ndarray) -> float:
 def crop_cost(pack: Path, src: Path | None, working_size: int, crop: int, scale: tuple[float, float], every: int,
               long_side: int) -> dict:
     from colorize.training.folder import load_rgb
-    from colorize.training.photos import PhotoCrops, load_at_working_size, photo_paths
+    from colorize.data.photos import PhotoCrops, load_at_working_size, photo_paths
 
     orig_paths = photo_paths(src, "train")[::every]
     packed_paths = photo_paths(pack, "train")[::every]
@@ -66,7 +66,7 @@ def crop_cost(pack: Path, src: Path | None, working_size: int, crop: int, scale:
 def eval_cost(pack: Path, src: Path | None, model: str, working_size: int) -> dict:
     from colorize import Colorizer
     from colorize.training.photo_eval import evaluate_photos
-    from colorize.training.photos import photo_paths
+    from colorize.data.photos import photo_paths
 
     colorizer = Colorizer.load(model, "torch", "fp32", working_size=working_size, small_model=None)
     out = {}

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from colorize.colorizer import Colorizer
     from colorize.training.folder import load_rgb
     from colorize.training.photo_eval import evaluate_arrays
-    from colorize.training.photos import photo_paths
+    from colorize.data.photos import photo_paths
 
     paths = photo_paths(args.photos, "eval")
     photos = [load_rgb(p) for p in paths[: args.limit or None]]
