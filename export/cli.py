@@ -10,7 +10,7 @@ Your own ``nn.Module``, in any convention (docs/own-models.md):
 ``--weights auto`` stores fp16 initializers (+ Cast) when the checkpoint itself stores fp16 weights,
 which halves the file; compute stays FP32. ``--int8 PATH`` also writes the static-INT8 QDQ model
 calibrated on CIFAR-10 train images (or, for a model fine-tuned on photos, on crops of the
-photos' train split: ``--calibration``).
+photos' train split; or on the gray photos that ship with the package: ``--calibration``).
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="with --module: the model's name (default: the output file's stem)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
     parser.add_argument("--int8", metavar="PATH", help="also write a static-INT8 QDQ model here")
-    parser.add_argument("--calibration", choices=("auto", "cifar", "photos"), default="auto",
-                        help="INT8 calibration images: CIFAR-10 train, or crops of the photos' train split "
-                             "(auto: photos for a model trained on photos)")
+    parser.add_argument("--calibration", choices=("auto", "cifar", "photos", "bundled"), default="auto",
+                        help="INT8 calibration images: CIFAR-10 train, crops of the photos' train split (both beside "
+                             "a clone), or the gray photos that ship with the package (auto: photos for a model "
+                             "trained on photos, else cifar)")
     parser.add_argument("--json", action="store_true", help="print the export report as JSON")
 
 
@@ -68,14 +69,17 @@ def main(args: argparse.Namespace) -> int:
         return 1
     if args.int8:
         from colorize.artifacts.model_ref import resolve_model
-        from colorize.export.quantize import calibration_l, photo_calibration_l, quantize_int8
+        from colorize.export.quantize import (calibration_l, cifar_calibration_l, photo_calibration_l,
+                                              quantize_int8)
 
         source = args.calibration
         if source == "auto":
             dataset = (resolve_model(args.model).metadata.get("data") or {}).get("dataset", "")
             source = "photos" if dataset.startswith("photos") else "cifar"
+        data = {"photos": lambda: photo_calibration_l(split="train"), "cifar": cifar_calibration_l,
+                "bundled": calibration_l}[source]
         try:
-            quantize_int8(args.output, args.int8, photo_calibration_l() if source == "photos" else calibration_l())
+            quantize_int8(args.output, args.int8, data())
         except FileNotFoundError as e:  # no CIFAR-10 train split to calibrate on
             print(f"colorize export: wrote {args.output}, but not {args.int8}: {e}", file=sys.stderr)
             return 1
@@ -121,10 +125,16 @@ def _main_module(args: argparse.Namespace) -> int:
     if args.int8:
         from colorize.artifacts.model_ref import resolve_model
         from colorize.model_adapter import ModelAdapter
-        from colorize.export.quantize import calibration_l, photo_calibration_l, photos_available, quantize_int8
+        from colorize.export.quantize import (cifar_calibration_l, photo_calibration_l, photos_available,
+                                              quantize_int8)
 
         ref = resolve_model(args.output)
-        data = photo_calibration_l() if args.calibration != "cifar" and photos_available() else calibration_l()
+        if args.calibration == "cifar":
+            data = cifar_calibration_l()
+        elif args.calibration == "photos" or (args.calibration == "auto" and photos_available()):
+            data = photo_calibration_l(split="train")
+        else:
+            data = photo_calibration_l()  # the bundled photos
         quantize_int8(args.output, args.int8, ModelAdapter(io, ref.normalization).to_model(data),
                       input_name=ModelIO.from_dict(report.io).input_name)
     if args.json:

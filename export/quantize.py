@@ -19,10 +19,12 @@ keeping them float runs the model 1.45x faster and 4x closer to FP32 (mean |delt
 on 16 BSDS500 photos). Dynamic INT8 (``quantize_dynamic``) is deliberately not offered: measured 3-7x
 slower than FP32 on this kind of CPU.
 
-Calibration data: ``calibration_l(n)`` takes CIFAR-10 train images (``colorize.data.cifar10``); the engine
-passes a few hundred. A model trained on photos is calibrated on what it will see instead:
-``photo_calibration_l`` cuts crops from the photos' train split at the working size
-(``colorize.data.photos``; ``colorize export --calibration photos``). Needs ``onnx`` and ``onnxruntime`` (``pip install ".[cpu]"``).
+Calibration data ships with the package, so INT8 builds on any machine: ``calibration_l(n)`` cuts 32-pixel crops
+of the bundled gray photos (``colorize.data.calibration``) for CIFAR-sized models, and ``photo_calibration_l``
+128-pixel crops of them at the working size for photo models and imported ones. ``colorize export`` can instead
+calibrate on the development datasets beside a clone (``--calibration cifar``: CIFAR-10 train,
+``cifar_calibration_l``; ``--calibration photos``: crops of the photos' train split). Needs ``onnx`` and
+``onnxruntime`` (``pip install ".[cpu]"``).
 """
 
 from __future__ import annotations
@@ -44,7 +46,16 @@ QDQ_MIN_OPSET = 13
 
 
 def calibration_l(n: int = CALIBRATION_IMAGES, seed: int = 0) -> np.ndarray:
-    """``n`` CIFAR-10 train images as model-normalized L, float32 [n,1,32,32].
+    """``n`` 32x32 crops of the bundled gray photos reduced to a 64-pixel long side, as model-normalized L,
+    float32 [n,1,32,32]: the engine's calibration for CIFAR-sized models, the same on every machine."""
+    from colorize.data.calibration import calibration_crops
+
+    return _model_l(calibration_crops(n, 32, working_size=64, seed=seed))
+
+
+def cifar_calibration_l(n: int = CALIBRATION_IMAGES, seed: int = 0) -> np.ndarray:
+    """``n`` CIFAR-10 train images as model-normalized L, float32 [n,1,32,32] (``colorize export --calibration
+    cifar``, on a clone with the dataset beside it).
 
     Raises:
         FileNotFoundError: CIFAR-10 is not there (the message names where it was looked for).
@@ -57,9 +68,11 @@ def calibration_l(n: int = CALIBRATION_IMAGES, seed: int = 0) -> np.ndarray:
 
 
 def _model_l(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB [N, H, W, 3] -> model-normalized L, float32 [N, 1, H, W]."""
+    """uint8 RGB [N, H, W, 3] or gray [N, H, W] -> model-normalized L, float32 [N, 1, H, W]."""
     from colorize.image.color import DEFAULT_NORMALIZATION, rgb_to_l
 
+    if rgb.ndim == 3:
+        rgb = np.repeat(rgb[..., None], 3, axis=-1)  # gray read as sRGB gray, as the pipeline reads a gray file
     l = rgb_to_l(rgb.astype(np.float32) / 255.0)
     return DEFAULT_NORMALIZATION.normalize_l(l)[:, None].astype(np.float32)
 
@@ -94,16 +107,21 @@ def fp32_initializers(proto) -> None:
 
 
 def photo_calibration_l(n: int = PHOTO_CALIBRATION_CROPS, crop: int = 128, working_size: int = 256,
-                        seed: int = 0) -> np.ndarray:
-    """``n`` random ``crop``-pixel crops of the photos' train split (reduced to ``working_size``, as the
-    pipeline runs them), as model-normalized L, float32 [n,1,crop,crop].
+                        seed: int = 0, split: str | None = None) -> np.ndarray:
+    """``n`` random ``crop``-pixel crops of photos reduced to ``working_size`` (as the pipeline runs them), as
+    model-normalized L, float32 [n,1,crop,crop]: the bundled gray photos (``split=None``, any machine), or the
+    photos' ``split`` ("train") beside a clone.
 
     Raises:
-        FileNotFoundError: the photos are not there (the message names the folder).
+        FileNotFoundError: ``split`` given and the photos are not there (the message names the folder).
     """
+    if split is None:
+        from colorize.data.calibration import calibration_crops
+
+        return _model_l(calibration_crops(n, crop, working_size=working_size, seed=seed))
     from colorize.data.photos import load_at_working_size, photo_paths, random_crops
 
-    paths = photo_paths(None, "train")
+    paths = photo_paths(None, split)
     pick = np.sort(np.random.default_rng(seed).permutation(len(paths))[:n])
     return _model_l(random_crops([load_at_working_size(paths[i], working_size) for i in pick], crop, 1, seed))
 

@@ -4,8 +4,8 @@
   whose recorded weights sha256 matches the checkpoint is used as it is (no torch). Otherwise the
   model is exported on first use into the cache (``colorize.export.onnx_export``; needs torch, and without
   it a ``MissingDependency`` names the ``torch`` extra).
-* ``int8_onnx(ref)``: static-INT8 QDQ version (``colorize.export.quantize``), calibrated on CIFAR-10 train
-  images, cached by the source ONNX's sha256, the quantizer and its version, and the calibration set.
+* ``int8_onnx(ref)``: static-INT8 QDQ version (``colorize.export.quantize``), calibrated on crops of the gray
+  photos that ship with the package (``colorize.data.calibration``: no dataset needed), cached by the source ONNX's sha256, the quantizer and its version, and the calibration set.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def source_onnx(ref: ModelRef, cache: ArtifactCache | None = None) -> Path:
 
 def shipped_int8(ref: ModelRef, src: Path) -> Path | None:
     """``<model>.int8.onnx`` next to the model's ONNX (``colorize export --int8``), when it was
-    quantized from the same weights; lets machines without CIFAR-10 run INT8."""
+    quantized from the same weights; used as it is, without calibrating again."""
     candidate = src.with_name(src.stem + ".int8.onnx")
     if not candidate.is_file():
         return None
@@ -106,8 +106,9 @@ def int8_onnx(ref: ModelRef, cache: ArtifactCache | None = None, calibration=Non
 
     Args:
         calibration: model-normalized L [N,1,H,W] in our convention (L' = (L - 50) / 50); default
-            ``colorize.export.quantize.calibration_l()`` (CIFAR-10 train), and for a model of another convention
-            (``colorize.io``) crops of the photos' train split when they are here. Converted to the model's
+            ``colorize.export.quantize.calibration_l()`` (32-pixel crops of the gray photos that ship with the
+            package, ``colorize.data.calibration``), and for a model of another convention (``colorize.io``)
+            128-pixel crops of them at working size 256 (``photo_calibration_l()``). Converted to the model's
             input by its ``ModelIO``. Its identity is part of the cache key.
     """
     cache = cache or ArtifactCache()
@@ -123,9 +124,9 @@ def int8_onnx(ref: ModelRef, cache: ArtifactCache | None = None, calibration=Non
     adapter = ModelAdapter(io, ref.normalization)
     source = "cifar"
     if calibration is None:
-        source = "photos" if (not adapter.native and quantize.photos_available()) else "cifar"
-        calib_id = (f"photos-train-{quantize.PHOTO_CALIBRATION_CROPS}-crops-seed0" if source == "photos"
-                    else f"cifar10-train-{quantize.CALIBRATION_IMAGES}-seed0")
+        source = "cifar" if adapter.native else "photos"  # the bundled photos, cut to the model's kind of input
+        calib_id = (f"bundled-photos-{quantize.PHOTO_CALIBRATION_CROPS}-crops-128-seed0" if source == "photos"
+                    else f"bundled-photos-{quantize.CALIBRATION_IMAGES}-crops-32-seed0")
     else:
         import hashlib
 
