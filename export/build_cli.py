@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from colorize.backends.base import MissingDependency
+    from colorize.deps import MissingDependency
     from colorize.export.trt_profile import onnx_inputs, onnx_stride, parse_shapes, resolve_profile
 
     onnx_path = Path(args.onnx)

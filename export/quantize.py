@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from colorize.backends.base import require
+from colorize.deps import require
 
 #: calibration images used when building an INT8 artifact (CIFAR-10 train, first N after a fixed shuffle)
 CALIBRATION_IMAGES = 256

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from colorize.backends.base import require
+from colorize.deps import require
 from colorize.export.trt_plan import (
     PRECISIONS,
     BuildTarget,

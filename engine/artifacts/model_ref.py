@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from colorize.backends.base import install_hint
+from colorize.deps import install_hint
 from colorize.image.color import DEFAULT_NORMALIZATION, Normalization
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent.parent / "models" / "weights"

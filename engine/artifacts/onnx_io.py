@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from colorize.backends.base import require
+from colorize.deps import require
 from colorize.model_io import ModelIO, ModelIOError
 
 

@@ -8,6 +8,13 @@ checks and the padding, so backends only implement ``_run`` (and optionally
 
 Thread-safety: ``run`` may be called from several threads at once only when
 the backend's ``thread_safe`` is True; ``Engine`` serializes calls otherwise.
+
+Static batch: a graph exported with a fixed N (DDColor's and most notebook exports: 1) runs only that
+many images per call. A backend that loads such a graph sets ``static_batch`` (``static_batch_of``: the
+model's I/O description, else the graph), and ``run`` feeds it in chunks of exactly that size, the last one
+padded with copies of its last image and the padding's output dropped. Every caller of a backend (the
+``Engine``, so ``colorize images``, the service's batcher, Ray, ``colorize bench``; the quality guard) gets
+any N.
 """
 
 from __future__ import annotations
@@ -16,30 +23,17 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-
-class BackendError(RuntimeError):
-    """A backend could not be loaded or run."""
+from colorize.deps import BackendError, MissingDependency, install_hint, require  # noqa: F401 (the backends' API)
 
 
-class MissingDependency(BackendError, ImportError):
-    """An optional dependency is missing; the message names the extra to install."""
-
-
-def install_hint(extra: str) -> str:
-    """The command that installs ``extra``, in the README's form (from the repository root)."""
-    return f'pip install ".[{extra}]"'
-
-
-def require(module: str, extra: str):
-    """Import ``module`` or raise ``MissingDependency`` naming the pip extra."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise MissingDependency(
-            f"{module} is not installed ({e}); install it with: {install_hint(extra)}"
-        ) from None
+def static_batch_of(ref, graph_batch: int | None) -> int | None:
+    """The batch a backend must feed ``ref``'s graph: its I/O description's ``batch`` (``colorize.io``; checked
+    against the graph at load), else the graph's fixed N (``graph_batch``, None when symbolic)."""
+    io = ref.metadata.get("io") or {}
+    batch = io.get("batch") if isinstance(io, dict) else getattr(io, "batch", None)
+    if batch is None and isinstance(graph_batch, int) and graph_batch > 0:
+        batch = graph_batch
+    return batch
 
 
 class Backend(ABC):
@@ -49,6 +43,8 @@ class Backend(ABC):
     precisions: tuple[str, ...] = ("fp32",)
     #: whether ``run`` may be called concurrently
     thread_safe: bool = False
+    #: the one batch size the loaded graph runs (its fixed N), or None for any; set by the backend at load
+    static_batch: int | None = None
 
     @classmethod
     def available(cls) -> str | None:
@@ -72,10 +68,21 @@ class Backend(ABC):
     def _close(self) -> None:
         pass
 
+    def _run_static(self, l: np.ndarray, batch: int) -> np.ndarray:
+        """``l``'s N a multiple of ``batch``: one ``_run`` per chunk of ``batch``, in order (a backend that can run
+        the chunks concurrently overrides this)."""
+        return np.concatenate([self._run(l[i : i + batch]) for i in range(0, len(l), batch)])
+
     def run(self, l: np.ndarray) -> np.ndarray:
         if self.closed:
             raise BackendError(f"{self.name} backend is closed")
-        return self._run(l)
+        b = self.static_batch
+        if b is None or len(l) == b:
+            return self._run(l)
+        n = len(l)
+        if n % b:  # pad the last chunk with copies of the last image; their output is dropped
+            l = np.concatenate([l, np.repeat(l[-1:], b - n % b, axis=0)])
+        return self._run_static(l, b)[:n]
 
     def close(self) -> None:
         if not self.closed:
