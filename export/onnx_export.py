@@ -63,7 +63,7 @@ class ExportReport:
 
 
 def _load_eager(ref: ModelRef):
-    from colorize.backends.torch_backend import build_torch_model
+    from colorize.artifacts.eager import build_torch_model
 
     return build_torch_model(ref)
 

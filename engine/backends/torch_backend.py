@@ -3,32 +3,13 @@
 from __future__ import annotations
 
 import threading
-import warnings
 
 import numpy as np
 
 from colorize import cpu
 from colorize.artifacts.model_ref import ModelRef
+from colorize.artifacts.eager import build_torch_model
 from colorize.backends.base import Backend, BackendError, require
-
-
-def build_torch_model(ref: ModelRef):
-    """The eager nn.Module for ``ref`` (checkpoint weights, or random init with a warning)."""
-    require("torch", "torch")
-    if ref.checkpoint is not None:
-        from colorize.models.checkpoint import load_checkpoint
-
-        model, _ = load_checkpoint(ref.checkpoint)
-        return model
-    if ref.random_init:
-        import torch
-
-        from colorize.models import create_model
-
-        warnings.warn(f"model {ref.name!r} has no trained weights here: using a random init (seed 0)", stacklevel=3)
-        torch.manual_seed(0)
-        return create_model(ref.arch, **ref.arch_kwargs).eval()
-    raise ValueError(f"the torch backend needs a checkpoint or an architecture name, got {ref.onnx}")
 
 
 class TorchBackend(Backend):
