@@ -28,9 +28,9 @@ import numpy as np
 
 from colorize.artifacts.model_ref import DEFAULT_MODEL, ModelRef, resolve_model
 from colorize.backends import BACKENDS, backend_class
-from colorize.backends.base import Backend, BackendError
+from colorize.backends.base import Backend, BackendError, MissingDependency
 from colorize.model_adapter import ModelAdapter
-from colorize.model_io import ModelIO, ModelIOError, model_io
+from colorize.model_io import ModelIO, ModelIOError, model_io, model_stride  # noqa: F401  (model_stride: API)
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
@@ -57,16 +57,6 @@ AUTO_ORDER: tuple[tuple[str, str], ...] = (
 )
 
 
-def model_stride(ref: ModelRef) -> int:
-    """Total stride of the model (from metadata when present, else the architecture)."""
-    if "total_stride" in ref.metadata:
-        return int(ref.metadata["total_stride"])
-    stem = ref.arch_kwargs.get("stem", "imagenet" if ref.arch.endswith("-unet-lite") else "cifar")
-    if ref.arch == "seed-unet":
-        return 16
-    return 8 if stem == "cifar" else 32
-
-
 def _make_backend(ref: ModelRef, name: str, precision: str, options: dict, strict: bool = True) -> Backend:
     cls = backend_class(name)
     if precision not in cls.precisions:
@@ -78,6 +68,30 @@ def _make_backend(ref: ModelRef, name: str, precision: str, options: dict, stric
         raise ValueError(f"backend {name!r} takes no option(s) {', '.join(unknown)}")
     kw = {k: v for k, v in options.items() if k not in unknown}
     return cls(ref, precision, **kw)
+
+
+def _describe(ref: ModelRef) -> str:
+    """"model 'mine' (mine.onnx)": the model a load error is about, and its file when it has one."""
+    path = ref.onnx if ref.arch == "onnx" or ref.checkpoint is None else ref.checkpoint
+    return f"model {ref.name!r}" + (f" ({path})" if path is not None else "")
+
+
+def _cause(e: BaseException) -> str:
+    """An exception as one line: the message alone for ours (they say what failed), else its type and message."""
+    text = " ".join(str(e).split())
+    return text if isinstance(e, (BackendError, ValueError, FileNotFoundError)) else f"{type(e).__name__}: {text}"
+
+
+def _load_error(e: Exception, context: str) -> Exception:
+    """What ``Engine.load`` raises for ``e``, met while loading, building or calibrating a model (``context``
+    names the model and the backend): a ``ValueError`` (it names the file, field or option) or a
+    ``MissingDependency`` (the extra) as it is; a missing file as a ``FileNotFoundError``, and anything else (a
+    runtime's own exception types included) as a ``BackendError``, with ``context`` and the cause on one line."""
+    if isinstance(e, (ValueError, MissingDependency)):
+        return e
+    if isinstance(e, FileNotFoundError):
+        return FileNotFoundError(context + _cause(e))
+    return BackendError(context + _cause(e))
 
 
 def _padded_runner(backend: Backend, adapter: ModelAdapter):
@@ -201,7 +215,8 @@ class Engine:
             ValueError: unknown backend or precision (the message lists the valid ones).
             colorize.model_io.ModelIOError: an I/O description the model contradicts (names the field).
             MissingDependency: the backend's extra is not installed.
-            BackendError: ``auto`` found nothing that loads.
+            BackendError: the model could not be loaded, built or calibrated on ``backend`` (the message names the
+                model, the backend and the cause), or ``auto`` found nothing that loads (each candidate's reason).
         """
         if precision != "auto" and precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS + ('auto',))}")
@@ -224,14 +239,20 @@ class Engine:
             options["cache_dir"] = os.fspath(cache_dir)
 
         if backend != "auto" and precision != "auto":  # explicit: load it, warn if the guard fails
-            be = _make_backend(ref, backend, precision, options)
+            try:
+                be = _make_backend(ref, backend, precision, options)
+            except Exception as e:
+                raise _load_error(e, f"{_describe(ref)} on {backend} {precision}: ") from None
             result = None
             if guard and precision != "fp32":
                 try:
                     result = quality_guard(be, ref, adapter, options, options.get("cache_dir"))
-                except BaseException:
+                except BaseException as e:
                     be.close()
-                    raise
+                    if not isinstance(e, Exception):
+                        raise
+                    raise _load_error(e, f"{_describe(ref)} on {backend} {precision}: the quality guard could not "
+                                         "run: ") from None
                 if not result.passed:
                     warnings.warn(f"{backend} {precision}: {result.describe()}", stacklevel=2)
             return cls(ref, be, adapter, result)._probed()
@@ -256,16 +277,16 @@ class Engine:
                 continue
             try:
                 be = _make_backend(ref, b, p, options, strict=False)
-            except (BackendError, ImportError, RuntimeError, FileNotFoundError) as e:
-                tried.append((b, p, f"failed to load: {e}"))
+            except Exception as e:  # any failure to load, build or calibrate: the next candidate
+                tried.append((b, p, f"failed to load: {_cause(e)}"))
                 continue
             result = None
             if guard and p != "fp32":
                 try:
                     result = quality_guard(be, ref, adapter, options, options.get("cache_dir"))
-                except (BackendError, ImportError, RuntimeError, FileNotFoundError) as e:
+                except Exception as e:
                     be.close()
-                    tried.append((b, p, f"guard could not run: {e}"))
+                    tried.append((b, p, f"guard could not run: {_cause(e)}"))
                     continue
                 if not result.passed:
                     be.close()
@@ -274,7 +295,7 @@ class Engine:
             tried.append((b, p, "selected"))
             return cls(ref, be, adapter, result, tried)._probed()
         lines = "\n".join(f"  {b} {p}: {why}" for b, p, why in tried)
-        raise BackendError(f"no backend could run {ref.name!r} (backend={backend}, precision={precision}):\n{lines}")
+        raise BackendError(f"no backend could run {_describe(ref)} (backend={backend}, precision={precision}):\n{lines}")
 
     def _probed(self) -> "Engine":
         """Run one small input through a model of another convention, so that an output of the wrong channel
@@ -282,10 +303,19 @@ class Engine:
         if not self.adapter.native:
             try:
                 self.run(np.zeros((1, 1, self.stride, self.stride), np.float32))
-            except BaseException:
+            except BaseException as e:
                 self.close()
-                raise
+                if not isinstance(e, Exception):
+                    raise
+                raise _load_error(e, f"{_describe(self.model)} on {self.backend} {self.precision}: the model did "
+                                     f"not run on a {self.adapter.io.describe()} input: ") from None
         return self
+
+    @property
+    def static_batch(self) -> int | None:
+        """The batch a static-batch graph runs (its fixed N), None for any; ``run`` takes any N all the same,
+        in chunks of it (``engine/backends/base.py``)."""
+        return self._backend.static_batch
 
     @property
     def static_size(self) -> tuple[int, int] | None:

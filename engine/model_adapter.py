@@ -53,7 +53,7 @@ class ModelAdapter:
     @property
     def stride(self) -> int:
         """What H and W of a dynamic model's input are padded to a multiple of (1 for a static model)."""
-        return 1 if self.io.size is not None else self.io.stride
+        return self.io.pad_stride
 
     def model_shape(self, h: int, w: int) -> tuple[int, int]:
         """The (H, W) the model runs for an h x w input."""

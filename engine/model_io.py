@@ -12,8 +12,15 @@ Every value the engine exchanges with a model is a linear map of a *natural* qua
            "rgb"       3 channels, natural = sRGB in [0, 1] (the engine keeps its chroma: ab of its Lab)
 
 Size: ``size=None`` runs any H, W, edge-padded to a multiple of ``stride``; ``size=(H, W)`` is a static model
-that the engine resizes to and back. ``layout`` is "nchw" or "nhwc", for both tensors. ``input_name`` and
+that the engine resizes to and back. ``batch``: a static batch (the graph's fixed N, as most exports in the wild
+have: DDColor's is 1); the backends run larger batches in chunks of it and pad smaller ones
+(``engine/backends/base.py``); None: any N. ``layout`` is "nchw" or "nhwc", for both tensors. ``input_name`` and
 ``output_name`` pick the tensors (None: the graph's first).
+
+Stride: ``model_stride(ref)`` is the one rule for what a model's H and W are padded to a multiple of: its
+description's (1 for a static size), else the ``colorize.total_stride`` its export recorded, else its
+architecture's (``ARCH_STRIDES``: every registered colorizer, checked against the real networks by
+``tests/engine/test_stride.py``; ``colorize.models.register_model`` refuses a colorizer missing from it).
 
 Stored as JSON in the ONNX metadata key ``colorize.io`` (``to_dict`` / ``from_dict``); written from the command
 line with ``parse_input`` / ``parse_output`` / ``parse_size`` (``colorize import``). Our own models speak
@@ -74,6 +81,7 @@ class ModelIO:
     layout: str = "nchw"
     input_name: str | None = None  # None: the graph's first input
     output_name: str | None = None  # None: the graph's first output
+    batch: int | None = None  # a static batch (the graph's fixed N); None: any
 
     def __post_init__(self):
         if self.input not in INPUT_KINDS:
@@ -100,6 +108,9 @@ class ModelIO:
             set_(self, "size", (h, w))
         if not isinstance(self.stride, int) or isinstance(self.stride, bool) or self.stride < 1:
             raise ModelIOError(f"model io field 'stride': expected an integer >= 1, got {self.stride!r}")
+        if self.batch is not None and (not isinstance(self.batch, int) or isinstance(self.batch, bool)
+                                       or self.batch < 1):
+            raise ModelIOError(f"model io field 'batch': expected an integer >= 1 or null, got {self.batch!r}")
 
     @property
     def in_channels(self) -> int:
@@ -108,6 +119,12 @@ class ModelIO:
     @property
     def out_channels(self) -> int:
         return OUTPUT_KINDS[self.output]
+
+    @property
+    def pad_stride(self) -> int:
+        """What the engine pads H and W to a multiple of: ``stride`` for a dynamic model, 1 for a static one
+        (resized to its size instead)."""
+        return 1 if self.size is not None else self.stride
 
     @classmethod
     def native(cls, norm: Normalization = DEFAULT_NORMALIZATION, stride: int = 8) -> "ModelIO":
@@ -131,6 +148,8 @@ class ModelIO:
         for k in ("input_scale", "input_offset", "output_scale", "output_offset"):
             d[k] = list(d[k])
         d["size"] = list(self.size) if self.size else None
+        if d["batch"] is None:  # any batch: left out, so descriptions written before the field read the same
+            del d["batch"]
         return d
 
     def to_json(self) -> str:
@@ -175,7 +194,8 @@ class ModelIO:
 
     def describe(self) -> str:
         size = f"{self.size[0]}x{self.size[1]}" if self.size else f"dynamic:{self.stride}"
-        return f"{self.input} -> {self.output}, {size}, {self.layout}"
+        batch = f", batch {self.batch}" if self.batch is not None else ""
+        return f"{self.input} -> {self.output}, {size}{batch}, {self.layout}"
 
 
 # -- command-line specs ----------------------------------------------------------------------------------------------
@@ -278,6 +298,75 @@ def model_io(ref) -> ModelIO:
     d = ref.metadata.get("io")
     if d:
         return d if isinstance(d, ModelIO) else ModelIO.from_dict(d)
-    from colorize.engine import model_stride
-
     return ModelIO.native(ref.normalization, model_stride(ref))
+
+
+# -- the stride ------------------------------------------------------------------------------------------------------
+
+_STEM_STRIDES = {"cifar": 8, "imagenet": 32}  # a ResNet encoder's: 3 stride-2 stages, +4 for the 7x7/2 + max-pool
+
+
+def _resnet_stem(default: str):
+    def stride(kw: dict) -> int:
+        stem = kw.get("stem", default)
+        if stem not in _STEM_STRIDES:
+            raise ValueError(f"unknown stem {stem!r}; valid: {', '.join(_STEM_STRIDES)}")
+        return _STEM_STRIDES[stem]
+
+    return stride
+
+
+#: total stride of every registered colorizer architecture (``colorize.models``), from its keyword arguments:
+#: how much its encoder downsamples, so what H and W must be multiples of. Torch-free, for the engine; the
+#: registry refuses a colorizer that is not here, and ``tests/engine/test_stride.py`` checks each against its network.
+ARCH_STRIDES = {
+    "resnet18-unet": _resnet_stem("cifar"),
+    "resnet34-unet": _resnet_stem("cifar"),
+    "resnet50-unet": _resnet_stem("cifar"),
+    "resnet18-unet-lite": _resnet_stem("imagenet"),
+    "resnet34-unet-lite": _resnet_stem("imagenet"),
+    "efficientnet_lite0-unet": lambda kw: 32,
+    "efficientnet_lite1-unet": lambda kw: 32,
+    "efficientnet_lite2-unet": lambda kw: 32,
+    "seed-unet": lambda kw: 2 ** (len(kw.get("widths", (64, 128, 256, 512, 1024))) - 1),
+}
+
+
+def arch_stride(arch: str, arch_kwargs: dict | None = None) -> int:
+    """The total stride of a registered colorizer architecture built with ``arch_kwargs``.
+
+    Raises:
+        ValueError: an architecture ``ARCH_STRIDES`` does not know (the message lists those it knows).
+    """
+    if arch not in ARCH_STRIDES:
+        raise ValueError(f"no stride known for architecture {arch!r} (and its file records none); "
+                         f"known: {', '.join(ARCH_STRIDES)}")
+    return int(ARCH_STRIDES[arch](dict(arch_kwargs or {})))
+
+
+def stride_of(metadata: dict, arch: str = "", arch_kwargs: dict | None = None) -> int:
+    """The one stride rule, from what a model file says (``model_stride`` for a ``ModelRef``): its I/O
+    description's ``pad_stride``, else the recorded ``total_stride``, else ``arch_stride(arch, arch_kwargs)``.
+
+    Raises:
+        ModelIOError: the description is invalid; ValueError: a recorded stride that is not an integer >= 1, or
+            nothing recorded and an architecture without a known stride.
+    """
+    d = metadata.get("io")
+    if d:
+        return (d if isinstance(d, ModelIO) else ModelIO.from_dict(d)).pad_stride
+    if metadata.get("total_stride") is not None:
+        value = metadata["total_stride"]
+        try:
+            stride = int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"metadata 'colorize.total_stride' is not an integer: {value!r}") from None
+        if stride < 1:
+            raise ValueError(f"metadata 'colorize.total_stride' must be >= 1, got {stride}")
+        return stride
+    return arch_stride(arch, arch_kwargs)
+
+
+def model_stride(ref) -> int:
+    """What a resolved model's (``ModelRef``) H and W are padded to a multiple of (``stride_of``)."""
+    return stride_of(ref.metadata, ref.arch, ref.arch_kwargs)

@@ -1,7 +1,7 @@
 """Export a user's own PyTorch colorizer (any convention) to an ONNX file the engine runs, parity-checked.
 
     colorize export --module mypkg.net:build --weights net.safetensors --io spec.json -o mine.onnx
-    colorize export --module mypkg.net:build --weights net.safetensors --input l:0..100 --output ab:lab -o mine.onnx
+    colorize export --module mypkg.net:build --weights net.safetensors --io '{"input": "l:0..100", "output": "ab:lab"}' -o mine.onnx
 
     from colorize.export.module_export import export_module
     report = export_module("mypkg.net:build", "net.safetensors", "mine.onnx", io)
@@ -161,7 +161,7 @@ def export_module(
     identity = sha256_file(weights) if weights is not None else "module-init-" + module
     meta = OnnxMetadata(name=name or Path(out).stem, arch="module:" + module,
                         normalization=DEFAULT_NORMALIZATION.to_dict(), weights_sha256=identity,
-                        total_stride=io.stride if io.size is None else 1, weights_dtype="fp32", io=io.to_dict())
+                        total_stride=io.pad_stride, weights_dtype="fp32", io=io.to_dict())
     meta.write_to(proto)
     blob = checked_bytes(proto)
     probe_onnx_io(io, blob)

@@ -77,21 +77,23 @@ def onnx_inputs(path: str | os.PathLike) -> list[InputSpec]:
 
 
 def onnx_stride(path: str | os.PathLike) -> int | None:
-    """``colorize.total_stride`` from an exported model's metadata, or None when absent."""
+    """The stride of a model file from its colorize metadata (``colorize.model_io.stride_of``, the engine's rule:
+    its ``colorize.io``, else ``colorize.total_stride``), or None when it records neither."""
+    import json
+
     import onnx
+
+    from colorize.model_io import stride_of
 
     proto = onnx.load(str(path), load_external_data=False)
     props = {p.key: p.value for p in proto.metadata_props}
-    value = props.get("colorize.total_stride")
-    if value is None:
+    if props.get("colorize.total_stride") is None and not props.get("colorize.io"):
         return None
     try:
-        stride = int(value)
-    except ValueError:
-        raise ValueError(f"{path}: metadata 'colorize.total_stride' is not an integer: {value!r}") from None
-    if stride < 1:
-        raise ValueError(f"{path}: metadata 'colorize.total_stride' must be >= 1, got {stride}")
-    return stride
+        io = json.loads(props.get("colorize.io") or "{}")
+        return stride_of({"total_stride": props.get("colorize.total_stride"), "io": io})
+    except ValueError as e:  # ModelIOError and a JSON error too
+        raise ValueError(f"{path}: {e}") from None
 
 
 _SHAPE = re.compile(r"^\d+(x\d+)*$")

@@ -1,11 +1,20 @@
 """Model registry: builders register themselves with ``@register_model``;
-``create_model(name, **kw)`` builds one; unknown names list the valid ones."""
+``create_model(name, **kw)`` builds one; unknown names list the valid ones.
+
+A colorizer's total stride (what H and W must be multiples of) is recorded, torch-free, in
+``colorize.model_io.ARCH_STRIDES``, where the engine reads it without building the network; registering a
+colorizer that is not there fails, so the table cannot fall behind the registry. ``model_stride(name, **kw)``
+reads it. This module imports no torch.
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from torch import nn
+from colorize.model_io import ARCH_STRIDES, arch_stride
+
+if TYPE_CHECKING:
+    from torch import nn
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _KINDS: dict[str, str] = {}
@@ -21,6 +30,8 @@ def register_model(name: str | None = None, *, kind: str = "classifier"):
         key = name or fn.__name__
         if key in _MODELS:
             raise ValueError(f"model {key!r} is already registered")
+        if kind == "colorizer" and key not in ARCH_STRIDES:
+            raise ValueError(f"colorizer {key!r} has no total stride in colorize.model_io.ARCH_STRIDES; add it there")
         _MODELS[key] = fn
         _KINDS[key] = kind
         return fn
@@ -36,6 +47,17 @@ def list_models(kind: str | None = None) -> list[str]:
 def model_kind(name: str) -> str:
     _check_name(name)
     return _KINDS[name]
+
+
+def model_stride(name: str, **kwargs) -> int:
+    """Total stride of the registered colorizer ``name`` built with ``kwargs`` (``colorize.model_io.arch_stride``).
+
+    Raises:
+        ValueError: ``name`` is not registered, or is not a colorizer.
+    """
+    if model_kind(name) != "colorizer":
+        raise ValueError(f"model {name!r} is a {model_kind(name)}, not a colorizer")
+    return arch_stride(name, kwargs)
 
 
 def _check_name(name: str) -> None:

@@ -5,7 +5,11 @@
 Checked where the graph declares it: the named tensors exist; both are rank 4; the input's channel count is the
 input kind's (1 for ``l``, 3 for ``gray_rgb`` / ``rgb``) and the output's the output kind's (2 for ``ab``, 3 for
 ``lab`` / ``rgb``), at the layout's channel axis; a graph with fixed H, W needs ``size`` = those (static), and a
-static ``size`` must match fixed dims. Symbolic dims are not checked here; the engine checks every output it gets.
+static ``size`` must match fixed dims; a fixed N is the description's ``batch`` (filled in, or checked when given).
+Symbolic dims are not checked here; the engine checks every output it gets.
+
+``colorize import`` keeps a static batch as it is (the graph is not rewritten): the backends feed such a graph in
+chunks of its batch (``engine/backends/base.py``), which costs a batch-1 graph nothing at the sizes such models run.
 """
 
 from __future__ import annotations
@@ -78,7 +82,14 @@ def check_onnx_io(io: ModelIO, path: str | os.PathLike) -> ModelIO:
             if isinstance(got, int) and got > 0 and got != want:
                 raise ModelIOError(f"{path}: model io field 'size': {io.size[0]}x{io.size[1]}, but the graph's "
                                    f"input {in_name!r} has shape {inputs[in_name]} ({axis} = {got})")
-    return dataclasses.replace(io, input_name=in_name, output_name=out_name)
+    n = inputs[in_name][0] if inputs[in_name] else None
+    batch = io.batch
+    if isinstance(n, int) and n > 0:
+        if batch is not None and batch != n:
+            raise ModelIOError(f"{path}: model io field 'batch': {batch}, but the graph's input {in_name!r} has "
+                               f"shape {inputs[in_name]} (N = {n})")
+        batch = n
+    return dataclasses.replace(io, input_name=in_name, output_name=out_name, batch=batch)
 
 
 def probe_onnx_io(io: ModelIO, model: bytes | str | os.PathLike) -> None:
@@ -97,15 +108,21 @@ def probe_onnx_io(io: ModelIO, model: bytes | str | os.PathLike) -> None:
     so = ort.SessionOptions()
     so.log_severity_level = 3
     src = model if isinstance(model, bytes) else os.fspath(model)
-    sess = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+    try:
+        sess = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime's own errors: an op it lacks, a graph it cannot build
+        raise ModelIOError(f"ONNX Runtime cannot load the model: {type(e).__name__}: {' '.join(str(e).split())}"
+                           ) from None
     adapter = ModelAdapter(io, DEFAULT_NORMALIZATION)
     s = adapter.stride
     try:
-        adapter.run(lambda x: sess.run([io.output_name], {io.input_name: x})[0], np.zeros((1, 1, s, s), np.float32))
+        adapter.run(lambda x: sess.run([io.output_name], {io.input_name: x})[0],
+                    np.zeros((io.batch or 1, 1, s, s), np.float32))
     except ModelIOError:
         raise
     except Exception as e:  # onnxruntime's own errors: the input did not fit the graph
-        raise ModelIOError(f"the model did not run on a {io.describe()} input: {e}") from None
+        raise ModelIOError(f"the model did not run on a {io.describe()} input: {' '.join(str(e).split())}"
+                           ) from None
 
 
 def import_onnx(src: str | os.PathLike, dst: str | os.PathLike, io: ModelIO, name: str | None = None) -> ModelIO:
@@ -129,12 +146,15 @@ def import_onnx(src: str | os.PathLike, dst: str | os.PathLike, io: ModelIO, nam
         arch="onnx",
         normalization=DEFAULT_NORMALIZATION.to_dict(),
         weights_sha256=sha256_file(src),
-        total_stride=io.stride if io.size is None else 1,
+        total_stride=io.pad_stride,
         weights_dtype="fp32",
         io=io.to_dict(),
     )
     meta.write_to(proto)
     blob = proto.SerializeToString()
-    probe_onnx_io(io, blob)
+    try:
+        probe_onnx_io(io, blob)
+    except ModelIOError as e:
+        raise ModelIOError(f"{src}: {e}") from None
     atomic_write_bytes(dst, blob)
     return io

@@ -21,7 +21,7 @@ import numpy as np
 from colorize.artifacts.cache import ArtifactCache, sha256_file
 from colorize.artifacts.model_ref import ModelRef
 from colorize.artifacts.onnx_files import cpu_cores, int8_onnx, source_onnx
-from colorize.backends.base import Backend, BackendError, require
+from colorize.backends.base import Backend, BackendError, require, static_batch_of
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -77,6 +77,8 @@ class OnnxRuntimeBackend(Backend):
         io = ref.metadata.get("io") or {}  # a model of another convention names its tensors (engine/model_io.py)
         self.input_name = io.get("input_name") or self.session.get_inputs()[0].name
         self.output_name = io.get("output_name") or self.session.get_outputs()[0].name
+        shape = next((i.shape for i in self.session.get_inputs() if i.name == self.input_name), None) or [None]
+        self.static_batch = static_batch_of(ref, shape[0])  # a fixed N: run() feeds chunks of it
         self.provider = provider
         self.path = path
         self.version = ort.__version__

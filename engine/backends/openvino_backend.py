@@ -19,6 +19,9 @@ Streams (``mode``), tuned rather than left to the default:
   * ``auto`` (default): latency for batches smaller than 2 x streams, throughput otherwise; each
     compiled on first use.
 
+A graph with a static batch (``Backend.static_batch``) gets chunks of exactly that size; in throughput mode the
+chunks of one call run concurrently on the streams.
+
 Thread-safety: each call takes a lock around the infer requests (an OpenVINO request is not
 re-entrant), so ``thread_safe = False`` and ``Engine`` serializes calls.
 """
@@ -33,7 +36,7 @@ from colorize import cpu
 from colorize.artifacts.cache import ArtifactCache, sha256_file
 from colorize.artifacts.model_ref import ModelRef
 from colorize.artifacts.onnx_files import cpu_cores, int8_onnx, source_onnx
-from colorize.backends.base import Backend, BackendError, require
+from colorize.backends.base import Backend, BackendError, require, static_batch_of
 
 _HINTS = {"fp32": "f32", "bf16": "bf16", "int8": None}
 MODES = ("auto", "latency", "throughput")
@@ -91,6 +94,8 @@ class OpenVinoBackend(Backend):
         compiled, _, _ = self._get("latency" if mode != "throughput" else "throughput")  # compile now: fail early
         self._in = self._in or compiled.inputs[0].any_name
         self._out = self._out or compiled.outputs[0].any_name
+        n = compiled.input(self._in).get_partial_shape()[0]
+        self.static_batch = static_batch_of(ref, n.get_length() if n.is_static else None)
 
     def _config(self, mode: str) -> dict:
         cfg = {"INFERENCE_NUM_THREADS": self.cores}
@@ -121,15 +126,28 @@ class OpenVinoBackend(Backend):
         }
 
     def _run(self, l: np.ndarray) -> np.ndarray:
+        return self._infer(l, None)
+
+    def _run_static(self, l: np.ndarray, batch: int) -> np.ndarray:
+        return self._infer(l, batch)
+
+    def _infer(self, l: np.ndarray, batch: int | None) -> np.ndarray:
+        """Run ``l`` whole, or split across the streams in throughput mode: into one chunk per stream, or for a
+        static-batch graph (``batch``) into its chunks of exactly ``batch``."""
         l = np.ascontiguousarray(l, dtype=np.float32)
         mode = self.mode
         if mode == "auto":
             mode = "throughput" if len(l) >= 2 * self.cores and self.cores > 1 else "latency"
         with self._lock:
             _, queue, streams = self._get(mode)
-            if streams == 1 or len(l) < streams:
+            if batch is not None:
+                chunks = [l[i : i + batch] for i in range(0, len(l), batch)]
+                if streams == 1 or len(chunks) == 1:
+                    return np.concatenate([queue[0].infer({self._in: c})[self._out].copy() for c in chunks])
+            elif streams == 1 or len(l) < streams or self.static_batch is not None:
                 return queue[0].infer({self._in: l})[self._out].copy()
-            chunks = np.array_split(l, streams)
+            else:
+                chunks = np.array_split(l, streams)
             out: list[np.ndarray | None] = [None] * len(chunks)
 
             def done(request, i):

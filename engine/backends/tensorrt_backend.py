@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from colorize.artifacts.model_ref import ModelRef
-from colorize.backends.base import Backend, BackendError, require
+from colorize.backends.base import Backend, BackendError, require, static_batch_of
 from colorize.backends.torch_cuda import Tolerance, batch_chunks, cuda_unavailable_reason, parity
 
 TOLERANCES: dict[str, Tolerance] = {
@@ -103,15 +103,18 @@ class TensorRTBackend(Backend):
         from colorize.artifacts.cache import ArtifactCache
         from colorize.artifacts.onnx_files import source_onnx
         from colorize.export.tensorrt_build import build_target
-        from colorize.export.trt_profile import onnx_inputs, onnx_stride, parse_shapes
+        from colorize.export.trt_profile import onnx_inputs, parse_shapes
+        from colorize.model_io import model_stride
 
         self.trt, self.torch = trt, torch
         self.onnx = source_onnx(ref, ArtifactCache(cache_dir))
         inputs = onnx_inputs(self.onnx)
-        self.stride = onnx_stride(self.onnx) or 8
+        self.stride = model_stride(ref)
         shapes = [parse_shapes(s, inputs) for s in (min_shapes, opt_shapes, max_shapes)]
         target = build_target(self.onnx, precision, *shapes, tensorrt_version=trt.__version__)
         self.profile = target.profile
+        lo, _, hi = next(iter(self.profile.shapes.values()))
+        self.static_batch = static_batch_of(ref, lo[0] if lo[0] == hi[0] else None)  # a fixed N: chunks of it
         self.plan_path = self._plan(target, plan, int(workspace_gb * (1 << 30)), cache_dir)
 
         self.logger = trt.Logger(trt.Logger.WARNING)

@@ -4,8 +4,10 @@
     colorize import model.onnx --io spec.json -o mine.onnx
 
 The written file runs everywhere a model does (``colorize images --model mine.onnx``, ``serve``, ``--ray``,
-``bench``, INT8 with the quality guard). Conventions and worked examples: docs/own-models.md.
-Exit codes: 0 written, 2 bad arguments or a description the model contradicts.
+``bench``, INT8 with the quality guard). A graph with a fixed batch (N) keeps it, recorded as the description's
+``batch``; the engine feeds it chunks of that size. Conventions and worked examples: docs/own-models.md.
+Exit codes: 0 written, 2 bad arguments, a description the model contradicts, or a model that cannot be loaded
+or run (one line naming the file and the cause; no traceback).
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", help="ab:lab, ab:110, lab:lab, rgb:0..1, rgb:imagenet, ... (e.g. ab:lab)")
     parser.add_argument("--size", help="HxW (a static model, e.g. 512x512) or dynamic[:STRIDE] (default dynamic:1)")
     parser.add_argument("--layout", choices=("nchw", "nhwc"), help="tensor layout (default nchw)")
+    parser.add_argument("--batch", type=int, metavar="N",
+                        help="a static batch: the model runs only N images at a time (default: the graph's fixed N, "
+                             "else any)")
     parser.add_argument("--input-name", help="the input tensor (default: the graph's first)")
     parser.add_argument("--output-name", help="the output tensor (default: the graph's first)")
     parser.add_argument("--name", help="the model's name (default: the output file's stem)")
@@ -45,8 +50,8 @@ def io_from_args(args: argparse.Namespace):
         kw["output"], kw["output_scale"], kw["output_offset"] = parse_output(args.output)
     if args.size:
         kw["size"], kw["stride"] = parse_size(args.size)
-    for field in ("layout", "input_name", "output_name"):
-        if getattr(args, field, None):
+    for field in ("layout", "input_name", "output_name", "batch"):
+        if getattr(args, field, None) is not None:
             kw[field] = getattr(args, field)
     return dataclasses.replace(io, **kw) if io is not None else ModelIO(**kw)
 
@@ -69,6 +74,13 @@ def main(args: argparse.Namespace) -> int:
         io = import_onnx(args.onnx, args.out, io_from_args(args), name=args.name)
     except (ModelIOError, MissingDependency) as e:
         print(f"colorize import: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"colorize import: cannot write {args.out}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # onnx's and onnxruntime's own errors on a file they cannot read or run
+        print(f"colorize import: {args.onnx}: cannot be loaded: {type(e).__name__}: {' '.join(str(e).split())}",
+              file=sys.stderr)
         return 2
     print(f"wrote {args.out} ({io.describe()}; input {io.input_name!r}, output {io.output_name!r})")
     return 0

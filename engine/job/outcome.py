@@ -65,6 +65,7 @@ class Summary(Outcomes):
     engines: str = ""  # "openvino/int8"; on Ray, each engine with its file count when there were several
     working_size: int = 0
     min_working_size: int = 0  # the model's: smaller images ran enlarged to it
+    model_size: tuple[int, int] | None = None  # a static-size model's (H, W): every image ran at it
     small_max_side: int = 0  # images of long side up to this ran on the small-image model
     small_model: str = ""  # that model, as "resnet18-unet (openvino/int8)"
     where: str = ""  # ", on 2 Ray nodes, ..." for a Ray run
@@ -88,14 +89,15 @@ class Summary(Outcomes):
 
         n_ok = len(self.done)
         n_bad = len(self.failed) + (0 if self.cancelled else len(self.not_run))
-        enlarge_to = min(self.min_working_size, self.working_size)  # the Colorizer never runs above it
+        enlarge_to = 0 if self.model_size else min(self.min_working_size, self.working_size)  # never above it
         sizes = [o.size for o in self.done if o.size]
         tiny = sum(1 for size in sizes if runs_small(size, self.small_max_side))
         small = sum(1 for size in sizes if not runs_small(size, self.small_max_side) and max(size) < enlarge_to)
         s = self.seconds
         return (f"colorized {n_ok} of {self.plan.found} images in {s:.1f} s "
                 f"({n_ok / s if s > 0 else 0:.1f} img/s) with {self.engines}{self.where}, "
-                f"working size {self.working_size}"
+                + (f"model size {self.model_size[0]}x{self.model_size[1]}" if self.model_size
+                   else f"working size {self.working_size}")
                 + (f"; {tiny} image{'s' if tiny != 1 else ''} of long side <= {self.small_max_side} px ran on "
                    f"{self.small_model} at {'their' if tiny != 1 else 'its'} size" if tiny else "")
                 + (f"; {small} small image{'s' if small != 1 else ''} (long side < {enlarge_to} px) enlarged to "

@@ -193,6 +193,7 @@ def run_plan(
     """
     from colorize.artifacts.model_ref import resolve_model
     from colorize.colorizer import model_min_working_size
+    from colorize.model_io import model_io
 
     small = check_model_options(options)
     if not plan.tasks:  # every output exists (skip_existing): nothing to start Ray for
@@ -206,7 +207,8 @@ def run_plan(
              f"process{'es' if len(run.actors) != 1 else ''} (Ray start-up {run.cluster.startup_s:.1f} s not counted; "
              f"first result after {run.first_row_s or 0:.1f} s)")
     cancelled = run.stopped == "cancelled" and bool(run.not_run)
+    ref = resolve_model(options.model)
     return Summary(plan, run.outcomes, run.not_run, run.run_s, engines, options.working_size,
-                   min_working_size=model_min_working_size(resolve_model(options.model).metadata),
+                   min_working_size=model_min_working_size(ref.metadata), model_size=model_io(ref).size,
                    small_max_side=options.small_max_side if small is not None else 0,
                    small_model=os.fspath(small or ""), where=where, stopped=run.stopped, cancelled=cancelled)
