@@ -16,7 +16,7 @@ _LAZY = {
     "Colorizer": "colorize.colorizer",
     "Normalization": "colorize.image.color",
     "resolve_model": "colorize.artifacts.model_ref",
-    "colorize_folder": "colorize.job.run",
+    "colorize_folder": "colorize.folder",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -23,7 +23,7 @@
   report and the exit status are the ones of the local run; each Ray actor
   runs the same per-file code on its share of the files.
 
-The job itself is ``colorize.job`` (``engine.colorize_folder`` from Python): this
+The job itself is ``colorize.job`` (``colorize.colorize_folder`` from Python): this
 module parses and checks the flags, draws the progress bar and prints the
 errors and the summary.
 
@@ -198,7 +198,7 @@ def _run_here(args: argparse.Namespace, plan: Plan) -> int:
     from colorize.backends.base import BackendError
     from colorize.cli.progress import Progress
     from colorize.cli.runner import print_error
-    from colorize.job.run import run_plan
+    from colorize.folder import run_plan
 
     progress = Progress(len(plan.tasks), enabled=None if not args.quiet else False)
 
@@ -209,8 +209,10 @@ def _run_here(args: argparse.Namespace, plan: Plan) -> int:
 
     try:
         summary = run_plan(plan, job_options(args), on_outcome=shown, report=bool(args.report))
-    except (ValueError, FileNotFoundError, ImportError, BackendError) as e:  # e.g. --backend torch without torch
-        print(f"colorize images: error: {e}", file=sys.stderr)  # the model did not load: no file was tried
+    except (ValueError, OSError, ImportError, BackendError) as e:  # e.g. --backend torch without torch
+        # the model did not load, build or calibrate (the message names it, the backend and the cause): no file
+        # was tried
+        print(f"colorize images: error: {e}", file=sys.stderr)
         return 2
     except BaseException:
         progress.close()

@@ -1,4 +1,4 @@
-"""``colorize images --ray [ADDRESS]``: run a planned job on Ray (``colorize.job.run_plan``), shown as the local run.
+"""``colorize images --ray [ADDRESS]``: run a planned job on Ray (``colorize.folder.run_plan``), shown as the local run.
 
 The plan (``colorize.job.make_plan``), the summary, ``--report`` and the exit status are the local run's; the
 options mean the same (``--jobs``: decode/encode threads in each actor). Checked on the driver before Ray
@@ -21,7 +21,7 @@ def run_on_ray(args: argparse.Namespace, plan: Plan) -> int:
     from colorize.backends.base import MissingDependency
     from colorize.cli.progress import Progress
     from colorize.cli.runner import print_error
-    from colorize.job.run import run_plan
+    from colorize.folder import run_plan
     from colorize.ray.cluster import ClusterError
     from colorize.ray.pool import fitting_actors
 

@@ -1,14 +1,15 @@
-"""The folder job as a library: plan, run (here or on Ray), per-file outcomes, summary.
+"""The folder job as a library: plan, options, the local run, per-file outcomes, summary.
 
-    from colorize.job import colorize_folder
-    summary = colorize_folder(["scans/"], "out/", recursive=True, skip_existing=True)
+    from colorize.job import JobOptions, make_plan, run_local
+    summary = run_local(make_plan(["scans/"], "out/", recursive=True, skip_existing=True), JobOptions())
+
+``colorize.colorize_folder`` (``colorize.folder``) is the whole job, here or on Ray, in one call.
 
 Modules (each plain data or one step; none imports the command line):
   * ``plan``: ``Task``, ``Plan``, ``make_plan``, ``JobError``: what to do, from the filesystem.
   * ``options``: ``JobOptions``: model, backend, batching, threads, encoding.
   * ``outcome``: ``Outcome`` per file, ``Summary`` of the job (the summary line, the exit status, the report).
   * ``runner``: ``TaskRunner``, ``run_local``: the per-file code on one ``Colorizer`` (Ray's actors run it too).
-  * ``run``: ``run_plan`` (here or ``colorize.ray``) and ``colorize_folder``.
   * ``report``: the before/after HTML gallery.
 
 Importing this package is cheap (names load on first use) and never imports torch or Ray.
@@ -28,8 +29,6 @@ _LAZY = {
     "Summary": "colorize.job.outcome",
     "TaskRunner": "colorize.job.runner",
     "run_local": "colorize.job.runner",
-    "run_plan": "colorize.job.run",
-    "colorize_folder": "colorize.job.run",
 }
 
 __all__ = list(_LAZY)

@@ -23,7 +23,7 @@ class JobOptions:
     backend: str = "auto"  # colorize.backends name, or auto
     precision: str = "auto"  # fp32, bf16, fp16, int8 or auto
     working_size: int = DEFAULT_WORKING_SIZE  # long side, in px, the model runs at
-    small_model: str | os.PathLike | None = "auto"  # the model for tiny images (engine.Colorizer.load)
+    small_model: str | os.PathLike | None = "auto"  # the model for tiny images (colorize.Colorizer.load)
     small_max_side: int = SMALL_IMAGE_MAX_SIDE  # long side up to which small_model takes an image
     batch_size: int = 8  # images of one working shape per inference call
     jobs: int | None = None  # decode/encode threads (None: min(4, CPUs); on Ray: per actor, its threads)

@@ -63,7 +63,7 @@ class TaskRunner(Outcomes):
     """Decode/prepare and finish/encode on a thread pool; batched ``engine.run`` on the calling thread.
 
     Args:
-        colorizer: the loaded ``engine.Colorizer``.
+        colorizer: the loaded ``colorize.Colorizer``.
         options: ``batch_size``, ``jobs`` and ``quality`` (``colorize.job.JobOptions`` or any object with them).
         on_outcome: called with each ``Outcome`` as it comes (on the calling thread).
         report: make before/after thumbnails for tasks whose ``thumbnail`` is set.
@@ -209,7 +209,7 @@ def run_local(plan: Plan, options, *, on_outcome: OnOutcome | None = None, repor
 
     Raises:
         ValueError, FileNotFoundError, ImportError, colorize.backends.base.BackendError: the model or backend
-            cannot be loaded (as ``engine.Colorizer.load``); per-file problems are outcomes, never raised.
+            cannot be loaded (as ``colorize.Colorizer.load``); per-file problems are outcomes, never raised.
     """
     from colorize.colorizer import Colorizer
     from colorize.image.io import DEFAULT_MAX_PIXELS
@@ -232,8 +232,8 @@ def run_local(plan: Plan, options, *, on_outcome: OnOutcome | None = None, repor
     cancelled = bool(run.not_run) and cancel is not None and cancel.is_set()
     return Summary(plan, run.outcomes, run.not_run, time.perf_counter() - start,
                    f"{col.engine.backend}/{col.engine.precision}", options.working_size,
-                   min_working_size=col.min_working_size, small_max_side=col.small_max_side,
-                   small_model=col.describe_small(), stopped="cancelled" if cancelled else None, cancelled=cancelled)
+                   min_working_size=col.min_working_size, model_size=col.engine.static_size,
+                   small_max_side=col.small_max_side, small_model=col.describe_small(), stopped="cancelled" if cancelled else None, cancelled=cancelled)
 
 
 class _Threads:

@@ -8,14 +8,24 @@ function once per batch, and hands each caller its own result.
 
     batcher = DynamicBatcher(fn, key=lambda x: x.shape, max_batch_size=8, max_delay_ms=5)
     y = batcher.run(x, timeout=10)            # from any thread
+    y = batcher.run(x, client="key:3f2a")     # take turns with other clients
     y = await batcher.arun(x, timeout=10)     # from any event loop
     batcher.close()                           # finish queued work, then stop
 
 * **Grouping**: items are batched only with items of the same ``key(item)``
-  (e.g. the same image size); each key has its own queue, a full group runs at
-  once, otherwise the group with the oldest item runs when its delay is up.
+  (e.g. the same image size); a group is due when it holds a full batch or its
+  oldest item has waited ``max_delay_ms``.
+* **Fairness**: each item may name its ``client``; clients take turns. Of the
+  due groups, the one holding the oldest item of the client whose turn it is
+  runs, and its batch is filled round-robin across clients (each client's
+  oldest item first), so a client with 1 item queued is in the next batch
+  however many another client has queued. Clients served go to the back of
+  the turn order. Without clients (all ``None``) this is first come, first
+  served.
 * **Backpressure**: at most ``max_queue_size`` items wait; one more raises
   ``Overloaded`` at once instead of queueing without bound.
+  ``evict_newest(client, exc)`` takes a client's newest queued item back out
+  (its caller gets ``exc``): the service's rule for a full server.
 * **Timeouts**: a caller's ``timeout`` covers queueing and running; a request
   still queued at its deadline is dropped (never run) and fails with
   ``RequestTimeout``; one already running finishes but its result is dropped.
@@ -80,6 +90,7 @@ class _Request:
     future: concurrent.futures.Future
     enqueued: float  # time.monotonic()
     deadline: float | None  # time.monotonic() deadline, None = no timeout
+    client: Hashable = None  # whose request: clients take turns
     seq: int = field(default=0)
 
 
@@ -132,6 +143,8 @@ class DynamicBatcher(Generic[X, Y]):
         self.on_batch = on_batch
         self._cond = threading.Condition(threading.RLock())
         self._groups: OrderedDict[Hashable, deque[_Request]] = OrderedDict()
+        # clients with queued requests -> how many, in turn order: the first one's turn is next
+        self._turns: OrderedDict[Hashable, int] = OrderedDict()
         self._queued = 0
         self._running = 0
         self._closing = False
@@ -155,12 +168,15 @@ class DynamicBatcher(Generic[X, Y]):
     def closed(self) -> bool:
         return self._closing
 
-    def submit(self, item: X, timeout: float | None = ...) -> concurrent.futures.Future:  # type: ignore[assignment]
+    def submit(
+        self, item: X, timeout: float | None = ..., client: Hashable = None  # type: ignore[assignment]
+    ) -> concurrent.futures.Future:
         """Queue ``item``; the returned future gets its result or exception.
 
         Args:
             timeout: seconds until the request is dropped if not yet run
                 (default: the batcher's ``timeout_s``; None: no timeout).
+            client: who asks (any hashable); clients take turns (None: one anonymous client).
 
         Raises:
             Overloaded: the queue holds ``max_queue_size`` items already.
@@ -170,7 +186,7 @@ class DynamicBatcher(Generic[X, Y]):
         key = self.key(item)
         now = time.monotonic()
         fut: concurrent.futures.Future = concurrent.futures.Future()
-        req = _Request(item, key, fut, now, None if timeout is None else now + timeout)
+        req = _Request(item, key, fut, now, None if timeout is None else now + timeout, client)
         with self._cond:
             if self._closing:
                 raise BatcherClosed("the batcher is closed; no new requests are accepted")
@@ -178,6 +194,7 @@ class DynamicBatcher(Generic[X, Y]):
                 raise Overloaded(f"queue full ({self._queued} of max_queue_size={self.max_queue_size} waiting)")
             req.seq = next(self._seq)
             self._groups.setdefault(key, deque()).append(req)
+            self._turns[client] = self._turns.get(client, 0) + 1  # a new client joins at the back
             self._queued += 1
             self._cond.notify_all()
         # A caller that cancels (asyncio task cancelled, timeout) frees its queue slot at once. The callback holds
@@ -188,8 +205,8 @@ class DynamicBatcher(Generic[X, Y]):
         fut.add_done_callback(lambda f: self._discard_ref(ref) if f.cancelled() else None)
         return fut
 
-    def run(self, item: X, timeout: float | None = ...) -> Y:  # type: ignore[assignment]
-        """Submit ``item`` and wait for its result (blocking; any thread).
+    def run(self, item: X, timeout: float | None = ..., client: Hashable = None) -> Y:  # type: ignore[assignment]
+        """Submit ``item`` (for ``client``) and wait for its result (blocking; any thread).
 
         Raises:
             Overloaded, BatcherClosed: see ``submit``.
@@ -197,7 +214,7 @@ class DynamicBatcher(Generic[X, Y]):
             Exception: whatever ``fn`` raised for this item's batch.
         """
         timeout = self.timeout_s if timeout is ... else timeout
-        fut = self.submit(item, timeout)
+        fut = self.submit(item, timeout, client)
         try:
             return fut.result(timeout)
         except TimeoutError:  # the wait timed out, or fn / the queue deadline raised a TimeoutError
@@ -206,14 +223,16 @@ class DynamicBatcher(Generic[X, Y]):
             fut.cancel()  # dropped if still queued; a running batch finishes, its result unused
             raise RequestTimeout(f"no result within {timeout:g} s") from None
 
-    async def arun(self, item: X, timeout: float | None = ...) -> Y:  # type: ignore[assignment]
-        """Submit ``item`` and await its result (asyncio; any event loop).
+    async def arun(
+        self, item: X, timeout: float | None = ..., client: Hashable = None  # type: ignore[assignment]
+    ) -> Y:
+        """Submit ``item`` (for ``client``) and await its result (asyncio; any event loop).
 
         Cancelling the awaiting task drops the request if it has not started.
         Raises as ``run``.
         """
         timeout = self.timeout_s if timeout is ... else timeout
-        fut = self.submit(item, timeout)
+        fut = self.submit(item, timeout, client)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
         except TimeoutError:  # as in ``run``
@@ -221,6 +240,25 @@ class DynamicBatcher(Generic[X, Y]):
                 return fut.result()
             fut.cancel()
             raise RequestTimeout(f"no result within {timeout:g} s") from None
+
+    def queued_by(self, client: Hashable) -> int:
+        """Items of ``client`` waiting to run."""
+        with self._cond:
+            return self._turns.get(client, 0)
+
+    def evict_newest(self, client: Hashable, exc: BaseException) -> bool:
+        """Take the newest queued item of ``client`` out of the queue; its caller gets ``exc``. False when
+        ``client`` has nothing queued (items already running are never touched)."""
+        with self._cond:
+            mine = [req for group in self._groups.values() for req in group if req.client == client]
+            if not mine:
+                return False
+            newest = max(mine, key=lambda req: req.seq)
+            self._remove(newest)
+        if newest.future.set_running_or_notify_cancel():
+            newest.item = None
+            newest.future.set_exception(exc)
+        return True
 
     def close(self, drain: bool = True, timeout: float | None = None) -> None:
         """Stop accepting requests; run (``drain``) or fail the queued ones; stop the worker.
@@ -259,10 +297,23 @@ class DynamicBatcher(Generic[X, Y]):
         with self._cond:
             group = self._groups.get(req.key)
             if group is not None and req in group:
-                group.remove(req)
-                self._queued -= 1
-                if not group:
-                    del self._groups[req.key]
+                self._remove(req)
+
+    def _remove(self, req: _Request) -> None:
+        """Take one queued request out of its group and its client's count (holding the lock)."""
+        group = self._groups[req.key]
+        group.remove(req)
+        if not group:
+            del self._groups[req.key]
+        self._dequeued(req.client)
+
+    def _dequeued(self, client: Hashable) -> None:
+        self._queued -= 1
+        left = self._turns[client] - 1
+        if left:
+            self._turns[client] = left
+        else:
+            del self._turns[client]
 
     def _fail_queued(self, exc: BaseException) -> None:
         for group in self._groups.values():
@@ -270,6 +321,7 @@ class DynamicBatcher(Generic[X, Y]):
                 if req.future.set_running_or_notify_cancel():
                     req.future.set_exception(exc)
         self._groups.clear()
+        self._turns.clear()
         self._queued = 0
 
     def _next_batch(self) -> list[_Request] | None:
@@ -281,19 +333,50 @@ class DynamicBatcher(Generic[X, Y]):
                         return None
                     self._cond.wait()
                     continue
-                # A full group runs first (oldest first), else the group with the oldest item once due.
-                heads = sorted(self._groups.items(), key=lambda kv: kv[1][0].seq)
-                full = [k for k, g in heads if len(g) >= self.max_batch_size]
-                key, group = (full[0], self._groups[full[0]]) if full else heads[0]
-                due = group[0].enqueued + self.max_delay
                 now = time.monotonic()
-                if full or self._closing or now >= due:
-                    batch = [group.popleft() for _ in range(min(self.max_batch_size, len(group)))]
-                    if not group:
-                        del self._groups[key]
-                    self._queued -= len(batch)
-                    return batch
-                self._cond.wait(due - now)
+                due = [key for key, g in self._groups.items()
+                       if self._closing or len(g) >= self.max_batch_size or now >= g[0].enqueued + self.max_delay]
+                if due:
+                    return self._take(self._whose_turn(due))
+                self._cond.wait(min(g[0].enqueued for g in self._groups.values()) + self.max_delay - now)
+
+    def _whose_turn(self, due: list[Hashable]) -> Hashable:
+        """Of the ``due`` groups, the one holding the oldest request of the first client in turn order that has
+        a request in one of them."""
+        oldest: dict[Hashable, _Request] = {}
+        for key in due:
+            for req in self._groups[key]:
+                if req.client not in oldest or req.seq < oldest[req.client].seq:
+                    oldest[req.client] = req
+        return next(oldest[client].key for client in self._turns if client in oldest)
+
+    def _take(self, key: Hashable) -> list[_Request]:
+        """Up to ``max_batch_size`` requests of group ``key``, round-robin across its clients in turn order, each
+        client's oldest first; the clients served move to the back of the turn order."""
+        lanes: dict[Hashable, deque[_Request]] = {}
+        for req in self._groups[key]:  # arrival order
+            lanes.setdefault(req.client, deque()).append(req)
+        order = [client for client in self._turns if client in lanes]
+        batch: list[_Request] = []
+        while order and len(batch) < self.max_batch_size:
+            for client in list(order):
+                batch.append(lanes[client].popleft())
+                if not lanes[client]:
+                    order.remove(client)
+                if len(batch) == self.max_batch_size:
+                    break
+        taken = set(map(id, batch))
+        left = deque(req for req in self._groups[key] if id(req) not in taken)
+        if left:
+            self._groups[key] = left
+        else:
+            del self._groups[key]
+        for req in batch:
+            self._dequeued(req.client)
+        for client in dict.fromkeys(req.client for req in batch):  # in the order served
+            if client in self._turns:
+                self._turns.move_to_end(client)
+        return batch
 
     def _loop(self) -> None:
         while True:
@@ -361,7 +444,7 @@ class ColorizerBatcher:
 
     Args:
         colorizer: an object with ``prepare(image)``, ``finish(prepared, ab)``
-            and ``run(prepared of one batch_key) -> ab [N,2,h,w]`` (``engine.Colorizer``).
+            and ``run(prepared of one batch_key) -> ab [N,2,h,w]`` (``colorize.Colorizer``).
         executor: where ``acolorize`` runs ``prepare``/``finish`` (default:
             the event loop's default executor).
         **batcher_options: ``DynamicBatcher`` options (``max_batch_size``,
@@ -373,17 +456,22 @@ class ColorizerBatcher:
         self.executor = executor
         self.batcher: DynamicBatcher = DynamicBatcher(engine_batch_fn(colorizer), key=_key, **batcher_options)
 
-    def colorize(self, image: Any, timeout: float | None = ...) -> Any:  # type: ignore[assignment]
-        """Colorize one image (blocking; any thread). Raises as ``DynamicBatcher.run``."""
+    def colorize(
+        self, image: Any, timeout: float | None = ..., client: Hashable = None  # type: ignore[assignment]
+    ) -> Any:
+        """Colorize one image (blocking; any thread); ``client`` takes turns with other clients. Raises as
+        ``DynamicBatcher.run``."""
         prepared = self.colorizer.prepare(image)
-        ab = self.batcher.run(prepared, timeout)
+        ab = self.batcher.run(prepared, timeout, client)
         return self.colorizer.finish(prepared, ab)
 
-    async def acolorize(self, image: Any, timeout: float | None = ...) -> Any:  # type: ignore[assignment]
+    async def acolorize(
+        self, image: Any, timeout: float | None = ..., client: Hashable = None  # type: ignore[assignment]
+    ) -> Any:
         """Colorize one image (asyncio). Raises as ``DynamicBatcher.arun``."""
         loop = asyncio.get_running_loop()
         prepared = await loop.run_in_executor(self.executor, self.colorizer.prepare, image)
-        ab = await self.batcher.arun(prepared, timeout)
+        ab = await self.batcher.arun(prepared, timeout, client)
         return await loop.run_in_executor(self.executor, self.colorizer.finish, prepared, ab)
 
     @property

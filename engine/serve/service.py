@@ -13,20 +13,28 @@ Endpoints (described by ``GET /openapi.json``, from ``engine/serve/openapi.py``)
   * ``GET /readyz``: 200 once the model is loaded and warmed up, else 503.
   * ``GET /metrics``: Prometheus text (requests by path and status, latency,
     batch sizes, queue depth, in-flight requests).
+  * ``GET /``: a page that colorizes photos in the browser through
+    ``/colorize`` (``engine/serve/ui.py``; not in the OpenAPI document;
+    ``ServeConfig.no_ui`` turns it off).
 
 Access (``engine/serve/auth.py``): with API keys (``ServeConfig.api_key_file``,
 or ``api_keys``), ``/colorize`` and ``/metrics`` need ``Authorization: Bearer
 <key>`` (401 + ``WWW-Authenticate`` otherwise); ``/healthz``, ``/readyz`` and
-the OpenAPI document stay open. Each client (its key, or its address without
-keys) has at most ``max_concurrent_per_client`` ``/colorize`` requests in
-flight (429 + Retry-After beyond), inside the global limit below.
+the OpenAPI document stay open.
+
+Fairness (``engine/serve/fairness.py``): a client (``engine/serve/clients.py``:
+its key; without keys, all requests are one client unless ``client_id`` says
+otherwise) may use the whole server alone; clients take turns for the decode and
+encode threads and for places in a batch. When the server is full, the client
+holding the most gives way (429 + Retry-After).
 
 Errors are JSON ``{"error": ..., "status": ...}``: 400 corrupt image or bad
 request, 401 no or wrong API key, 406 no acceptable output format, 413 body
 over ``max_upload_bytes`` (from Content-Length before reading, or while
 streaming a chunked body) or image over ``max_pixels`` (from the header, before
-decoding), 415 not an image Pillow can read, 429 + Retry-After over the
-per-client cap, 503 + Retry-After when overloaded, not ready or shutting down,
+decoding), 415 not an image Pillow can read, 429 + Retry-After when the
+server is full and this client holds the most (or is at the optional per-client
+cap), 503 + Retry-After when overloaded, not ready or shutting down,
 504 request timeout, 500 anything else.
 
 Inference goes through ``colorize.serve.batcher.DynamicBatcher``: decode and
@@ -43,7 +51,6 @@ can call ``colorize.serve.allocator.configure()`` before anything starts threads
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations (``Request``), which are
 # imported inside ``create_app`` so that importing this module does not need fastapi.
 import asyncio
-import concurrent.futures
 import logging
 import threading
 import time
@@ -57,9 +64,12 @@ from colorize.backends.base import require
 from colorize.serve import openapi as api_doc
 from colorize.serve.auth import CHALLENGE, CHALLENGE_INVALID, ApiKeys, bearer_token, load_api_keys
 from colorize.serve.batcher import BatcherClosed, DynamicBatcher, Overloaded, RequestTimeout, engine_batch_fn
+from colorize.serve.clients import ClientId
 from colorize.serve.config import ServeConfig
+from colorize.serve.fairness import Admission, Displaced, FairPool, Refused
 from colorize.serve.http_io import MIME, HTTPProblem, choose_format, decode_image, encode_image, image_bytes
 from colorize.serve.metrics import CONTENT_TYPE, Registry
+from colorize.serve.ui import add_ui_routes
 
 log = logging.getLogger("colorize.serve")
 
@@ -86,11 +96,11 @@ class _Service:
         # Decode/prepare and merge/encode run on these few long-lived threads, not on one thread per request
         # (Starlette's pool allows 40, started and stopped as load comes and goes): at most io_workers images are
         # being decoded or encoded at once, and malloc sees the same few threads for the life of the process.
-        self.io_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self.io_pool: FairPool | None = None  # clients take turns for it
         self.state = "loading"  # loading -> ready -> stopping; or failed
         self.error: str | None = None
-        self.inflight = 0
-        self.per_client: dict[str, int] = {}  # /colorize requests in flight by client (authorize's identity)
+        self.client_id = ClientId(config.client_id, config.trusted_proxy)
+        self.admission = Admission(config.max_queue_size + config.max_batch_size, config.max_concurrent_per_client)
         self._lock = threading.Lock()
 
         m = self.metrics = Registry()
@@ -114,9 +124,7 @@ class _Service:
     # runs in a worker thread
     def start(self) -> None:
         try:
-            self.io_pool = concurrent.futures.ThreadPoolExecutor(
-                self.config.io_workers, thread_name_prefix="colorize-io"
-            )
+            self.io_pool = FairPool(self.config.io_workers, "colorize-io")
             if self.colorizer is None:
                 self.colorizer = self._factory()
             self.batcher = DynamicBatcher(
@@ -183,54 +191,52 @@ class _Service:
         log.info("stopped")
 
     def authorize(self, request: Any) -> str:
-        """The client ``request`` counts against: its API key's identity (``ApiKeys.identify``), or its address
-        without keys.
+        """The client ``request`` counts for (``ServeConfig.client_id``, ``engine/serve/clients.py``): by default
+        its API key's identity (``ApiKeys.identify``), or one client for all without keys.
 
         Raises:
             HTTPProblem: 401 with ``WWW-Authenticate`` when keys are required and no key, or a wrong one, was sent.
         """
-        if self.api_keys is None:
-            return "address:" + (request.client.host if request.client else "unknown")
-        token = bearer_token(request.headers.get("authorization"))
-        if token is None:
-            raise HTTPProblem(401, "API key required: send it as 'Authorization: Bearer <key>'",
-                              {"WWW-Authenticate": CHALLENGE})
-        client = self.api_keys.identify(token)
-        if client is None:
-            raise HTTPProblem(401, "invalid API key", {"WWW-Authenticate": CHALLENGE_INVALID})
-        return client
+        key = None
+        if self.api_keys is not None:
+            token = bearer_token(request.headers.get("authorization"))
+            if token is None:
+                raise HTTPProblem(401, "API key required: send it as 'Authorization: Bearer <key>'",
+                                  {"WWW-Authenticate": CHALLENGE})
+            key = self.api_keys.identify(token)
+            if key is None:
+                raise HTTPProblem(401, "invalid API key", {"WWW-Authenticate": CHALLENGE_INVALID})
+        peer = request.client.host if request.client else None
+        return self.client_id(key, peer, request.headers.getlist("x-forwarded-for"))
+
+    @property
+    def inflight(self) -> int:
+        """``POST /colorize`` requests admitted and not yet answered."""
+        return self.admission.total
 
     def admit(self, client: str = "") -> None:
-        """Refuse a request before reading its body when not ready, when ``client`` already has
-        ``max_concurrent_per_client`` requests in flight (429), or when the server is full (503)."""
+        """Refuse a request before reading its body when not ready (503), or when the server is full and
+        ``client`` holds the most (429; ``fairness.Admission``, which may displace another client's queued
+        request instead)."""
+        retry = {"Retry-After": str(self.config.retry_after_s)}
         if self.state != "ready":
             what = {"loading": "the model is loading", "stopping": "the server is shutting down"}.get(
                 self.state, f"the model failed to load ({self.error})"
             )
-            raise HTTPProblem(503, f"not ready: {what}", {"Retry-After": str(self.config.retry_after_s)})
-        limit = self.config.max_queue_size + self.config.max_batch_size
-        cap = self.config.max_concurrent_per_client
-        with self._lock:
-            mine = self.per_client.get(client, 0)
-            if cap and mine >= cap:
-                raise HTTPProblem(
-                    429, f"too many requests: this client has {mine} in flight (max_concurrent_per_client={cap})",
-                    {"Retry-After": str(self.config.retry_after_s)},
-                )
-            if self.inflight >= limit:
-                raise HTTPProblem(
-                    503, f"overloaded: {self.inflight} requests in flight (limit {limit})",
-                    {"Retry-After": str(self.config.retry_after_s)},
-                )
-            self.inflight += 1
-            self.per_client[client] = mine + 1
+            raise HTTPProblem(503, f"not ready: {what}", retry)
+
+        def displace(other: str) -> bool:
+            return self.batcher.evict_newest(other, Displaced(
+                "the server was full and this client held the most requests in flight: this one, not yet "
+                "started, gave way to another client's"))
+
+        try:
+            self.admission.admit(client, displace)
+        except Refused as e:
+            raise HTTPProblem(e.status, e.message, retry) from None
 
     def release(self, client: str = "") -> None:
-        with self._lock:
-            self.inflight -= 1
-            left = self.per_client.pop(client) - 1
-            if left:
-                self.per_client[client] = left
+        self.admission.release(client)
 
 
 class _MetricsMiddleware:
@@ -270,7 +276,7 @@ def create_app(
     """The FastAPI app serving ``colorizer_or_factory``.
 
     Args:
-        colorizer_or_factory: an ``engine.Colorizer`` (or an object with its
+        colorizer_or_factory: an ``colorize.Colorizer`` (or an object with its
             ``prepare`` / ``finish`` / ``engine.run`` contract), left open on
             shutdown; or a callable returning one, called in a thread at
             startup, whose result is closed on shutdown.
@@ -291,7 +297,7 @@ def create_app(
     if api_keys is None and config.api_key_file is not None:
         api_keys = load_api_keys(config.api_key_file)
     service = _Service(colorizer_or_factory, config, api_keys)
-    auth, per_client_cap = api_keys is not None, config.max_concurrent_per_client > 0
+    auth = api_keys is not None
 
     @asynccontextmanager
     async def lifespan(app):
@@ -345,9 +351,11 @@ def create_app(
             return problem(e)
         return PlainTextResponse(service.metrics.render(), media_type=CONTENT_TYPE)
 
+    colorize_doc = api_doc.colorize_operation(auth, config.max_concurrent_per_client)
+
     # ``format`` is read from the query here, not declared as a FastAPI parameter: the document describes exactly
     # what the server does (an enum, 400 otherwise), with no FastAPI 422 validation response.
-    @app.post("/colorize", response_class=Response, openapi_extra=api_doc.colorize_operation(auth, per_client_cap))
+    @app.post("/colorize", response_class=Response, openapi_extra=colorize_doc)
     async def colorize(request: Request):
         try:
             client = service.authorize(request)  # first: a caller without a key learns nothing else
@@ -367,17 +375,16 @@ def create_app(
                 except (TypeError, ValueError) as e:  # e.g. a Pillow mode the colorizer does not handle
                     raise HTTPProblem(415, f"unsupported image ({image.format} {image.mode}): {e}") from None
 
-            loop = asyncio.get_running_loop()
-            prepared = await loop.run_in_executor(service.io_pool, decode_and_prepare, data)
+            prepared = await asyncio.wrap_future(service.io_pool.submit_for(client, decode_and_prepare, data))
             data = b""  # the upload is not needed any more while this request waits for the engine
-            ab = await service.batcher.arun(prepared)
+            ab = await service.batcher.arun(prepared, client=client)
 
             def finish_and_encode():
                 image = (service.colorizer.finish(prepared, ab) if strength is None
                          else service.colorizer.finish(prepared, ab, strength))
                 return encode_image(image, fmt, config.jpeg_quality)
 
-            body = await loop.run_in_executor(service.io_pool, finish_and_encode)
+            body = await asyncio.wrap_future(service.io_pool.submit_for(client, finish_and_encode))
             return Response(body, media_type=MIME[fmt])
         except HTTPProblem as e:
             return problem(e)
@@ -385,6 +392,8 @@ def create_app(
             return problem(HTTPProblem(503, f"overloaded: {e}", {"Retry-After": str(config.retry_after_s)}))
         except BatcherClosed as e:
             return problem(HTTPProblem(503, f"shutting down: {e}", {"Retry-After": str(config.retry_after_s)}))
+        except Displaced as e:
+            return problem(HTTPProblem(429, f"displaced: {e}", {"Retry-After": str(config.retry_after_s)}))
         except RequestTimeout:
             return problem(HTTPProblem(504, f"not colorized within timeout_s={config.timeout_s:g} s"))
         except ClientDisconnect:  # the client went away while sending; nobody reads this (499 in the metrics)
@@ -394,6 +403,9 @@ def create_app(
             return problem(HTTPProblem(500, f"internal error: {type(e).__name__}"))
         finally:
             service.release(client)
+
+    if not config.no_ui:  # the browser page at / (engine/serve/ui.py); its files need no key
+        add_ui_routes(app, config, auth)
 
     app.add_middleware(_MetricsMiddleware, service=service)
     return app

@@ -51,7 +51,7 @@ def test_help_has_no_rst_markup(command, capsys):
 
 
 def test_importing_engine_and_cli_does_not_import_torch():
-    code = "import sys, engine, colorize.cli, colorize.image.color, colorize.image.padding, colorize.artifacts.model_ref, " \
+    code = "import sys, colorize, colorize.cli, colorize.image.color, colorize.image.padding, colorize.artifacts.model_ref, " \
            "colorize.engine; colorize.cli.build_parser(); assert 'torch' not in sys.modules, 'torch imported'"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -87,7 +87,7 @@ def test_unknown_model_without_torch_names_the_shipped_models(tmp_path, name):
     """As after ``pip install ".[cpu]"`` (no torch): the API and the CLI say the name is unknown and list the
     shipped models; the CLI exits 2 (usage error)."""
     code = _NO_TORCH + (
-        "from engine import Colorizer\n"
+        "from colorize import Colorizer\n"
         "try:\n"
         f"    Colorizer.load({name!r})\n"
         "except ValueError as e:\n"

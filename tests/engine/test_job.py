@@ -1,4 +1,4 @@
-"""``engine.colorize_folder`` / ``colorize.job``: the folder job called from Python (progress, cancel, errors, resume)."""
+"""``colorize.colorize_folder`` / ``colorize.job``: the folder job called from Python (progress, cancel, errors, resume)."""
 
 import subprocess
 import sys
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorize.job import JobError, colorize_folder
+from colorize import colorize_folder
+from colorize.job import JobError
 
 OPTIONS = dict(model="efficientnet_lite0-unet-photos", backend="onnxruntime", precision="fp32", working_size=32, jobs=2)
 
@@ -130,8 +131,8 @@ def test_a_job_that_cannot_start_raises_and_writes_nothing(folder, tmp_path):
 
 
 def test_engine_exports_colorize_folder_lazily_and_job_and_ray_never_import_the_cli():
-    code = ("import sys, engine; f = engine.colorize_folder; import colorize.job.plan, colorize.job.outcome, "
-            "colorize.job.runner, colorize.job.run, colorize.job.report, colorize.ray.driver, colorize.ray.worker, "
+    code = ("import sys, colorize; f = colorize.colorize_folder; import colorize.job.plan, colorize.job.outcome, "
+            "colorize.job.runner, colorize.folder, colorize.job.report, colorize.ray.driver, colorize.ray.worker, "
             "colorize.ray.pipeline; bad = [m for m in ('torch', 'ray', 'colorize.cli') if m in sys.modules]; "
             "assert not bad, bad")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

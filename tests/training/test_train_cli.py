@@ -180,7 +180,7 @@ def test_classify_init_starts_from_a_checkpoint(classifier_run, tiny_cifar, tmp_
 
 
 def test_evaluate_cifar_through_the_pipeline_on_pillow_gray(tiny_cifar, tmp_path):
-    """--pipeline colorizes CIFAR-10 images through engine.Colorizer (as `colorize images` does), on Pillow gray."""
+    """--pipeline colorizes CIFAR-10 images through colorize.Colorizer (as `colorize images` does), on Pillow gray."""
     path = tmp_path / "pipe.json"
     assert cli(["evaluate", "--data", str(tiny_cifar), "--pipeline", "--model", "resnet18-unet", "--limit", "6",
                 "--working-size", "32", "--out", str(path)]) == 0

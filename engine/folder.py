@@ -1,5 +1,8 @@
 """``colorize_folder``: a whole folder job from Python, here or on Ray.
 
+This module sits above both ``colorize.job`` (the job as a library: plan, options, outcomes, the local runner)
+and ``colorize.ray`` (the same job on Ray, which builds on ``colorize.job``), and picks one of them.
+
     from colorize import colorize_folder
     summary = colorize_folder(["scans/"], "colorized/", recursive=True, skip_existing=True,
                               report="colorized/report.html", progress=lambda o, done, total: print(done, total))
@@ -7,7 +10,7 @@
 
 ``make_plan`` (``colorize.job.plan``) decides what to do; ``run_plan`` runs it on this machine
 (``colorize.job.runner.run_local``) or on Ray (``colorize.ray.driver.run_plan``); both return a ``Summary`` of
-``Outcome`` s. ``colorize images`` is this same path with a command line in front.
+``Outcome`` s. ``colorize images`` (and ``colorize video --ray``) is this same path with a command line in front.
 """
 
 from __future__ import annotations
@@ -83,12 +86,12 @@ def colorize_folder(
         format: output format by extension ("png", "jpg", ...); None: each input's own.
         skip_existing: skip inputs whose output exists (resume a stopped job).
         report: write a before/after HTML gallery here (atomically) when the job ends.
-        model, backend, precision, working_size, small_model, small_max_side: as ``engine.Colorizer.load``.
+        model, backend, precision, working_size, small_model, small_max_side: as ``colorize.Colorizer.load``.
         batch_size: images of one working shape per inference call.
         jobs: decode/encode threads (None: min(4, CPUs); on Ray: per actor, its thread count).
         quality: JPEG/WebP quality, 1..100.
         max_pixels: images with more pixels are refused (decompression-bomb limit).
-        colour_strength: the predicted chroma times this, 0..4 (1: the model's own; ``engine.Colorizer.load``).
+        colour_strength: the predicted chroma times this, 0..4 (1: the model's own; ``colorize.Colorizer.load``).
         ray: None runs here; "local" on an embedded Ray instance; an address ("host:port", "ray://host:port",
             "auto") on that cluster (``docs/ray.md``; needs ``pip install ".[ray]"``).
         progress: called as ``progress(outcome, done, total)`` after each file is written or fails, on the
