@@ -5,7 +5,7 @@
 
 Every point is ``colorize evaluate --photos`` (``colorize.training.photo_eval``): the evaluation split (BSDS500 val, McMaster,
 Set14), the gray input made with Pillow's ``convert("L")`` (``--gray`` for another), the gray baseline made the same
-way, through ``engine.Colorizer`` with torch FP32 at the working size. The temperature only changes the head's
+way, through ``colorize.Colorizer`` with torch FP32 at the working size. The temperature only changes the head's
 decoding (``AbBinsHead.decode``), so one set of weights gives a curve: low T picks each pixel's likeliest colour
 bin (colourful, and wrong more often), high T averages the bins (duller, safer in PSNR). ``--strengths`` adds the
 other knob users have, the colour strength (``Colorizer(colour_strength=s)``: the predicted chroma times s, at the

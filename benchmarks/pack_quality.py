@@ -8,7 +8,7 @@
   split into what the smaller long side costs (the original reduced to the pack's long side, not re-encoded) and
   what the JPEG adds, and the mean chroma (sqrt(a*^2 + b*^2)) of each, the quantity the model learns. Every
   ``--every``-th training photo.
-* **Evaluation**: the gray baseline (Pillow gray) and ``--model`` through ``engine.Colorizer`` (torch FP32, as
+* **Evaluation**: the gray baseline (Pillow gray) and ``--model`` through ``colorize.Colorizer`` (torch FP32, as
   ``colorize evaluate --photos``) on the original and on the packed ``eval`` split.
 
 Writes ``OUT.json``.

@@ -2,7 +2,7 @@
 
     python benchmarks/photo_models.py --models resnet18-unet-photos,runs/photo-lite/model.json
 
-For each model (shipped name, checkpoint .json or .onnx) it loads ``engine.Colorizer`` with the backend and
+For each model (shipped name, checkpoint .json or .onnx) it loads ``colorize.Colorizer`` with the backend and
 precision asked for (default ``auto``, what ``colorize images`` picks) and times the ``colorize images`` pipeline
 (decode, luminance, resize, batched inference, ab upsampling, merge, JPEG encode, atomic write) on the same
 folder: the first ``--n`` photos of ``../shared/data/photos/BSDS500/val`` (481x321), made gray with Pillow's

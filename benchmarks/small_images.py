@@ -3,7 +3,7 @@
     python benchmarks/small_images.py --models resnet18-unet,efficientnet_lite0-unet-photos --sides 32,64,96,128,160
 
 Each of the 127 evaluation photos (BSDS500 val, McMaster, Set14) is reduced (bicubic, antialiased) to each long
-side, made gray with Pillow's ``convert("L")`` and colorized through ``engine.Colorizer`` with backend and
+side, made gray with Pillow's ``convert("L")`` and colorized through ``colorize.Colorizer`` with backend and
 precision ``auto``, as ``colorize images`` would (the photo model enlarges them to its minimum working size), but
 each model alone (``small_model=None``: no hand-over to a small-image model); the
 figures are ``colorize.training.photo_eval``'s, against the gray input made the same way. It asks whether small *photos*

@@ -5,7 +5,7 @@ ratio to the ground truth, and the shipped classifier's accuracy on true-colour,
 gray and colorized images, each beside the gray baseline (keep L, ab = 0).
 
 On ``--photos``, the ``eval`` split of the real photos (``colorize.data.photos``) is
-colorized through ``engine.Colorizer`` at full resolution, as ``colorize images``
+colorized through ``colorize.Colorizer`` at full resolution, as ``colorize images``
 does it (``colorize.training.photo_eval``); there is no classifier check there.
 
 Examples:
@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "users have; default), rec709, mean (of RGB), or lstar (the original's L*, the protocol "
                              "of earlier figures); the gray baseline is that same gray")
     parser.add_argument("--pipeline", action="store_true",
-                        help="CIFAR-10: colorize through engine.Colorizer as `colorize images` does (any model, "
+                        help="CIFAR-10: colorize through colorize.Colorizer as `colorize images` does (any model, "
                              "including the photo default), not the torch model at 32x32")
     parser.add_argument("--min-working-size", type=int, default=None,
                         help="photos/--pipeline: enlarge smaller images to this long side for the model "
@@ -108,7 +108,7 @@ def set_temperature(model, temperature: float) -> None:
 
 
 def photos_main(args: argparse.Namespace) -> int:
-    """Through ``engine.Colorizer``: the photos' eval split, or with ``--pipeline`` CIFAR-10 images."""
+    """Through ``colorize.Colorizer``: the photos' eval split, or with ``--pipeline`` CIFAR-10 images."""
     from colorize import Colorizer
     from colorize.colorizer import DEFAULT_WORKING_SIZE
     from colorize.training.photo_eval import evaluate_arrays, evaluate_photos

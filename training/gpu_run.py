@@ -16,7 +16,7 @@ same on the CPU:
 3. The run's checkpoint (``model.{json,safetensors}``, fp16 as ``colorize.training.ship`` writes it: what comes back from
    the GPU machine is at most 16 MiB a file, and an fp32 efficientnet_lite0-unet is 18.7 MB), ``metrics.jsonl`` and
    the evaluation on the pack's
-   ``eval`` split through ``engine.Colorizer`` (torch backend, FP32, Pillow gray, as ``colorize evaluate --photos``:
+   ``eval`` split through ``colorize.Colorizer`` (torch backend, FP32, Pillow gray, as ``colorize evaluate --photos``:
    PSNR against the gray input, colourfulness ratio; ``samples.jpg``) go to ``--out``, with ``gpu_run.json``
    (img/s, crops seen, device name, schedule, evaluation) and the curve: ``curve.csv`` always, ``curve.png`` when
    matplotlib exists.
@@ -143,7 +143,7 @@ def write_curve(metrics_path: Path, out: Path) -> list[str]:
 
 
 def evaluate_run(model_json: Path, pack: Path, working_size: int, limit: int, out: Path) -> dict:
-    """The checkpoint on the pack's ``eval`` split through ``engine.Colorizer`` (torch backend, FP32, Pillow gray),
+    """The checkpoint on the pack's ``eval`` split through ``colorize.Colorizer`` (torch backend, FP32, Pillow gray),
     as ``colorize evaluate --photos`` does; ``out/samples.jpg`` is its gray | ours | truth grid."""
     from colorize import Colorizer
     from colorize.training.photo_eval import evaluate_photos

@@ -1,7 +1,7 @@
 """Colorization quality on real photos, through the pipeline users run (``colorize evaluate --photos``).
 
 Each photo of the ``eval`` split (``colorize.data.photos``) is colorized by
-``engine.Colorizer`` at full resolution, exactly as ``colorize images`` does it
+``colorize.Colorizer`` at full resolution, exactly as ``colorize images`` does it
 (L reduced to the working size, ab predicted there, enlarged and merged with the
 full-resolution L), and compared with the true colour photo. The input is the gray
 a user would have (``colorize.training.gray``; default Pillow's ``convert("L")``), and the
@@ -38,7 +38,7 @@ def _summary(rows: list[dict]) -> dict:
 
 def evaluate_photos(colorizer, paths: list[Path], norm: Normalization, *, grid: str | None = None,
                     grid_count: int = 6, grid_height: int = 160, gray: str = "pillow") -> dict:
-    """Metrics of ``colorizer`` (an ``engine.Colorizer``) and of the gray baseline on ``paths`` (the ``eval``
+    """Metrics of ``colorizer`` (an ``colorize.Colorizer``) and of the gray baseline on ``paths`` (the ``eval``
     split from ``colorize.data.photos.photo_paths``; results are also given per folder of that split).
 
     Returns:

@@ -28,7 +28,7 @@ def ship(src: str, dest: str, metrics: dict | None = None, name: str | None = No
          min_working_size: int | None = None) -> Path:
     """Copy checkpoint ``src`` to ``dest`` in fp16. Raises ValueError when the weights exceed 32 MB.
 
-    ``min_working_size``: recorded as ``inference.min_working_size``, the size ``engine.Colorizer`` enlarges
+    ``min_working_size``: recorded as ``inference.min_working_size``, the size ``colorize.Colorizer`` enlarges
     smaller images to (for a model trained on small images enlarged)."""
     import torch
 

@@ -4,7 +4,7 @@
     status = ds.map_batches(ColorizeBatch, fn_constructor_kwargs={"model": "efficientnet_lite0-unet-photos", "threads": 2},
                             batch_size=32, compute=ray.data.ActorPoolStrategy(size=4), num_cpus=2)
 
-``__init__`` loads one ``engine.Colorizer`` per actor (backend ``auto`` by default: on a node with a GPU
+``__init__`` loads one ``colorize.Colorizer`` per actor (backend ``auto`` by default: on a node with a GPU
 visible to the actor it picks the GPU backend, elsewhere the fastest CPU one). ``__call__`` colorizes a batch
 of files with the code the local ``colorize images`` runs (``colorize.job.runner.TaskRunner``: decode, batched
 inference, merge, encode, temporary file + rename beside the output) and returns one small status row per
@@ -58,7 +58,7 @@ class ColorizeBatch:
     """Colorize batches of image files on one actor (see the module docstring).
 
     Args:
-        model, backend, precision: as ``engine.Colorizer.load`` (``colorize images --model/--backend/--precision``).
+        model, backend, precision: as ``colorize.Colorizer.load`` (``colorize images --model/--backend/--precision``).
         working_size, max_pixels, quality, batch_size, small_model, small_max_side: as the ``colorize images``
             options of those names.
         threads: inference threads (default: the CPUs this process may use); Ray gives an actor
