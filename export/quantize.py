@@ -174,8 +174,12 @@ def float_nodes(graph) -> list[str]:
 
 
 class _Reader:
-    def __init__(self, l: np.ndarray, batch: int, input_name: str = "l"):
+    def __init__(self, l: np.ndarray, batch: int, input_name: str = "l", static_batch: int | None = None):
         batch = max(1, batch * 32 * 32 // (l[0].size))  # bound the calibrator's memory
+        if static_batch is not None:  # a graph with a fixed N takes exactly that many: the last batch padded with
+            batch = static_batch  # copies of its last image, which leave min and max as they are
+            if len(l) % batch:
+                l = np.concatenate([l, np.repeat(l[-1:], batch - len(l) % batch, axis=0)])
         self.batches = iter([{input_name: l[i : i + batch]} for i in range(0, len(l), batch)])
 
     def get_next(self):
@@ -185,8 +189,17 @@ class _Reader:
         pass
 
 
+def _fixed_batch(graph, input_name: str) -> int | None:
+    """The fixed N of the graph's input ``input_name``, None when it is symbolic."""
+    for v in graph.input:
+        if v.name == input_name and v.type.tensor_type.shape.dim:
+            n = v.type.tensor_type.shape.dim[0]
+            return n.dim_value if n.HasField("dim_value") and n.dim_value > 0 else None
+    return None
+
+
 def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration: np.ndarray,
-                  input_name: str = "l") -> Path:
+                  input_name: str = "l", batch: int | None = None) -> Path:
     """Write a static-INT8 QDQ version of ``src`` to ``dst`` (atomically); metadata is kept.
 
     Args:
@@ -196,6 +209,8 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration: n
             [N,1,H,W] (H, W multiples of the stride); for another convention what
             ``colorize.model_adapter.ModelAdapter.to_model`` makes of it.
         input_name: the graph's input tensor.
+        batch: a static batch: calibration batches of exactly this many images (None: the graph's fixed N when it
+            has one, else any).
     """
     onnx = require("onnx", "cpu")
     require("onnxruntime", "cpu")
@@ -226,7 +241,7 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration: n
         quantize_static(
             os.fspath(plain),
             os.fspath(out),
-            _Reader(calibration, CALIBRATION_BATCH, input_name),
+            _Reader(calibration, CALIBRATION_BATCH, input_name, batch or _fixed_batch(proto.graph, input_name)),
             quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,

@@ -5,7 +5,10 @@
   model is exported on first use into the cache (``colorize.export.onnx_export``; needs torch, and without
   it a ``MissingDependency`` names the ``torch`` extra).
 * ``int8_onnx(ref)``: static-INT8 QDQ version (``colorize.export.quantize``), calibrated on crops of the gray
-  photos that ship with the package (``colorize.data.calibration``: no dataset needed), cached by the source ONNX's sha256, the quantizer and its version, and the calibration set.
+  photos that ship with the package (``colorize.data.calibration``: no dataset needed; 32-pixel crops for our
+  own models, 128-pixel crops at working size 256 for a model of another convention, fed to it through its
+  adapter and in batches of its static batch when it has one), cached by the source ONNX's sha256, the
+  quantizer and its version, and the calibration set.
 """
 
 from __future__ import annotations
@@ -151,7 +154,7 @@ def int8_onnx(ref: ModelRef, cache: ArtifactCache | None = None, calibration=Non
         else:
             data = quantize.photo_calibration_l() if source == "photos" else quantize.calibration_l()
         x = adapter.to_model(data)
-        quantize.quantize_int8(src, tmp / "model.int8.onnx", x, input_name=io.input_name or "l")
+        quantize.quantize_int8(src, tmp / "model.int8.onnx", x, input_name=io.input_name or "l", batch=io.batch)
         return {"calibration_images": int(len(data))}
 
     return cache.get_or_build(key, build).path("model.int8.onnx")
