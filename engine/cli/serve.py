@@ -11,13 +11,21 @@
 A raw body is read as an image whatever its Content-Type (the format is
 recognised from its bytes), so curl's default for --data-binary works.
 
+    python -c "import secrets; print(secrets.token_urlsafe(32))" > keys.txt
     colorize serve --host 0.0.0.0 --api-key-file keys.txt    # keys required on /colorize and /metrics
-    curl -H "Authorization: Bearer $KEY" --data-binary @gray.jpg http://HOST:8000/colorize -o color.png
+    KEY=$(head -n 1 keys.txt) HOST=127.0.0.1                  # from another machine: this one's address
+    curl -H "Authorization: Bearer $KEY" --data-binary @gray.jpg http://$HOST:8000/colorize -o color.png
 
 API keys (--api-key-file, one per line) are read once at start. A host other
 than loopback (127.0.0.0/8, ::1, localhost) without keys is refused (exit 2)
-unless --insecure-no-auth. Each client (key, or address without keys) has at
-most --max-concurrent-per-client requests in flight (429 beyond).
+unless --insecure-no-auth. Clients share the server fairly: one alone may use
+all of it; several take turns for places in a batch; when it is full, the one
+holding the most requests gets 429. A client is its API key; without keys all
+requests are one client, unless --client-id address (the TCP peer) or
+--client-id forwarded --trusted-proxy ADDRESS (X-Forwarded-For from that proxy).
+
+Exit status: 0 stopped cleanly (SIGTERM), 130 Ctrl-C, 2 usage error (a bad
+option, key file or model), 3 could not listen (the port is in use, say).
 
 Every option can also be set by an environment variable COLORIZE_<OPTION>
 (e.g. COLORIZE_MAX_BATCH_SIZE); flags win. The model is loaded before the
@@ -34,18 +42,24 @@ import sys
 import threading
 from dataclasses import fields
 
-from colorize.serve.config import MALLOC_MODES, OUTPUT_FORMATS, ServeConfig
+from colorize.serve.config import CLIENT_ID_MODES, MALLOC_MODES, OUTPUT_FORMATS, ServeConfig
 
 _HELP = {
     "host": "address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to the network, and any "
             "address but loopback needs --api-key-file or --insecure-no-auth)",
     "port": "TCP port (default 8000; 0 picks a free one)",
+    "no_ui": "serve no page at / (by default a browser page there colorizes photos through the API)",
     "api_key_file": "file of API keys, one per line ('#' comments, blank lines skipped), read at start; then "
                     "/colorize and /metrics need 'Authorization: Bearer <key>' (401 otherwise)",
     "insecure_no_auth": "allow a --host other than loopback without --api-key-file: anyone who reaches the port "
                         "can use it",
-    "max_concurrent_per_client": "/colorize requests in flight per API key (per client address without keys) "
-                                 "before 429 (default 4; 0: no cap)",
+    "client_id": "what tells clients apart for their fair share (default auto: the API key; without keys, all "
+                 "requests are one client; address: the TCP peer; forwarded: X-Forwarded-For from --trusted-proxy; "
+                 "single: all one client, first come first served)",
+    "trusted_proxy": "with --client-id forwarded: the reverse proxy (comma-separated addresses or networks, e.g. "
+                     "10.0.0.1) whose X-Forwarded-For is believed; from anyone else the header is ignored",
+    "max_concurrent_per_client": "hard cap on /colorize requests in flight per client, then 429 (default 0: none; "
+                                 "a client alone may fill the server, and clients take turns when several wait)",
     "model": "shipped model name, checkpoint or .onnx path (default efficientnet_lite0-unet-photos)",
     "backend": "inference backend (default auto)",
     "precision": "precision (default auto)",
@@ -57,7 +71,8 @@ _HELP = {
                        "saturated); a request's ?strength= overrides it",
     "max_batch_size": "most images per engine.run (default 8)",
     "max_delay_ms": "longest wait for a batch to fill, in ms (default 5)",
-    "max_queue_size": "requests waiting for the engine before 503 (default 64)",
+    "max_queue_size": "requests waiting for the engine (default 64); the server is full at this plus "
+                      "--max-batch-size in flight: then the client holding the most gets 429",
     "timeout_s": "per-request limit for queueing + inference, s (default 30; then 504)",
     "max_upload_bytes": "largest request body, bytes (default 33554432 = 32 MiB; then 413)",
     "max_pixels": "largest image, width*height (default 25000000; then 413)",
@@ -65,15 +80,18 @@ _HELP = {
     "jpeg_quality": "JPEG/WebP quality (default 90)",
     "retry_after_s": "Retry-After seconds sent with 503 and 429 (default 1)",
     "io_threads": "threads that decode and encode images (default min(4, CPUs))",
-    "malloc": "tuned: cap glibc malloc arenas at 2 and fix its mmap threshold, so RSS stays bounded under load "
-              "(MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ in the environment win); default: leave malloc as is",
+    "malloc": "allocator setup (default tuned: cap glibc malloc arenas at 2 and fix its mmap threshold, so RSS "
+              "stays bounded under load; MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ in the environment win); the "
+              "mode named default leaves glibc malloc as it is",
     "warmup": "warm-up passes before ready (default 2)",
     "shutdown_timeout_s": "graceful shutdown limit, s (default 30)",
     "log_level": "uvicorn log level (default info)",
 }
 
 
-_CHOICES = {"default_format": OUTPUT_FORMATS, "malloc": MALLOC_MODES}
+_CHOICES = {"default_format": OUTPUT_FORMATS, "malloc": MALLOC_MODES, "client_id": CLIENT_ID_MODES}
+#: uvicorn's exit status when it cannot start listening (the port in use, an address not on this machine)
+EXIT_CANNOT_LISTEN = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -149,6 +167,7 @@ def main(args: argparse.Namespace) -> int:
     if api_keys is not None:
         print(f"colorize serve: {len(api_keys)} API key(s) from {config.api_key_file}, required on /colorize and "
               "/metrics", file=sys.stderr)
+    print(f"colorize serve: {_clients(config, api_keys is not None)}", file=sys.stderr)
     if not config.loopback_only and api_keys is None:
         print(f"colorize serve: WARNING: listening on {config.host}, reachable from other machines; "
               "there is no authentication (--insecure-no-auth)", file=sys.stderr)
@@ -162,12 +181,32 @@ def main(args: argparse.Namespace) -> int:
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, lambda sig, frame: None) if in_main else None
     try:
+        # proxy_headers off: X-Forwarded-For is read by the service itself, only with --client-id forwarded and
+        # only from --trusted-proxy (engine/serve/clients.py), never rewritten into the peer address by uvicorn.
         uvicorn.run(
-            app, host=config.host, port=config.port, log_level=config.log_level,
+            app, host=config.host, port=config.port, log_level=config.log_level, proxy_headers=False,
             timeout_graceful_shutdown=int(config.shutdown_timeout_s) or None,
         )
+    except SystemExit as e:
+        if e.code != EXIT_CANNOT_LISTEN:
+            raise
+        print(f"colorize serve: cannot listen on {config.host}:{config.port} (the error above: is the port in use?)",
+              file=sys.stderr)
+        return EXIT_CANNOT_LISTEN
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, previous)
     print("colorize serve: stopped", file=sys.stderr)
     return 0
+
+
+def _clients(config: ServeConfig, keys: bool) -> str:
+    """What tells clients apart for their fair share, in words (the startup line)."""
+    if config.client_id == "address":
+        return "clients take turns, told apart by address (the TCP peer)"
+    if config.client_id == "forwarded":
+        return f"clients take turns, told apart by address (X-Forwarded-For believed from {config.trusted_proxy})"
+    if config.client_id == "auto" and keys:
+        return "clients take turns, told apart by API key"
+    return "every request counts as one client, first come first served (--client-id address|forwarded to tell " \
+           "clients apart)"

@@ -17,10 +17,12 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from colorize.artifacts.model_ref import DEFAULT_PHOTO_MODEL, MAX_COLOUR_STRENGTH, SMALL_IMAGE_MAX_SIDE
+from colorize.serve import clients
 
 ENV_PREFIX = "COLORIZE_"
 OUTPUT_FORMATS = ("png", "jpeg", "webp")
 MALLOC_MODES = ("tuned", "default")
+CLIENT_ID_MODES = clients.MODES
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -29,10 +31,15 @@ class ServeConfig:
     # -- network
     host: str = "127.0.0.1"  # loopback only by default; 0.0.0.0 exposes the service to the network
     port: int = 8000
+    no_ui: bool = False  # True: no page at GET / (engine/serve/ui.py), only the API
     # -- access (engine/serve/auth.py)
     api_key_file: str | None = None  # keys, one per line, required on /colorize and /metrics; None: no keys
     insecure_no_auth: bool = False  # True: a host other than loopback may be bound without keys
-    max_concurrent_per_client: int = 4  # /colorize requests in flight per key (per address without keys); 0: no cap
+    # whose fair share a request counts for (engine/serve/clients.py): auto (the API key; without keys, all one
+    # client), address (the TCP peer), forwarded (X-Forwarded-For from trusted_proxy), single (all one client)
+    client_id: str = "auto"
+    trusted_proxy: str | None = None  # comma-separated proxy addresses/networks whose X-Forwarded-For is believed
+    max_concurrent_per_client: int = 0  # hard cap on a client's /colorize requests in flight; 0: none (fair share)
     # -- model (as Colorizer.load)
     model: str = DEFAULT_PHOTO_MODEL  # shipped model name, checkpoint or .onnx path
     backend: str = "auto"
@@ -44,7 +51,7 @@ class ServeConfig:
     # -- dynamic batching (colorize.serve.batcher.DynamicBatcher)
     max_batch_size: int = 8  # images per engine.run
     max_delay_ms: float = 5.0  # longest wait for a batch to fill after its first request
-    max_queue_size: int = 64  # requests waiting for the engine; beyond, 503 + Retry-After
+    max_queue_size: int = 64  # requests waiting; full at this + max_batch_size in flight (engine/serve/fairness.py)
     timeout_s: float = 30.0  # per-request limit for queueing + inference (504 after it)
     # -- limits
     max_upload_bytes: int = 32 * 1024 * 1024  # larger bodies get 413, checked before reading them
@@ -93,6 +100,17 @@ class ServeConfig:
         check(bool(self.host), "host", "a host name or address")
         check(self.api_key_file is None or bool(self.api_key_file), "api_key_file", "a file path or None")
         check(self.max_concurrent_per_client >= 0, "max_concurrent_per_client", ">= 0 (0: no cap)")
+        check(self.client_id in clients.MODES, "client_id", f"one of {', '.join(clients.MODES)}")
+        check(self.client_id != "forwarded" or bool(self.trusted_proxy), "client_id",
+              "trusted_proxy set with forwarded: X-Forwarded-For is believed only from the proxy it names "
+              "(e.g. --trusted-proxy 10.0.0.1)")
+        check(self.trusted_proxy is None or self.client_id == "forwarded", "trusted_proxy",
+              "None unless client_id is forwarded (the only mode that reads X-Forwarded-For)")
+        if self.trusted_proxy is not None:
+            try:
+                clients.parse_proxies(self.trusted_proxy)
+            except ValueError as e:
+                raise ValueError(f"serve config trusted_proxy={self.trusted_proxy!r}: {e}") from None
 
     @property
     def io_workers(self) -> int:

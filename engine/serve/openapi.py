@@ -2,7 +2,8 @@
 bytes or a multipart file part, ``?format=``) and every status it answers
 with, each error as the JSON ``Problem`` schema; the health, readiness and
 metrics endpoints. With API keys, the bearer security scheme on ``/colorize``
-and ``/metrics`` and their 401; with a per-client cap, the 429 of ``/colorize``.
+and ``/metrics`` and their 401; the 429 of ``/colorize`` (the server is full and
+this client holds the most), with the per-client cap when one is set.
 
 Plain dictionaries, merged into FastAPI's generated document by
 ``colorize.serve.service.create_app`` (``openapi_extra`` per route, the
@@ -85,13 +86,20 @@ The response is the colorized image at the input's size: PNG, JPEG or WebP, chos
 """
 
 
+TOO_MANY = (
+    "the server is full (max_queue_size + max_batch_size requests in flight) and this client (its API key; "
+    "without keys, as the server's client_id says) holds the most of them: this request is refused, or, if it was "
+    "queued and not yet started, it gave way to another client's"
+)
+
+
 def _unauthorized() -> dict[str, Any]:
     return _problem("no API key (`Authorization: Bearer <key>`), or not one of the server's keys", _CHALLENGE)
 
 
-def colorize_operation(auth: bool = False, per_client_cap: bool = False) -> dict[str, Any]:
+def colorize_operation(auth: bool = False, per_client_cap: int = 0) -> dict[str, Any]:
     """The ``POST /colorize`` operation: parameters, request body and responses; ``auth``: the server has API keys;
-    ``per_client_cap``: it caps requests in flight per client."""
+    ``per_client_cap``: its hard cap on requests in flight per client (0: none)."""
     part_types = ", ".join(RAW_REQUEST_TYPES)
     multipart = {
         "schema": {
@@ -138,7 +146,9 @@ def colorize_operation(auth: bool = False, per_client_cap: bool = False) -> dict
             "415": _problem("the body is not an image this server can read"),
             "499": {"description": "the client went away while sending (counted in /metrics; nobody reads it)"},
             "500": _problem("unexpected server error"),
-            "503": _problem("not ready (loading, failed to load, shutting down) or overloaded", _RETRY_AFTER),
+            "429": _problem(TOO_MANY, {"Retry-After": {**_RETRY_AFTER["Retry-After"], "required": True}}),
+            "503": _problem("not ready (loading, failed to load, shutting down), or full with no request of a "
+                            "client holding more waiting to give way", _RETRY_AFTER),
             "504": _problem("not colorized within the server's timeout_s"),
         },
     }
@@ -146,9 +156,8 @@ def colorize_operation(auth: bool = False, per_client_cap: bool = False) -> dict
         op["responses"]["401"] = _unauthorized()
         op["security"] = _SECURITY
     if per_client_cap:
-        retry_after = {"Retry-After": {**_RETRY_AFTER["Retry-After"], "required": True}}
-        op["responses"]["429"] = _problem("this client (its API key, or its address without keys) already has "
-                                          "max_concurrent_per_client requests in flight", retry_after)
+        op["responses"]["429"]["description"] += (f"; or this client already has {per_client_cap} requests in "
+                                                  "flight (max_concurrent_per_client)")
     return op
 
 

@@ -116,8 +116,7 @@ class Server:
 @contextmanager
 def serving(target, wait_ready: bool = True, **config):
     """Run ``create_app(target, ServeConfig(**config))`` on 127.0.0.1, ephemeral port, in a thread."""
-    # no per-client cap unless a test sets one: every client here is 127.0.0.1 (test_serve_auth.py tests the cap)
-    cfg = ServeConfig(**{"warmup": 0, "log_level": "warning", "max_concurrent_per_client": 0, **config})
+    cfg = ServeConfig(**{"warmup": 0, "log_level": "warning", **config})
     app = create_app(target, cfg)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", timeout_graceful_shutdown=10)
@@ -372,7 +371,9 @@ def test_bad_format_requests():
         assert r.status_code == 400 and "file part" in r.json()["error"]
 
 
-def test_overload_gives_503_with_retry_after():
+def test_full_server_gives_429_with_retry_after_to_the_client_holding_the_most():
+    """One client fills the server: beyond max_queue_size + max_batch_size in flight it holds the most, so its
+    next requests get 429 + Retry-After (tests/engine/test_serve_fairness.py has several clients, and the 503)."""
     gate = threading.Event()
     col = FakeColorizer(gate=gate)
     with serving(col, max_batch_size=1, max_queue_size=1, max_delay_ms=0, retry_after_s=3) as s:
@@ -386,10 +387,10 @@ def test_overload_gives_503_with_retry_after():
                 time.sleep(0.01)
             gate.set()
             statuses = sorted(f.result().status_code for f in futures)
-        assert statuses == [200, 200, 503, 503, 503, 503]
-        refused = [f.result() for f in futures if f.result().status_code == 503]
-        assert all(r.headers["retry-after"] == "3" and "overloaded" in r.json()["error"] for r in refused)
-        assert metrics(s.url)['colorize_http_requests_total{path="/colorize",status="503"}'] == 4
+        assert statuses == [200, 200, 429, 429, 429, 429]
+        refused = [f.result() for f in futures if f.result().status_code == 429]
+        assert all(r.headers["retry-after"] == "3" and "server full" in r.json()["error"] for r in refused)
+        assert metrics(s.url)['colorize_http_requests_total{path="/colorize",status="429"}'] == 4
 
 
 def test_request_timeout_gives_504():

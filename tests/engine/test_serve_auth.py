@@ -1,4 +1,5 @@
-"""Who may call `colorize serve`: API keys, the per-client cap, the refusal to bind beyond loopback without keys.
+"""Who may call `colorize serve`: API keys, the optional per-client cap, the refusal to bind beyond loopback without
+keys.
 
 The app runs on a real uvicorn server on 127.0.0.1 (ephemeral port) with a fake colorizer whose engine can be held
 on a gate, so requests stay in flight for as long as a test needs; every wait is bounded by ``WAIT``. The command
@@ -85,9 +86,11 @@ def bearer(key: str) -> dict[str, str]:
 
 @contextmanager
 def serving(colorizer, **config):
-    """``create_app(colorizer, ServeConfig(**config))`` on 127.0.0.1, ephemeral port, in a thread; yields (url, app)."""
+    """``create_app(colorizer, ServeConfig(**config))`` on 127.0.0.1, ephemeral port, in a thread; yields (url, app).
+    uvicorn leaves X-Forwarded-For alone, as ``colorize serve`` runs it."""
     app = create_app(colorizer, ServeConfig(**{"warmup": 0, "log_level": "warning", **config}))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
+                                           proxy_headers=False))
     thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + WAIT
@@ -127,7 +130,7 @@ def test_key_file_format(tmp_path, key_file):
     keys = load_api_keys(key_file)
     assert len(keys) == 2  # comments and blank lines skipped, surrounding spaces stripped
     assert keys.identify(KEY_A) and keys.identify(KEY_B) and keys.identify(KEY_A) != keys.identify(KEY_B)
-    assert keys.identify(KEY_A) == keys.identify(KEY_A)  # stable: the per-client cap counts by it
+    assert keys.identify(KEY_A) == keys.identify(KEY_A)  # stable: fair shares count by it
     for wrong in ("c-0000", "# colorize API keys", KEY_A[:-1], KEY_A + "0", KEY_A.upper(), "", None):
         assert keys.identify(wrong) is None, wrong
     for shown in (keys.identify(KEY_A), repr(keys), str(keys)):
@@ -207,7 +210,7 @@ def test_no_keys_means_open():
         assert httpx.get(url + "/metrics").status_code == 200
 
 
-# -- the per-client cap -------------------------------------------------------------------------------------------
+# -- the optional per-client cap ----------------------------------------------------------------------------------
 
 
 def test_per_client_cap_by_key(key_file):
@@ -237,16 +240,17 @@ def test_per_client_cap_by_key(key_file):
         assert [f.result().status_code for f in b] == [200, 200]
         assert post(KEY_A, 5).status_code == 200  # slots are given back
         m = parse_text(client.get(url + "/metrics", headers=bearer(KEY_B)).text)
-    assert service.per_client == {} and service.inflight == 0
+    assert service.admission.held() == {} and service.inflight == 0
     assert m['colorize_http_requests_total{path="/colorize",status="429"}'] == 3
 
 
-def test_per_client_cap_by_address_without_keys():
-    """Without keys, clients are told apart by address. Every client here is 127.0.0.1, which uvicorn trusts as a
-    reverse proxy: X-Forwarded-For gives each one the address a proxy on this machine would pass on."""
+def test_per_client_cap_by_forwarded_address_without_keys():
+    """Without keys, ``client_id="forwarded"`` tells clients apart by the address a trusted proxy passes on in
+    X-Forwarded-For; the proxy here is this machine (every test client connects from 127.0.0.1)."""
     gate = threading.Event()
     col = Colorizer(gate)
-    with serving(col, max_concurrent_per_client=1, max_delay_ms=0) as (url, app), \
+    with serving(col, max_concurrent_per_client=1, max_delay_ms=0, client_id="forwarded",
+                 trusted_proxy="127.0.0.1") as (url, app), \
             httpx.Client(timeout=WAIT) as client, ThreadPoolExecutor(4) as pool:
         service = app.state.service
 
@@ -261,12 +265,13 @@ def test_per_client_cap_by_address_without_keys():
         wait_until(lambda: service.inflight == 2, "second address not admitted")
         gate.set()
         assert first.result().status_code == 200 and other.result().status_code == 200
-    assert service.per_client == {}
+    assert service.admission.held() == {}
 
 
-def test_cap_zero_is_off():
+def test_no_cap_by_default():
+    assert ServeConfig().max_concurrent_per_client == 0
     gate = threading.Event()
-    with serving(Colorizer(gate), max_concurrent_per_client=0, max_delay_ms=0) as (url, app), \
+    with serving(Colorizer(gate), max_delay_ms=0) as (url, app), \
             httpx.Client(timeout=WAIT) as client, ThreadPoolExecutor(6) as pool:
         futures = [pool.submit(client.post, url + "/colorize", content=png(i)) for i in range(6)]
         wait_until(lambda: app.state.service.inflight == 6, "six requests from one client not all admitted")
@@ -278,6 +283,8 @@ def test_cap_zero_is_off():
 
 
 def test_document_describes_keys_and_cap_as_configured(key_file):
+    """Keys: the security scheme and 401s. 429 is always there (a full server refuses the client holding the most);
+    its description names a per-client cap only when one is set."""
     doc = create_app(Colorizer(), ServeConfig(api_key_file=str(key_file))).openapi()
     scheme = doc["components"]["securitySchemes"]["apiKey"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
@@ -285,15 +292,17 @@ def test_document_describes_keys_and_cap_as_configured(key_file):
         op = doc["paths"][path][method]
         assert op["security"] == [{"apiKey": []}]
         assert op["responses"]["401"]["headers"]["WWW-Authenticate"]["required"] is True
-    assert "429" in doc["paths"]["/colorize"]["post"]["responses"]
-    assert doc["paths"]["/colorize"]["post"]["responses"]["429"]["headers"]["Retry-After"]["required"] is True
+    too_many = doc["paths"]["/colorize"]["post"]["responses"]["429"]
+    assert too_many["headers"]["Retry-After"]["required"] is True
+    assert "holds the most" in too_many["description"] and "max_concurrent_per_client" not in too_many["description"]
     for path in ("/healthz", "/readyz"):
         assert "security" not in doc["paths"][path]["get"] and "401" not in doc["paths"][path]["get"]["responses"]
 
-    doc = create_app(Colorizer(), ServeConfig(max_concurrent_per_client=0)).openapi()
+    doc = create_app(Colorizer(), ServeConfig(max_concurrent_per_client=3)).openapi()
     assert "securitySchemes" not in doc["components"]
     op = doc["paths"]["/colorize"]["post"]
-    assert "security" not in op and "401" not in op["responses"] and "429" not in op["responses"]
+    assert "security" not in op and "401" not in op["responses"]
+    assert "3 requests in flight (max_concurrent_per_client)" in op["responses"]["429"]["description"]
 
 
 # -- the command ----------------------------------------------------------------------------------------------------
