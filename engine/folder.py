@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from colorize.job.options import DEFAULT_MAX_PIXELS, DEFAULT_PHOTO_MODEL, DEFAULT_WORKING_SIZE, SMALL_IMAGE_MAX_SIDE
-from colorize.job.options import JobOptions
+from colorize.job.options import BATCH_SIZE, COLOUR_STRENGTH, QUALITY, JobOptions
 from colorize.job.outcome import Outcome, Summary
 from colorize.job.plan import Plan, make_plan
 from colorize.job.runner import OnOutcome, _Cancel
@@ -68,11 +68,11 @@ def colorize_folder(
     working_size: int = DEFAULT_WORKING_SIZE,
     small_model: str | os.PathLike | None = "auto",
     small_max_side: int = SMALL_IMAGE_MAX_SIDE,
-    batch_size: int = 8,
+    batch_size: int = BATCH_SIZE,
     jobs: int | None = None,
-    quality: int = 95,
+    quality: int = QUALITY,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    colour_strength: float = 1.0,
+    colour_strength: float = COLOUR_STRENGTH,
     ray: str | None = None,
     progress: Callable[[Outcome, int, int], object] | None = None,
     cancel: _Cancel | None = None,

@@ -38,7 +38,7 @@ import os
 import sys
 from pathlib import Path
 
-from colorize.artifacts.model_ref import MAX_COLOUR_STRENGTH
+from colorize.cli.folder_job import job_options
 from colorize.job.plan import REPORT_THUMBNAILS, JobError, Plan, Task, collect_tasks, output_folders  # noqa: F401
 
 
@@ -53,6 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from colorize.colorizer import DEFAULT_WORKING_SIZE
     from colorize.engine import PRECISIONS
     from colorize.image.io import DEFAULT_MAX_PIXELS
+    from colorize.job.options import BATCH_SIZE, COLOUR_STRENGTH, QUALITY
 
     # nargs="*" so that `--ray IN -o OUT` (IN taken as --ray's value) still parses; at least one INPUT is required
     p.usage = "%(prog)s INPUT [INPUT ...] -o OUTDIR [options]"
@@ -73,15 +74,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "none: every image on --model")
     p.add_argument("--small-max-side", type=int, default=SMALL_IMAGE_MAX_SIDE, metavar="PX",
                    help=f"long side, in px, up to which --small-model takes an image (default: {SMALL_IMAGE_MAX_SIDE})")
-    p.add_argument("--colour-strength", type=float, default=1.0, metavar="S",
+    p.add_argument("--colour-strength", type=float, default=COLOUR_STRENGTH, metavar="S",
                    help="the predicted colour's chroma times S, 0..4 (default: 1, the model's own; 0: gray; "
                         "above 1: more saturated)")
-    p.add_argument("--batch-size", type=int, default=8, help="images per inference batch (default: 8)")
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE,
+                   help=f"images per inference batch (default: {BATCH_SIZE})")
     p.add_argument("-j", "--jobs", type=int, default=None,
                    help="decode/encode worker threads (default: min(4, CPU count); with --ray: per actor, "
                         "its thread count)")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose output already exists (resume)")
-    p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default: 95)")
+    p.add_argument("--quality", type=int, default=QUALITY, help=f"JPEG/WebP quality (default: {QUALITY})")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help=f"refuse images with more pixels (decompression-bomb limit; default: {DEFAULT_MAX_PIXELS:,})")
     p.add_argument("--report", metavar="HTML", help="write a before/after gallery page here")
@@ -109,10 +111,6 @@ def check_options(args: argparse.Namespace) -> None:
     Raises:
         UsageError: a bad value, or a Ray option without ``--ray``.
     """
-    if args.small_max_side < 0:
-        raise UsageError(f"--small-max-side must be >= 0, got {args.small_max_side}")
-    if not 0 <= args.colour_strength <= MAX_COLOUR_STRENGTH:  # NaN fails too
-        raise UsageError(f"--colour-strength must be in 0..{MAX_COLOUR_STRENGTH:g}, got {args.colour_strength}")
     if args.ray is not None and not _looks_like_address(args.ray):
         if not os.path.exists(args.ray):
             raise UsageError(f"--ray {args.ray!r}: neither a Ray address (host:port, ray://host:port, auto) nor an "
@@ -121,10 +119,12 @@ def check_options(args: argparse.Namespace) -> None:
         args.ray = "local"
     if not args.inputs:
         raise UsageError("no INPUT given (image files and/or folders)")
-    for name in ("batch_size", "jobs", "working_size", "max_pixels", "ray_actors"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    try:
+        job_options(args).check(flags=True)  # the job's own values, named by their flags
+    except JobError as e:
+        raise UsageError(str(e)) from None
+    if args.ray_actors is not None and args.ray_actors < 1:
+        raise UsageError(f"--ray-actors must be >= 1, got {args.ray_actors}")
     for name in ("ray_cpus_per_actor", "ray_gpus_per_actor"):
         value = getattr(args, name)
         if value is not None and (value < 0 or (name == "ray_cpus_per_actor" and value == 0)):
@@ -134,8 +134,6 @@ def check_options(args: argparse.Namespace) -> None:
                  if getattr(args, n) is not None]
         if given:
             raise UsageError(f"{', '.join(given)} only apply with --ray")
-    if not 1 <= args.quality <= 100:
-        raise UsageError(f"--quality must be in 1..100, got {args.quality}")
     for path in [*args.inputs, args.output]:
         if "://" in path:
             raise UsageError(f"{path}: colorize images reads and writes through the filesystem; URIs are not "
@@ -161,25 +159,6 @@ def make_plan(args: argparse.Namespace) -> Plan:
                     skip_existing=args.skip_existing, thumbnails=bool(args.report))
 
 
-def job_options(args: argparse.Namespace):
-    """The ``colorize.job.JobOptions`` of the command line."""
-    from colorize.job.options import JobOptions
-
-    return JobOptions(model=args.model, backend=args.backend, precision=args.precision,
-                      working_size=args.working_size, small_model=args.small_model,
-                      small_max_side=args.small_max_side, batch_size=args.batch_size, jobs=args.jobs,
-                      quality=args.quality, max_pixels=args.max_pixels, colour_strength=args.colour_strength)
-
-
-def finish(args: argparse.Namespace, summary) -> int:
-    """Print the summary, write ``--report``, and return the exit status (0 all done, 1 some failed)."""
-    print(summary.describe(), file=sys.stderr)
-    if args.report:
-        summary.write_report(args.report)
-        print(f"report: {args.report}", file=sys.stderr)
-    return summary.exit_status
-
-
 def main(args: argparse.Namespace) -> int:
     try:
         check_options(args)
@@ -196,19 +175,13 @@ def main(args: argparse.Namespace) -> int:
 
 def _run_here(args: argparse.Namespace, plan: Plan) -> int:
     from colorize.backends.base import BackendError
+    from colorize.cli.folder_job import finish, job_options, outcome_printer
     from colorize.cli.progress import Progress
-    from colorize.cli.runner import print_error
     from colorize.folder import run_plan
 
     progress = Progress(len(plan.tasks), enabled=None if not args.quiet else False)
-
-    def shown(outcome) -> None:
-        if not outcome.ok:
-            print_error(progress, outcome.task.shown, outcome.error)
-        progress.update()
-
     try:
-        summary = run_plan(plan, job_options(args), on_outcome=shown, report=bool(args.report))
+        summary = run_plan(plan, job_options(args), on_outcome=outcome_printer(progress), report=bool(args.report))
     except (ValueError, OSError, ImportError, BackendError) as e:  # e.g. --backend torch without torch
         # the model did not load, build or calibrate (the message names it, the backend and the cause): no file
         # was tried

@@ -13,14 +13,13 @@ import argparse
 import sys
 import time
 
-from colorize.cli.images import finish, job_options
+from colorize.cli.folder_job import finish, job_options, outcome_printer
 from colorize.job.plan import Plan
 
 
 def run_on_ray(args: argparse.Namespace, plan: Plan) -> int:
     from colorize.backends.base import MissingDependency
     from colorize.cli.progress import Progress
-    from colorize.cli.runner import print_error
     from colorize.folder import run_plan
     from colorize.ray.cluster import ClusterError
     from colorize.ray.pool import fitting_actors
@@ -37,15 +36,10 @@ def run_on_ray(args: argparse.Namespace, plan: Plan) -> int:
         print(f"ray: {cluster.describe()}; pool: {pool.describe()}{wait}", file=sys.stderr)
         progress.start = time.perf_counter()  # the rate counts from here, not from Ray's start-up
 
-    def shown(outcome) -> None:
-        if not outcome.ok:
-            print_error(progress, outcome.task.shown, outcome.error)
-        progress.update()
-
     try:
         summary = run_plan(plan, job_options(args), ray=args.ray, ray_actors=args.ray_actors,
                            ray_cpus_per_actor=args.ray_cpus_per_actor, ray_gpus_per_actor=args.ray_gpus_per_actor,
-                           on_outcome=shown, on_start=started, report=bool(args.report))
+                           on_outcome=outcome_printer(progress), on_start=started, report=bool(args.report))
     except (ValueError, FileNotFoundError, MissingDependency, ClusterError) as e:
         return fail(str(e))
     if not plan.tasks:  # every output exists (--skip-existing): Ray was not started

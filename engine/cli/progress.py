@@ -20,9 +20,10 @@ class Progress:
     """``Progress(total)``; call ``update(n)`` as items finish."""
 
     def __init__(self, total: int, desc: str = "", stream: TextIO | None = None, enabled: bool | None = None,
-                 fps: float = 8.0, width: int = 24):
+                 fps: float = 8.0, width: int = 24, unit: str = "img"):
         self.total = total
         self.desc = desc
+        self.unit = unit  # what is counted, as the rate shows it ("img/s", "frames/s")
         self.stream = stream if stream is not None else sys.stderr
         isatty = getattr(self.stream, "isatty", lambda: False)
         self.enabled = isatty() if enabled is None else enabled
@@ -43,7 +44,7 @@ class Progress:
         filled = int(round(frac * self._width))
         eta = (self.total - self.done) / rate if rate > 0 else 0.0
         return (f"{self.desc}[{'#' * filled}{'.' * (self._width - filled)}] {self.done}/{self.total} "
-                f"{rate:.1f} img/s ETA {_fmt_time(eta)}")
+                f"{rate:.1f} {self.unit}/s ETA {_fmt_time(eta)}")
 
     def update(self, n: int = 1) -> None:
         self.done += n
@@ -59,3 +60,10 @@ class Progress:
         if self.enabled:
             self.stream.write("\r" + self.line() + "\033[K\n")
             self.stream.flush()
+
+
+def print_error(progress: Progress, shown: str, reason: str) -> None:
+    """``error: FILE: REASON`` on stderr, on its own line even while the progress bar is drawn."""
+    if progress.enabled:
+        sys.stderr.write("\r\033[K")
+    print(f"error: {shown}: {reason}", file=sys.stderr)

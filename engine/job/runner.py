@@ -211,17 +211,8 @@ def run_local(plan: Plan, options, *, on_outcome: OnOutcome | None = None, repor
         ValueError, FileNotFoundError, ImportError, colorize.backends.base.BackendError: the model or backend
             cannot be loaded (as ``colorize.Colorizer.load``); per-file problems are outcomes, never raised.
     """
-    from colorize.colorizer import Colorizer
-    from colorize.image.io import DEFAULT_MAX_PIXELS
-
-    if options.max_pixels > DEFAULT_MAX_PIXELS:
-        from PIL import Image
-
-        Image.MAX_IMAGE_PIXELS = options.max_pixels  # our own limit is checked in load_image
     choose_merge(len(plan.tasks))
-    col = Colorizer.load(options.model, options.backend, options.precision, working_size=options.working_size,
-                         max_pixels=options.max_pixels, small_model=options.small_model,
-                         small_max_side=options.small_max_side, colour_strength=options.colour_strength)
+    col = options.load_colorizer()
     run = TaskRunner(col, _Threads(options), on_outcome, report, cancel)
     start = time.perf_counter()
     try:

@@ -24,9 +24,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from colorize.artifacts.model_ref import DEFAULT_PHOTO_MODEL, SMALL_IMAGE_MAX_SIDE
-from colorize.colorizer import DEFAULT_WORKING_SIZE
-from colorize.image.io import DEFAULT_MAX_PIXELS
+from colorize.artifacts.model_ref import DEFAULT_PHOTO_MODEL
 
 #: Columns of the rows ``ColorizeBatch`` returns (thumbnails are data: URIs, or "").
 STATUS_COLUMNS = ("index", "src", "dst", "ok", "error", "width", "height", "before", "after", "node", "pid", "engine")
@@ -59,8 +57,8 @@ class ColorizeBatch:
 
     Args:
         model, backend, precision: as ``colorize.Colorizer.load`` (``colorize images --model/--backend/--precision``).
-        working_size, max_pixels, quality, batch_size, small_model, small_max_side: as the ``colorize images``
-            options of those names.
+        **options: the other ``colorize.job.JobOptions`` fields (working_size, max_pixels, quality, batch_size,
+            small_model, small_max_side, colour_strength, jobs), with its defaults.
         threads: inference threads (default: the CPUs this process may use); Ray gives an actor
             ``num_cpus`` of scheduling share, not a CPU set, so pass its share here.
         jobs: decode/encode threads (default: ``threads``).
@@ -72,29 +70,18 @@ class ColorizeBatch:
         backend: str = "auto",
         precision: str = "auto",
         *,
-        working_size: int = DEFAULT_WORKING_SIZE,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-        quality: int = 95,
-        batch_size: int = 8,
-        small_model: str | os.PathLike | None = "auto",
-        small_max_side: int = SMALL_IMAGE_MAX_SIDE,
         threads: int | None = None,
-        jobs: int | None = None,
-        colour_strength: float = 1.0,
+        **options,
     ):
         from colorize.artifacts.onnx_files import cpu_cores
-        from colorize.colorizer import Colorizer
         from colorize.image import merge
+        from colorize.job.options import JobOptions
 
         merge.use_compiled()  # an actor colorizes many files: the compiled merge for all of them
         threads = threads or cpu_cores()
-        if max_pixels > DEFAULT_MAX_PIXELS:
-            from PIL import Image
-
-            Image.MAX_IMAGE_PIXELS = max_pixels  # our own limit is checked in load_image
-        self.colorizer = Colorizer.load(model, backend, precision, working_size=working_size, max_pixels=max_pixels,
-                                        small_model=small_model, small_max_side=small_max_side,
-                                        colour_strength=colour_strength, **_engine_options(backend, threads))
+        job = JobOptions(model, backend, precision, **options)
+        self.colorizer = job.load_colorizer(**_engine_options(backend, threads))
+        batch_size, jobs, quality = job.batch_size, job.jobs, job.quality
         self.options = SimpleNamespace(batch_size=batch_size, jobs=jobs or threads, quality=quality)
         self.engine = f"{self.colorizer.engine.backend}/{self.colorizer.engine.precision}"
         self.node = _node_id()

@@ -200,7 +200,7 @@ def test_bad_inputs_are_clear(col):
 
 def test_colorizer_modules_do_not_import_torch():
     code = ("import sys, colorize.colorizer, colorize.image.io, colorize.image.merge, colorize.image.resize, "
-            "colorize.cli.report, colorize.cli.progress, colorize.cli.images; "
+            "colorize.job.report, colorize.cli.progress, colorize.cli.images; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -183,7 +183,7 @@ def test_unicode_and_spaces_in_paths_and_report(tmp_path):
 
 
 def test_report_lists_outputs_without_thumbnails_as_links(tmp_path):
-    from colorize.cli.report import Entry, render
+    from colorize.job.report import Entry, render
 
     page = render([Entry("in/a b.png", str(tmp_path / "out" / "a b.png"))], [], "done", page_dir=tmp_path)
     assert "<li>in/a b.png → <a href='out/a%20b.png'>" in page

@@ -60,7 +60,7 @@ def test_batch_rows_and_outputs_match_the_local_run(tmp_path):
 
 def test_ray_modules_import_neither_ray_nor_torch():
     code = ("import sys, colorize.ray, colorize.ray.worker, colorize.ray.pipeline, colorize.ray.pool, colorize.ray.cluster, "
-            "colorize.ray.driver, colorize.cli.images_ray, colorize.cli.runner; "
+            "colorize.ray.driver, colorize.cli.images_ray, colorize.cli.folder_job; "
             "assert 'ray' not in sys.modules, 'ray imported'; assert 'torch' not in sys.modules, 'torch imported'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
