@@ -164,6 +164,9 @@ def run_benchmark(
             guard = getattr(c.engine, "guard_result", None)
             c.guard = guard.describe() if guard is not None and hasattr(guard, "describe") else None
             stride = max(stride, int(getattr(c.engine, "stride", 1) or 1))
+            static = _static_note(c.engine)
+            if static and static not in notes:
+                notes.append(static)
             ref = getattr(c.engine, "model", None)
             if ref is not None and "arch" not in model_info:
                 model_info.update(arch=ref.arch, random_init=bool(ref.random_init), sha256=ref.sha256)
@@ -212,6 +215,17 @@ def run_benchmark(
         "end_to_end": [],
         "notes": notes,
     }
+
+
+def _static_note(engine) -> str | None:
+    """What a row's size and batch mean for a model of static size or batch (``Engine.static_size`` and
+    ``static_batch``), None for a dynamic one."""
+    size, batch = getattr(engine, "static_size", None), getattr(engine, "static_batch", None)
+    parts = ([f"every input is resized to its static {size[0]}x{size[1]} (the size column is the input's)"]
+             if size else [])
+    parts += [f"its graph runs a static batch of {batch}: a larger batch runs in chunks of {batch}, a smaller "
+              "one padded to it"] if batch else []
+    return f"the model: {'; '.join(parts)}" if parts else None
 
 
 def _estimate_call_s(c: PlannedConfig, b: int, h: int, w: int, g: float | None, peaks, measured) -> tuple:
