@@ -121,7 +121,7 @@ def measure_step_rate(task, batch_size: int, crop: int, steps: int, untimed: int
 def write_curve(metrics_path: Path, out: Path) -> list[str]:
     """``out/curve.csv`` (step records: step, loss, lr, img/s; epoch records: validation PSNR) and, when matplotlib
     exists, ``out/curve.png``; returns the files written."""
-    from colorize.training.loop import read_jsonl
+    from colorize.training.records import read_jsonl
 
     records = read_jsonl(metrics_path)
     cols = ["kind", "epoch", "step", "loss", "lr", "img_per_s", "train_loss", "val_psnr", "val_psnr_gray"]

@@ -37,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from colorize.training.config import TrainConfig
+from colorize.training.records import append_jsonl
 
 STATE_FILE = "state.pt"
 METRICS_FILE = "metrics.jsonl"
@@ -121,18 +122,6 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
-
-
-def append_jsonl(path: Path, record: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-
-
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    p = Path(path)
-    if not p.is_file():
-        return []
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
 
 
 def _respan_one_cycle(scheduler: Any, total_steps: int, pct_start: float) -> None:

@@ -17,7 +17,7 @@ def plot_curves(metrics_path: str | os.PathLike, png_path: str | os.PathLike) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from colorize.training.loop import read_jsonl
+    from colorize.training.records import read_jsonl
 
     records = read_jsonl(metrics_path)
     steps = [r for r in records if r.get("kind") == "step"]

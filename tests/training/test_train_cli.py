@@ -12,7 +12,7 @@ from PIL import Image
 
 from colorize.cli import main as cli
 from colorize.models.checkpoint import load_checkpoint, read_metadata
-from colorize.training.loop import read_jsonl
+from colorize.training.records import read_jsonl
 
 
 def _smooth_image(rng, colour):
