@@ -156,7 +156,7 @@ def main(args: argparse.Namespace) -> int:
     merge.use_compiled()  # a service repays the compiled merge's load: on another thread, while the model loads
     try:
         colorizer = Colorizer.load(config.model, config.backend, config.precision, **options)
-    except (ValueError, FileNotFoundError, BackendError) as e:  # BackendError: e.g. no backend's extra installed
+    except (ValueError, OSError, ImportError, BackendError) as e:  # e.g. no backend's extra; a failed INT8 build
         print(f"colorize serve: cannot load model {config.model!r}: {e}", file=sys.stderr)
         return 2
     engine = colorizer.engine
