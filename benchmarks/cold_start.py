@@ -105,7 +105,7 @@ def _timed(cmd: list[str], env: dict) -> tuple[float, float, str]:
 
 
 def _images(inputs: list[str], out: Path, env: dict) -> tuple[float, float, str]:
-    return _timed([sys.executable, "-m", "engine", "images", *inputs, "-o", str(out), "-q"], env)
+    return _timed([sys.executable, "-m", "colorize", "images", *inputs, "-o", str(out), "-q"], env)
 
 
 def _free_port() -> int:
@@ -118,7 +118,7 @@ def _serve_ready(env: dict, timeout: float = 120.0) -> float:
     port = _free_port()
     url = f"http://127.0.0.1:{port}/readyz"
     t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "colorize", "serve", "--host", "127.0.0.1", "--port", str(port),
                              "--log-level", "warning"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:

@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         return merge(args.merge, Path(args.out))
     if not args.model:
         ap.error("--model (or --merge) is required")
-    from colorize.training.folder import load_rgb
+    from colorize.data.folder import load_rgb
     from colorize.data.photos import photo_paths, split_folder
 
     try:

@@ -13,7 +13,6 @@ reported only when that difference is at least ``MIN_STEADY_S``.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -23,16 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-COMMAND_MODULE = "colorize.cli.images"
 #: the steady rate is reported only when the big run took at least this much longer than the 1-image run
 MIN_STEADY_S = 1.0
 
 
 def images_command_help() -> str | None:
-    """``colorize images --help`` text, or None when the command is not in this checkout."""
-    if importlib.util.find_spec(COMMAND_MODULE) is None:
-        return None
-    cmd = [sys.executable, "-m", "engine", "images", "--help"]
+    """``colorize images --help`` text (run as a command, in a child process), or None when it does not run."""
+    cmd = [sys.executable, "-m", "colorize", "images", "--help"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     return r.stdout if r.returncode == 0 else None
 
@@ -115,7 +111,7 @@ def run_end_to_end(
 
 
 def _run(src: Path, out: Path, batch: int, extra: list[str], timeout: float) -> float:
-    cmd = [sys.executable, "-m", "engine", "images", str(src), "-o", str(out), "--batch-size", str(batch), *extra]
+    cmd = [sys.executable, "-m", "colorize", "images", str(src), "-o", str(out), "--batch-size", str(batch), *extra]
     t0 = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=os.environ.copy())
     wall = time.perf_counter() - t0

@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     # The clients stand for many callers but share one loopback address: no per-client cap.
-    cmd = [sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port", str(port), "--model", args.model,
+    cmd = [sys.executable, "-m", "colorize", "serve", "--host", "127.0.0.1", "--port", str(port), "--model", args.model,
            "--backend", args.backend, "--precision", args.precision, "--timeout-s", str(args.server_timeout_s),
            "--log-level", "warning", "--max-concurrent-per-client", "0", *server_args]
     log = tempfile.NamedTemporaryFile("w+", prefix="colorize-serve-", suffix=".log", delete=False)

@@ -44,7 +44,7 @@ def _chroma(crops: np.ndarray) -> float:
 
 def crop_cost(pack: Path, src: Path | None, working_size: int, crop: int, scale: tuple[float, float], every: int,
               long_side: int) -> dict:
-    from colorize.training.folder import load_rgb
+    from colorize.data.folder import load_rgb
     from colorize.data.photos import PhotoCrops, load_at_working_size, photo_paths
 
     orig_paths = photo_paths(src, "train")[::every]

@@ -66,7 +66,7 @@ def make_folder(folder: Path, n: int) -> str:
 
 
 def cli_run(name: str, args: list[str], env: dict) -> dict:
-    cmd = [sys.executable, "-m", "engine", "images", *args]
+    cmd = [sys.executable, "-m", "colorize", "images", *args]
     t = time.perf_counter()
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t

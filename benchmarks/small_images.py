@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="results/small_images.json")
     args = ap.parse_args(argv)
     from colorize.colorizer import Colorizer
-    from colorize.training.folder import load_rgb
+    from colorize.data.folder import load_rgb
     from colorize.training.photo_eval import evaluate_arrays
     from colorize.data.photos import photo_paths
 

@@ -125,7 +125,7 @@ def run_soak(args, server_args: list[str]) -> tuple[dict, int]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     # The clients stand for many callers but share one loopback address: no per-client cap.
-    cmd = [sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port", str(port),
+    cmd = [sys.executable, "-m", "colorize", "serve", "--host", "127.0.0.1", "--port", str(port),
            "--log-level", "warning", "--max-concurrent-per-client", "0", *server_args]
     env = {**os.environ, **dict(kv.split("=", 1) for kv in args.env)}
     log = tempfile.NamedTemporaryFile("w+", prefix="colorize-soak-", suffix=".log", delete=False)

@@ -49,7 +49,7 @@ def pack_photos(src: str | Path | None, out: Path, split: str, long_side: int, q
         ValueError: two photos of one folder would get the same packed name.
     """
     from colorize.fsutil import atomic_write_bytes
-    from colorize.training.folder import load_rgb
+    from colorize.data.folder import load_rgb
     from colorize.data.photos import load_at_working_size, photo_paths, split_folder
 
     files: dict[str, dict] = {}

@@ -45,7 +45,7 @@ def evaluate_photos(colorizer, paths: list[Path], norm: Normalization, *, grid: 
         ``{"n", "model": {...}, "gray": {...}, "truth": {"colorfulness"}, "per_folder": {...}, "seconds"}``
         with the same keys as ``colorize.training.evaluate.evaluate_colorizer`` (no classifier: photos have no labels).
     """
-    from colorize.training.folder import load_rgb
+    from colorize.data.folder import load_rgb
 
     return evaluate_arrays(colorizer, ((split_folder(p, "eval"), load_rgb(p)) for p in paths), len(paths), norm,
                            grid=grid, grid_count=grid_count, grid_height=grid_height, gray=gray)

@@ -42,7 +42,7 @@ def photo_paths(root: str | os.PathLike | None, split: str) -> list[Path]:
         ValueError: an unknown split.
         FileNotFoundError: a folder of the split is missing (named) or holds no image.
     """
-    from colorize.training.folder import list_images
+    from colorize.data.folder import list_images
 
     if split not in SPLITS:
         raise ValueError(f"unknown photo split {split!r}; expected one of {', '.join(SPLITS)}")
@@ -63,7 +63,7 @@ def load_at_working_size(path: str | os.PathLike, working_size: int) -> np.ndarr
     """uint8 RGB [h, w, 3] of ``path`` reduced so that its long side is at most ``working_size``."""
     from PIL import Image
 
-    from colorize.training.folder import load_rgb
+    from colorize.data.folder import load_rgb
 
     rgb = load_rgb(path)
     h, w = rgb.shape[:2]

@@ -26,7 +26,7 @@ def test_no_command_is_usage_error(capsys):
 
 
 def test_console_script_help():
-    r = subprocess.run([sys.executable, "-m", "engine", "--help"], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "colorize", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "COMMAND" in r.stdout
 
 

@@ -218,7 +218,7 @@ def test_killed_run_leaves_no_corrupt_output_and_rerun_completes(tmp_path):
     for i in range(n):  # noisy images: slow enough to encode that the kill lands mid-run
         Image.fromarray(rng.integers(0, 256, (192, 256), dtype=np.uint8)).save(src / f"img{i:02d}.png")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    cmd = [sys.executable, "-m", "engine", "images", str(src), "-o", str(out), "--backend", "torch",
+    cmd = [sys.executable, "-m", "colorize", "images", str(src), "-o", str(out), "--backend", "torch",
            "--working-size", "32", "-q", "--batch-size", "2", "--jobs", "2"]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 60

@@ -371,7 +371,7 @@ def test_command_never_logs_a_key(key_file):
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port", str(port), "--model",
+        [sys.executable, "-m", "colorize", "serve", "--host", "127.0.0.1", "--port", str(port), "--model",
          "resnet18-unet", "--backend", "onnxruntime", "--precision", "fp32", "--working-size", "32", "--warmup", "1",
          "--api-key-file", str(key_file), "--log-level", "trace"],
         env={**os.environ, "PYTHONWARNINGS": "ignore"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

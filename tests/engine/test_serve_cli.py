@@ -100,7 +100,7 @@ def test_serve_command_end_to_end_and_sigterm():
     port = _free_port()
     env = {**os.environ, "COLORIZE_PORT": str(port), "COLORIZE_WORKING_SIZE": "32", "PYTHONWARNINGS": "ignore"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "serve", "--backend", "torch", "--warmup", "1", "--log-level", "warning"],
+        [sys.executable, "-m", "colorize", "serve", "--backend", "torch", "--warmup", "1", "--log-level", "warning"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:

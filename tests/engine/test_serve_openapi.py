@@ -39,7 +39,7 @@ def serve_command(*args: str, env: dict | None = None, ready_s: float = 60):
     """``python -m colorize serve ARGS`` on 127.0.0.1 and a free port; yields (url, process) once /readyz is 200."""
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+        [sys.executable, "-m", "colorize", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
         env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )

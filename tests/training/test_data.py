@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from colorize.data.cifar10 import load_cifar10, resolve_data_dir, sample_cifar10
-from colorize.training.folder import ImageFolder, list_images
+from colorize.data.folder import ImageFolder, list_images
 
 
 def _make_cifar(root, per_class=3):
