@@ -362,6 +362,26 @@ def test_the_strength_control_redoes_the_photo(page, server):
     assert default < chroma(shown_image(driver, img)) < vivid
 
 
+def test_a_dropped_photo_is_colorized_and_clear_empties_the_list(page, server):
+    driver = open_page(page, server)
+    data = base64.b64encode((EXAMPLES / "rocket.jpg").read_bytes()).decode()
+    driver.execute_script(
+        """const bytes = Uint8Array.from(atob(arguments[0]), c => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], 'rocket.jpg', {type: 'image/jpeg'}));
+        for (const type of ['dragover', 'drop'])
+          document.querySelector('main').dispatchEvent(
+            new DragEvent(type, {dataTransfer: transfer, bubbles: true, cancelable: true}));""",
+        data,
+    )
+    [card] = wait_settled(driver, 1)
+    assert card.get_attribute("data-state") == "done", error(card)
+    assert shown_image(driver, card.find_element(By.CSS_SELECTOR, ".after img")).size == (384, 256)
+    driver.find_element(By.ID, "clear").click()
+    assert cards(driver) == [] and driver.find_element(By.ID, "empty").is_displayed()
+    assert driver.switch_to.active_element.get_attribute("id") == "files"
+
+
 @pytest.mark.provokes(413, 415)
 def test_refused_files_get_their_message_beside_them(page, server, tmp_path):
     notes = tmp_path / "notes.txt"
