@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from colorize.artifacts.model_ref import ModelRef
+from colorize.fsutil import atomic_write_text
 from colorize.paths import cache_dir
 
 METHOD = "2 x MACs of Conv2d/ConvTranspose2d/Linear (BN, activations, upsampling not counted)"
@@ -121,11 +121,7 @@ def _load_cache() -> dict:
 def _save_cache(cache: dict) -> None:
     path = _cache_path()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".bench-flops.", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(cache, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(cache, indent=1, sort_keys=True))
     except OSError:
         pass  # the cache is an optimisation only
 

@@ -18,8 +18,17 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from colorize.fsutil import atomic_path
 from colorize.image.color import DEFAULT_NORMALIZATION, Normalization
-from colorize.training.metrics import colorfulness, gap_recovered, gray_baseline, mse_per_image, psnr_from_mse, ssim, to_uint8
+from colorize.training.metrics import (
+    colorfulness,
+    gap_recovered,
+    gray_baseline,
+    mse_per_image,
+    psnr_from_mse,
+    ssim,
+    to_uint8,
+)
 
 
 @torch.no_grad()
@@ -114,9 +123,6 @@ def evaluate_colorizer(
 def sample_grid(model: nn.Module, images: np.ndarray, path, *, norm: Normalization = DEFAULT_NORMALIZATION,
                 scale: int = 3, columns: int = 2, gray: str = "pillow") -> None:
     """Write a PNG grid of ``gray | ours | truth`` triplets (upscaled ``scale``x, nearest) atomically."""
-    import os
-    from pathlib import Path
-
     from PIL import Image
 
     truth = torch.from_numpy(np.ascontiguousarray(images))
@@ -135,11 +141,8 @@ def sample_grid(model: nn.Module, images: np.ndarray, path, *, norm: Normalizati
         for j, src in enumerate((gray, out, truth)):
             canvas[y0 : y0 + h, x0 + j * (w + 1) : x0 + j * (w + 1) + w] = src[i].numpy()
     im = Image.fromarray(canvas).resize((canvas.shape[1] * scale, canvas.shape[0] * scale), Image.NEAREST)
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.stem}.{os.getpid()}.tmp.png")
-    im.save(tmp)
-    os.replace(tmp, p)
+    with atomic_path(path, suffix=".png") as tmp:
+        im.save(tmp)
 
 
 def format_table(res: dict) -> str:

@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from colorize.fsutil import atomic_path, atomic_write_text
+
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python3 -m colorize.training.gpu_run", description=__doc__.split("\n\n")[0])
@@ -125,12 +127,10 @@ def write_curve(metrics_path: Path, out: Path) -> list[str]:
 
     records = read_jsonl(metrics_path)
     cols = ["kind", "epoch", "step", "loss", "lr", "img_per_s", "train_loss", "val_psnr", "val_psnr_gray"]
-    tmp = out / ".curve.csv.tmp"
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(out / "curve.csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, cols, extrasaction="ignore")
         w.writeheader()
         w.writerows(records)
-    os.replace(tmp, out / "curve.csv")
     written = ["curve.csv"]
     try:
         import matplotlib  # noqa: F401  (optional: absent on the GPU machine)
@@ -146,8 +146,8 @@ def evaluate_run(model_json: Path, pack: Path, working_size: int, limit: int, ou
     """The checkpoint on the pack's ``eval`` split through ``colorize.Colorizer`` (torch backend, FP32, Pillow gray),
     as ``colorize evaluate --photos`` does; ``out/samples.jpg`` is its gray | ours | truth grid."""
     from colorize import Colorizer
-    from colorize.training.photo_eval import evaluate_photos
     from colorize.data.photos import photo_paths
+    from colorize.training.photo_eval import evaluate_photos
 
     paths = photo_paths(pack, "eval")
     if limit:
@@ -228,9 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         "files": ["model.json", "model.safetensors", "metrics.jsonl", "samples.jpg", *curve_files],
         "config": cfg.to_dict(),
     }
-    tmp = out / ".gpu_run.json.tmp"
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, out / "gpu_run.json")
+    atomic_write_text(out / "gpu_run.json", json.dumps(result, indent=1) + "\n")
     m, g = evaluation["model"], evaluation["gray"]
     print(f"{result['device']}: {steps} steps, {result['crops_seen']} crops, {result['img_per_s']} img/s; "
           f"eval PSNR {m['psnr']:.2f} dB (gray {g['psnr']:.2f}), colourfulness ratio {m['colorfulness_ratio']:.3f}"

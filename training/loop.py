@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import threading
 import time
@@ -36,6 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from colorize.fsutil import atomic_path
 from colorize.training.config import TrainConfig
 from colorize.training.records import append_jsonl
 
@@ -119,9 +119,8 @@ class RunExistsError(RuntimeError):
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _respan_one_cycle(scheduler: Any, total_steps: int, pct_start: float) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from colorize.fsutil import atomic_path
+
 
 def plot_curves(metrics_path: str | os.PathLike, png_path: str | os.PathLike) -> Path:
     """Draw training loss per step (left) and per-epoch evaluation metrics (right); write atomically.
@@ -43,8 +45,7 @@ def plot_curves(metrics_path: str | os.PathLike, png_path: str | os.PathLike) ->
     ax_metric.grid(alpha=0.3)
     fig.tight_layout()
     png = Path(png_path)
-    tmp = png.with_name(f".{png.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(png, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, png)
     return png

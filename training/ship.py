@@ -21,6 +21,8 @@ import os
 import sys
 from pathlib import Path
 
+from colorize.fsutil import atomic_write_text
+
 MAX_BYTES = 32 * 1024 * 1024
 
 
@@ -62,10 +64,7 @@ def update_metrics(dest: str, metrics: dict) -> Path:
     meta = read_metadata(dest)
     meta["metrics"] = metrics
     json_path = checkpoint_paths(dest)[0]
-    tmp = json_path.with_name(f".{json_path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, json_path)
-    os.chmod(json_path, 0o644)
+    atomic_write_text(json_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return json_path
 
 

@@ -128,8 +128,8 @@ def load_cifar10(
             pass  # corrupt cache: decode again below
     images, labels = _decode_zip(zip_path, split, read_classes(root))
     if use_cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, images=images, labels=labels)
-        os.replace(tmp, cache)
+        from colorize.fsutil import atomic_path
+
+        with atomic_path(cache, suffix=".npz") as tmp:
+            np.savez(tmp, images=images, labels=labels)
     return images, labels

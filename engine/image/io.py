@@ -33,13 +33,14 @@ leaves either the complete old file, the complete new one, or nothing.
 from __future__ import annotations
 
 import os
-import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from colorize.fsutil import atomic_path
 
 #: Default decompression-bomb limit: Pillow's own error threshold (2 x MAX_IMAGE_PIXELS, about 179 MP).
 DEFAULT_MAX_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
@@ -222,13 +223,8 @@ def save_image(
         params["transparency"] = 255
     if format == "MPO":
         format = "JPEG"
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
-    try:
+    with atomic_path(path, suffix=TMP_SUFFIX) as tmp:
         im.save(tmp, format=format, **params)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def remove_stale_tmp(folder: str | os.PathLike, names: set[str] | None = None) -> int:

@@ -109,13 +109,8 @@ def render(entries: list[Entry], errors: list[tuple[str, str]], summary: str, ti
 
 
 def write_report(path: str | os.PathLike, entries: list[Entry], errors: list[tuple[str, str]], summary: str) -> None:
-    """Write the page atomically (temporary file, then ``os.replace``)."""
+    """Write the page atomically (``colorize.fsutil``)."""
+    from colorize.fsutil import atomic_write_text
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.colorize-tmp")
-    try:
-        tmp.write_text(render(entries, errors, summary, page_dir=path.parent), encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, render(entries, errors, summary, page_dir=path.parent))
