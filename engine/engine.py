@@ -27,12 +27,10 @@ import warnings
 import numpy as np
 
 from colorize.artifacts.model_ref import DEFAULT_MODEL, ModelRef, resolve_model
-from colorize.backends import BACKENDS, backend_class
+from colorize.backends import BACKENDS, PRECISIONS, backend_class, check_names  # noqa: F401 (PRECISIONS: API)
 from colorize.backends.base import Backend, BackendError, MissingDependency
 from colorize.model_adapter import ModelAdapter
 from colorize.model_io import ModelIO, ModelIOError, model_io, model_stride  # noqa: F401  (model_stride: API)
-
-PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
 #: preference order for ``auto``: GPU first, then the CPU order measured on this project's 2-core
 #: AVX-512 (VNNI, BF16) machine by ``python -m colorize.benchmarks.engine_speed``
@@ -218,10 +216,7 @@ class Engine:
             BackendError: the model could not be loaded, built or calibrated on ``backend`` (the message names the
                 model, the backend and the cause), or ``auto`` found nothing that loads (each candidate's reason).
         """
-        if precision != "auto" and precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS + ('auto',))}")
-        if backend != "auto" and backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(list(BACKENDS) + ['auto'])}")
+        check_names(backend, precision)
         if backend != "auto" and precision != "auto":
             precisions = backend_class(backend).precisions
             if precision not in precisions:

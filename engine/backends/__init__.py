@@ -20,6 +20,18 @@ BACKENDS: dict[str, str] = {
     "tensorrt": "colorize.backends.tensorrt_backend:TensorRTBackend",
 }
 
+#: the precisions a backend may offer (each backend says which of them it has: ``precisions``)
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+
+
+def check_names(backend: str, precision: str = "auto") -> None:
+    """Raises ``ValueError`` for a backend or precision that is neither registered nor ``auto`` (the message
+    lists the valid ones): the one check of these names, for the engine, the job and the Ray driver."""
+    if backend != "auto" and backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(list(BACKENDS) + ['auto'])}")
+    if precision != "auto" and precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS + ('auto',))}")
+
 
 def backend_class(name: str):
     """The backend class registered as ``name``.
@@ -28,6 +40,6 @@ def backend_class(name: str):
         ValueError: unknown name (the message lists the registered ones).
     """
     if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; valid: {', '.join(list(BACKENDS) + ['auto'])}")
+        check_names(name)
     module, cls = BACKENDS[name].split(":")
     return getattr(importlib.import_module(module), cls)

@@ -155,14 +155,10 @@ def check_model_options(options) -> str | os.PathLike | None:
         FileNotFoundError: a model path that does not exist here.
     """
     from colorize.artifacts.model_ref import resolve_model
-    from colorize.backends import BACKENDS
+    from colorize.backends import check_names
     from colorize.colorizer import resolve_small_model
-    from colorize.engine import PRECISIONS
 
-    if options.backend != "auto" and options.backend not in BACKENDS:
-        raise ValueError(f"unknown backend {options.backend!r}; valid: {', '.join(list(BACKENDS) + ['auto'])}")
-    if options.precision != "auto" and options.precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {options.precision!r}; valid: {', '.join(PRECISIONS + ('auto',))}")
+    check_names(options.backend, options.precision)
     resolve_model(options.model)
     small = resolve_small_model(options.model, options.small_model)
     if small is not None:
