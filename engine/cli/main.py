@@ -15,6 +15,7 @@ import sys
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "images": ("colorize.cli.images", "colorize image files and folders"),
+    "video": ("colorize.cli.video", "colorize video files and folders with steady colour"),
     "train": ("colorize.training.cli", "train a classifier or a colorizer"),
     "evaluate": ("colorize.training.evaluate_cli", "measure a colorizer's quality on CIFAR-10 or photos"),
     "export": ("colorize.export.cli", "export a model to ONNX (BN folded, parity-checked)"),

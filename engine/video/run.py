@@ -1,0 +1,368 @@
+"""``colorize_video``: video files and folders, colorized with steady colour, here or on Ray.
+
+    from colorize import colorize_video
+    summary = colorize_video(["films/"], "colour/", recursive=True, skip_existing=True,
+                             progress=lambda o, done, total: print(done, total, o.task.src))
+    summary.done, summary.failed, summary.describe(), summary.exit_status
+
+The plan is a folder job's (``colorize.job.plan``: ``Task``, ``Plan``, ``JobError``), picking video files by
+extension; the outcomes and the summary are the folder job's types with the frame counts added, so
+``colorize video`` prints, reports and exits as ``colorize images`` does. Each video is written under a
+temporary name in its output folder and renamed when complete: a killed run leaves complete videos only, and
+``skip_existing`` resumes it. A file that cannot be colorized (not a video, no video stream, corrupt,
+truncated) is an outcome with its reason; the job goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from colorize.job.outcome import Outcome, Summary
+from colorize.job.plan import JobError, Plan, Task, output_folders
+from colorize.video.options import VideoOptions
+
+#: ``frame_progress(task, frames_written, frames_expected)``: frames_expected is the header's estimate (0: unknown).
+FrameProgress = Callable[[Task, int, int], object]
+
+
+@dataclass
+class VideoOutcome(Outcome):
+    """One video tried: ``Outcome`` plus what the video run did."""
+
+    frames: int = 0  # frames written
+    colour_frames: int = 0  # frames of a colour input (colorized from their luma)
+    cuts: int = 0  # shot changes where the colour was reset
+    seconds: float = 0.0  # this video's run, model load not counted
+    notes: list[str] = field(default_factory=list)  # e.g. streams not carried over
+
+
+@dataclass
+class VideoSummary(Summary):
+    """A finished (or stopped) video job; ``describe`` counts videos and frames."""
+
+    steady: bool = True
+    encoder: str = ""  # "libx264 crf 18 veryfast"
+
+    @property
+    def frames(self) -> int:
+        return sum(getattr(o, "frames", 0) for o in self.done)
+
+    def describe(self) -> str:
+        """The one-line summary ``colorize video`` prints."""
+        n_ok = len(self.done)
+        n_bad = len(self.failed) + (0 if self.cancelled else len(self.not_run))
+        colour = sum(1 for o in self.done if getattr(o, "colour_frames", 0))
+        s = self.seconds
+        return (f"colorized {n_ok} of {self.plan.found} video{'s' if self.plan.found != 1 else ''} "
+                f"({self.frames} frames) in {s:.1f} s ({self.frames / s if s > 0 else 0:.1f} frames/s) with "
+                f"{self.engines}{self.where}, working size {self.working_size}, "
+                + ("steady colour" if self.steady else "per-frame colour")
+                + (f", {self.encoder}" if self.encoder else "")
+                + (f"; {colour} colour input{'s' if colour != 1 else ''} colorized from {'their' if colour != 1 else 'its'} "
+                   "luma (its colour replaced)" if colour else "")
+                + (f"; {self.plan.skipped} skipped (output exists)" if self.plan.skipped else "")
+                + (f"; {n_bad} failed" if n_bad else "")
+                + (f"; cancelled, {len(self.not_run)} not run" if self.cancelled else "")
+                + (f"; output in {self.plan.out_dir}" if n_ok else "; nothing written"))
+
+
+# -- the plan ------------------------------------------------------------------------------------------------------
+
+
+def _format_suffix(fmt: str | None) -> str | None:
+    if fmt is None:
+        return None
+    from colorize.video.io import MUXERS
+
+    ext = "." + fmt.lower().lstrip(".")
+    if ext not in MUXERS:
+        raise JobError(f"format {fmt!r}: not a video container; use one of: "
+                       f"{', '.join(sorted(e.lstrip('.') for e in MUXERS))}")
+    return ext
+
+
+def make_video_plan(
+    inputs: str | os.PathLike | Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    *,
+    recursive: bool = False,
+    format: str | None = None,
+    skip_existing: bool = False,
+) -> Plan:
+    """The videos to colorize and where each goes: files as given, folders scanned for ``VIDEO_EXTENSIONS``
+    (``recursive``: subfolders too, the tree mirrored under ``output``); ``format`` changes the container
+    (by extension); ``skip_existing`` drops videos whose output exists. Removes temporary files a killed run
+    left beside the outputs.
+
+    Raises:
+        JobError: no input, a missing input, an output that is not a folder, an output over an input, two
+            inputs with one output, no videos found, an unknown format.
+    """
+    from colorize.image.io import remove_stale_tmp
+    from colorize.video.io import VIDEO_EXTENSIONS
+
+    inputs = [os.fspath(inputs)] if isinstance(inputs, (str, os.PathLike)) else [os.fspath(i) for i in inputs]
+    if not inputs:
+        raise JobError("no input given (video files and/or folders)")
+    out_dir = Path(output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise JobError(f"output {out_dir} exists and is not a folder")
+    suffix = _format_suffix(format)
+    out_res = out_dir.resolve()
+    tasks: list[Task] = []
+    for arg in inputs:
+        p = Path(arg)
+        if p.is_dir():
+            for root, dirs, files in os.walk(p):
+                root_p = Path(root)
+                dirs[:] = sorted(d for d in dirs if not _inside((root_p / d).resolve(), out_res)) if recursive else []
+                for f in sorted(files):
+                    if Path(f).suffix.lower() in VIDEO_EXTENSIONS and not f.startswith("."):
+                        tasks.append(Task(root_p / f, out_dir / (root_p / f).relative_to(p), str(root_p / f)))
+        elif p.is_file():
+            tasks.append(Task(p, out_dir / p.name, str(p)))
+        else:
+            raise JobError(f"input not found: {arg}")
+    if suffix:
+        for t in tasks:
+            t.dst = t.dst.with_suffix(suffix)
+    if not tasks:
+        raise JobError(f"no videos found in {', '.join(inputs)}" + ("" if recursive else " (use --recursive for "
+                                                                                         "subfolders)"))
+    sources = {t.src.resolve(): t for t in tasks}
+    seen: dict[Path, Task] = {}
+    for t in tasks:
+        d = t.dst.resolve()
+        if d in sources:
+            raise JobError(f"output {t.dst} would overwrite the input {sources[d].shown}; choose another -o")
+        if d in seen:
+            raise JobError(f"{seen[d].shown} and {t.shown} would both be written to {t.dst}")
+        seen[d] = t
+    found = len(tasks)
+    if skip_existing:
+        tasks = [t for t in tasks if not t.dst.exists()]
+    for folder, names in output_folders(tasks).items():
+        if folder.is_dir():
+            remove_stale_tmp(folder, names)
+    return Plan(tasks, found, found - len(tasks), out_dir)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def expected_frames(task: Task) -> int:
+    """The frame count a video's header gives (or its duration times its rate); 0 when unknown or unreadable."""
+    from colorize.video.io import MediaError, Reader
+
+    try:
+        with Reader(task.src) as r:
+            return r.info.estimated_frames()
+    except (MediaError, OSError):
+        return 0
+
+
+# -- one video -----------------------------------------------------------------------------------------------------
+
+
+def failure_reason(e: BaseException) -> str:
+    """How a per-video exception is shown: a ``MediaError``'s own reason, else its type and message."""
+    from colorize.video.io import MediaError
+
+    return e.reason if isinstance(e, MediaError) else f"{type(e).__name__}: {e}"
+
+
+def colorize_file(col, task: Task, options: VideoOptions, *, on_frames: Callable[[int], object] | None = None,
+                  cancel=None) -> VideoOutcome:
+    """Colorize one video of a plan with ``col`` (a loaded ``Colorizer``) and write it atomically.
+
+    Raises:
+        colorize.video.io.MediaError: the file cannot be read or written (nothing is left at ``task.dst``).
+        colorize.video.pipeline.Cancelled: ``cancel`` was set (the temporary file is removed).
+    """
+    from colorize.fsutil import atomic_path
+    from colorize.image.io import TMP_SUFFIX
+    from colorize.video.io import MediaError, Reader, Writer, muxer_for
+    from colorize.video.pipeline import colorize_stream
+
+    with Reader(task.src) as reader:
+        try:
+            muxer = muxer_for(task.dst)
+        except ValueError as e:
+            raise MediaError(task.src, str(e).split(": ", 1)[-1]) from None
+        with atomic_path(task.dst, suffix=TMP_SUFFIX, mode=0o644) as tmp:
+            writer = Writer(tmp, muxer, reader, codec=options.codec, crf=options.crf, preset=options.preset,
+                            threads=options.threads)
+            try:
+                result = colorize_stream(col, reader, writer, batch_size=options.batch_size,
+                                         temporal=options.temporal(), colour_strength=options.colour_strength,
+                                         on_frames=on_frames, cancel=cancel)
+            except BaseException:
+                writer.close(complete=False)
+                raise
+            writer.close()
+    info = reader.info
+    notes = [f"{d} not carried over" for d in info.dropped]
+    if reader.corrupt_frames:
+        notes.append(f"{reader.corrupt_frames} frames were damaged in the input (decoded with concealment)")
+    return VideoOutcome(task, True, size=(info.width, info.height), engine=f"{col.engine.backend}/{col.engine.precision}",
+                        frames=result.frames, colour_frames=result.colour_frames, cuts=result.cuts,
+                        seconds=result.seconds, notes=notes)
+
+
+def load_colorizer(options: VideoOptions):
+    """The ``Colorizer`` a video job runs (no small-image model: a film's frames are never thumbnails)."""
+    from colorize.colorizer import Colorizer
+
+    return Colorizer.load(options.model, options.backend, options.precision, working_size=options.working_size,
+                          small_model=None, colour_strength=options.colour_strength)
+
+
+def run_local(plan: Plan, options: VideoOptions, *, on_outcome: Callable[[Outcome], object] | None = None,
+              frame_progress: FrameProgress | None = None, cancel=None) -> VideoSummary:
+    """Run ``plan`` on this machine: load the model once, colorize the videos one after another.
+
+    Raises:
+        ValueError, FileNotFoundError, ImportError, colorize.backends.base.BackendError: the model or backend
+            cannot be loaded; ``MissingDependency`` without PyAV or OpenCV. Per-video problems are outcomes.
+    """
+    from colorize.colorizer import model_min_working_size
+    from colorize.image import merge
+    from colorize.video.io import require_av
+    from colorize.video.pipeline import Cancelled
+
+    require_av()
+    summary = _summary(plan, options)
+    if not plan.tasks:
+        summary.engines = "nothing to run"
+        return summary
+    merge.use_compiled()  # every frame is merged: the compiled merge repays its load on any film
+    col = load_colorizer(options)
+    summary.engines = f"{col.engine.backend}/{col.engine.precision}"
+    summary.min_working_size = model_min_working_size(getattr(col.engine.model, "metadata", None) or {})
+    start = time.perf_counter()
+    try:
+        for i, task in enumerate(plan.tasks):
+            if cancel is not None and cancel.is_set():
+                summary.not_run += plan.tasks[i:]
+                summary.cancelled = True
+                summary.stopped = "cancelled"
+                break
+            on_frames = None
+            if frame_progress is not None:
+                def on_frames(n: int, task=task) -> None:
+                    frame_progress(task, n, 0)
+            try:
+                outcome = colorize_file(col, task, options, on_frames=on_frames, cancel=cancel)
+            except Cancelled:
+                summary.not_run += plan.tasks[i:]
+                summary.cancelled = True
+                summary.stopped = "cancelled"
+                break
+            except Exception as e:
+                outcome = VideoOutcome(task, False, failure_reason(e))
+            summary.outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+    finally:
+        col.close()
+        summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _summary(plan: Plan, options: VideoOptions) -> VideoSummary:
+    encoder = f"{options.codec} crf {options.crf}" + (f" {options.preset}" if options.codec in ("libx264", "libx265")
+                                                      else "")
+    return VideoSummary(plan, working_size=options.working_size, steady=options.steady, encoder=encoder)
+
+
+def run_plan(plan: Plan, options: VideoOptions, *, ray: str | None = None,
+             on_outcome: Callable[[Outcome], object] | None = None, frame_progress: FrameProgress | None = None,
+             on_start: Callable | None = None, cancel=None) -> VideoSummary:
+    """Run a planned video job here (``ray`` None) or on Ray (``"local"``: an embedded instance; else a cluster
+    address or ``"auto"``), one Ray task per video. ``on_start(cluster)`` is called once Ray is up."""
+    options.check()
+    if ray is None:
+        return run_local(plan, options, on_outcome=on_outcome, frame_progress=frame_progress, cancel=cancel)
+    from colorize.video.on_ray import run_on_ray
+
+    return run_on_ray(plan, options, _summary(plan, options), address=None if ray == "local" else ray,
+                      on_outcome=on_outcome, on_start=on_start, cancel=cancel)
+
+
+def colorize_video(
+    inputs: str | os.PathLike | Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    *,
+    recursive: bool = False,
+    format: str | None = None,
+    skip_existing: bool = False,
+    model: str | os.PathLike = VideoOptions.model,
+    backend: str = VideoOptions.backend,
+    precision: str = VideoOptions.precision,
+    working_size: int = VideoOptions.working_size,
+    batch_size: int = VideoOptions.batch_size,
+    colour_strength: float = VideoOptions.colour_strength,
+    codec: str = VideoOptions.codec,
+    crf: int = VideoOptions.crf,
+    preset: str = VideoOptions.preset,
+    steady: bool = VideoOptions.steady,
+    weight: float = VideoOptions.weight,
+    ray: str | None = None,
+    progress: Callable[[Outcome, int, int], object] | None = None,
+    frame_progress: FrameProgress | None = None,
+    cancel=None,
+) -> VideoSummary:
+    """Colorize video files and folders into ``output``, as ``colorize video`` does (``docs/video.md``).
+
+    Args:
+        inputs: video files and/or folders (one path or several).
+        output: the output folder (created if needed); a folder's videos keep their relative paths under it.
+        recursive: descend into subfolders of folder inputs.
+        format: output container by extension ("mp4", "mkv", ...); None: each input's own.
+        skip_existing: skip videos whose output exists (resume a stopped job).
+        model, backend, precision, working_size, colour_strength: as ``colorize.Colorizer.load``.
+        batch_size: frames per inference call.
+        codec, crf, preset: the video encoder (default H.264 by libx264), its quality and its speed preset.
+        steady: carry the colour along the motion between frames (False: each frame on its own).
+        weight: the carried colour's weight where the motion is trusted (``colorize.video.temporal``).
+        ray: None runs here; "local" on an embedded Ray instance; an address on that cluster (one Ray task
+            per video; needs ``pip install ".[ray]"``).
+        progress: called as ``progress(outcome, done, total)`` after each video is written or fails, on the
+            calling thread. An exception it raises stops the job and propagates.
+        frame_progress: called as ``frame_progress(task, frames_written, 0)`` on the calling thread as a
+            video's frames are written (here, not on Ray).
+        cancel: a ``threading.Event`` (anything with ``is_set()``); once set, the video being written stops,
+            its temporary file is removed, and it and the videos after it are returned in ``Summary.not_run``
+            (``cancelled`` True).
+
+    Returns:
+        The ``VideoSummary``: one ``VideoOutcome`` per video tried, the videos not run, ``describe()`` and
+        ``exit_status`` (0 all written, 1 some failed or not run).
+
+    Raises:
+        colorize.job.JobError: a bad option value, a missing input, no videos found, an output over an input.
+        ValueError, FileNotFoundError, ImportError, colorize.backends.base.BackendError: the model or backend
+            cannot be loaded; ``MissingDependency`` without the ``video`` extra (or ``ray`` with ``ray=``).
+    """
+    options = VideoOptions(model, backend, precision, working_size, batch_size, colour_strength, codec, crf, preset,
+                           steady, weight)
+    options.check()
+    plan = make_video_plan(inputs, output, recursive=recursive, format=format, skip_existing=skip_existing)
+    on_outcome = None
+    if progress is not None:
+        count = [0]
+
+        def on_outcome(outcome: Outcome) -> None:
+            count[0] += 1
+            progress(outcome, count[0], len(plan.tasks))
+
+    return run_plan(plan, options, ray=ray, on_outcome=on_outcome, frame_progress=frame_progress, cancel=cancel)
