@@ -13,9 +13,6 @@ from typing import Sequence
 
 import numpy as np
 
-PERCENTILES = (50, 90, 99)
-
-
 @dataclass(frozen=True)
 class LatencyStats:
     """Summary of ``n`` timed calls of one batch each (times in milliseconds)."""

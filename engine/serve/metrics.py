@@ -116,9 +116,6 @@ class Gauge(_Metric):
         with self._lock:
             self._value += amount
 
-    def dec(self, amount: float = 1.0) -> None:
-        self.inc(-amount)
-
     def value(self) -> float:
         if self.fn is not None:
             return float(self.fn())
