@@ -158,132 +158,172 @@ def fit(cfg: TrainConfig, task: Task, images: np.ndarray, labels: np.ndarray, *,
         RunExistsError: ``cfg.out`` holds a state and ``resume`` is False.
         ValueError: fewer training images than one batch.
     """
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    state_path, metrics_path = out / STATE_FILE, out / METRICS_FILE
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    n = len(images)
-    steps_per_epoch = n // cfg.batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(f"{n} training images is fewer than one batch of {cfg.batch_size} (lower --batch-size)")
-    total_steps = schedule_steps or steps_per_epoch * cfg.epochs
-    stop_at = schedule_steps or cfg.max_steps
-    device = getattr(task, "device", torch.device("cpu"))
-    # One-cycle needs a few steps per phase; tiny runs (tests) get a schedule longer than the run.
-    optimizer, scheduler = task.make_optimizer(max(total_steps, 20))
-    epoch, step_in_epoch, global_step = 0, 0, 0
-    if state_path.is_file():
-        if not resume:
-            raise RunExistsError(f"{state_path} exists: pass --resume to continue that run, or choose another --out")
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        task.model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        epoch, step_in_epoch, global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
-        _respan_one_cycle(scheduler, max(total_steps, 20), cfg.pct_start)
-        print(f"resumed {state_path}: epoch {epoch}, step {global_step}", file=sys.stderr)
-    elif metrics_path.exists():
-        metrics_path.unlink()  # a fresh run: stale records from an earlier aborted start
-
-    def save_state() -> None:
-        from colorize.training.device import to_cpu
-
-        atomic_torch_save(
-            to_cpu({
-                "model": task.model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "epoch": epoch,
-                "step_in_epoch": step_in_epoch,
-                "global_step": global_step,
-                "config": cfg.to_dict(),
-            }),
-            state_path,
-        )
-
-    source = _EpochImages(images, device, workers)
-    labels_t = torch.from_numpy(np.asarray(labels)).to(device)
-    last_epoch = min(cfg.epochs, math.ceil(stop_at / steps_per_epoch)) if stop_at else cfg.epochs
+    run = _Run(cfg, task, len(images), schedule_steps)
+    run.start(resume)
+    source = _EpochImages(images, run.device, workers)
+    labels_t = torch.from_numpy(np.asarray(labels)).to(run.device)
     record: dict = {}
     t_run, steps_run = time.perf_counter(), 0
-    while epoch < cfg.epochs:
-        if (stop_at and global_step >= stop_at) or (deadline is not None and time.perf_counter() >= deadline):
+    while run.epoch < cfg.epochs:
+        if run.stopped(deadline):
             break  # ended exactly at an epoch end
-        task.model.train()
-        images_t = source.get(epoch, last_epoch)
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)).to(device)
-        totals: dict[str, float] = {}
-        loss_sum, loss_n = torch.zeros((), dtype=torch.float64, device=device), 0
-        t0, seen = time.perf_counter(), 0
-        while step_in_epoch < steps_per_epoch:
-            if stop_at and global_step >= stop_at:
-                break
-            if deadline is not None and time.perf_counter() >= deadline:
-                print(f"time budget reached at step {global_step}", file=sys.stderr)
-                break
-            idx = perm[step_in_epoch * cfg.batch_size : (step_in_epoch + 1) * cfg.batch_size]
-            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + global_step)
-            loss, stats = task.train_step(images_t[idx], labels_t[idx], gen)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            step_in_epoch += 1
-            global_step += 1
-            steps_run += 1
-            seen += len(idx)
-            loss_d = loss.detach()
-            loss_sum, loss_n = loss_sum + loss_d.double() * len(idx), loss_n + len(idx)
-            logging = bool(cfg.log_every and global_step % cfg.log_every == 0)
-            if device.type == "cpu" or logging:  # on CUDA, read back only when logging (no sync per step)
-                lv = float(loss_d)
-                if not math.isfinite(lv):
-                    raise FloatingPointError(f"loss is {lv} at step {global_step} (lower --lr)")
-            for k, v in stats.items():
-                totals[k] = totals.get(k, 0.0) + float(v)
-            if logging:
-                rate = seen / (time.perf_counter() - t0)
-                append_jsonl(
-                    metrics_path,
-                    {"kind": "step", "epoch": epoch, "step": global_step, "loss": lv,
-                     "lr": scheduler.get_last_lr()[0], "img_per_s": round(rate, 2)},
-                )
-                print(f"epoch {epoch} step {global_step}/{total_steps} loss {lv:.4f} {rate:.1f} img/s",
-                      file=sys.stderr, flush=True)
-            if cfg.save_every and global_step % cfg.save_every == 0:
-                save_state()
-        finished_epoch = step_in_epoch >= steps_per_epoch
-        train_loss = float(loss_sum) / max(loss_n, 1)
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(f"mean loss is {train_loss} in epoch {epoch} (lower --lr)")
-        elapsed = time.perf_counter() - t0
-        record = {"kind": "epoch", "epoch": epoch, "step": global_step, "complete": finished_epoch,
-                  "train_loss": train_loss, **task.summarize(totals),
-                  "img_per_s": round(seen / elapsed, 2) if elapsed > 0 else None,
-                  "lr": scheduler.get_last_lr()[0]}
-        record.update(task.evaluate())
-        task.model.train()
-        if finished_epoch:
-            epoch, step_in_epoch = epoch + 1, 0
-        append_jsonl(metrics_path, record)
-        save_state()
-        task.export(out / "model", {k: v for k, v in record.items() if k != "kind"})
-        try:
-            from colorize.training.plots import plot_curves
-
-            plot_curves(metrics_path, out / "curves.png")
-        except ImportError as e:  # matplotlib is optional for training
-            print(f"no curves plot ({e}; pip install matplotlib)", file=sys.stderr)
-        print(json.dumps(record), file=sys.stderr, flush=True)
+        epoch_stats = run.train_epoch(source.get(run.epoch, run.last_epoch), labels_t, deadline)
+        steps_run += epoch_stats.steps
+        finished_epoch = run.step_in_epoch >= run.steps_per_epoch
+        record = run.end_epoch(epoch_stats, finished_epoch)
         if not finished_epoch:
             break  # max_steps, schedule_steps or the deadline reached
         if deadline is not None and steps_run:
-            total_steps = _fit_to_deadline(scheduler, global_step, steps_run, t_run, deadline, total_steps,
-                                           cfg.pct_start)
-            stop_at = total_steps
-            last_epoch = min(cfg.epochs, math.ceil(stop_at / steps_per_epoch))
+            run.fit_to_deadline(steps_run, t_run, deadline)
     return record
+
+
+class _EpochStats:
+    """What one epoch's steps add up to."""
+
+    def __init__(self, device):
+        self.totals: dict[str, float] = {}
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.loss_n = self.seen = self.steps = 0
+        self.t0 = time.perf_counter()
+
+
+class _Run:
+    """One ``fit``: the model's task, its optimizer and schedule, and where the run is (epoch, step in it, step);
+    saved to and resumed from ``cfg.out``/``state.pt``, recorded in ``metrics.jsonl``."""
+
+    def __init__(self, cfg: TrainConfig, task: Task, n: int, schedule_steps: int | None):
+        self.cfg, self.task, self.n = cfg, task, n
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.state_path, self.metrics_path = self.out / STATE_FILE, self.out / METRICS_FILE
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        self.steps_per_epoch = n // cfg.batch_size
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"{n} training images is fewer than one batch of {cfg.batch_size} (lower --batch-size)")
+        self.total_steps = schedule_steps or self.steps_per_epoch * cfg.epochs
+        self.stop_at = schedule_steps or cfg.max_steps
+        self.last_epoch = (min(cfg.epochs, math.ceil(self.stop_at / self.steps_per_epoch)) if self.stop_at
+                           else cfg.epochs)
+        self.device = getattr(task, "device", torch.device("cpu"))
+        # One-cycle needs a few steps per phase; tiny runs (tests) get a schedule longer than the run.
+        self.optimizer, self.scheduler = task.make_optimizer(max(self.total_steps, 20))
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+
+    def start(self, resume: bool) -> None:
+        """Resume from the saved state, or start afresh (dropping stale records of an aborted start)."""
+        if self.state_path.is_file():
+            if not resume:
+                raise RunExistsError(f"{self.state_path} exists: pass --resume to continue that run, or choose "
+                                     "another --out")
+            state = torch.load(self.state_path, map_location="cpu", weights_only=True)
+            self.task.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.epoch, self.step_in_epoch, self.global_step = (state["epoch"], state["step_in_epoch"],
+                                                                state["global_step"])
+            _respan_one_cycle(self.scheduler, max(self.total_steps, 20), self.cfg.pct_start)
+            print(f"resumed {self.state_path}: epoch {self.epoch}, step {self.global_step}", file=sys.stderr)
+        elif self.metrics_path.exists():
+            self.metrics_path.unlink()
+
+    def save_state(self) -> None:
+        from colorize.training.device import to_cpu
+
+        atomic_torch_save(to_cpu({
+            "model": self.task.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "config": self.cfg.to_dict(),
+        }), self.state_path)
+
+    def stopped(self, deadline: float | None) -> bool:
+        return bool(self.stop_at and self.global_step >= self.stop_at) or (
+            deadline is not None and time.perf_counter() >= deadline)
+
+    def train_epoch(self, images_t: Tensor, labels_t: Tensor, deadline: float | None) -> _EpochStats:
+        """The rest of the current epoch's steps (up to ``stop_at`` or the deadline)."""
+        cfg = self.cfg
+        self.task.model.train()
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + self.epoch))
+        perm = perm.to(self.device)
+        stats = _EpochStats(self.device)
+        while self.step_in_epoch < self.steps_per_epoch:
+            if self.stop_at and self.global_step >= self.stop_at:
+                break
+            if deadline is not None and time.perf_counter() >= deadline:
+                print(f"time budget reached at step {self.global_step}", file=sys.stderr)
+                break
+            idx = perm[self.step_in_epoch * cfg.batch_size : (self.step_in_epoch + 1) * cfg.batch_size]
+            self._step(images_t[idx], labels_t[idx], stats)
+        return stats
+
+    def _step(self, images: Tensor, labels: Tensor, stats: _EpochStats) -> None:
+        cfg = self.cfg
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.global_step)
+        loss, step_stats = self.task.train_step(images, labels, gen)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step_in_epoch += 1
+        self.global_step += 1
+        stats.steps += 1
+        stats.seen += len(images)
+        loss_d = loss.detach()
+        stats.loss_sum, stats.loss_n = stats.loss_sum + loss_d.double() * len(images), stats.loss_n + len(images)
+        logging = bool(cfg.log_every and self.global_step % cfg.log_every == 0)
+        if self.device.type == "cpu" or logging:  # on CUDA, read back only when logging (no sync per step)
+            lv = float(loss_d)
+            if not math.isfinite(lv):
+                raise FloatingPointError(f"loss is {lv} at step {self.global_step} (lower --lr)")
+        for k, v in step_stats.items():
+            stats.totals[k] = stats.totals.get(k, 0.0) + float(v)
+        if logging:
+            rate = stats.seen / (time.perf_counter() - stats.t0)
+            append_jsonl(self.metrics_path, {"kind": "step", "epoch": self.epoch, "step": self.global_step,
+                                             "loss": lv, "lr": self.scheduler.get_last_lr()[0],
+                                             "img_per_s": round(rate, 2)})
+            print(f"epoch {self.epoch} step {self.global_step}/{self.total_steps} loss {lv:.4f} {rate:.1f} img/s",
+                  file=sys.stderr, flush=True)
+        if cfg.save_every and self.global_step % cfg.save_every == 0:
+            self.save_state()
+
+    def end_epoch(self, stats: _EpochStats, finished: bool) -> dict:
+        """Evaluate, record, save the state and the model, plot the curves; returns the epoch's record."""
+        train_loss = float(stats.loss_sum) / max(stats.loss_n, 1)
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(f"mean loss is {train_loss} in epoch {self.epoch} (lower --lr)")
+        elapsed = time.perf_counter() - stats.t0
+        record = {"kind": "epoch", "epoch": self.epoch, "step": self.global_step, "complete": finished,
+                  "train_loss": train_loss, **self.task.summarize(stats.totals),
+                  "img_per_s": round(stats.seen / elapsed, 2) if elapsed > 0 else None,
+                  "lr": self.scheduler.get_last_lr()[0]}
+        record.update(self.task.evaluate())
+        self.task.model.train()
+        if finished:
+            self.epoch, self.step_in_epoch = self.epoch + 1, 0
+        append_jsonl(self.metrics_path, record)
+        self.save_state()
+        self.task.export(self.out / "model", {k: v for k, v in record.items() if k != "kind"})
+        try:
+            from colorize.training.plots import plot_curves
+
+            plot_curves(self.metrics_path, self.out / "curves.png")
+        except ImportError as e:  # matplotlib is optional for training
+            print(f"no curves plot ({e}; pip install matplotlib)", file=sys.stderr)
+        print(json.dumps(record), file=sys.stderr, flush=True)
+        return record
+
+    def fit_to_deadline(self, steps_run: int, t_run: float, deadline: float) -> None:
+        self.total_steps = _fit_to_deadline(self.scheduler, self.global_step, steps_run, t_run, deadline,
+                                            self.total_steps, self.cfg.pct_start)
+        self.stop_at = self.total_steps
+        self.last_epoch = min(self.cfg.epochs, math.ceil(self.stop_at / self.steps_per_epoch))
 
 
 def _fit_to_deadline(scheduler: Any, step: int, steps_run: int, t_run: float, deadline: float, total: int,
