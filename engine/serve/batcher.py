@@ -352,7 +352,8 @@ class DynamicBatcher(Generic[X, Y]):
 
     def _take(self, key: Hashable) -> list[_Request]:
         """Up to ``max_batch_size`` requests of group ``key``, round-robin across its clients in turn order, each
-        client's oldest first; the clients served move to the back of the turn order."""
+        client's oldest first; the clients served move to the back of the turn order, in the order of their last
+        place in the batch, so the next turn goes to whoever was next in the round."""
         lanes: dict[Hashable, deque[_Request]] = {}
         for req in self._groups[key]:  # arrival order
             lanes.setdefault(req.client, deque()).append(req)
@@ -373,7 +374,8 @@ class DynamicBatcher(Generic[X, Y]):
             del self._groups[key]
         for req in batch:
             self._dequeued(req.client)
-        for client in dict.fromkeys(req.client for req in batch):  # in the order served
+        last = {req.client: i for i, req in enumerate(batch)}  # where each client was served last
+        for client in sorted(last, key=last.get):  # the turn goes on from the last one served
             if client in self._turns:
                 self._turns.move_to_end(client)
         return batch

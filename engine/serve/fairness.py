@@ -188,17 +188,20 @@ class FairPool(concurrent.futures.Executor):
 
     def _next(self):
         with self._cond:
-            while not self._lanes:
-                if self._shutdown:
-                    return None
-                self._cond.wait()
-            client, lane = next(iter(self._lanes.items()))
-            call = lane.popleft()
-            if lane:
-                self._lanes.move_to_end(client)  # its next call after the other clients' next ones
-            else:
-                del self._lanes[client]
-            return call
+            while True:
+                while not self._lanes:
+                    if self._shutdown:
+                        return None
+                    self._cond.wait()
+                client, lane = next(iter(self._lanes.items()))
+                call = lane.popleft()
+                if not lane:
+                    del self._lanes[client]
+                if call[0].cancelled():  # dropped by its caller: it does not use up the client's turn
+                    continue
+                if lane:
+                    self._lanes.move_to_end(client)  # its next call after the other clients' next ones
+                return call
 
     def _work(self) -> None:
         while (call := self._next()) is not None:

@@ -1,6 +1,7 @@
 """DynamicBatcher: batching, grouping, backpressure, timeouts, shutdown, sync and async; ColorizerBatcher."""
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -370,3 +371,95 @@ def test_finished_requests_are_freed_by_reference_counting(no_cycle_collector):
 
         assert asyncio.run(many()) == [2 * i for i in range(6, 12)]
         assert [i for i, r in enumerate(refs) if r() is not None] == []
+
+
+# -- clients take turns --------------------------------------------------------------------------------------------
+
+
+def _hold_worker(b: DynamicBatcher) -> concurrent.futures.Future:
+    """Submit one item that occupies the worker (the batch function waits on its gate) until the gate opens."""
+    first = b.submit(("held", 0), client="held")
+    wait_until(lambda: b.running == 1)
+    return first
+
+
+class Labelled(Recorder):
+    """Records batches of (client, n) items and returns n for each."""
+
+    def __call__(self, items):
+        super().__call__([])
+        self.batches[-1] = list(items)
+        return [n for _, n in items]
+
+
+def test_a_batch_is_filled_round_robin_across_clients():
+    """Client a has 9 items queued before b's 1 and c's 2: the next batch takes one of each in turn, each client's
+    oldest first, instead of a's first four."""
+    gate = threading.Event()
+    fn = Labelled(gate=gate)
+    with DynamicBatcher(fn, max_batch_size=4, max_delay_ms=0) as b:
+        first = _hold_worker(b)
+        futures = [b.submit(("a", i), client="a") for i in range(9)]
+        futures += [b.submit(("b", 0), client="b")] + [b.submit(("c", i), client="c") for i in range(2)]
+        assert b.queued_by("a") == 9 and b.queued_by("b") == 1 and b.queue_depth == 12
+        gate.set()
+        assert [f.result(WAIT) for f in futures] == list(range(9)) + [0, 0, 1]
+        first.result(WAIT)
+    assert fn.batches[1] == [("a", 0), ("b", 0), ("c", 0), ("a", 1)]
+    assert fn.batches[2] == [("c", 1), ("a", 2), ("a", 3), ("a", 4)]  # c had waited longest for its turn
+    assert fn.batches[3:] == [[("a", 5), ("a", 6), ("a", 7), ("a", 8)]]
+
+
+def test_the_group_that_runs_is_the_one_whose_client_has_the_turn():
+    """Client a keeps one shape full; b's single item of another shape runs in the next batch but one, not after
+    all of a's full batches."""
+    gate = threading.Event()
+    fn = Labelled(gate=gate)
+    with DynamicBatcher(fn, key=lambda item: item[0] == "b", max_batch_size=2, max_delay_ms=0) as b:
+        first = _hold_worker(b)
+        futures = [b.submit(("a", i), client="a") for i in range(6)] + [b.submit(("b", 0), client="b")]
+        gate.set()
+        for f in futures:
+            f.result(WAIT)
+        first.result(WAIT)
+    assert fn.batches[1:] == [[("a", 0), ("a", 1)], [("b", 0)], [("a", 2), ("a", 3)], [("a", 4), ("a", 5)]]
+
+
+def test_without_clients_it_is_first_come_first_served():
+    gate = threading.Event()
+    fn = Recorder(gate=gate)
+    with DynamicBatcher(fn, max_batch_size=3, max_delay_ms=0) as b:
+        first = b.submit(-1)
+        wait_until(lambda: b.running == 1)
+        futures = [b.submit(i) for i in range(7)]
+        gate.set()
+        assert [f.result(WAIT) for f in futures] == [2 * i for i in range(7)] and first.result(WAIT) == -2
+    assert fn.batches == [[-1], [0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_evict_newest_takes_a_clients_newest_queued_item_out():
+    gate = threading.Event()
+    fn = Labelled(gate=gate)
+    with DynamicBatcher(fn, max_batch_size=8, max_delay_ms=0) as b:
+        first = _hold_worker(b)
+        a = [b.submit(("a", i), client="a") for i in range(3)]
+        other = b.submit(("b", 0), client="b")
+        assert b.evict_newest("a", BatcherClosed("gave way")) and b.evict_newest("a", BatcherClosed("gave way"))
+        assert b.queued_by("a") == 1 and b.queue_depth == 2
+        for f in a[1:]:
+            with pytest.raises(BatcherClosed, match="gave way"):
+                f.result(0)
+        assert not b.evict_newest("held", BatcherClosed("x"))  # running, not queued: never touched
+        assert not b.evict_newest("nobody", BatcherClosed("x"))
+        gate.set()
+        assert a[0].result(WAIT) == 0 and other.result(WAIT) == 0 and first.result(WAIT) == 0
+    assert fn.batches[1] == [("a", 0), ("b", 0)]
+
+
+def test_colorizer_batcher_passes_the_client_on():
+    col = _Colorizer()
+    images = _images()[:4]
+    with ColorizerBatcher(col, max_batch_size=4, max_delay_ms=5) as cb:
+        outs = [cb.colorize(im, timeout=WAIT, client=f"c{i % 2}") for i, im in enumerate(images)]
+    for im, out in zip(images, outs):
+        np.testing.assert_array_equal(out, np.stack([im, im, -im]))
