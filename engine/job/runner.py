@@ -116,84 +116,17 @@ class TaskRunner(Outcomes):
         return Outcome(task, True, size=(w, h), engine=self.engine_of((w, h)), before=before, after=after)
 
     def run(self, tasks: Sequence[Task]) -> None:
-        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+        from concurrent.futures import ThreadPoolExecutor
 
-        bs = self.options.batch_size
-        jobs = self.options.jobs
-        lookahead = max(2 * bs, 2 * jobs)
-        pending: dict[tuple, list] = {}
-        n_pending = 0
-        finishing: dict = {}
-        prep: deque = deque()
-        todo = iter(tasks)
         n_before = len(self.outcomes)
-
-        def collect(limit: int | None) -> None:
-            """Gather finished outputs; with a limit, block until at most that many are outstanding."""
-            while finishing:
-                block = limit is not None and len(finishing) > limit
-                done, _ = wait(list(finishing), timeout=None if block else 0, return_when=FIRST_COMPLETED)
-                if not done:
-                    return
-                for f in done:
-                    task = finishing.pop(f)
-                    try:
-                        outcome = f.result()
-                    except Exception as e:
-                        self._error(task, failure_reason(e))
-                    else:
-                        self._add(outcome)
-
-        def run_batch(group: list) -> None:
+        with ThreadPoolExecutor(max_workers=max(1, self.options.jobs), thread_name_prefix="colorize-io") as pool:
+            one = _Pass(self, pool, tasks)
             try:
-                ab = self.col.run([p for _, p in group])
-            except Exception as e:
-                for task, _ in group:
-                    self._error(task, f"inference failed: {failure_reason(e)}")
-                return
-            for j, (task, p) in enumerate(group):
-                finishing[pool.submit(self._finish_one, task, p, ab[j])] = task
-            collect(lookahead)
-
-        with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="colorize-io") as pool:
-            try:
-                def fill() -> None:
-                    while len(prep) < lookahead and not self._stopping():
-                        task = next(todo, None)
-                        if task is None:
-                            return
-                        prep.append((task, pool.submit(self.col.prepare, task.src)))
-
-                fill()
-                while prep and not self._stopping():
-                    task, fut = prep.popleft()
-                    fill()
-                    try:
-                        p = fut.result()
-                    except Exception as e:
-                        self._error(task, failure_reason(e))
-                        continue
-                    pending.setdefault(p.batch_key, []).append((task, p))
-                    n_pending += 1
-                    if len(pending[p.batch_key]) >= bs:
-                        n_pending -= len(pending[p.batch_key])
-                        run_batch(pending.pop(p.batch_key))
-                    elif n_pending > lookahead:  # many different shapes: run the largest group now
-                        key = max(pending, key=lambda k: len(pending[k]))
-                        n_pending -= len(pending[key])
-                        run_batch(pending.pop(key))
-                    collect(None)
-                for key in list(pending):
-                    if self._stopping():
-                        break
-                    run_batch(pending.pop(key))
-                collect(0)
+                one.run()
             except BaseException:
-                for f in list(finishing) + [f for _, f in prep]:
-                    f.cancel()
+                one.cancel_all()
                 raise
-            for _, f in prep:  # cancelled: files queued or being decoded are not run
-                f.cancel()
+            one.cancel_queued()  # cancelled: files queued or being decoded are not run
         tried = {id(o.task) for o in self.outcomes[n_before:]}
         self.not_run += [t for t in tasks if id(t) not in tried]
 
@@ -234,3 +167,99 @@ class _Threads:
         self.batch_size = options.batch_size
         self.jobs = options.threads()
         self.quality = options.quality
+
+
+class _Pass:
+    """One ``TaskRunner.run`` over ``tasks``: decodes queued ahead on the pool (``prep``), prepared images grouped
+    by working shape until a batch is full (``pending``), and outputs being finished and encoded (``finishing``).
+    """
+
+    def __init__(self, runner: TaskRunner, pool, tasks: Sequence[Task]):
+        self.runner, self.pool = runner, pool
+        self.bs = runner.options.batch_size
+        self.lookahead = max(2 * self.bs, 2 * runner.options.jobs)
+        self.todo = iter(tasks)
+        self.prep: deque = deque()  # (task, future of prepare)
+        self.pending: dict[tuple, list] = {}  # batch_key -> [(task, prepared)]
+        self.n_pending = 0
+        self.finishing: dict = {}  # future of _finish_one -> task
+
+    def run(self) -> None:
+        runner = self.runner
+        self.fill()
+        while self.prep and not runner._stopping():
+            task, fut = self.prep.popleft()
+            self.fill()
+            try:
+                prepared = fut.result()
+            except Exception as e:
+                runner._error(task, failure_reason(e))
+                continue
+            self.add(task, prepared)
+            self.collect(None)
+        for key in list(self.pending):
+            if runner._stopping():
+                break
+            self.run_batch(self.pending.pop(key))
+        self.collect(0)
+
+    def fill(self) -> None:
+        """Queue decodes until ``lookahead`` are ahead (none once cancelled)."""
+        while len(self.prep) < self.lookahead and not self.runner._stopping():
+            task = next(self.todo, None)
+            if task is None:
+                return
+            self.prep.append((task, self.pool.submit(self.runner.col.prepare, task.src)))
+
+    def add(self, task: Task, prepared) -> None:
+        """Group a prepared image by working shape; run a group once it is a full batch, or the largest group
+        when many different shapes are waiting."""
+        group = self.pending.setdefault(prepared.batch_key, [])
+        group.append((task, prepared))
+        self.n_pending += 1
+        if len(group) >= self.bs:
+            self.run_batch(self.pending.pop(prepared.batch_key))
+        elif self.n_pending > self.lookahead:
+            key = max(self.pending, key=lambda k: len(self.pending[k]))
+            self.run_batch(self.pending.pop(key))
+
+    def run_batch(self, group: list) -> None:
+        """One inference call for ``group``, then its images finish and encode on the pool."""
+        self.n_pending -= len(group)
+        try:
+            ab = self.runner.col.run([p for _, p in group])
+        except Exception as e:
+            for task, _ in group:
+                self.runner._error(task, f"inference failed: {failure_reason(e)}")
+            return
+        for j, (task, p) in enumerate(group):
+            self.finishing[self.pool.submit(self.runner._finish_one, task, p, ab[j])] = task
+        self.collect(self.lookahead)
+
+    def collect(self, limit: int | None) -> None:
+        """Gather finished outputs; with a limit, block until at most that many are outstanding."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        while self.finishing:
+            block = limit is not None and len(self.finishing) > limit
+            done, _ = wait(list(self.finishing), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+            if not done:
+                return
+            for f in done:
+                task = self.finishing.pop(f)
+                try:
+                    outcome = f.result()
+                except Exception as e:
+                    self.runner._error(task, failure_reason(e))
+                else:
+                    self.runner._add(outcome)
+
+    def cancel_queued(self) -> None:
+        for _, f in self.prep:
+            f.cancel()
+
+    def cancel_all(self) -> None:
+        for f in list(self.finishing):
+            f.cancel()
+        self.cancel_queued()
+
