@@ -44,6 +44,18 @@ class RayRun(Outcomes):
     first_row_s: float | None = None  # from the start of execution to the first row (actor start-up, one block)
     stopped: str | None = None  # why the job stopped before every file came back
 
+    def add_row(self, row: dict, task: Task) -> Outcome:
+        """Count one status row (of ``colorize.ray.worker.STATUS_COLUMNS``) and keep its file's outcome."""
+        self.engines[str(row["engine"])] += 1
+        self.nodes[str(row["node"])] += 1
+        self.actors[(str(row["node"]), int(row["pid"]))] += 1
+        size = (int(row["width"]), int(row["height"]))
+        ok = bool(row["ok"])
+        outcome = Outcome(task, ok, "" if ok else str(row["error"]), size if ok else None,
+                          str(row["engine"]) if ok else "", row["before"] or None, row["after"] or None)
+        self.outcomes.append(outcome)
+        return outcome
+
 
 def _reason(e: BaseException) -> str:
     """The useful line of a Ray error (its text holds tracebacks of the remote process)."""
@@ -90,7 +102,6 @@ def run_tasks(
     """
     from colorize.image.io import remove_stale_tmp
     from colorize.ray.pipeline import colorize_dataset, files_per_block, tasks_dataset
-    from colorize.ray.worker import STATUS_COLUMNS
 
     with connect(address) as cluster:
         try:
@@ -106,44 +117,47 @@ def run_tasks(
         per_block = files_per_block(len(tasks), pool.actors, options.get("batch_size", 8))
         ds = colorize_dataset(tasks_dataset(tasks, per_block), pool, files_per_call=per_block,
                               worker_class=worker_class, **options)
-        seen: set[int] = set()
         start = time.perf_counter()
-        try:
-            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                for j in range(len(batch["index"])):
-                    row = {c: batch[c][j] for c in STATUS_COLUMNS}
-                    i = int(row["index"])
-                    if run.first_row_s is None:
-                        run.first_row_s = time.perf_counter() - start
-                    if i in seen:  # a block redone after its rows had come back: count each file once
-                        continue
-                    seen.add(i)
-                    task = tasks[i]
-                    run.engines[str(row["engine"])] += 1
-                    run.nodes[str(row["node"])] += 1
-                    run.actors[(str(row["node"]), int(row["pid"]))] += 1
-                    size = (int(row["width"]), int(row["height"]))
-                    ok = bool(row["ok"])
-                    outcome = Outcome(task, ok, "" if ok else str(row["error"]), size if ok else None,
-                                      str(row["engine"]) if ok else "", row["before"] or None, row["after"] or None)
-                    run.outcomes.append(outcome)
-                    if on_outcome is not None:
-                        on_outcome(outcome)
-                    if progress is not None:
-                        progress.update()
-                    if on_row is not None:
-                        on_row(row)
-                if cancel is not None and cancel.is_set():
-                    run.stopped = "cancelled"
-                    break
-        except Exception as e:  # the job stopped: keep what came back, say why
-            run.stopped = _reason(e)
+        seen = _collect_rows(ds, run, tasks, start, cancel, (on_outcome, progress, on_row))
         run.run_s = time.perf_counter() - start
         run.not_run = [t for i, t in enumerate(tasks) if i not in seen]
     for folder, names in output_folders(list(tasks)).items():  # left by a process killed mid-write
         if folder.is_dir():
             remove_stale_tmp(folder, names)
     return run
+
+
+def _collect_rows(ds, run: RayRun, tasks: Sequence, start: float, cancel, listeners) -> set[int]:
+    """Read the status rows as the dataset yields them into ``run``; returns the indices of the tasks that came
+    back. A block that Ray redoes after its rows came back counts each file once; an error stops the reading
+    (``run.stopped`` says why), as does ``cancel``."""
+    from colorize.ray.worker import STATUS_COLUMNS
+
+    on_outcome, progress, on_row = listeners
+    seen: set[int] = set()
+    try:
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            for j in range(len(batch["index"])):
+                row = {c: batch[c][j] for c in STATUS_COLUMNS}
+                i = int(row["index"])
+                if run.first_row_s is None:
+                    run.first_row_s = time.perf_counter() - start
+                if i in seen:
+                    continue
+                seen.add(i)
+                outcome = run.add_row(row, tasks[i])
+                if on_outcome is not None:
+                    on_outcome(outcome)
+                if progress is not None:
+                    progress.update()
+                if on_row is not None:
+                    on_row(row)
+            if cancel is not None and cancel.is_set():
+                run.stopped = "cancelled"
+                break
+    except Exception as e:  # the job stopped: keep what came back, say why
+        run.stopped = _reason(e)
+    return seen
 
 
 def check_model_options(options) -> str | os.PathLike | None:
