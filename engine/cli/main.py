@@ -54,11 +54,22 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_main", None):
         parser.print_help()
         return 2
+    from colorize.deps import MissingDependency, extra_for, install_hint
+
     try:
         return int(args._main(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except MissingDependency as e:  # an optional dependency this command needs (the message names the extra)
+        print(f"colorize {args.command}: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        if (extra := extra_for(e.name)) is None:
+            raise
+        print(f"colorize {args.command}: needs {e.name}, which is not installed; install it with: "
+              f"{install_hint(extra)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

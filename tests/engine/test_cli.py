@@ -106,3 +106,31 @@ def test_unknown_model_without_torch_names_the_shipped_models(tmp_path, name):
     assert not (tmp_path / "out").exists()
     if name == "efficientnet_lite0-unet-photo":
         assert "did you mean 'efficientnet_lite0-unet-photos'?" in r.stderr
+
+
+_MISSING = """
+import sys
+class _Missing:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {missing!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, _Missing())
+from colorize.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("argv, missing, extra", [
+    (["evaluate", "--model", "resnet18-unet"], ("torch",), "torch"),
+    (["train", "colorize", "--epochs", "1"], ("torch",), "torch"),
+    (["train", "classify", "--epochs", "1"], ("torch",), "torch"),
+    (["export", "--model", "resnet18-unet", "-o", "m.onnx"], ("torch",), "torch"),
+])
+def test_a_command_without_its_extra_names_the_install_and_shows_no_traceback(tmp_path, argv, missing, extra):
+    """As after ``pip install ".[cpu]"``: commands that need torch say how to install it (exit 2, usage)."""
+    env = {**os.environ, "COLORIZE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, "-c", _MISSING.format(missing=set(missing)), *argv], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert f'pip install ".[{extra}]"' in r.stderr and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert r.stderr.startswith(f"colorize {argv[0]}"), r.stderr
