@@ -71,6 +71,7 @@ class Summary(Outcomes):
     where: str = ""  # ", on 2 Ray nodes, ..." for a Ray run
     stopped: str | None = None  # why the job stopped before every file was tried ("cancelled", a lost cluster)
     cancelled: bool = False  # stopped by the caller's ``cancel``
+    passed_over: list[str] = field(default_factory=list)  # what ``auto`` tried first and why it did not keep it
 
     @property
     def errors(self) -> list[tuple[str, str]]:
@@ -105,7 +106,8 @@ class Summary(Outcomes):
                 + (f"; {self.plan.skipped} skipped (output exists)" if self.plan.skipped else "")
                 + (f"; {n_bad} failed" if n_bad else "")
                 + (f"; cancelled, {len(self.not_run)} not run" if self.cancelled else "")
-                + (f"; output in {self.plan.out_dir}" if n_ok else "; nothing written"))
+                + (f"; output in {self.plan.out_dir}" if n_ok else "; nothing written")
+                + "".join(f"\n  auto passed over {why}" for why in self.passed_over))
 
     def write_report(self, path) -> None:
         """Write the before/after HTML gallery of this job (``colorize.job.report``) to ``path``, atomically."""

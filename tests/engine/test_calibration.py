@@ -76,3 +76,28 @@ def test_engine_builds_int8_without_a_dataset(no_datasets, tmp_path):
         assert eng._backend.path.parent.is_relative_to(tmp_path / "c")  # built here, not a shipped file
         got = eng.run(l)
     assert np.abs(got - want).mean() * AB_SCALE <= 1.0  # mean |delta ab| under one Lab unit
+
+
+def test_the_summary_says_what_auto_passed_over_and_why(tmp_path, monkeypatch):
+    """``auto`` that cannot build INT8 falls back, and the job's summary names each candidate it dropped."""
+    pytest.importorskip("onnxruntime")
+    import shutil
+
+    from PIL import Image
+
+    from colorize import colorize_folder
+    from colorize.artifacts.model_ref import resolve_model
+    from colorize.export import quantize
+
+    def broken(*a, **k):
+        raise RuntimeError("calibration exploded (test)")
+
+    monkeypatch.setattr(quantize, "quantize_int8", broken)
+    src = shutil.copy(resolve_model("resnet18-unet").onnx, tmp_path / "m.onnx")  # no INT8 file beside it
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (24, 24), np.uint8)).save(tmp_path / "in" / "a.png")
+    monkeypatch.setenv("COLORIZE_CACHE", str(tmp_path / "cache"))
+    summary = colorize_folder(tmp_path / "in", tmp_path / "out", model=src, small_model=None)
+    assert summary.exit_status == 0
+    assert any("int8" in p and "calibration exploded (test)" in p for p in summary.passed_over), summary.passed_over
+    assert "auto passed over" in summary.describe() and "calibration exploded" in summary.describe()
