@@ -153,7 +153,7 @@ def main(args: argparse.Namespace) -> int:
         options["working_size"] = config.working_size
     from colorize.image import merge
 
-    merge.use_compiled()  # a service repays the compiled merge's load: on another thread, while the model loads
+    merge.choose_for(None)  # a service repays the compiled merge's load: on another thread, while the model loads
     try:
         colorizer = Colorizer.load(config.model, config.backend, config.precision, **options)
     except (ValueError, OSError, ImportError, BackendError) as e:  # e.g. no backend's extra; a failed INT8 build

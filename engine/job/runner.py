@@ -34,19 +34,16 @@ class _Cancel(Protocol):
     def is_set(self) -> bool: ...
 
 
-#: A local job of at least this many files merges every image with the compiled merge
-#: (``colorize.image.merge.use_compiled``, loaded on a background thread while the model loads): loading it costs about
-#: 0.7 s of CPU, and it saves about 4.5 ms of CPU per 481x321 photo (22.6 against 27.4 ms per photo, whole
-#: pipeline, 2-core Xeon); smaller jobs merge images under 1 MP on numpy.
+#: the job size from which every image merges with the compiled merge (``colorize.image.merge.choose_for``)
 COMPILED_MERGE_MIN_FILES = 64
 
 
 def choose_merge(n_files: int) -> None:
-    """Use the compiled merge for every image of a job of ``n_files`` when it is large enough to repay its load."""
-    if n_files >= COMPILED_MERGE_MIN_FILES:
-        from colorize.image import merge
+    """The merge for a job of ``n_files`` (``colorize.image.merge.choose_for``)."""
+    from colorize.image import merge
 
-        merge.use_compiled()
+    merge.choose_for(n_files, COMPILED_MERGE_MIN_FILES)
+
 
 #: ``on_outcome(outcome)``: called on the calling thread once per file written or failed.
 OnOutcome = Callable[[Outcome], None]

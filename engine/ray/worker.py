@@ -77,7 +77,7 @@ class ColorizeBatch:
         from colorize.image import merge
         from colorize.job.options import JobOptions
 
-        merge.use_compiled()  # an actor colorizes many files: the compiled merge for all of them
+        merge.choose_for(None)  # an actor colorizes many files: the compiled merge for all of them
         threads = threads or cpu_cores()
         job = JobOptions(model, backend, precision, **options)
         self.colorizer = job.load_colorizer(**_engine_options(backend, threads))

@@ -92,6 +92,7 @@ def test_use_compiled_takes_every_size_from_then_on(monkeypatch):
     monkeypatch.setattr(merge_jit, "merge_gray", lambda *a: calls.append(a))
     monkeypatch.setattr(merge, "JIT_MIN_PIXELS", 64)
     monkeypatch.setattr(merge, "_compiled_for_all", False)
+    monkeypatch.setattr(merge, "_warm_up_in_background", lambda: None)  # its warm-up merge is not one of these
     merge.compose(np.zeros((2, 2), np.uint8), np.zeros((2, 2, 2), np.float32))
     assert not calls
     merge.use_compiled()
