@@ -211,3 +211,34 @@ def test_the_public_api_is_named_at_the_top(module):
     import colorize
 
     assert any(v == module for v in getattr(colorize, "_LAZY", {}).values())
+
+
+#: files in the package folders that the wheel leaves out on purpose: what only training from a clone reads
+NOT_SHIPPED = ("colorize.models/weights/classifiers/",)
+
+
+def test_every_data_file_in_the_package_folders_ships_in_the_wheel():
+    """A file the runtime reads (calibration photos, the page, weights) must match a package-data pattern, or an
+    installed wheel lacks it while every test run from the clone passes."""
+    import fnmatch
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    dirs = _package_dirs()
+    patterns = {pkg: globs for pkg, globs in config["package-data"].items()}
+    missing = []
+    for name, folder in dirs.items():
+        for path in folder.rglob("*"):
+            if not path.is_file() or path.suffix in (".py", ".pyc") or "__pycache__" in path.parts:
+                continue
+            rel = path.relative_to(folder)
+            if any(f"{name}/{rel.as_posix()}".startswith(n) for n in NOT_SHIPPED):
+                continue
+            # the package that owns the file is the deepest one whose folder holds it, with an __init__.py
+            owner, sub = name, rel
+            for parent in rel.parents:
+                if parent != Path(".") and (folder / parent / "__init__.py").is_file():
+                    owner, sub = ".".join((name, *parent.parts)), rel.relative_to(parent)
+                    break
+            if not any(fnmatch.fnmatch(sub.as_posix(), g) for g in patterns.get(owner, [])):
+                missing.append(f"{path.relative_to(REPO)} (package {owner})")
+    assert not missing, "not in [tool.setuptools.package-data]: " + ", ".join(missing)
