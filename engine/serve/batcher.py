@@ -18,10 +18,13 @@ function once per batch, and hands each caller its own result.
 * **Fairness**: each item may name its ``client``; clients take turns. Of the
   due groups, the one holding the oldest item of the client whose turn it is
   runs, and its batch is filled round-robin across clients (each client's
-  oldest item first), so a client with 1 item queued is in the next batch
-  however many another client has queued. Clients served go to the back of
-  the turn order. Without clients (all ``None``) this is first come, first
-  served.
+  oldest item first), none getting more places than the client whose turn it
+  is. Clients served go to the back of the turn order; a client that had
+  nothing queued goes before those that have had items waiting (fq_codel's
+  rule for sparse flows). So a client sending one item at a time gets the next
+  turn and a short batch of its own, however many another client has queued,
+  while a client that keeps the queue full still fills every other batch.
+  Without clients (all ``None``) this is first come, first served.
 * **Backpressure**: at most ``max_queue_size`` items wait; one more raises
   ``Overloaded`` at once instead of queueing without bound.
   ``evict_newest(client, exc)`` takes a client's newest queued item back out
@@ -143,8 +146,11 @@ class DynamicBatcher(Generic[X, Y]):
         self.on_batch = on_batch
         self._cond = threading.Condition(threading.RLock())
         self._groups: OrderedDict[Hashable, deque[_Request]] = OrderedDict()
-        # clients with queued requests -> how many, in turn order: the first one's turn is next
-        self._turns: OrderedDict[Hashable, int] = OrderedDict()
+        # Turn order of the clients with queued requests: those that had nothing queued when they submitted and
+        # have not had a turn since (sparse clients), then the others; the first one's turn is next.
+        self._waiting: dict[Hashable, int] = {}  # client -> requests queued
+        self._sparse: OrderedDict[Hashable, None] = OrderedDict()
+        self._turns: OrderedDict[Hashable, None] = OrderedDict()
         self._queued = 0
         self._running = 0
         self._closing = False
@@ -194,7 +200,11 @@ class DynamicBatcher(Generic[X, Y]):
                 raise Overloaded(f"queue full ({self._queued} of max_queue_size={self.max_queue_size} waiting)")
             req.seq = next(self._seq)
             self._groups.setdefault(key, deque()).append(req)
-            self._turns[client] = self._turns.get(client, 0) + 1  # a new client joins at the back
+            if client in self._waiting:
+                self._waiting[client] += 1
+            else:  # nothing queued: a sparse client, before those with items waiting
+                self._waiting[client] = 1
+                self._sparse[client] = None
             self._queued += 1
             self._cond.notify_all()
         # A caller that cancels (asyncio task cancelled, timeout) frees its queue slot at once. The callback holds
@@ -244,7 +254,7 @@ class DynamicBatcher(Generic[X, Y]):
     def queued_by(self, client: Hashable) -> int:
         """Items of ``client`` waiting to run."""
         with self._cond:
-            return self._turns.get(client, 0)
+            return self._waiting.get(client, 0)
 
     def evict_newest(self, client: Hashable, exc: BaseException) -> bool:
         """Take the newest queued item of ``client`` out of the queue; its caller gets ``exc``. False when
@@ -309,11 +319,13 @@ class DynamicBatcher(Generic[X, Y]):
 
     def _dequeued(self, client: Hashable) -> None:
         self._queued -= 1
-        left = self._turns[client] - 1
+        left = self._waiting[client] - 1
         if left:
-            self._turns[client] = left
+            self._waiting[client] = left
         else:
-            del self._turns[client]
+            del self._waiting[client]
+            self._sparse.pop(client, None)
+            self._turns.pop(client, None)
 
     def _fail_queued(self, exc: BaseException) -> None:
         for group in self._groups.values():
@@ -321,6 +333,8 @@ class DynamicBatcher(Generic[X, Y]):
                 if req.future.set_running_or_notify_cancel():
                     req.future.set_exception(exc)
         self._groups.clear()
+        self._waiting.clear()
+        self._sparse.clear()
         self._turns.clear()
         self._queued = 0
 
@@ -337,32 +351,38 @@ class DynamicBatcher(Generic[X, Y]):
                 due = [key for key, g in self._groups.items()
                        if self._closing or len(g) >= self.max_batch_size or now >= g[0].enqueued + self.max_delay]
                 if due:
-                    return self._take(self._whose_turn(due))
+                    return self._take(*self._whose_turn(due))
                 self._cond.wait(min(g[0].enqueued for g in self._groups.values()) + self.max_delay - now)
 
-    def _whose_turn(self, due: list[Hashable]) -> Hashable:
-        """Of the ``due`` groups, the one holding the oldest request of the first client in turn order that has
-        a request in one of them."""
+    def _whose_turn(self, due: list[Hashable]) -> tuple[Hashable, Hashable]:
+        """(client, group): the first client in turn order with a request in one of the ``due`` groups, and the
+        group of its oldest such request."""
         oldest: dict[Hashable, _Request] = {}
         for key in due:
             for req in self._groups[key]:
                 if req.client not in oldest or req.seq < oldest[req.client].seq:
                     oldest[req.client] = req
-        return next(oldest[client].key for client in self._turns if client in oldest)
+        client = next(c for c in itertools.chain(self._sparse, self._turns) if c in oldest)
+        return client, oldest[client].key
 
-    def _take(self, key: Hashable) -> list[_Request]:
-        """Up to ``max_batch_size`` requests of group ``key``, round-robin across its clients in turn order, each
-        client's oldest first; the clients served move to the back of the turn order, in the order of their last
-        place in the batch, so the next turn goes to whoever was next in the round."""
+    def _take(self, leader: Hashable, key: Hashable) -> list[_Request]:
+        """Up to ``max_batch_size`` requests of group ``key``: round-robin across its clients in turn order from
+        ``leader`` (whose turn it is), each client's oldest first, none more than ``leader`` has in it. The
+        clients served move to the back of the turn order, in the order of their last place in the batch, so the
+        next turn goes to whoever was next in the round."""
         lanes: dict[Hashable, deque[_Request]] = {}
         for req in self._groups[key]:  # arrival order
             lanes.setdefault(req.client, deque()).append(req)
-        order = [client for client in self._turns if client in lanes]
+        order = [c for c in itertools.chain(self._sparse, self._turns) if c in lanes]
+        assert order[0] == leader, (order, leader)
+        share = min(len(lanes[leader]), self.max_batch_size)  # places per client in this batch
         batch: list[_Request] = []
+        places: dict[Hashable, int] = {}
         while order and len(batch) < self.max_batch_size:
             for client in list(order):
                 batch.append(lanes[client].popleft())
-                if not lanes[client]:
+                places[client] = places.get(client, 0) + 1
+                if not lanes[client] or places[client] == share:
                     order.remove(client)
                 if len(batch) == self.max_batch_size:
                     break
@@ -376,8 +396,10 @@ class DynamicBatcher(Generic[X, Y]):
             self._dequeued(req.client)
         last = {req.client: i for i, req in enumerate(batch)}  # where each client was served last
         for client in sorted(last, key=last.get):  # the turn goes on from the last one served
-            if client in self._turns:
-                self._turns.move_to_end(client)
+            self._sparse.pop(client, None)
+            self._turns.pop(client, None)
+            if client in self._waiting:
+                self._turns[client] = None
         return batch
 
     def _loop(self) -> None:

@@ -135,8 +135,8 @@ class Admission:
 
 class FairPool(concurrent.futures.Executor):
     """A fixed pool of long-lived threads whose queued calls are taken round-robin across clients (each client's
-    in the order submitted). ``submit`` queues for client None, so it also serves as a plain executor
-    (``loop.run_in_executor``).
+    in the order submitted); a client that had nothing queued goes before those with calls waiting, as in the
+    batcher. ``submit`` queues for client None, so it also serves as a plain executor (``loop.run_in_executor``).
 
     Args:
         workers: threads, started at once and kept until ``shutdown``.
@@ -147,7 +147,9 @@ class FairPool(concurrent.futures.Executor):
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self._cond = threading.Condition()
-        self._lanes: OrderedDict[Hashable, deque] = OrderedDict()  # client -> calls, in turn order
+        # client -> calls; the turn order is the sparse lanes (nothing was queued when they were made), then the rest
+        self._sparse: OrderedDict[Hashable, deque] = OrderedDict()
+        self._lanes: OrderedDict[Hashable, deque] = OrderedDict()
         self._shutdown = False
         self._threads = [threading.Thread(target=self._work, name=f"{name}_{i}", daemon=True) for i in range(workers)]
         for t in self._threads:
@@ -168,7 +170,10 @@ class FairPool(concurrent.futures.Executor):
         with self._cond:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new calls after shutdown")
-            self._lanes.setdefault(client, deque()).append((future, fn, args, kwargs))
+            lane = self._sparse.get(client, self._lanes.get(client))
+            if lane is None:
+                lane = self._sparse[client] = deque()
+            lane.append((future, fn, args, kwargs))
             self._cond.notify()
         return future
 
@@ -177,9 +182,10 @@ class FairPool(concurrent.futures.Executor):
         with self._cond:
             self._shutdown = True
             if cancel_futures:
-                for lane in self._lanes.values():
+                for lane in (*self._sparse.values(), *self._lanes.values()):
                     for future, *_ in lane:
                         future.cancel()
+                self._sparse.clear()
                 self._lanes.clear()
             self._cond.notify_all()
         if wait:
@@ -189,18 +195,20 @@ class FairPool(concurrent.futures.Executor):
     def _next(self):
         with self._cond:
             while True:
-                while not self._lanes:
+                while not (self._sparse or self._lanes):
                     if self._shutdown:
                         return None
                     self._cond.wait()
-                client, lane = next(iter(self._lanes.items()))
+                lanes = self._sparse or self._lanes
+                client, lane = next(iter(lanes.items()))
                 call = lane.popleft()
-                if not lane:
-                    del self._lanes[client]
                 if call[0].cancelled():  # dropped by its caller: it does not use up the client's turn
+                    if not lane:
+                        del lanes[client]
                     continue
+                del lanes[client]
                 if lane:
-                    self._lanes.move_to_end(client)  # its next call after the other clients' next ones
+                    self._lanes[client] = lane  # its next call after the other clients' next ones
                 return call
 
     def _work(self) -> None:

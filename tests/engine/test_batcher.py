@@ -394,7 +394,7 @@ class Labelled(Recorder):
 
 def test_a_batch_is_filled_round_robin_across_clients():
     """Client a has 9 items queued before b's 1 and c's 2: the next batch takes one of each in turn, each client's
-    oldest first, instead of a's first four."""
+    oldest first, instead of a's first four. Then it is c's turn, with 1 item: a gets no more places than c."""
     gate = threading.Event()
     fn = Labelled(gate=gate)
     with DynamicBatcher(fn, max_batch_size=4, max_delay_ms=0) as b:
@@ -406,8 +406,31 @@ def test_a_batch_is_filled_round_robin_across_clients():
         assert [f.result(WAIT) for f in futures] == list(range(9)) + [0, 0, 1]
         first.result(WAIT)
     assert fn.batches[1] == [("a", 0), ("b", 0), ("c", 0), ("a", 1)]
-    assert fn.batches[2] == [("c", 1), ("a", 2), ("a", 3), ("a", 4)]  # c had waited longest for its turn
-    assert fn.batches[3:] == [[("a", 5), ("a", 6), ("a", 7), ("a", 8)]]
+    assert fn.batches[2] == [("c", 1), ("a", 2)]  # c was next in the round
+    assert fn.batches[3:] == [[("a", 3), ("a", 4), ("a", 5), ("a", 6)], [("a", 7), ("a", 8)]]
+
+
+def test_a_client_with_nothing_queued_takes_the_next_turn():
+    """a has had a turn and still has 5 queued; b, which had nothing queued, goes next, with a short batch of its
+    own turn (its item and one of a's), instead of after a's next 4."""
+    steps = threading.Semaphore(0)
+    batches = []
+
+    def fn(items):
+        assert steps.acquire(timeout=WAIT)
+        batches.append(list(items))
+        return [n for _, n in items]
+
+    with DynamicBatcher(fn, max_batch_size=4, max_delay_ms=0) as b:
+        first = _hold_worker(b)
+        a = [b.submit(("a", i), client="a") for i in range(9)]
+        steps.release()  # the held batch ends; a's first 4 start
+        wait_until(lambda: b.queue_depth == 5 and b.running == 4)
+        late = b.submit(("b", 0), client="b")
+        for _ in range(3):
+            steps.release()
+        assert late.result(WAIT) == 0 and [f.result(WAIT) for f in a] == list(range(9)) and first.result(WAIT) == 0
+    assert batches[1:] == [[("a", i) for i in range(4)], [("b", 0), ("a", 4)], [("a", i) for i in range(5, 9)]]
 
 
 def test_the_group_that_runs_is_the_one_whose_client_has_the_turn():

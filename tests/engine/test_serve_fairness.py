@@ -148,6 +148,26 @@ def test_pool_takes_calls_round_robin_across_clients():
         pool.submit(print)
 
 
+def test_pool_a_client_with_nothing_queued_goes_next():
+    steps, order = threading.Semaphore(0), []
+
+    def step(name):
+        assert steps.acquire(timeout=WAIT)
+        order.append(name)
+
+    pool = FairPool(1)
+    try:
+        a = [pool.submit_for("a", step, f"a{i}") for i in range(3)]
+        wait_until(lambda: a[0].running(), "a's first call did not start")
+        b = pool.submit_for("b", step, "b0")  # a has had its turn and has calls waiting; b had none
+        steps.release(4)
+        for f in a + [b]:
+            f.result(WAIT)
+    finally:
+        pool.shutdown()
+    assert order == ["a0", "b0", "a1", "a2"]
+
+
 def test_pool_is_an_executor():
     pool = FairPool(2)
 
@@ -185,11 +205,13 @@ class Prepared:
 
 
 class Colorizer:
-    """The Colorizer contract; colour (L, L, 1-L). The engine waits on ``gate``; ``prepare`` of an image whose
-    side is ``held_side`` waits on ``prepare_gate``. Records each batch's gray levels."""
+    """The Colorizer contract; colour (L, L, 1-L). The engine waits on ``gate`` (or, with ``steps``, takes one
+    step per batch); ``prepare`` of an image whose side is ``held_side`` waits on ``prepare_gate``. Records each
+    batch's gray levels."""
 
-    def __init__(self, held_side: int = 0):
+    def __init__(self, held_side: int = 0, steps: bool = False):
         self.gate, self.prepare_gate = threading.Event(), threading.Event()
+        self.steps = threading.Semaphore(0) if steps else None
         self.held_side = held_side
         self.batches: list[list[int]] = []
         self.engine = self
@@ -197,7 +219,7 @@ class Colorizer:
     backend, precision = "fake", "fp32"
 
     def run(self, prepared: list[Prepared]) -> np.ndarray:
-        assert self.gate.wait(WAIT)
+        assert self.steps.acquire(timeout=WAIT) if self.steps else self.gate.wait(WAIT)
         self.batches.append([int(round(p.l[0, 0, 0] * 255)) for p in prepared])
         l = np.stack([p.l for p in prepared])
         return np.concatenate([l, 1.0 - l], axis=1)
@@ -241,6 +263,8 @@ def serving(colorizer, **config):
     finally:
         colorizer.gate.set()
         colorizer.prepare_gate.set()
+        if colorizer.steps:
+            colorizer.steps.release(1000)
         server.should_exit = True
         thread.join(WAIT)
         assert not thread.is_alive(), "server did not stop"
@@ -260,8 +284,9 @@ def test_one_client_without_keys_may_have_64_requests_in_flight():
 
 
 def test_a_polite_client_is_in_the_next_batch_not_behind_a_greedy_one(key_file):
-    """greedy has 20 requests waiting behind a running batch when polite sends 1: polite's is in the next batch."""
-    col = Colorizer()
+    """greedy has had a turn and keeps 19 requests waiting when polite sends 1: polite's turn is next, in a short
+    batch (greedy gets as many places in it as polite: 1), not after greedy's 5 batches."""
+    col = Colorizer(steps=True)
     with serving(col, api_key_file=key_file, max_batch_size=4) as (url, service), \
             httpx.Client(timeout=WAIT) as client, ThreadPoolExecutor(32) as pool:
 
@@ -271,12 +296,15 @@ def test_a_polite_client_is_in_the_next_batch_not_behind_a_greedy_one(key_file):
         batcher = service.batcher
         greedy = [pool.submit(post, "greedy", i) for i in range(1, 25)]
         wait_until(lambda: batcher.running and batcher.queue_depth + batcher.running == 24, "greedy's not queued")
-        assert batcher.queue_depth >= 20
+        col.steps.release()  # the first batch ends; greedy's turn: a full batch
+        wait_until(lambda: len(col.batches) == 1 and batcher.running == 4, "greedy's second batch did not start")
+        waiting = batcher.queue_depth
         polite = pool.submit(post, "polite", 200)
-        wait_until(lambda: batcher.queue_depth + batcher.running == 25, "polite's request was not queued")
-        col.gate.set()
+        wait_until(lambda: batcher.queue_depth == waiting + 1, "polite's request was not queued")
+        col.steps.release(1000)
         assert polite.result().status_code == 200 and {f.result().status_code for f in greedy} == {200}
-    assert 200 in col.batches[1] and len(col.batches[1]) == 4, col.batches
+    assert 200 not in col.batches[1] and len(col.batches[1]) == 4
+    assert 200 in col.batches[2] and len(col.batches[2]) == 2, col.batches
 
 
 def test_full_server_displaces_the_greedy_clients_newest_queued_request(key_file):
