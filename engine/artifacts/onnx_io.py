@@ -8,8 +8,9 @@ input kind's (1 for ``l``, 3 for ``gray_rgb`` / ``rgb``) and the output's the ou
 static ``size`` must match fixed dims; a fixed N is the description's ``batch`` (filled in, or checked when given).
 Symbolic dims are not checked here; the engine checks every output it gets.
 
-``colorize import`` keeps a static batch as it is (the graph is not rewritten): the backends feed such a graph in
-chunks of its batch (``engine/backends/base.py``), which costs a batch-1 graph nothing at the sizes such models run.
+``colorize import`` keeps a static batch as it is (the graph is not rewritten: a graph may bake its N into reshapes,
+so a dynamic N could change what it computes): the backends feed such a graph chunks of its batch
+(``engine/backends/base.py``).
 """
 
 from __future__ import annotations
