@@ -290,7 +290,8 @@ class Engine:
             tried.append((b, p, "selected"))
             return cls(ref, be, adapter, result, tried)._probed()
         lines = "\n".join(f"  {b} {p}: {why}" for b, p, why in tried)
-        raise BackendError(f"no backend could run {_describe(ref)} (backend={backend}, precision={precision}):\n{lines}")
+        raise BackendError(f"no backend could run {_describe(ref)} (backend={backend}, precision={precision}):"
+                           f"\n{lines}")
 
     def _probed(self) -> "Engine":
         """Run one small input through a model of another convention, so that an output of the wrong channel

@@ -1,7 +1,8 @@
 """Export a user's own PyTorch colorizer (any convention) to an ONNX file the engine runs, parity-checked.
 
     colorize export --module mypkg.net:build --weights net.safetensors --io spec.json -o mine.onnx
-    colorize export --module mypkg.net:build --weights net.safetensors --io '{"input": "l:0..100", "output": "ab:lab"}' -o mine.onnx
+    colorize export --module mypkg.net:build --weights net.safetensors \
+        --io '{"input": "l:0..100", "output": "ab:lab"}' -o mine.onnx
 
     from colorize.export.module_export import export_module
     report = export_module("mypkg.net:build", "net.safetensors", "mine.onnx", io)
