@@ -4,7 +4,9 @@
     ab = eng.run(l)          # float32 [N,1,H,W] -> float32 [N,2,H,W]
     eng.backend, eng.precision, eng.guard_result, eng.selection
 
-Any H, W: the engine edge-pads to the model's stride and crops back (``engine/image/padding.py``).
+Any H, W: the engine edge-pads to the model's stride and crops back (``engine/image/padding.py``). Any N: a
+graph with a static batch (``Engine.static_batch``) is fed chunks of it by its backend (``engine/backends/base.py``).
+The stride is ``colorize.model_io.model_stride`` (imported here as ``model_stride``), the one rule.
 Any convention: a model described by a ``ModelIO`` (``engine/model_io.py``; ONNX metadata ``colorize.io``)
 is adapted around, the same on every backend (``engine/model_adapter.py``); ``run`` keeps its contract.
 Thread-safe: calls are serialized unless the backend declares itself thread-safe.
