@@ -57,7 +57,10 @@ AUTO_ORDER: tuple[tuple[str, str], ...] = (
 )
 
 
-def _make_backend(ref: ModelRef, name: str, precision: str, options: dict, strict: bool = True) -> Backend:
+def _make_backend(ref: ModelRef, name: str, precision: str, options: dict, strict: bool = True,
+                  io: ModelIO | None = None) -> Backend:
+    """``name`` at ``precision`` for ``ref``; ``io``, the checked description of a model of another convention
+    (tensor names, a static batch), goes to the backends that read a graph (``io=``); ours need none."""
     cls = backend_class(name)
     if precision not in cls.precisions:
         raise ValueError(f"backend {name!r} does not run precision {precision!r}; it runs {', '.join(cls.precisions)}")
@@ -67,6 +70,8 @@ def _make_backend(ref: ModelRef, name: str, precision: str, options: dict, stric
     if unknown and strict and not (unknown == ["cache_dir"]):
         raise ValueError(f"backend {name!r} takes no option(s) {', '.join(unknown)}")
     kw = {k: v for k, v in options.items() if k not in unknown}
+    if io is not None and "io" in params:
+        kw["io"] = io
     return cls(ref, precision, **kw)
 
 
@@ -124,7 +129,6 @@ def adapted_model(ref: ModelRef, io: ModelIO | dict | str | None = None) -> tupl
 
             io = check_onnx_io(io, ref.onnx)
             adapter = ModelAdapter(io, ref.normalization)
-        ref.metadata["io"] = io.to_dict()  # what the backends read the tensor names from
     return ref, adapter
 
 
@@ -156,7 +160,7 @@ def quality_guard(backend: Backend, ref: ModelRef, adapter: ModelAdapter | int, 
         hit = cache.lookup(key) if key is not None else None
         if hit is not None and "guard" in hit.meta:
             return GuardResult.from_dict(hit.meta["guard"])
-    with _make_backend(ref, backend.name, "fp32", options, strict=False) as reference:
+    with _make_backend(ref, backend.name, "fp32", options, strict=False, io=adapter.io if not adapter.native else None) as reference:
         result = check_quality(
             _padded_runner(backend, adapter),
             _padded_runner(reference, adapter),
@@ -237,7 +241,7 @@ class Engine:
 
         if backend != "auto" and precision != "auto":  # explicit: load it, warn if the guard fails
             try:
-                be = _make_backend(ref, backend, precision, options)
+                be = _make_backend(ref, backend, precision, options, io=adapter.io if not adapter.native else None)
             except Exception as e:
                 raise _load_error(e, f"{_describe(ref)} on {backend} {precision}: ") from None
             result = None
@@ -273,7 +277,7 @@ class Engine:
                 tried.append((b, p, f"unavailable: {reason}"))
                 continue
             try:
-                be = _make_backend(ref, b, p, options, strict=False)
+                be = _make_backend(ref, b, p, options, strict=False, io=adapter.io if not adapter.native else None)
             except Exception as e:  # any failure to load, build or calibrate: the next candidate
                 tried.append((b, p, f"failed to load: {_cause(e)}"))
                 continue

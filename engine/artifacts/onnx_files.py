@@ -103,7 +103,7 @@ def shipped_int8(ref: ModelRef, src: Path) -> Path | None:
     return candidate if same and quantized else None
 
 
-def int8_onnx(ref: ModelRef, cache: ArtifactCache | None = None, calibration=None) -> Path:
+def int8_onnx(ref: ModelRef, cache: ArtifactCache | None = None, calibration=None, io=None) -> Path:
     """Path of the static-INT8 QDQ model for ``ref``: a shipped ``.int8.onnx`` of the same weights,
     else quantized into the cache when needed.
 
@@ -113,6 +113,7 @@ def int8_onnx(ref: ModelRef, cache: ArtifactCache | None = None, calibration=Non
             package, ``colorize.data.calibration``), and for a model of another convention (``colorize.io``)
             128-pixel crops of them at working size 256 (``photo_calibration_l()``). Converted to the model's
             input by its ``ModelIO``. Its identity is part of the cache key.
+        io: the model's ``ModelIO`` as the engine checked it (tensor names, a static batch); default: the file's.
     """
     cache = cache or ArtifactCache()
     src = source_onnx(ref, cache)
@@ -123,7 +124,7 @@ def int8_onnx(ref: ModelRef, cache: ArtifactCache | None = None, calibration=Non
     from colorize.model_io import model_io
     from colorize.export import quantize
 
-    io = model_io(ref)
+    io = io if io is not None else model_io(ref)
     adapter = ModelAdapter(io, ref.normalization)
     source = "cifar"
     if calibration is None:

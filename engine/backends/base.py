@@ -26,11 +26,20 @@ import numpy as np
 from colorize.deps import BackendError, MissingDependency, install_hint, require  # noqa: F401 (the backends' API)
 
 
-def static_batch_of(ref, graph_batch: int | None) -> int | None:
-    """The batch a backend must feed ``ref``'s graph: its I/O description's ``batch`` (``colorize.io``; checked
-    against the graph at load), else the graph's fixed N (``graph_batch``, None when symbolic)."""
-    io = ref.metadata.get("io") or {}
-    batch = io.get("batch") if isinstance(io, dict) else getattr(io, "batch", None)
+def model_description(ref, io=None):
+    """The I/O description a backend runs ``ref`` with: ``io`` as the engine passes it (checked against the graph:
+    tensor names, a static batch), else the model file's own (``colorize.model_io.model_io``)."""
+    if io is not None:
+        return io
+    from colorize.model_io import model_io
+
+    return model_io(ref)
+
+
+def static_batch_of(io, graph_batch: int | None) -> int | None:
+    """The batch a backend must feed a graph: its I/O description's ``batch`` (checked against the graph at
+    load), else the graph's fixed N (``graph_batch``, None when symbolic)."""
+    batch = io.batch
     if batch is None and isinstance(graph_batch, int) and graph_batch > 0:
         batch = graph_batch
     return batch

@@ -21,7 +21,7 @@ import numpy as np
 from colorize.artifacts.cache import ArtifactCache, sha256_file
 from colorize.artifacts.model_ref import ModelRef
 from colorize.artifacts.onnx_files import cpu_cores, int8_onnx, source_onnx
-from colorize.backends.base import Backend, BackendError, require, static_batch_of
+from colorize.backends.base import Backend, BackendError, model_description, require, static_batch_of
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -48,15 +48,20 @@ class OnnxRuntimeBackend(Backend):
         provider: str = "cpu",
         num_threads: int | None = None,
         cache_dir: str | None = None,
+        io=None,
     ):
         super().__init__(precision)
         ort = require("onnxruntime", "cpu")
+        given, io = io, model_description(ref, io)  # tensor names, a static batch (colorize.model_io.ModelIO)
         if precision not in self.precisions:
             raise ValueError(f"onnxruntime runs {', '.join(self.precisions)}, not {precision!r}")
         if provider not in _PROVIDERS:
             raise ValueError(f"provider must be one of {', '.join(_PROVIDERS)}, got {provider!r}")
         cache = ArtifactCache(cache_dir)
-        path = source_onnx(ref, cache) if precision == "fp32" else int8_onnx(ref, cache)
+        if precision == "fp32":
+            path = source_onnx(ref, cache)
+        else:
+            path = int8_onnx(ref, cache) if given is None else int8_onnx(ref, cache, io=given)
         so = ort.SessionOptions()
         so.log_severity_level = 3
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -74,11 +79,10 @@ class OnnxRuntimeBackend(Backend):
         got = self.session.get_providers()
         if want not in got:  # onnxruntime-gpu falls back to CPU silently
             raise BackendError(f"onnxruntime asked for {want} but the session got {got} (no usable GPU?)")
-        io = ref.metadata.get("io") or {}  # a model of another convention names its tensors (engine/model_io.py)
-        self.input_name = io.get("input_name") or self.session.get_inputs()[0].name
-        self.output_name = io.get("output_name") or self.session.get_outputs()[0].name
+        self.input_name = io.input_name or self.session.get_inputs()[0].name
+        self.output_name = io.output_name or self.session.get_outputs()[0].name
         shape = next((i.shape for i in self.session.get_inputs() if i.name == self.input_name), None) or [None]
-        self.static_batch = static_batch_of(ref, shape[0])  # a fixed N: run() feeds chunks of it
+        self.static_batch = static_batch_of(io, shape[0])  # a fixed N: run() feeds chunks of it
         self.provider = provider
         self.path = path
         self.version = ort.__version__
@@ -123,5 +127,6 @@ class OnnxRuntimeCudaBackend(OnnxRuntimeBackend):
             return 'this onnxruntime has no CUDAExecutionProvider (pip install ".[gpu]")'
         return None
 
-    def __init__(self, ref: ModelRef, precision: str = "fp32", *, num_threads: int | None = None, cache_dir=None):
-        super().__init__(ref, precision, provider="cuda", num_threads=num_threads, cache_dir=cache_dir)
+    def __init__(self, ref: ModelRef, precision: str = "fp32", *, num_threads: int | None = None, cache_dir=None,
+                 io=None):
+        super().__init__(ref, precision, provider="cuda", num_threads=num_threads, cache_dir=cache_dir, io=io)

@@ -36,7 +36,7 @@ from colorize import cpu
 from colorize.artifacts.cache import ArtifactCache, sha256_file
 from colorize.artifacts.model_ref import ModelRef
 from colorize.artifacts.onnx_files import cpu_cores, int8_onnx, source_onnx
-from colorize.backends.base import Backend, BackendError, require, static_batch_of
+from colorize.backends.base import Backend, BackendError, model_description, require, static_batch_of
 
 _HINTS = {"fp32": "f32", "bf16": "bf16", "int8": None}
 MODES = ("auto", "latency", "throughput")
@@ -68,9 +68,11 @@ class OpenVinoBackend(Backend):
         mode: str = "auto",
         num_threads: int | None = None,
         cache_dir: str | None = None,
+        io=None,
     ):
         super().__init__(precision)
         ov = require("openvino", "cpu")
+        given, io = io, model_description(ref, io)  # tensor names, a static batch (colorize.model_io.ModelIO)
         if precision not in self.precisions:
             raise ValueError(f"openvino runs {', '.join(self.precisions)}, not {precision!r}")
         if mode not in MODES:
@@ -80,11 +82,13 @@ class OpenVinoBackend(Backend):
             raise BackendError(missing)
         core = ov.Core()
         cache = ArtifactCache(cache_dir)
-        self.path = source_onnx(ref, cache) if precision != "int8" else int8_onnx(ref, cache)
+        if precision != "int8":
+            self.path = source_onnx(ref, cache)
+        else:
+            self.path = int8_onnx(ref, cache) if given is None else int8_onnx(ref, cache, io=given)
         (cache.root / "openvino").mkdir(parents=True, exist_ok=True)
         core.set_property({"CACHE_DIR": str(cache.root / "openvino")})
-        io = ref.metadata.get("io") or {}  # a model of another convention names its tensors (engine/model_io.py)
-        self._in, self._out = io.get("input_name"), io.get("output_name")
+        self._in, self._out = io.input_name, io.output_name
         self._ov, self._core = ov, core
         self.mode = mode
         self.cores = num_threads or cpu_cores()
@@ -95,7 +99,7 @@ class OpenVinoBackend(Backend):
         self._in = self._in or compiled.inputs[0].any_name
         self._out = self._out or compiled.outputs[0].any_name
         n = compiled.input(self._in).get_partial_shape()[0]
-        self.static_batch = static_batch_of(ref, n.get_length() if n.is_static else None)
+        self.static_batch = static_batch_of(io, n.get_length() if n.is_static else None)
 
     def _config(self, mode: str) -> dict:
         cfg = {"INFERENCE_NUM_THREADS": self.cores}

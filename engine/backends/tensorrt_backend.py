@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from colorize.artifacts.model_ref import ModelRef
-from colorize.backends.base import Backend, BackendError, require, static_batch_of
+from colorize.backends.base import Backend, BackendError, model_description, require, static_batch_of
 from colorize.backends.torch_cuda import Tolerance, batch_chunks, cuda_unavailable_reason, parity
 
 TOLERANCES: dict[str, Tolerance] = {
@@ -93,6 +93,7 @@ class TensorRTBackend(Backend):
         workspace_gb: float = 4.0,
         check: bool = True,
         cache_dir: str | None = None,
+        io=None,
     ):
         super().__init__(precision)
         reason = self.available()
@@ -114,7 +115,8 @@ class TensorRTBackend(Backend):
         target = build_target(self.onnx, precision, *shapes, tensorrt_version=trt.__version__)
         self.profile = target.profile
         lo, _, hi = next(iter(self.profile.shapes.values()))
-        self.static_batch = static_batch_of(ref, lo[0] if lo[0] == hi[0] else None)  # a fixed N: chunks of it
+        fixed_n = lo[0] if lo[0] == hi[0] else None
+        self.static_batch = static_batch_of(model_description(ref, io), fixed_n)  # a fixed N: chunks of it
         self.plan_path = self._plan(target, plan, int(workspace_gb * (1 << 30)), cache_dir)
 
         self.logger = trt.Logger(trt.Logger.WARNING)
