@@ -75,6 +75,18 @@ def _make_backend(ref: ModelRef, name: str, precision: str, options: dict, stric
     return cls(ref, precision, **kw)
 
 
+def _candidates(backend: str, precision: str) -> list[tuple[str, str]]:
+    """What ``auto`` tries, in ``AUTO_ORDER``: every pair matching ``backend`` and ``precision`` ("auto" matches any),
+    else each precision of the named backend, else the named precision on every backend."""
+    candidates = [(b, p) for b, p in AUTO_ORDER
+                  if (backend in ("auto", b)) and (precision in ("auto", p)) and b in BACKENDS]
+    if backend != "auto" and not any(b == backend for b, _ in candidates):
+        candidates = [(backend, p) for p in backend_class(backend).precisions if precision in ("auto", p)]
+    if not candidates and precision != "auto":  # e.g. auto backend, precision nobody orders
+        candidates = [(b, precision) for b in BACKENDS]
+    return candidates
+
+
 def _describe(ref: ModelRef) -> str:
     """"model 'mine' (mine.onnx)": the model a load error is about, and its file when it has one."""
     path = ref.onnx if ref.arch == "onnx" or ref.checkpoint is None else ref.checkpoint
@@ -160,7 +172,8 @@ def quality_guard(backend: Backend, ref: ModelRef, adapter: ModelAdapter | int, 
         hit = cache.lookup(key) if key is not None else None
         if hit is not None and "guard" in hit.meta:
             return GuardResult.from_dict(hit.meta["guard"])
-    with _make_backend(ref, backend.name, "fp32", options, strict=False, io=adapter.io if not adapter.native else None) as reference:
+    io = adapter.io if not adapter.native else None
+    with _make_backend(ref, backend.name, "fp32", options, strict=False, io=io) as reference:
         result = check_quality(
             _padded_runner(backend, adapter),
             _padded_runner(reference, adapter),
@@ -238,37 +251,39 @@ class Engine:
         ref, adapter = adapted_model(ref, io)
         if cache_dir is not None:
             options["cache_dir"] = os.fspath(cache_dir)
+        if backend != "auto" and precision != "auto":
+            return cls._load_explicit(ref, adapter, backend, precision, guard, options)
+        return cls._load_auto(ref, adapter, backend, precision, guard, options)
 
-        if backend != "auto" and precision != "auto":  # explicit: load it, warn if the guard fails
+    @classmethod
+    def _load_explicit(cls, ref: ModelRef, adapter: ModelAdapter, backend: str, precision: str, guard: bool,
+                       options: dict) -> "Engine":
+        """The backend and precision asked for: loaded, guarded, and kept with a warning if the guard fails."""
+        try:
+            be = _make_backend(ref, backend, precision, options, io=adapter.io if not adapter.native else None)
+        except Exception as e:
+            raise _load_error(e, f"{_describe(ref)} on {backend} {precision}: ") from None
+        result = None
+        if guard and precision != "fp32":
             try:
-                be = _make_backend(ref, backend, precision, options, io=adapter.io if not adapter.native else None)
-            except Exception as e:
-                raise _load_error(e, f"{_describe(ref)} on {backend} {precision}: ") from None
-            result = None
-            if guard and precision != "fp32":
-                try:
-                    result = quality_guard(be, ref, adapter, options, options.get("cache_dir"))
-                except BaseException as e:
-                    be.close()
-                    if not isinstance(e, Exception):
-                        raise
-                    raise _load_error(e, f"{_describe(ref)} on {backend} {precision}: the quality guard could not "
-                                         "run: ") from None
-                if not result.passed:
-                    warnings.warn(f"{backend} {precision}: {result.describe()}", stacklevel=2)
-            return cls(ref, be, adapter, result)._probed()
+                result = quality_guard(be, ref, adapter, options, options.get("cache_dir"))
+            except BaseException as e:
+                be.close()
+                if not isinstance(e, Exception):
+                    raise
+                raise _load_error(e, f"{_describe(ref)} on {backend} {precision}: the quality guard could not "
+                                     "run: ") from None
+            if not result.passed:
+                warnings.warn(f"{backend} {precision}: {result.describe()}", stacklevel=4)
+        return cls(ref, be, adapter, result)._probed()
 
-        candidates = [
-            (b, p)
-            for b, p in AUTO_ORDER
-            if (backend in ("auto", b)) and (precision in ("auto", p)) and b in BACKENDS
-        ]
-        if backend != "auto" and not any(b == backend for b, _ in candidates):
-            candidates = [(backend, p) for p in backend_class(backend).precisions if precision in ("auto", p)]
-        if not candidates and precision != "auto":  # e.g. auto backend, precision nobody orders
-            candidates = [(b, precision) for b in BACKENDS]
+    @classmethod
+    def _load_auto(cls, ref: ModelRef, adapter: ModelAdapter, backend: str, precision: str, guard: bool,
+                   options: dict) -> "Engine":
+        """The first candidate (``_candidates``) that is available, loads and passes the guard; each one tried is
+        recorded in ``selection`` with what became of it."""
         tried: list[tuple[str, str, str]] = []
-        for b, p in candidates:
+        for b, p in _candidates(backend, precision):
             cls_b = backend_class(b)
             if p not in cls_b.precisions:
                 continue
