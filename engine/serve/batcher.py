@@ -21,10 +21,16 @@ function once per batch, and hands each caller its own result.
   oldest item first), none getting more places than the client whose turn it
   is. Clients served go to the back of the turn order; a client that had
   nothing queued goes before those that have had items waiting (fq_codel's
-  rule for sparse flows). So a client sending one item at a time gets the next
-  turn and a short batch of its own, however many another client has queued,
-  while a client that keeps the queue full still fills every other batch.
-  Without clients (all ``None``) this is first come, first served.
+  rule for sparse flows). Turns are bounded in time, from batch durations
+  measured per key (``batch_costs.BatchCosts``): while other clients are
+  active (queued, or served in the last two batches), a turn lasts at most
+  ``TURN`` times a batch of one item; a short batch takes more items of other
+  clients while that makes it at most ``FILL_SLACK`` times longer. So a client
+  sending one item at a time gets the next turn, and waits for at most one
+  other turn, however many items another client keeps queued; where batching
+  is nearly free (a GPU) batches stay full, where each item costs its own time
+  (a CPU) turns are short. Without clients (all ``None``) this is first come,
+  first served.
 * **Backpressure**: at most ``max_queue_size`` items wait; one more raises
   ``Overloaded`` at once instead of queueing without bound.
   ``evict_newest(client, exc)`` takes a client's newest queued item back out
@@ -55,6 +61,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import numpy as np
+
+from colorize.serve.batch_costs import BatchCosts
 
 X = TypeVar("X")
 Y = TypeVar("Y")
@@ -98,6 +106,10 @@ class _Request:
 
 
 BatchFn = Callable[[list[X]], Sequence[Y]]
+#: while other clients are active, a client's turn lasts at most this many times a batch of one item
+TURN = 4.0
+#: a short batch takes more items of other clients while that makes it at most this many times longer
+FILL_SLACK = 1.15
 
 
 class DynamicBatcher(Generic[X, Y]):
@@ -114,6 +126,8 @@ class DynamicBatcher(Generic[X, Y]):
         max_queue_size: most items waiting (not yet running); beyond, ``Overloaded``.
         timeout_s: default per-request timeout in seconds (None: wait forever).
         on_batch: called after each batch as ``on_batch(size, seconds)`` (metrics).
+        cost: ``cost(key, n)``, the seconds a batch of ``n`` items of ``key``
+            takes, or None when unknown (default: measured as batches run).
         name: worker thread name.
     """
 
@@ -127,6 +141,7 @@ class DynamicBatcher(Generic[X, Y]):
         max_queue_size: int = 64,
         timeout_s: float | None = None,
         on_batch: Callable[[int, float], None] | None = None,
+        cost: Callable[[Hashable, int], float | None] | None = None,
         name: str = "colorize-batcher",
     ):
         if max_batch_size < 1:
@@ -151,6 +166,9 @@ class DynamicBatcher(Generic[X, Y]):
         self._waiting: dict[Hashable, int] = {}  # client -> requests queued
         self._sparse: OrderedDict[Hashable, None] = OrderedDict()
         self._turns: OrderedDict[Hashable, None] = OrderedDict()
+        self._recent: deque[frozenset] = deque(maxlen=2)  # the clients of the last two batches
+        self.costs: BatchCosts | None = BatchCosts() if cost is None else None  # measured (no ``cost`` given)
+        self._cost = cost or self.costs.estimate
         self._queued = 0
         self._running = 0
         self._closing = False
@@ -373,11 +391,14 @@ class DynamicBatcher(Generic[X, Y]):
         lanes: dict[Hashable, deque[_Request]] = {}
         for req in self._groups[key]:  # arrival order
             lanes.setdefault(req.client, deque()).append(req)
-        order = [c for c in itertools.chain(self._sparse, self._turns) if c in lanes]
-        assert order[0] == leader, (order, leader)
+        turn_order = [c for c in itertools.chain(self._sparse, self._turns) if c in lanes]
+        assert turn_order[0] == leader, (turn_order, leader)
         share = min(len(lanes[leader]), self.max_batch_size)  # places per client in this batch
+        if any(c != leader for c in self._waiting) or any(c != leader for recent in self._recent for c in recent):
+            share = self._within_turn(key, share)
         batch: list[_Request] = []
         places: dict[Hashable, int] = {}
+        order = list(turn_order)
         while order and len(batch) < self.max_batch_size:
             for client in list(order):
                 batch.append(lanes[client].popleft())
@@ -386,6 +407,8 @@ class DynamicBatcher(Generic[X, Y]):
                     order.remove(client)
                 if len(batch) == self.max_batch_size:
                     break
+        self._fill(key, batch, [c for c in turn_order if lanes[c]], lanes)
+        self._recent.append(frozenset(req.client for req in batch))
         taken = set(map(id, batch))
         left = deque(req for req in self._groups[key] if id(req) not in taken)
         if left:
@@ -401,6 +424,30 @@ class DynamicBatcher(Generic[X, Y]):
             if client in self._waiting:
                 self._turns[client] = None
         return batch
+
+    def _within_turn(self, key: Hashable, share: int) -> int:
+        """The most items, up to ``share``, whose batch lasts at most ``TURN`` times a batch of one (``share``
+        when the costs of ``key`` are not known yet)."""
+        one = self._cost(key, 1)
+        if one is None:
+            return share
+        while share > 1 and (self._cost(key, share) or 0.0) > TURN * one:
+            share -= 1
+        return share
+
+    def _fill(self, key: Hashable, batch: list[_Request], clients: list[Hashable],
+              lanes: dict[Hashable, deque[_Request]]) -> None:
+        """Add items of ``clients`` (round-robin, in this order) to ``batch`` while that makes it at most
+        ``FILL_SLACK`` times longer."""
+        base = self._cost(key, len(batch))
+        while base is not None and clients and len(batch) < self.max_batch_size:
+            for client in list(clients):
+                longer = self._cost(key, len(batch) + 1)
+                if longer is None or longer > FILL_SLACK * base or len(batch) == self.max_batch_size:
+                    return
+                batch.append(lanes[client].popleft())
+                if not lanes[client]:
+                    clients.remove(client)
 
     def _loop(self) -> None:
         while True:
@@ -427,6 +474,8 @@ class DynamicBatcher(Generic[X, Y]):
             results = self.fn([req.item for req in batch])
             if len(results) != len(batch):
                 raise BatcherError(f"batch function returned {len(results)} results for {len(batch)} items")
+            if self.costs is not None:
+                self.costs.observe(batch[0].key, len(batch), time.perf_counter() - t0)
         except BaseException as e:  # every caller of this batch gets the error
             for req in batch:
                 req.item = None  # let go of it before its caller wakes

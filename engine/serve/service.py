@@ -119,6 +119,8 @@ class _Service:
             fn=lambda: self.batcher.queue_depth if self.batcher else 0,
         )
         m.gauge("colorize_inflight_requests", "POST /colorize requests being handled", fn=lambda: self.inflight)
+        m.gauge("colorize_clients_in_flight", "clients with POST /colorize requests being handled",
+                fn=lambda: len(self.admission.held()))
         m.gauge("colorize_ready", "1 when the model is loaded and warmed up", fn=lambda: float(self.state == "ready"))
 
     # runs in a worker thread

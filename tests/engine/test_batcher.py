@@ -376,11 +376,21 @@ def test_finished_requests_are_freed_by_reference_counting(no_cycle_collector):
 # -- clients take turns --------------------------------------------------------------------------------------------
 
 
-def _hold_worker(b: DynamicBatcher) -> concurrent.futures.Future:
+def _hold_worker(b: DynamicBatcher, client: str = "held") -> concurrent.futures.Future:
     """Submit one item that occupies the worker (the batch function waits on its gate) until the gate opens."""
-    first = b.submit(("held", 0), client="held")
+    first = b.submit(("held", 0), client=client)
     wait_until(lambda: b.running == 1)
     return first
+
+
+def per_item(key, n: int) -> float:
+    """A cost model where each item takes the same time (a CPU): batching saves nothing."""
+    return float(n)
+
+
+def flat(key, n: int) -> float:
+    """A cost model where a batch takes the same time whatever its size (a GPU far from full)."""
+    return 1.0
 
 
 class Labelled(Recorder):
@@ -397,7 +407,7 @@ def test_a_batch_is_filled_round_robin_across_clients():
     oldest first, instead of a's first four. Then it is c's turn, with 1 item: a gets no more places than c."""
     gate = threading.Event()
     fn = Labelled(gate=gate)
-    with DynamicBatcher(fn, max_batch_size=4, max_delay_ms=0) as b:
+    with DynamicBatcher(fn, max_batch_size=4, max_delay_ms=0, cost=per_item) as b:
         first = _hold_worker(b)
         futures = [b.submit(("a", i), client="a") for i in range(9)]
         futures += [b.submit(("b", 0), client="b")] + [b.submit(("c", i), client="c") for i in range(2)]
@@ -421,7 +431,7 @@ def test_a_client_with_nothing_queued_takes_the_next_turn():
         batches.append(list(items))
         return [n for _, n in items]
 
-    with DynamicBatcher(fn, max_batch_size=4, max_delay_ms=0) as b:
+    with DynamicBatcher(fn, max_batch_size=4, max_delay_ms=0, cost=per_item) as b:
         first = _hold_worker(b)
         a = [b.submit(("a", i), client="a") for i in range(9)]
         steps.release()  # the held batch ends; a's first 4 start
@@ -438,7 +448,7 @@ def test_the_group_that_runs_is_the_one_whose_client_has_the_turn():
     all of a's full batches."""
     gate = threading.Event()
     fn = Labelled(gate=gate)
-    with DynamicBatcher(fn, key=lambda item: item[0] == "b", max_batch_size=2, max_delay_ms=0) as b:
+    with DynamicBatcher(fn, key=lambda item: item[0] == "b", max_batch_size=2, max_delay_ms=0, cost=per_item) as b:
         first = _hold_worker(b)
         futures = [b.submit(("a", i), client="a") for i in range(6)] + [b.submit(("b", 0), client="b")]
         gate.set()
@@ -463,7 +473,7 @@ def test_without_clients_it_is_first_come_first_served():
 def test_evict_newest_takes_a_clients_newest_queued_item_out():
     gate = threading.Event()
     fn = Labelled(gate=gate)
-    with DynamicBatcher(fn, max_batch_size=8, max_delay_ms=0) as b:
+    with DynamicBatcher(fn, max_batch_size=8, max_delay_ms=0, cost=per_item) as b:
         first = _hold_worker(b)
         a = [b.submit(("a", i), client="a") for i in range(3)]
         other = b.submit(("b", 0), client="b")
@@ -486,3 +496,74 @@ def test_colorizer_batcher_passes_the_client_on():
         outs = [cb.colorize(im, timeout=WAIT, client=f"c{i % 2}") for i, im in enumerate(images)]
     for im, out in zip(images, outs):
         np.testing.assert_array_equal(out, np.stack([im, im, -im]))
+
+
+def _stepped(fn_batches: list, steps: threading.Semaphore):
+    def fn(items):
+        assert steps.acquire(timeout=WAIT)
+        fn_batches.append(list(items))
+        return [n for _, n in items]
+
+    return fn
+
+
+@pytest.mark.parametrize("cost, want", [
+    # each item costs its time: while b is active a's turn lasts at most 4 batches of one, and b's short turn
+    # takes no more of a's items than b has (one more would make it 1.5x longer than 2 items)
+    (per_item, [[("a", i) for i in range(8)], [("b", 0), ("a", 8)], [("a", i) for i in range(9, 13)],
+                [("b", 1), ("a", 13)], [("a", i) for i in range(14, 18)]]),
+    # batches cost the same whatever their size: turns stay full, b's filled with a's items
+    (flat, [[("a", i) for i in range(8)], [("b", 0)] + [("a", i) for i in range(8, 15)],
+            [("a", i) for i in range(15, 18)], [("b", 1)]]),
+], ids=["per-item", "flat"])
+def test_turns_follow_what_batches_cost(cost, want):
+    """a keeps its items queued; b sends one at a time, each as soon as the last is done."""
+    steps, batches = threading.Semaphore(0), []
+    with DynamicBatcher(_stepped(batches, steps), max_batch_size=8, max_delay_ms=0, cost=cost) as b:
+        first = _hold_worker(b, client="a")
+        a = [b.submit(("a", i), client="a") for i in range(18)]
+        steps.release()  # the held batch ends: a's full turn starts, nobody else being active
+        wait_until(lambda: b.running == 8)
+        for i in range(2):
+            polite = b.submit(("b", i), client="b")
+            steps.release(2)
+            assert polite.result(WAIT) == i
+            wait_until(lambda: b.running or b.queue_depth == 0)
+        steps.release(10)
+        assert [f.result(WAIT) for f in a] == list(range(18)) and first.result(WAIT) == 0
+    assert batches[1:] == want
+
+
+def test_batch_costs_are_measured_per_key():
+    from colorize.serve.batch_costs import BatchCosts
+
+    costs = BatchCosts(max_keys=2)
+    costs.observe("x", 8, 0.5)  # the first batch of a size is not counted
+    assert costs.estimate("x", 4) is None
+    costs.observe("x", 8, 0.08)
+    assert costs.estimate("x", 4) == pytest.approx(0.04)  # one size seen: each item the same
+    costs.observe("x", 1, 0.3)
+    costs.observe("x", 1, 0.02)
+    assert costs.estimate("x", 4) == pytest.approx(0.02 + 0.06 * 3 / 7)  # between the sizes seen
+    assert costs.estimate("x", 16) == pytest.approx(0.02 + 0.06 * 15 / 7)  # beyond: the same line
+    costs.observe("x", 8, 0.18)
+    assert costs.estimate("x", 8) == pytest.approx(0.08 + 0.2 * 0.1)  # a moving average
+    for key in "yyzz":
+        costs.observe(key, 2, 1.0)
+    assert costs.estimate("x", 8) is None and costs.estimate("y", 2) == 1.0  # the least recent key is forgotten
+
+
+def test_batches_are_timed_for_the_cost_model():
+    """Without a cost model the batcher measures its batches (per key and size); with one, it measures nothing."""
+    def fn(items):
+        time.sleep(0.01 * len(items))
+        return items
+
+    with DynamicBatcher(fn, key=len, max_batch_size=4, max_delay_ms=50) as b:
+        for _ in range(2):  # the first batch of each size is not counted
+            assert b.run("x", timeout=WAIT) == "x"
+            assert [f.result(WAIT) for f in [b.submit("y") for _ in range(4)]] == ["y"] * 4
+        assert 0.01 <= b.costs.estimate(1, 1) < 0.5 and 0.04 <= b.costs.estimate(1, 4) < 2.0
+        assert b.costs.estimate(2, 1) is None  # a key never run
+    with DynamicBatcher(fn, cost=per_item) as b:
+        assert b.run("x", timeout=WAIT) == "x" and b.costs is None

@@ -17,6 +17,7 @@ import pytest
 from colorize.serve.clients import ALL, ClientId, parse_proxies
 from colorize.serve.config import ServeConfig
 from colorize.serve.fairness import Admission, FairPool, Refused
+from colorize.serve.metrics import parse_text
 
 WAIT = 20.0
 
@@ -284,8 +285,9 @@ def test_one_client_without_keys_may_have_64_requests_in_flight():
 
 
 def test_a_polite_client_is_in_the_next_batch_not_behind_a_greedy_one(key_file):
-    """greedy has had a turn and keeps 19 requests waiting when polite sends 1: polite's turn is next, in a short
-    batch (greedy gets as many places in it as polite: 1), not after greedy's 5 batches."""
+    """greedy has had a turn and keeps about 19 requests waiting when polite sends 1: polite's turn is next, not
+    after greedy's 5 batches. (How many of greedy's share polite's batch follows the batch durations the batcher
+    measures; with an engine held on a gate they say little: tests/engine/test_batcher.py checks the shares.)"""
     col = Colorizer(steps=True)
     with serving(col, api_key_file=key_file, max_batch_size=4) as (url, service), \
             httpx.Client(timeout=WAIT) as client, ThreadPoolExecutor(32) as pool:
@@ -304,7 +306,7 @@ def test_a_polite_client_is_in_the_next_batch_not_behind_a_greedy_one(key_file):
         col.steps.release(1000)
         assert polite.result().status_code == 200 and {f.result().status_code for f in greedy} == {200}
     assert 200 not in col.batches[1] and len(col.batches[1]) == 4
-    assert 200 in col.batches[2] and len(col.batches[2]) == 2, col.batches
+    assert 200 in col.batches[2], col.batches
 
 
 def test_full_server_displaces_the_greedy_clients_newest_queued_request(key_file):
@@ -329,6 +331,9 @@ def test_full_server_displaces_the_greedy_clients_newest_queued_request(key_file
         r = greedy[3].result()
         assert r.status_code == 429 and r.headers["retry-after"] == "2" and "displaced" in r.json()["error"]
         wait_until(lambda: service.batcher.queue_depth == 3, "polite's request was not queued")
+        m = parse_text(client.get(url + "/metrics", headers={"authorization": f"Bearer {KEYS['third']}"}).text)
+        assert m["colorize_clients_in_flight"] == 2 and m["colorize_inflight_requests"] == 4
+        assert m['colorize_http_requests_total{path="/colorize",status="429"}'] == 2
         col.gate.set()
         assert polite.result().status_code == 200
         assert [f.result().status_code for f in greedy[:3]] == [200, 200, 200]
