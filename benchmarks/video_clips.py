@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: The shot kinds, cycled over the shots of a clip.
-MOTIONS = ("pan", "zoom", "pan-down", "zoom-out")
+#: The shot kinds, cycled over the shots of a clip ("object": a slow pan with a piece of the next photo moving
+#: across it fast, so that the background is hidden and uncovered: occlusions, where carried colour would ghost).
+MOTIONS = ("pan", "zoom", "pan-down", "zoom-out", "object")
 
 
 @dataclass
@@ -80,10 +81,10 @@ class ClipSpec:
             ph, pw = photo.shape[:2]
             kind = MOTIONS[s % len(MOTIONS)]
             for t in range(n):
-                if kind.startswith("pan"):
+                if kind.startswith("pan") or kind == "object":
                     span_x, span_y = pw - w - 1, ph - h - 1
-                    dx = self.speed * t if kind == "pan" else 0.35 * self.speed * t
-                    dy = 0.35 * self.speed * t if kind == "pan" else self.speed * t
+                    dx = 0.35 * self.speed * t if kind == "pan-down" else self.speed * t
+                    dy = self.speed * t if kind == "pan-down" else 0.35 * self.speed * t
                     x0 = min(dx, span_x)
                     y0 = min(dy, span_y)
                     m = np.float32([[1, 0, x0], [0, 1, y0]])
@@ -94,6 +95,16 @@ class ClipSpec:
                     m = np.float32([[scale, 0, cx - scale * w / 2], [0, scale, cy - scale * h / 2]])
                 frame = cv2.warpAffine(photo, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                        borderMode=cv2.BORDER_REFLECT)
+                if kind == "object":  # a third of the frame's size, from the next photo, crossing in one shot
+                    other = self._photo(s + 1)
+                    ow, oh = w // 3, h // 3
+                    x = (w + ow) * t / max(1, n - 1) - ow
+                    y = h / 2 - oh / 2 + 0.15 * h * np.sin(np.pi * t / max(1, n - 1))
+                    oy, ox = (other.shape[0] - oh) // 2, (other.shape[1] - ow) // 2
+                    mo = np.float32([[1, 0, x], [0, 1, y]])  # the photo's central piece, moved to (x, y)
+                    piece = cv2.warpAffine(other[oy : oy + oh, ox : ox + ow], mo, (w, h), flags=cv2.INTER_LINEAR)
+                    alpha = cv2.warpAffine(np.ones((oh, ow), np.float32), mo, (w, h), flags=cv2.INTER_LINEAR)
+                    frame = piece + (1.0 - alpha[..., None]) * frame  # premultiplied: soft, sub-pixel edges
                 yield np.clip(frame + 0.5, 0, 255).astype(np.uint8)
 
 

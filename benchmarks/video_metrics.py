@@ -36,12 +36,30 @@ CDC_DILATIONS = (1, 2, 4)
 
 
 def read_rgb(path: str | os.PathLike) -> Iterator[np.ndarray]:
-    """The frames of a video file as RGB uint8 [h, w, 3] (FFmpeg's conversion, the stream's matrix and range)."""
+    """The frames of a video file as RGB uint8 [h, w, 3], as a player shows them: 4:2:0 chroma enlarged
+    bilinearly (swscale's own conversion repeats each chroma sample over 2x2 pixels, which adds a flicker of its
+    own at every moving edge), then the stream's Y'CbCr matrix and range (``colorize.video.chroma``)."""
     import av
+    import cv2
+    from colorize.video.chroma import full_range, matrix
 
     with av.open(os.fspath(path)) as c:
         for frame in c.decode(video=0):
-            yield frame.to_ndarray(format="rgb24")
+            h, w = frame.height, frame.width
+            full = full_range(frame)
+            kr, kb = matrix(frame.colorspace, h)
+            yuv = frame.to_ndarray(format="yuvj420p" if full else "yuv420p")
+            y = yuv[:h].astype(np.float32)
+            uv = yuv[h:].reshape(2, h // 2, w // 2).astype(np.float32) - 128.0
+            u, v = (cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) for p in uv)
+            if not full:
+                y = (y - 16.0) * (255.0 / 219.0)
+                u *= 255.0 / 224.0
+                v *= 255.0 / 224.0
+            r = y + 2.0 * (1.0 - kr) * v
+            b = y + 2.0 * (1.0 - kb) * u
+            g = (y - kr * r - kb * b) / (1.0 - kr - kb)
+            yield np.clip(np.stack([r, g, b], -1) + 0.5, 0, 255).astype(np.uint8)
 
 
 def luma_601(rgb: np.ndarray) -> np.ndarray:

@@ -33,9 +33,9 @@ class TemporalOptions:
     """How the colour is carried from frame to frame (defaults measured on panned photos with cuts,
     docs/video.md)."""
 
-    weight: float = 0.8  # the carried colour's weight where the motion is trusted (0: every frame on its own)
-    luma_tolerance: float = 10.0  # gray levels of warped-luma error at which the confidence falls to 1/e
-    flow_tolerance: float = 0.7  # px (working size) of forward-backward mismatch at which it falls to 1/e
+    weight: float = 0.85  # the carried colour's weight where the motion is trusted (0: every frame on its own)
+    luma_tolerance: float = 32.0  # gray levels of warped-luma error at which the confidence falls to 1/e
+    flow_tolerance: float = 3.0  # px (working size) of forward-backward mismatch at which it falls to 1/e
     cut_distance: float = 0.45  # luma-histogram total variation (0..1) above which a frame starts a shot
     cut_confidence: float = 0.3  # mean confidence below which a frame starts a shot
 
@@ -121,6 +121,7 @@ class Steadier:
     def __init__(self, options: TemporalOptions | None = None):
         self.options = options or TemporalOptions()
         self._prev: np.ndarray | None = None  # the previous output, [h, w, 2]
+        self._age = 0  # frames of the shot before this one
 
     def blend(self, pred: np.ndarray, step: Step) -> np.ndarray:
         import cv2
@@ -128,10 +129,14 @@ class Steadier:
         p = np.ascontiguousarray(np.moveaxis(pred, 0, -1), dtype=np.float32)  # [h, w, 2]
         if step.cut or self._prev is None or self._prev.shape != p.shape or self.options.weight == 0:
             out = p
+            self._age = 1
         else:
             carried = cv2.remap(self._prev, step.map_x, step.map_y, cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_REPLICATE)
-            w = (np.float32(self.options.weight) * step.confidence)[..., None]
+            # a shot's first frames weigh equally (a running mean: 1/2, 2/3, ...) until the weight caps it
+            weight = min(self.options.weight, self._age / (self._age + 1.0))
+            w = (np.float32(weight) * step.confidence)[..., None]
             out = p + w * (carried - p)
+            self._age += 1
         self._prev = out
         return np.moveaxis(out, -1, 0)
