@@ -15,21 +15,15 @@ function once per batch, and hands each caller its own result.
 * **Grouping**: items are batched only with items of the same ``key(item)``
   (e.g. the same image size); a group is due when it holds a full batch or its
   oldest item has waited ``max_delay_ms``.
-* **Fairness**: each item may name its ``client``; clients take turns. Of the
-  due groups, the one holding the oldest item of the client whose turn it is
-  runs, and its batch is filled round-robin across clients (each client's
-  oldest item first), none getting more places than the client whose turn it
-  is. Clients served go to the back of the turn order; a client that had
-  nothing queued goes before those that have had items waiting (fq_codel's
-  rule for sparse flows). Turns are bounded in time, from batch durations
-  measured per key (``batch_costs.BatchCosts``): while other clients are
-  active (queued, or served in the last two batches), a turn lasts at most
-  ``TURN`` times a batch of one item; a short batch takes more items of other
-  clients while that makes it at most ``FILL_SLACK`` times longer. So a client
-  sending one item at a time gets the next turn, and waits for at most one
-  other turn, however many items another client keeps queued; where batching
-  is nearly free (a GPU) batches stay full, where each item costs its own time
-  (a CPU) turns are short. Without clients (all ``None``) this is first come,
+* **Fairness**: each item may name its ``client``; clients take turns
+  (``colorize.serve.turns``). Of the due groups, the one holding the oldest
+  item of the client whose turn it is runs; its batch is filled round-robin
+  across clients, none getting more places than the client whose turn it is;
+  a client that had nothing queued goes before those with items waiting; and
+  while other clients are active a turn is bounded in time, by batch durations
+  measured per key (``colorize.serve.batch_costs``). So a client sending one
+  item at a time waits for at most one other turn, however many items another
+  client keeps queued. Without clients (all ``None``) this is first come,
   first served.
 * **Backpressure**: at most ``max_queue_size`` items wait; one more raises
   ``Overloaded`` at once instead of queueing without bound.
@@ -63,6 +57,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from colorize.serve.batch_costs import BatchCosts
+from colorize.serve.turns import Turns
 
 X = TypeVar("X")
 Y = TypeVar("Y")
@@ -106,10 +101,6 @@ class _Request:
 
 
 BatchFn = Callable[[list[X]], Sequence[Y]]
-#: while other clients are active, a client's turn lasts at most this many times a batch of one item
-TURN = 4.0
-#: a short batch takes more items of other clients while that makes it at most this many times longer
-FILL_SLACK = 1.15
 
 
 class DynamicBatcher(Generic[X, Y]):
@@ -161,14 +152,8 @@ class DynamicBatcher(Generic[X, Y]):
         self.on_batch = on_batch
         self._cond = threading.Condition(threading.RLock())
         self._groups: OrderedDict[Hashable, deque[_Request]] = OrderedDict()
-        # Turn order of the clients with queued requests: those that had nothing queued when they submitted and
-        # have not had a turn since (sparse clients), then the others; the first one's turn is next.
-        self._waiting: dict[Hashable, int] = {}  # client -> requests queued
-        self._sparse: OrderedDict[Hashable, None] = OrderedDict()
-        self._turns: OrderedDict[Hashable, None] = OrderedDict()
-        self._recent: deque[frozenset] = deque(maxlen=2)  # the clients of the last two batches
         self.costs: BatchCosts | None = BatchCosts() if cost is None else None  # measured (no ``cost`` given)
-        self._cost = cost or self.costs.estimate
+        self._turns = Turns(max_batch_size, cost or self.costs.estimate)
         self._queued = 0
         self._running = 0
         self._closing = False
@@ -218,11 +203,7 @@ class DynamicBatcher(Generic[X, Y]):
                 raise Overloaded(f"queue full ({self._queued} of max_queue_size={self.max_queue_size} waiting)")
             req.seq = next(self._seq)
             self._groups.setdefault(key, deque()).append(req)
-            if client in self._waiting:
-                self._waiting[client] += 1
-            else:  # nothing queued: a sparse client, before those with items waiting
-                self._waiting[client] = 1
-                self._sparse[client] = None
+            self._turns.joined(client)
             self._queued += 1
             self._cond.notify_all()
         # A caller that cancels (asyncio task cancelled, timeout) frees its queue slot at once. The callback holds
@@ -272,7 +253,7 @@ class DynamicBatcher(Generic[X, Y]):
     def queued_by(self, client: Hashable) -> int:
         """Items of ``client`` waiting to run."""
         with self._cond:
-            return self._waiting.get(client, 0)
+            return self._turns.waiting(client)
 
     def evict_newest(self, client: Hashable, exc: BaseException) -> bool:
         """Take the newest queued item of ``client`` out of the queue; its caller gets ``exc``. False when
@@ -333,17 +314,8 @@ class DynamicBatcher(Generic[X, Y]):
         group.remove(req)
         if not group:
             del self._groups[req.key]
-        self._dequeued(req.client)
-
-    def _dequeued(self, client: Hashable) -> None:
         self._queued -= 1
-        left = self._waiting[client] - 1
-        if left:
-            self._waiting[client] = left
-        else:
-            del self._waiting[client]
-            self._sparse.pop(client, None)
-            self._turns.pop(client, None)
+        self._turns.left(req.client)
 
     def _fail_queued(self, exc: BaseException) -> None:
         for group in self._groups.values():
@@ -351,8 +323,6 @@ class DynamicBatcher(Generic[X, Y]):
                 if req.future.set_running_or_notify_cancel():
                     req.future.set_exception(exc)
         self._groups.clear()
-        self._waiting.clear()
-        self._sparse.clear()
         self._turns.clear()
         self._queued = 0
 
@@ -369,85 +339,17 @@ class DynamicBatcher(Generic[X, Y]):
                 due = [key for key, g in self._groups.items()
                        if self._closing or len(g) >= self.max_batch_size or now >= g[0].enqueued + self.max_delay]
                 if due:
-                    return self._take(*self._whose_turn(due))
+                    client, key = self._turns.leader({k: self._groups[k] for k in due})
+                    batch = self._turns.take(client, key, self._groups[key])
+                    taken = set(map(id, batch))
+                    left = deque(req for req in self._groups[key] if id(req) not in taken)
+                    if left:
+                        self._groups[key] = left
+                    else:
+                        del self._groups[key]
+                    self._queued -= len(batch)
+                    return batch
                 self._cond.wait(min(g[0].enqueued for g in self._groups.values()) + self.max_delay - now)
-
-    def _whose_turn(self, due: list[Hashable]) -> tuple[Hashable, Hashable]:
-        """(client, group): the first client in turn order with a request in one of the ``due`` groups, and the
-        group of its oldest such request."""
-        oldest: dict[Hashable, _Request] = {}
-        for key in due:
-            for req in self._groups[key]:
-                if req.client not in oldest or req.seq < oldest[req.client].seq:
-                    oldest[req.client] = req
-        client = next(c for c in itertools.chain(self._sparse, self._turns) if c in oldest)
-        return client, oldest[client].key
-
-    def _take(self, leader: Hashable, key: Hashable) -> list[_Request]:
-        """Up to ``max_batch_size`` requests of group ``key``: round-robin across its clients in turn order from
-        ``leader`` (whose turn it is), each client's oldest first, none more than ``leader`` has in it. The
-        clients served move to the back of the turn order, in the order of their last place in the batch, so the
-        next turn goes to whoever was next in the round."""
-        lanes: dict[Hashable, deque[_Request]] = {}
-        for req in self._groups[key]:  # arrival order
-            lanes.setdefault(req.client, deque()).append(req)
-        turn_order = [c for c in itertools.chain(self._sparse, self._turns) if c in lanes]
-        assert turn_order[0] == leader, (turn_order, leader)
-        share = min(len(lanes[leader]), self.max_batch_size)  # places per client in this batch
-        if any(c != leader for c in self._waiting) or any(c != leader for recent in self._recent for c in recent):
-            share = self._within_turn(key, share)
-        batch: list[_Request] = []
-        places: dict[Hashable, int] = {}
-        order = list(turn_order)
-        while order and len(batch) < self.max_batch_size:
-            for client in list(order):
-                batch.append(lanes[client].popleft())
-                places[client] = places.get(client, 0) + 1
-                if not lanes[client] or places[client] == share:
-                    order.remove(client)
-                if len(batch) == self.max_batch_size:
-                    break
-        self._fill(key, batch, [c for c in turn_order if lanes[c]], lanes)
-        self._recent.append(frozenset(req.client for req in batch))
-        taken = set(map(id, batch))
-        left = deque(req for req in self._groups[key] if id(req) not in taken)
-        if left:
-            self._groups[key] = left
-        else:
-            del self._groups[key]
-        for req in batch:
-            self._dequeued(req.client)
-        last = {req.client: i for i, req in enumerate(batch)}  # where each client was served last
-        for client in sorted(last, key=last.get):  # the turn goes on from the last one served
-            self._sparse.pop(client, None)
-            self._turns.pop(client, None)
-            if client in self._waiting:
-                self._turns[client] = None
-        return batch
-
-    def _within_turn(self, key: Hashable, share: int) -> int:
-        """The most items, up to ``share``, whose batch lasts at most ``TURN`` times a batch of one (``share``
-        when the costs of ``key`` are not known yet)."""
-        one = self._cost(key, 1)
-        if one is None:
-            return share
-        while share > 1 and (self._cost(key, share) or 0.0) > TURN * one:
-            share -= 1
-        return share
-
-    def _fill(self, key: Hashable, batch: list[_Request], clients: list[Hashable],
-              lanes: dict[Hashable, deque[_Request]]) -> None:
-        """Add items of ``clients`` (round-robin, in this order) to ``batch`` while that makes it at most
-        ``FILL_SLACK`` times longer."""
-        base = self._cost(key, len(batch))
-        while base is not None and clients and len(batch) < self.max_batch_size:
-            for client in list(clients):
-                longer = self._cost(key, len(batch) + 1)
-                if longer is None or longer > FILL_SLACK * base or len(batch) == self.max_batch_size:
-                    return
-                batch.append(lanes[client].popleft())
-                if not lanes[client]:
-                    clients.remove(client)
 
     def _loop(self) -> None:
         while True:

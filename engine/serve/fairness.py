@@ -101,7 +101,7 @@ class Admission:
                 if not more:
                     raise Refused(429, f"server full ({self._total} requests in flight, the limit) and this client "
                                        f"holds the most of them ({mine}): retry when some have finished")
-                for n, other in more:
+                for _, other in more:
                     if displace is not None and displace(other):
                         self._held_minus(other)
                         self._owed[other] = self._owed.get(other, 0) + 1
