@@ -52,6 +52,18 @@ KEYS = {"greedy": "greedy-3c9e5b1a7d2f4e6c8a0b", "polite": "polite-7a1d3f5e9c2b4
 PHASES = ("polite alone", "greedy alone", "together")
 
 
+def commit() -> str:
+    """The checkout's commit, with ``+changes`` when files differ from it ("unknown" outside git)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head or "unknown") + (" +changes" if dirty else "")
+
+
 def request_images() -> list[bytes]:
     """The photos of ``examples/`` as ``SIZE`` grayscale PNGs."""
     from PIL import Image
@@ -218,7 +230,7 @@ def markdown(result: dict) -> str:
         "# `colorize serve` fairness: a greedy and a polite API key (loopback)",
         "",
         f"Command: `{result['command']}`  ",
-        f"Server: `{result['server']}`  ",
+        f"Server: `{result['server']}` (commit {result['commit']})  ",
         f"Model: {result['ready'].get('model')} on backend **{result['ready'].get('backend')}**, precision "
         f"**{result['ready'].get('precision')}**; CPU: {result['cpu']}, {result['cpus']} logical CPUs, shared by "
         f"the server and both clients; {result['date']}.  ",
@@ -308,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python -m colorize.benchmarks.fairness", *(argv + (["--", *server_args]
                                                                               if server_args else []))]),
         "server": " ".join(["colorize serve", *cmd[4:]]).replace(keys.name, "KEYS.txt"),
-        "ready": ready, "cpu": cpu_model(), "cpus": os.cpu_count(),
+        "ready": ready, "commit": commit(), "cpu": cpu_model(), "cpus": os.cpu_count(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "images": f"{len(bodies)} photos of examples/ as {SIZE[0]}x{SIZE[1]} grayscale PNGs",
         "greedy": args.greedy, "rounds": args.rounds, "duration": args.duration, "settle": args.settle,
