@@ -54,15 +54,23 @@ def chroma_from_ab(gray_small: np.ndarray, ab: np.ndarray, ab_scale: float, kr_k
         kr_kb: the Y'CbCr matrix (``matrix``).
         full: full-range levels (0..255) instead of 16..240.
     """
-    rgb = compose(gray_small, ab, np.uint8, ab_scale=ab_scale).astype(np.float32)
+    import cv2
+
+    rgb = compose(gray_small, ab, np.uint8, ab_scale=ab_scale)
+    uv = cv2.transform(rgb, _to_uv(kr_kb, full))  # [h, w, 2] uint8, rounded and saturated
+    if not full:
+        uv = np.clip(uv, 16, 240)
+    return np.ascontiguousarray(uv[..., 0]), np.ascontiguousarray(uv[..., 1])
+
+
+def _to_uv(kr_kb: tuple[float, float], full: bool) -> np.ndarray:
+    """The 2x4 affine matrix R'G'B' (0..255) -> (Cb, Cr) codes of a Y'CbCr matrix and range."""
     kr, kb = kr_kb
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    y = kr * r + (1.0 - kr - kb) * g + kb * b
+    kg = 1.0 - kr - kb
     span = 1.0 if full else 224.0 / 255.0
-    u = (b - y) * np.float32(span / (2.0 * (1.0 - kb))) + np.float32(128.5)
-    v = (r - y) * np.float32(span / (2.0 * (1.0 - kr))) + np.float32(128.5)
-    lo, hi = (0, 255) if full else (16, 240)
-    return (np.clip(u, lo, hi).astype(np.uint8), np.clip(v, lo, hi).astype(np.uint8))
+    su, sv = span / (2.0 * (1.0 - kb)), span / (2.0 * (1.0 - kr))
+    return np.array([[-kr * su, -kg * su, (1.0 - kb) * su, 128.0],  # Cb = (B' - Y') su + 128
+                     [(1.0 - kr) * sv, -kg * sv, -kb * sv, 128.0]], np.float32)  # Cr = (R' - Y') sv + 128
 
 
 def chroma_level(u: np.ndarray, v: np.ndarray) -> float:

@@ -98,15 +98,20 @@ class Motion:
         gx, gy = self._grid
         back = self._dis.calc(gray, prev, None)  # t -> t-1
         fwd = self._dis.calc(prev, gray, None)  # t-1 -> t
-        map_x = gx + back[..., 0]
-        map_y = gy + back[..., 1]
-        fwd_at = cv2.remap(fwd, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        mismatch = np.square(back + fwd_at).sum(-1)
+        bx, by = cv2.split(back)  # planes: 2-channel reductions in numpy are slow
+        map_x = gx + bx
+        map_y = gy + by
+        fx, fy = cv2.split(cv2.remap(fwd, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+        ex, ey = bx + fx, by + fy
+        mismatch = ex * ex + ey * ey
         # tolerance grows with the motion (large motions are matched less exactly), as in Sundaram et al. 2010
-        tol = np.float32(o.flow_tolerance**2) + np.float32(0.01) * (np.square(back).sum(-1) + np.square(fwd_at).sum(-1))
+        tol = bx * bx + by * by + fx * fx + fy * fy
+        tol *= np.float32(0.01)
+        tol += np.float32(o.flow_tolerance**2)
         warped = cv2.remap(prev, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         dl = cv2.absdiff(warped, gray).astype(np.float32)
-        conf = np.exp(-(mismatch / tol) - np.square(dl * np.float32(1.0 / o.luma_tolerance)))
+        dl *= np.float32(1.0 / o.luma_tolerance)
+        conf = np.exp(-(mismatch / tol) - dl * dl)
         inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
         conf *= inside
         conf = cv2.erode(conf, np.ones((3, 3), np.uint8))  # occlusion edges: trust neither side of them
