@@ -14,6 +14,7 @@ import importlib.util
 import io as _io
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -241,6 +242,10 @@ def test_the_services_batcher_runs_a_batch_1_graph(models):
         bodies.append(buf.getvalue())
     app = create_app(load, ServeConfig(warmup=0, log_level="warning", max_batch_size=8, max_delay_ms=200))
     with TestClient(app) as client:
+        deadline = time.monotonic() + 120
+        while client.get("/readyz").status_code != 200:  # the model loads in the background
+            assert time.monotonic() < deadline, "service not ready"
+            time.sleep(0.05)
         with ThreadPoolExecutor(8) as pool:
             responses = list(pool.map(lambda b: client.post("/colorize", content=b,
                                                             headers={"content-type": "image/png"}), bodies))
