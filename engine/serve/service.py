@@ -291,9 +291,7 @@ def create_app(
         ValueError: ``config.api_key_file`` cannot be read or holds no key.
     """
     require("fastapi", "serve")
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, PlainTextResponse, Response
-    from starlette.requests import ClientDisconnect
+    from fastapi import FastAPI
 
     config = config or ServeConfig()
     if api_keys is None and config.api_key_file is not None:
@@ -315,6 +313,23 @@ def create_app(
         description="Colorize grayscale images over HTTP: POST an image to /colorize, get it back in colour.",
     )
     app.state.service = service
+    _document_components(app, auth)
+    _add_health_routes(app, service, auth)
+    _add_colorize_route(app, service, config, auth)
+    if not config.no_ui:  # the browser page at / (engine/serve/ui.py); its files need no key
+        add_ui_routes(app, config, auth)
+    app.add_middleware(_MetricsMiddleware, service=service)
+    return app
+
+
+def _problem(e: HTTPProblem):
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"error": e.message, "status": e.status}, status_code=e.status, headers=e.headers)
+
+
+def _document_components(app, auth: bool) -> None:
+    """The OpenAPI document with the shared schemas (and the bearer scheme when keys are on) added once."""
     generated_openapi = app.openapi
 
     def openapi() -> dict:
@@ -328,8 +343,11 @@ def create_app(
 
     app.openapi = openapi
 
-    def problem(e: HTTPProblem) -> JSONResponse:
-        return JSONResponse({"error": e.message, "status": e.status}, status_code=e.status, headers=e.headers)
+
+def _add_health_routes(app, service: _Service, auth: bool) -> None:
+    """``/healthz`` (the process answers), ``/readyz`` (the model is loaded) and ``/metrics`` (Prometheus)."""
+    from fastapi import Request
+    from fastapi.responses import JSONResponse, PlainTextResponse
 
     @app.get("/healthz", openapi_extra=api_doc.healthz_operation())
     async def healthz():
@@ -350,8 +368,16 @@ def create_app(
         try:
             service.authorize(request)
         except HTTPProblem as e:
-            return problem(e)
+            return _problem(e)
         return PlainTextResponse(service.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _add_colorize_route(app, service: _Service, config: ServeConfig, auth: bool) -> None:
+    """``POST /colorize``: admitted per client, decoded on the pool, batched, finished and encoded on the pool;
+    every refusal is a problem document with its status."""
+    from fastapi import Request
+    from fastapi.responses import Response
+    from starlette.requests import ClientDisconnect
 
     colorize_doc = api_doc.colorize_operation(auth, config.max_concurrent_per_client)
 
@@ -366,51 +392,51 @@ def create_app(
             strength = _strength(request.query_params.get("strength"))
             service.admit(client)
         except HTTPProblem as e:
-            return problem(e)
+            return _problem(e)
         try:
-            data = await image_bytes(request, config.max_upload_bytes)
-
-            def decode_and_prepare(data: bytes):
-                image = decode_image(data, config.max_pixels)
-                try:
-                    return service.colorizer.prepare(image)
-                except (TypeError, ValueError) as e:  # e.g. a Pillow mode the colorizer does not handle
-                    raise HTTPProblem(415, f"unsupported image ({image.format} {image.mode}): {e}") from None
-
-            prepared = await asyncio.wrap_future(service.io_pool.submit_for(client, decode_and_prepare, data))
-            data = b""  # the upload is not needed any more while this request waits for the engine
-            ab = await service.batcher.arun(prepared, client=client)
-
-            def finish_and_encode():
-                image = (service.colorizer.finish(prepared, ab) if strength is None
-                         else service.colorizer.finish(prepared, ab, strength))
-                return encode_image(image, fmt, config.jpeg_quality)
-
-            body = await asyncio.wrap_future(service.io_pool.submit_for(client, finish_and_encode))
+            body = await _colorize_upload(service, config, request, client, fmt, strength)
             return Response(body, media_type=MIME[fmt])
         except HTTPProblem as e:
-            return problem(e)
+            return _problem(e)
         except Overloaded as e:
-            return problem(HTTPProblem(503, f"overloaded: {e}", {"Retry-After": str(config.retry_after_s)}))
+            return _problem(HTTPProblem(503, f"overloaded: {e}", {"Retry-After": str(config.retry_after_s)}))
         except BatcherClosed as e:
-            return problem(HTTPProblem(503, f"shutting down: {e}", {"Retry-After": str(config.retry_after_s)}))
+            return _problem(HTTPProblem(503, f"shutting down: {e}", {"Retry-After": str(config.retry_after_s)}))
         except Displaced as e:
-            return problem(HTTPProblem(429, f"displaced: {e}", {"Retry-After": str(config.retry_after_s)}))
+            return _problem(HTTPProblem(429, f"displaced: {e}", {"Retry-After": str(config.retry_after_s)}))
         except RequestTimeout:
-            return problem(HTTPProblem(504, f"not colorized within timeout_s={config.timeout_s:g} s"))
+            return _problem(HTTPProblem(504, f"not colorized within timeout_s={config.timeout_s:g} s"))
         except ClientDisconnect:  # the client went away while sending; nobody reads this (499 in the metrics)
             return Response(status_code=499)
         except Exception as e:
             log.exception("POST /colorize failed")
-            return problem(HTTPProblem(500, f"internal error: {type(e).__name__}"))
+            return _problem(HTTPProblem(500, f"internal error: {type(e).__name__}"))
         finally:
             service.release(client)
 
-    if not config.no_ui:  # the browser page at / (engine/serve/ui.py); its files need no key
-        add_ui_routes(app, config, auth)
 
-    app.add_middleware(_MetricsMiddleware, service=service)
-    return app
+async def _colorize_upload(service: _Service, config: ServeConfig, request, client: str, fmt: str,
+                           strength: float | None) -> bytes:
+    """One upload, colorized: read, decode and prepare (pool), batched inference, finish and encode (pool)."""
+    data = await image_bytes(request, config.max_upload_bytes)
+
+    def decode_and_prepare(data: bytes):
+        image = decode_image(data, config.max_pixels)
+        try:
+            return service.colorizer.prepare(image)
+        except (TypeError, ValueError) as e:  # e.g. a Pillow mode the colorizer does not handle
+            raise HTTPProblem(415, f"unsupported image ({image.format} {image.mode}): {e}") from None
+
+    prepared = await asyncio.wrap_future(service.io_pool.submit_for(client, decode_and_prepare, data))
+    data = b""  # the upload is not needed any more while this request waits for the engine
+    ab = await service.batcher.arun(prepared, client=client)
+
+    def finish_and_encode():
+        image = (service.colorizer.finish(prepared, ab) if strength is None
+                 else service.colorizer.finish(prepared, ab, strength))
+        return encode_image(image, fmt, config.jpeg_quality)
+
+    return await asyncio.wrap_future(service.io_pool.submit_for(client, finish_and_encode))
 
 
 def _strength(value: str | None) -> float | None:
