@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from colorize.benchmarks.load_test import free_port, split_server_args, stop_server, wait_ready
+from colorize.benchmarks.load_test import batch_histogram, free_port, split_server_args, stop_server, wait_ready
 from colorize.benchmarks.machine import cpu_model
 from colorize.fsutil import atomic_write_text
 
@@ -180,6 +180,16 @@ async def run_phase(url: str, bodies: list[bytes], clients: dict[str, int], sett
     return {"records": records, "seconds": seconds}
 
 
+def scrape(url: str) -> dict[str, float]:
+    """The server's /metrics samples (with a key)."""
+    import httpx
+
+    from colorize.serve.metrics import parse_text
+
+    r = httpx.get(url + "/metrics", headers={"authorization": f"Bearer {KEYS['polite']}"}, timeout=30)
+    return parse_text(r.text)
+
+
 def stats(records: list[tuple[float, str]], seconds: float) -> dict:
     ok = np.array([lat for lat, o in records if o == "200"]) * 1000
     outcomes: dict[str, int] = {}
@@ -217,6 +227,13 @@ def summarize(rounds: list[dict]) -> dict:
          for phase in PHASES}
         for rnd in rounds
     ]
+    s["batches"] = {}  # engine.run calls per phase, settling included, all rounds: how many, mean size, by size
+    for phase in PHASES:
+        hists = [rnd[phase]["batches"] for rnd in rounds]
+        n, images = sum(h["batches"] for h in hists), sum(h["images"] for h in hists)
+        by_le = {le: sum(h["by_le"].get(le, 0) for h in hists) for le in hists[0]["by_le"]}
+        s["batches"][phase] = {"batches": int(n), "mean_size": round(images / n, 2) if n else None,
+                               "by_size_le": {le: int(v) for le, v in by_le.items() if v}}
     return s
 
 
@@ -261,6 +278,10 @@ def markdown(result: dict) -> str:
             f"{ms(r['polite alone']['polite']['p50_ms'])} alone / {ms(r['together']['polite']['p50_ms'])} together, "
             f"{r['greedy alone']['greedy']['per_s']:.1f} alone / {r['together']['greedy']['per_s']:.1f} together"
             for r in s["per_round"]) + ".",
+        "* Batches (engine.run calls, settling included): " + "; ".join(
+            f"{phase}: {b['batches']}, mean size {b['mean_size']} (by size up to: "
+            + ", ".join(f"≤{le}: {n}" for le, n in b["by_size_le"].items()) + ")"
+            for phase, b in s["batches"].items()) + ".",
         "",
     ]
     return "\n".join(lines)
@@ -304,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
             rnd = {}
             for phase, clients in zip(PHASES, ({"polite": 1}, {"greedy": args.greedy},
                                                {"greedy": args.greedy, "polite": 1})):
+                before = scrape(url)
                 rnd[phase] = asyncio.run(run_phase(url, bodies, clients, args.settle, args.duration))
+                rnd[phase]["batches"] = batch_histogram(before, scrape(url))
                 print(f"round {r + 1}, {phase}: " + json.dumps(
                     {n: stats(recs, rnd[phase]["seconds"]) for n, recs in rnd[phase]["records"].items()}),
                     file=sys.stderr)

@@ -166,3 +166,14 @@ def test_service_modules_do_not_import_torch():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_serve_help_names_the_defaults_it_has():
+    from colorize.cli.main import build_parser
+
+    parser = build_parser()
+    serve = next(a for a in parser._subparsers._actions if a.dest == "command").choices["serve"]
+    text = " ".join(serve.format_help().split())
+    assert "(default tuned: cap glibc malloc arenas" in text  # the mode named "default" is not the default
+    assert "--client-id CLIENT_ID what tells clients apart" in text and "(default auto: the API key;" in text
+    assert "--max-concurrent-per-client MAX_CONCURRENT_PER_CLIENT hard cap" in text and "(default 0: none;" in text
