@@ -409,6 +409,12 @@ def engine_batch_fn(colorizer: Any) -> Callable[[list[Any]], list[np.ndarray]]:
     return run
 
 
+def colorizer_batcher(colorizer: Any, **options) -> DynamicBatcher:
+    """The ``DynamicBatcher`` of a ``Colorizer``'s prepared inputs: grouped by ``batch_key`` (one model, one
+    working shape), one ``colorizer.run`` per batch. ``ColorizerBatcher`` and the service both batch with it."""
+    return DynamicBatcher(engine_batch_fn(colorizer), key=_key, **options)
+
+
 class ColorizerBatcher:
     """Dynamic batching for a ``Colorizer``: many callers, one ``engine.run`` per batch.
 
@@ -429,7 +435,7 @@ class ColorizerBatcher:
     def __init__(self, colorizer: Any, *, executor: concurrent.futures.Executor | None = None, **batcher_options):
         self.colorizer = colorizer
         self.executor = executor
-        self.batcher: DynamicBatcher = DynamicBatcher(engine_batch_fn(colorizer), key=_key, **batcher_options)
+        self.batcher: DynamicBatcher = colorizer_batcher(colorizer, **batcher_options)
 
     def colorize(
         self, image: Any, timeout: float | None = ..., client: Hashable = None  # type: ignore[assignment]

@@ -63,7 +63,7 @@ import numpy as np
 from colorize.backends.base import require
 from colorize.serve import openapi as api_doc
 from colorize.serve.auth import CHALLENGE, CHALLENGE_INVALID, ApiKeys, bearer_token, load_api_keys
-from colorize.serve.batcher import BatcherClosed, DynamicBatcher, Overloaded, RequestTimeout, engine_batch_fn
+from colorize.serve.batcher import BatcherClosed, DynamicBatcher, Overloaded, RequestTimeout, colorizer_batcher
 from colorize.serve.clients import ClientId
 from colorize.serve.config import ServeConfig
 from colorize.serve.fairness import Admission, Displaced, FairPool, Refused
@@ -129,9 +129,8 @@ class _Service:
             self.io_pool = FairPool(self.config.io_workers, "colorize-io")
             if self.colorizer is None:
                 self.colorizer = self._factory()
-            self.batcher = DynamicBatcher(
-                engine_batch_fn(self.colorizer),
-                key=lambda p: p.batch_key,
+            self.batcher = colorizer_batcher(
+                self.colorizer,
                 max_batch_size=self.config.max_batch_size,
                 max_delay_ms=self.config.max_delay_ms,
                 # admit() bounds requests in flight to max_queue_size + max_batch_size before their body is
