@@ -120,13 +120,25 @@ def _command(way: str, src: Path, out: Path, crf: int, preset: str) -> list[str]
     return [sys.executable, __file__, flag, str(src), str(out / src.name), "--crf", str(crf), "--preset", preset]
 
 
-def _timed(cmd: list[str]) -> float:
+def _timed(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system of the process and its threads) of one run of ``cmd``."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
     dt = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()[-2000:]}")
-    return dt
+    return dt, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def _wait_for_quiet(limit: float, max_wait: float) -> None:
+    """Wait (at most ``max_wait`` s) until the 1-minute load average is below ``limit``: others' work stops."""
+    deadline = time.monotonic() + max_wait
+    while time.monotonic() < deadline and os.getloadavg()[0] >= limit:
+        time.sleep(5)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -144,12 +156,17 @@ def run(args: argparse.Namespace) -> dict:
             clip = tmp / f"clip{w}x{h}.mp4"
             n = make_clip(clip, (w, h), seconds)
             times: dict[str, list[float]] = {way: [] for way in WAYS}
-            loads = [load_average()]
+            cpus: dict[str, list[float]] = {way: [] for way in WAYS}
+            loads = []
             for r in range(args.runs):
+                _wait_for_quiet(args.wait_load, args.max_wait)
+                loads.append(load_average())
                 for way in WAYS:
-                    out = tmp / f"out-{r}-{way.split()[0]}"
+                    out = tmp / f"out-{size}-{r}-{way.split()[0]}"
                     out.mkdir()
-                    times[way].append(_timed(_command(way, clip, out, args.crf, args.preset)))
+                    wall, cpu = _timed(_command(way, clip, out, args.crf, args.preset))
+                    times[way].append(wall)
+                    cpus[way].append(cpu)
                 loads.append(load_average())
                 print(f"{size} run {r + 1}: " + ", ".join(f"{way} {n / times[way][-1]:.1f} fps" for way in WAYS),
                       file=sys.stderr)
@@ -157,7 +174,8 @@ def run(args: argparse.Namespace) -> dict:
                 med, best = statistics.median(times[way]), min(times[way])
                 rows.append({"size": size, "way": way, "frames": n, "seconds_median": med, "seconds_best": best,
                              "fps_median": n / med, "fps_best": n / best, "x_real_time_median": n / med / FPS,
-                             "x_real_time_best": n / best / FPS, "runs": times[way]})
+                             "x_real_time_best": n / best / FPS, "runs": times[way],
+                             "cpu_ms_per_frame": 1000 * statistics.median(cpus[way]) / n, "cpu_runs": cpus[way]})
             rows[-3]["load_avg"] = loads
     return {"rows": rows}
 
@@ -167,15 +185,20 @@ def to_markdown(report: dict) -> str:
              f"Gray film at 24 fps with an AAC track, x264 crf {report['crf']} {report['preset']}; each way in a "
              "process of its own, start-up included (model load from a warm cache); median and best of "
              f"{report['runs']} alternating runs.", "",
-             "| size | frames | way | fps (median) | x real time | fps (best) | x real time |",
-             "|---|---|---|---|---|---|---|"]
+             "| size | frames | way | fps (median) | x real time | fps (best) | x real time | CPU ms per frame |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in report["rows"]:
         lines.append(f"| {r['size']} | {r['frames']} | {r['way']} | {r['fps_median']:.1f} | "
-                     f"{r['x_real_time_median']:.2f}x | {r['fps_best']:.1f} | {r['x_real_time_best']:.2f}x |")
+                     f"{r['x_real_time_median']:.2f}x | {r['fps_best']:.1f} | {r['x_real_time_best']:.2f}x | "
+                     f"{r['cpu_ms_per_frame']:.1f} |")
     loads = {r["size"]: r["load_avg"] for r in report["rows"] if "load_avg" in r}
-    lines += ["", "Load average (1 min) before and after each round of runs: "
+    lines += ["", "CPU ms per frame: user + system time of the whole process (all its threads, start-up "
+              "included) over the frames, median of the runs; it does not depend on what else runs, and "
+              "2000 / it bounds the frames per second two otherwise idle cores could give.", "",
+              "Load average (1 min) before and after each round of runs: "
               + "; ".join(f"{size}: {', '.join(str(v) for v in vals)}" for size, vals in loads.items())
-              + ". On 2 cores a load above 2 means other processes took CPU time from the runs."]
+              + f". Each round waited (at most {report['max_wait']:g} s) for a load below {report['wait_load']:g}; "
+              "on 2 cores a load above 2 means other processes took CPU time from the runs."]
     return "\n".join(lines) + "\n"
 
 
@@ -185,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds-360", type=float, default=20.0, help="film length at 640x360 (default: 20 s)")
     ap.add_argument("--seconds-hd", type=float, default=5.0, help="film length at 1920x1080 (default: 5 s)")
+    ap.add_argument("--wait-load", type=float, default=1.5, help="before each round, wait for a 1-minute load "
+                                                                     "average below this (default: 1.5)")
+    ap.add_argument("--max-wait", type=float, default=300.0, help="but at most this many seconds (default: 300)")
     ap.add_argument("--crf", type=int, default=18)
     ap.add_argument("--preset", default="veryfast")
     ap.add_argument("--out", default="results/video/speed.json")
@@ -205,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     machine["load_avg_end"] = load_average()
     report.update(command="python benchmarks/video_speed.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
                   machine=machine, machine_summary=machine_summary(machine), crf=args.crf, preset=args.preset,
-                  runs=args.runs)
+                  runs=args.runs, wait_load=args.wait_load, max_wait=args.max_wait)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(report, indent=2) + "\n")

@@ -171,10 +171,10 @@ class Reader:
                         yield "packet", packet
                     continue
                 for frame in packet.decode():
-                    if frame.is_corrupt:
+                    if getattr(frame, "is_corrupt", False):
                         self.corrupt_frames += 1
                     if frame.pts is not None:
-                        end = max(end, float((frame.pts + (frame.duration or 0)) * frame.time_base))
+                        end = max(end, float((frame.pts + (getattr(frame, "duration", 0) or 0)) * frame.time_base))
                     yield "frame", self._yuv420(frame, index)
                     index += 1
         except av.FFmpegError as e:
@@ -233,6 +233,12 @@ class Reader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def av_version() -> str:
+    import av
+
+    return getattr(av, "__version__", "?")
 
 
 def _codec_name(stream) -> str:
@@ -303,6 +309,7 @@ class Writer:
             raise
         self._started = False
         self.frames = 0
+        self.notes: list[str] = []  # what could not be carried over, for the outcome
 
     def _setup(self, av, codec: str, crf: int, preset: str, threads: int) -> None:
         src = self.reader.stream
@@ -353,8 +360,11 @@ class Writer:
         cc.color_primaries = frame.color_primaries
         cc.color_trc = frame.color_trc
         matrix = display_matrix(frame) or getattr(self.reader, "display", None)
-        if matrix is not None:
+        if matrix is not None and hasattr(v, "set_display_matrix"):
             v.set_display_matrix(matrix)
+        elif matrix is not None:  # PyAV before its display-matrix API (2026) cannot write one
+            self.notes.append(f"the display rotation ({rotation_of(matrix)} degrees) is not kept: this PyAV "
+                              f"{av_version()} cannot write a display matrix (a newer PyAV can)")
         self._started = True
 
     def write(self, frame) -> None:

@@ -210,7 +210,7 @@ def colorize_file(col, task: Task, options: VideoOptions, *, on_frames: Callable
                 raise
             writer.close()
     info = reader.info
-    notes = [f"{d} not carried over" for d in info.dropped]
+    notes = [f"{d} not carried over" for d in info.dropped] + writer.notes
     if reader.corrupt_frames:
         notes.append(f"{reader.corrupt_frames} frames were damaged in the input (decoded with concealment)")
     return VideoOutcome(task, True, size=(info.width, info.height), engine=f"{col.engine.backend}/{col.engine.precision}",

@@ -7,7 +7,8 @@ and small shifts move the prediction. Here, at the model's working size:
    flow (OpenCV) from frame t back to frame t-1 and forward from t-1 to t. A pixel's **confidence** falls
    where the flow is not to be trusted: where the two flows disagree (forward-backward consistency: occlusions,
    objects that appear), where the luma carried along the flow differs from the frame's own (a failed match,
-   a change of light), and where the flow points out of the picture.
+   a change of light), and where the flow points out of the picture; at and above ``full_trust`` the motion
+   is trusted fully.
 2. **Cuts**: a frame whose luma histogram is far from the previous one's (total variation above
    ``cut_distance``) or whose motion is trusted over too little of the picture (mean confidence below
    ``cut_confidence``) starts a new shot, and its colour is the model's prediction alone.
@@ -36,6 +37,7 @@ class TemporalOptions:
     weight: float = 0.85  # the carried colour's weight where the motion is trusted (0: every frame on its own)
     luma_tolerance: float = 32.0  # gray levels of warped-luma error at which the confidence falls to 1/e
     flow_tolerance: float = 3.0  # px (working size) of forward-backward mismatch at which it falls to 1/e
+    full_trust: float = 0.7  # a confidence at or above this gets the full weight (below: in proportion)
     cut_distance: float = 0.45  # luma-histogram total variation (0..1) above which a frame starts a shot
     cut_confidence: float = 0.3  # mean confidence below which a frame starts a shot
 
@@ -46,6 +48,8 @@ class TemporalOptions:
         for name in ("luma_tolerance", "flow_tolerance"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not 0 < self.full_trust <= 1:
+            raise ValueError(f"full_trust must be in (0, 1], got {self.full_trust!r}")
         for name in ("cut_distance", "cut_confidence"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
@@ -117,6 +121,8 @@ class Motion:
         conf = cv2.erode(conf, np.ones((3, 3), np.uint8))  # occlusion edges: trust neither side of them
         if float(conf.mean()) < o.cut_confidence:
             return Step(None, None, None, True, "motion")
+        conf *= np.float32(1.0 / o.full_trust)  # at and above full_trust: the full weight
+        np.minimum(conf, np.float32(1.0), out=conf)
         return Step(map_x, map_y, conf.astype(np.float32, copy=False), False)
 
 
