@@ -120,10 +120,10 @@ def main(args: argparse.Namespace) -> int:
     except JobError as e:
         return _fail(str(e))
     try:
-        from colorize.video.io import require_av
+        from colorize.video.run import check_codec
 
-        require_av()
-    except MissingDependency as e:
+        check_codec(options.codec)
+    except (MissingDependency, JobError) as e:
         return _fail(str(e))
     if args.ray is not None:
         return _run_on_ray(args, plan, options)

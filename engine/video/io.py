@@ -411,6 +411,19 @@ class Writer:
             self.container.close()
 
 
+def check_encoder(codec: str) -> None:
+    """Raises ``ValueError`` when FFmpeg (in PyAV's wheel) has no video encoder of that name."""
+    av = require_av()
+    try:
+        found = av.codec.Codec(codec, "w")
+    except ValueError:  # av's UnknownCodecError
+        found = None
+    if found is None or found.type != "video":
+        video = sorted(c for c in ("libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1", "mpeg4", "ffv1")
+                       if c in av.codecs_available)
+        raise ValueError(f"codec {codec!r}: not a video encoder here; try one of: {', '.join(video)}")
+
+
 def muxer_for(path: str | os.PathLike) -> str:
     """FFmpeg's format for an output file, by extension.
 

@@ -159,6 +159,16 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
+def check_codec(codec: str) -> None:
+    """Raises ``JobError`` for a codec FFmpeg cannot encode video with (``MissingDependency`` without PyAV)."""
+    from colorize.video.io import check_encoder
+
+    try:
+        check_encoder(codec)
+    except ValueError as e:
+        raise JobError(str(e)) from None
+
+
 def expected_frames(task: Task) -> int:
     """The frame count a video's header gives (or its duration times its rate); 0 when unknown or unreadable."""
     from colorize.video.io import MediaError, Reader
@@ -356,6 +366,7 @@ def colorize_video(
     options = VideoOptions(model, backend, precision, working_size, batch_size, colour_strength, codec, crf, preset,
                            steady, weight)
     options.check()
+    check_codec(options.codec)
     plan = make_video_plan(inputs, output, recursive=recursive, format=format, skip_existing=skip_existing)
     on_outcome = None
     if progress is not None:

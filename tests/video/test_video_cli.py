@@ -56,6 +56,8 @@ def test_format_changes_the_container(clips, tmp_path, capsys, fast_args):
     (["{film}", "--steadiness", "1.5"], "--steadiness must be in 0..0.99"),
     (["{film}", "--format", "gif"], "format 'gif': not a video container"),
     (["{dir}/text.mp4", "--backend", "nope"], "unknown backend 'nope'"),
+    (["{film}", "--codec", "nope"], "codec 'nope': not a video encoder here; try one of: "),
+    (["{film}", "--codec", "aac"], "codec 'aac': not a video encoder here"),
     ([], "no INPUT given"),
 ])
 def test_usage_errors_exit_2_without_traceback(clips, tmp_path, capsys, argv, message):

@@ -140,3 +140,31 @@ def test_cancel_mid_video_leaves_no_file(clips, tmp_path, fast):
                        **fast)
     assert s.cancelled and len(s.not_run) == 1 and not s.done
     assert list(tmp_path.iterdir()) == []
+
+
+def _ffv1(path, w, h, pix_fmt):
+    """A short lossless FFV1 clip in another pixel format (Matroska)."""
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("ffv1", rate=24)
+        v.width, v.height, v.pix_fmt = w, h, pix_fmt
+        y, x = np.mgrid[0:h, 0:w]
+        for i in range(6):
+            g = ((x * 3 + y * 2 + i * 5) % 256).astype(np.uint8)
+            f = av.VideoFrame.from_ndarray(g, format="gray").reformat(format=pix_fmt)
+            f.pts = i
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode():
+            c.mux(p)
+
+
+def test_other_pixel_formats_are_converted_and_odd_sizes_refused(tmp_path, fast):
+    _ffv1(tmp_path / "gray.mkv", 64, 48, "gray")
+    _ffv1(tmp_path / "yuv444.mkv", 64, 48, "yuv444p")
+    _ffv1(tmp_path / "odd.mkv", 63, 47, "gray")
+    s = colorize_video([tmp_path / n for n in ("gray.mkv", "yuv444.mkv", "odd.mkv")], tmp_path / "out", **fast)
+    assert sorted(o.task.src.name for o in s.done) == ["gray.mkv", "yuv444.mkv"]
+    assert "odd picture size 63x47: 4:2:0 video needs even sides" in dict(s.errors)[str(tmp_path / "odd.mkv")]
+    with av.open(str(tmp_path / "out" / "gray.mkv")) as c:
+        frames = list(c.decode(video=0))
+    assert len(frames) == 6 and frames[0].format.name == "yuv420p"
