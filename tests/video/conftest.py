@@ -15,10 +15,10 @@ REPO = Path(__file__).resolve().parents[2]
 PHOTOS = [REPO / "examples" / n for n in ("coffee.jpg", "rocket.jpg", "astronaut.jpg", "chelsea.png")]
 #: The engine's fastest start on a fresh cache (the shipped ONNX file on ONNX Runtime, no INT8 build) and a
 #: small working size: for the tests of what is kept, where the colour's quality does not matter.
-FAST = dict(backend="onnxruntime", precision="fp32", working_size=64)
+FAST = {"backend": "onnxruntime", "precision": "fp32", "working_size": 64}
 FAST_ARGS = ["--backend", "onnxruntime", "--precision", "fp32", "--working-size", "64", "-q"]
 #: What the quality tests run: the default working size.
-QUALITY = dict(backend="onnxruntime", precision="fp32")
+QUALITY = {"backend": "onnxruntime", "precision": "fp32"}
 
 
 def _tinted(paths):

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from colorize.image.merge import compose
 from colorize.video.chroma import chroma_from_ab, gray_table, matrix
 

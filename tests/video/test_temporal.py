@@ -1,5 +1,7 @@
 """Steady colour: cuts found where the shots change, reset there, errors decay, flicker below per-frame colour."""
 
+import itertools
+
 import numpy as np
 import pytest
 from colorize.benchmarks.video_clips import gray
@@ -34,7 +36,7 @@ def test_a_cut_resets_to_the_prediction_and_errors_decay():
     right = np.zeros((2, h, w), np.float32)
     assert np.array_equal(steadier.blend(wrong, Step(None, None, None, True, "first")), wrong)
     errors = [float(np.abs(steadier.blend(right, still)).max()) for _ in range(30)]
-    assert errors[0] < 0.5 and all(b < a for a, b in zip(errors, errors[1:]))  # decays every frame
+    assert errors[0] < 0.5 and all(b < a for a, b in itertools.pairwise(errors))  # decays every frame
     assert errors[-1] < 0.5 * 0.8**25  # geometric: the prediction keeps at least 1 - weight
     assert np.array_equal(steadier.blend(wrong, Step(None, None, None, True, "histogram")), wrong)
     low = Step(gx, gy, np.zeros((h, w), np.float32), False)  # motion not trusted anywhere: the prediction

@@ -14,7 +14,7 @@ def _streams(path):
 
 def _packets(path, kind):
     with av.open(str(path)) as c:
-        s = [s for s in c.streams if s.type == kind][0]
+        s = next(s for s in c.streams if s.type == kind)
         return [(float(p.pts * p.time_base), bytes(p)) for p in c.demux(s) if p.size]
 
 
