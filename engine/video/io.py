@@ -317,7 +317,8 @@ class Writer:
         try:
             v = out.add_stream(codec, rate=self.reader.info.rate or 25)
         except (av.FFmpegError, ValueError) as e:
-            raise MediaError(self.path, f"cannot encode {codec} into {out.format.name} ({_error_text(e)})") from None
+            raise MediaError(self.path, f"cannot encode {codec} into {out.format.name} ({_error_text(e)}); choose "
+                                        "another --codec or --format") from None
         if v.type != "video":
             raise MediaError(self.path, f"--codec {codec} is not a video encoder")
         v.width, v.height = self.reader.info.width, self.reader.info.height
