@@ -17,7 +17,7 @@ _LAZY = {
     "Normalization": "colorize.image.color",
     "resolve_model": "colorize.artifacts.model_ref",
     "colorize_folder": "colorize.folder",
-    "colorize_video": "colorize.video.run",
+    "colorize_video": "colorize.video.job",
 }
 
 __all__ = ["__version__", *_LAZY]

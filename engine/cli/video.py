@@ -128,7 +128,8 @@ def main(args: argparse.Namespace) -> int:
     if args.ray is not None:
         return _run_on_ray(args, plan, options)
     from colorize.cli.progress import Progress, print_error
-    from colorize.video.run import expected_frames, run_plan
+    from colorize.video.job import run_plan
+    from colorize.video.run import expected_frames
 
     expected = {id(t): expected_frames(t) for t in plan.tasks} if not args.quiet else {}
     progress = Progress(sum(expected.values()), enabled=None if not args.quiet else False, unit="frames")
@@ -165,7 +166,7 @@ def _run_on_ray(args: argparse.Namespace, plan, options) -> int:
     from colorize.cli.progress import Progress, print_error
     from colorize.deps import MissingDependency
     from colorize.ray.cluster import ClusterError
-    from colorize.video.run import run_plan
+    from colorize.video.job import run_plan
 
     progress = Progress(len(plan.tasks), enabled=None if not args.quiet else False, unit="videos")
 

@@ -9,7 +9,8 @@ Modules (``docs/video.md``):
   * ``temporal``: motion, confidence, cuts and the blend that keeps the colour steady.
   * ``pipeline``: the decoding thread, batched inference and the encoding thread for one video.
   * ``options``: ``VideoOptions``.
-  * ``run``: the plan, ``colorize_video``, the outcomes and the summary.
+  * ``run``: the plan, one video's colorization, the local run, the outcomes and the summary.
+  * ``job``: ``colorize_video`` and ``run_plan``: here or on Ray.
   * ``on_ray``: one Ray task per video.
 
 Importing this package is cheap (names load on first use); PyAV and OpenCV are imported when a video is
@@ -21,9 +22,9 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
-    "colorize_video": "colorize.video.run",
+    "colorize_video": "colorize.video.job",
     "make_video_plan": "colorize.video.run",
-    "run_plan": "colorize.video.run",
+    "run_plan": "colorize.video.job",
     "VideoOutcome": "colorize.video.run",
     "VideoSummary": "colorize.video.run",
     "VideoOptions": "colorize.video.options",

@@ -250,7 +250,7 @@ def run_local(plan: Plan, options: VideoOptions, *, on_outcome: Callable[[Outcom
     from colorize.video.pipeline import Cancelled
 
     require_av()
-    summary = _summary(plan, options)
+    summary = new_summary(plan, options)
     if not plan.tasks:
         summary.engines = "nothing to run"
         return summary
@@ -288,92 +288,7 @@ def run_local(plan: Plan, options: VideoOptions, *, on_outcome: Callable[[Outcom
     return summary
 
 
-def _summary(plan: Plan, options: VideoOptions) -> VideoSummary:
+def new_summary(plan: Plan, options: VideoOptions) -> VideoSummary:
     encoder = f"{options.codec} crf {options.crf}" + (f" {options.preset}" if options.codec in ("libx264", "libx265")
                                                       else "")
     return VideoSummary(plan, working_size=options.working_size, steady=options.steady, encoder=encoder)
-
-
-def run_plan(plan: Plan, options: VideoOptions, *, ray: str | None = None,
-             on_outcome: Callable[[Outcome], object] | None = None, frame_progress: FrameProgress | None = None,
-             on_start: Callable | None = None, cancel=None) -> VideoSummary:
-    """Run a planned video job here (``ray`` None) or on Ray (``"local"``: an embedded instance; else a cluster
-    address or ``"auto"``), one Ray task per video. ``on_start(cluster)`` is called once Ray is up."""
-    options.check()
-    if ray is None:
-        return run_local(plan, options, on_outcome=on_outcome, frame_progress=frame_progress, cancel=cancel)
-    from colorize.video.on_ray import run_on_ray
-
-    return run_on_ray(plan, options, _summary(plan, options), address=None if ray == "local" else ray,
-                      on_outcome=on_outcome, on_start=on_start, cancel=cancel)
-
-
-def colorize_video(
-    inputs: str | os.PathLike | Sequence[str | os.PathLike],
-    output: str | os.PathLike,
-    *,
-    recursive: bool = False,
-    format: str | None = None,
-    skip_existing: bool = False,
-    model: str | os.PathLike = VideoOptions.model,
-    backend: str = VideoOptions.backend,
-    precision: str = VideoOptions.precision,
-    working_size: int = VideoOptions.working_size,
-    batch_size: int = VideoOptions.batch_size,
-    colour_strength: float = VideoOptions.colour_strength,
-    codec: str = VideoOptions.codec,
-    crf: int = VideoOptions.crf,
-    preset: str = VideoOptions.preset,
-    steady: bool = VideoOptions.steady,
-    weight: float = VideoOptions.weight,
-    ray: str | None = None,
-    progress: Callable[[Outcome, int, int], object] | None = None,
-    frame_progress: FrameProgress | None = None,
-    cancel=None,
-) -> VideoSummary:
-    """Colorize video files and folders into ``output``, as ``colorize video`` does (``docs/video.md``).
-
-    Args:
-        inputs: video files and/or folders (one path or several).
-        output: the output folder (created if needed); a folder's videos keep their relative paths under it.
-        recursive: descend into subfolders of folder inputs.
-        format: output container by extension ("mp4", "mkv", ...); None: each input's own.
-        skip_existing: skip videos whose output exists (resume a stopped job).
-        model, backend, precision, working_size, colour_strength: as ``colorize.Colorizer.load``.
-        batch_size: frames per inference call.
-        codec, crf, preset: the video encoder (default H.264 by libx264), its quality and its speed preset.
-        steady: carry the colour along the motion between frames (False: each frame on its own).
-        weight: the carried colour's weight where the motion is trusted (``colorize.video.temporal``).
-        ray: None runs here; "local" on an embedded Ray instance; an address on that cluster (one Ray task
-            per video; needs ``pip install ".[ray]"``).
-        progress: called as ``progress(outcome, done, total)`` after each video is written or fails, on the
-            calling thread. An exception it raises stops the job and propagates.
-        frame_progress: called as ``frame_progress(task, frames_written, 0)`` on the calling thread as a
-            video's frames are written (here, not on Ray).
-        cancel: a ``threading.Event`` (anything with ``is_set()``); once set, the video being written stops,
-            its temporary file is removed, and it and the videos after it are returned in ``Summary.not_run``
-            (``cancelled`` True).
-
-    Returns:
-        The ``VideoSummary``: one ``VideoOutcome`` per video tried, the videos not run, ``describe()`` and
-        ``exit_status`` (0 all written, 1 some failed or not run).
-
-    Raises:
-        colorize.job.JobError: a bad option value, a missing input, no videos found, an output over an input.
-        ValueError, FileNotFoundError, ImportError, colorize.backends.base.BackendError: the model or backend
-            cannot be loaded; ``MissingDependency`` without the ``video`` extra (or ``ray`` with ``ray=``).
-    """
-    options = VideoOptions(model, backend, precision, working_size, batch_size, colour_strength, codec, crf, preset,
-                           steady, weight)
-    options.check()
-    check_codec(options.codec)
-    plan = make_video_plan(inputs, output, recursive=recursive, format=format, skip_existing=skip_existing)
-    on_outcome = None
-    if progress is not None:
-        count = [0]
-
-        def on_outcome(outcome: Outcome) -> None:
-            count[0] += 1
-            progress(outcome, count[0], len(plan.tasks))
-
-    return run_plan(plan, options, ray=ray, on_outcome=on_outcome, frame_progress=frame_progress, cancel=cancel)
