@@ -1,11 +1,11 @@
-"""``colorize_video``: video files and folders, colorized with steady colour, here or on Ray.
+"""A video job on this machine: the plan, one video's colorization, the local run, the outcomes and the summary.
 
-    from colorize import colorize_video
-    summary = colorize_video(["films/"], "colour/", recursive=True, skip_existing=True,
-                             progress=lambda o, done, total: print(done, total, o.task.src))
+    plan = make_video_plan(["films/"], "colour/", recursive=True, skip_existing=True)
+    summary = run_local(plan, VideoOptions())
     summary.done, summary.failed, summary.describe(), summary.exit_status
 
-The plan is a folder job's (``colorize.job.plan``: ``Task``, ``Plan``, ``JobError``), picking video files by
+``colorize.video.job.colorize_video`` (``from colorize import colorize_video``) is the whole job in one call, here
+or on Ray. The plan is a folder job's (``colorize.job.plan``: ``Task``, ``Plan``, ``JobError``), picking video files by
 extension; the outcomes and the summary are the folder job's types with the frame counts added, so
 ``colorize video`` prints, reports and exits as ``colorize images`` does. Each video is written under a
 temporary name in its output folder and renamed when complete: a killed run leaves complete videos only, and
