@@ -17,7 +17,7 @@ Plain data and the filesystem only: no model, no Ray, no command line.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,8 +93,13 @@ def collect_tasks(inputs: Sequence[str | os.PathLike], out_dir: Path, recursive:
     """
     from colorize.image.io import image_extensions
 
-    suffix = out_suffix(fmt)
-    exts = image_extensions()
+    return _tasks(inputs, out_dir, recursive, image_extensions(), out_suffix(fmt))
+
+
+def _tasks(inputs: Sequence[str | os.PathLike], out_dir: Path, recursive: bool, exts: frozenset[str],
+           suffix: str | None) -> list[Task]:
+    """Files of ``exts`` (as given, or found in folders) and their outputs under ``out_dir`` (a folder's tree
+    mirrored; ``suffix``: another extension), checked: no output over an input, no two inputs on one output."""
     out_res = Path(out_dir).resolve()
     tasks: list[Task] = []
     for arg in inputs:
@@ -121,6 +126,46 @@ def collect_tasks(inputs: Sequence[str | os.PathLike], out_dir: Path, recursive:
     return tasks
 
 
+def plan_files(
+    inputs: str | os.PathLike | Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    *,
+    exts: frozenset[str],
+    format_suffix: Callable[[str | None], str | None],
+    kind: str,
+    recursive: bool = False,
+    format: str | None = None,
+    skip_existing: bool = False,
+) -> Plan:
+    """The plan of a folder job over files of ``exts`` (``kind``: "images", "videos", as messages name them):
+    list the inputs, mirror the tree, change the extension (``format_suffix(format)``, which raises ``JobError``
+    for a bad one), drop existing outputs (``skip_existing``) and remove temporary files that a killed run left
+    beside the outputs.
+
+    Raises:
+        JobError: as ``collect_tasks``, no input, an output that is not a folder, a bad format, or no file found.
+    """
+    from colorize.image.io import remove_stale_tmp
+
+    inputs = [os.fspath(i) for i in inputs] if not isinstance(inputs, (str, os.PathLike)) else [os.fspath(inputs)]
+    if not inputs:
+        raise JobError(f"no input given ({kind[:-1]} files and/or folders)")
+    out_dir = Path(output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise JobError(f"output {out_dir} exists and is not a folder")
+    tasks = _tasks(inputs, out_dir, recursive, exts, format_suffix(format))
+    if not tasks:
+        raise JobError(f"no {kind} found in {', '.join(inputs)}"
+                       + ("" if recursive else " (use --recursive for subfolders)"))
+    found = len(tasks)
+    if skip_existing:
+        tasks = [t for t in tasks if not t.dst.exists()]
+    for folder, names in output_folders(tasks).items():
+        if folder.is_dir():
+            remove_stale_tmp(folder, names)
+    return Plan(tasks, found, found - len(tasks), out_dir)
+
+
 def make_plan(
     inputs: Sequence[str | os.PathLike],
     output: str | os.PathLike,
@@ -132,33 +177,19 @@ def make_plan(
 ) -> Plan:
     """List the inputs, mirror the tree, drop existing outputs (``skip_existing``), mark the files that get
     report thumbnails (``thumbnails``: the first ``REPORT_THUMBNAILS``) and remove temporary files that a
-    killed run left beside the outputs.
+    killed run left beside the outputs (``plan_files``).
 
     Raises:
         JobError: as ``collect_tasks``, no input, an output that is not a folder, or no images found.
     """
-    from colorize.image.io import remove_stale_tmp
+    from colorize.image.io import image_extensions
 
-    inputs = [os.fspath(i) for i in inputs] if not isinstance(inputs, (str, os.PathLike)) else [os.fspath(inputs)]
-    if not inputs:
-        raise JobError("no input given (image files and/or folders)")
-    out_dir = Path(output)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise JobError(f"output {out_dir} exists and is not a folder")
-    tasks = collect_tasks(inputs, out_dir, recursive, format)
-    if not tasks:
-        raise JobError(f"no images found in {', '.join(inputs)}"
-                       + ("" if recursive else " (use --recursive for subfolders)"))
-    found = len(tasks)
-    if skip_existing:
-        tasks = [t for t in tasks if not t.dst.exists()]
+    plan = plan_files(inputs, output, exts=image_extensions(), format_suffix=out_suffix, kind="images",
+                      recursive=recursive, format=format, skip_existing=skip_existing)
     if thumbnails:
-        for t in tasks[:REPORT_THUMBNAILS]:
+        for t in plan.tasks[:REPORT_THUMBNAILS]:
             t.thumbnail = True
-    for folder, names in output_folders(tasks).items():
-        if folder.is_dir():
-            remove_stale_tmp(folder, names)
-    return Plan(tasks, found, found - len(tasks), out_dir)
+    return plan
 
 
 def output_folders(tasks: Sequence[Task]) -> dict[Path, set[str]]:

@@ -154,8 +154,8 @@ def run_local(plan: Plan, options, *, on_outcome: OnOutcome | None = None, repor
     return Summary(plan, run.outcomes, run.not_run, time.perf_counter() - start,
                    f"{col.engine.backend}/{col.engine.precision}", options.working_size,
                    min_working_size=col.min_working_size, model_size=col.engine.static_size,
-                   small_max_side=col.small_max_side, small_model=col.describe_small(), stopped="cancelled" if cancelled else None, cancelled=cancelled,
-                   passed_over=passed_over(col.engine))
+                   small_max_side=col.small_max_side, small_model=col.describe_small(),
+                   stopped="cancelled" if cancelled else None, cancelled=cancelled, passed_over=passed_over(col.engine))
 
 
 def passed_over(engine) -> list[str]:

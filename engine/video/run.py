@@ -19,10 +19,9 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from colorize.job.outcome import Outcome, Summary
-from colorize.job.plan import JobError, Plan, Task, output_folders
+from colorize.job.plan import JobError, Plan, Task, plan_files
 from colorize.video.options import VideoOptions
 
 #: ``frame_progress(task, frames_written, frames_expected)``: frames_expected is the header's estimate (0: unknown).
@@ -102,61 +101,10 @@ def make_video_plan(
         JobError: no input, a missing input, an output that is not a folder, an output over an input, two
             inputs with one output, no videos found, an unknown format.
     """
-    from colorize.image.io import remove_stale_tmp
     from colorize.video.io import VIDEO_EXTENSIONS
 
-    inputs = [os.fspath(inputs)] if isinstance(inputs, (str, os.PathLike)) else [os.fspath(i) for i in inputs]
-    if not inputs:
-        raise JobError("no input given (video files and/or folders)")
-    out_dir = Path(output)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise JobError(f"output {out_dir} exists and is not a folder")
-    suffix = _format_suffix(format)
-    out_res = out_dir.resolve()
-    tasks: list[Task] = []
-    for arg in inputs:
-        p = Path(arg)
-        if p.is_dir():
-            for root, dirs, files in os.walk(p):
-                root_p = Path(root)
-                dirs[:] = sorted(d for d in dirs if not _inside((root_p / d).resolve(), out_res)) if recursive else []
-                for f in sorted(files):
-                    if Path(f).suffix.lower() in VIDEO_EXTENSIONS and not f.startswith("."):
-                        tasks.append(Task(root_p / f, out_dir / (root_p / f).relative_to(p), str(root_p / f)))
-        elif p.is_file():
-            tasks.append(Task(p, out_dir / p.name, str(p)))
-        else:
-            raise JobError(f"input not found: {arg}")
-    if suffix:
-        for t in tasks:
-            t.dst = t.dst.with_suffix(suffix)
-    if not tasks:
-        raise JobError(f"no videos found in {', '.join(inputs)}" + ("" if recursive else " (use --recursive for "
-                                                                                         "subfolders)"))
-    sources = {t.src.resolve(): t for t in tasks}
-    seen: dict[Path, Task] = {}
-    for t in tasks:
-        d = t.dst.resolve()
-        if d in sources:
-            raise JobError(f"output {t.dst} would overwrite the input {sources[d].shown}; choose another -o")
-        if d in seen:
-            raise JobError(f"{seen[d].shown} and {t.shown} would both be written to {t.dst}")
-        seen[d] = t
-    found = len(tasks)
-    if skip_existing:
-        tasks = [t for t in tasks if not t.dst.exists()]
-    for folder, names in output_folders(tasks).items():
-        if folder.is_dir():
-            remove_stale_tmp(folder, names)
-    return Plan(tasks, found, found - len(tasks), out_dir)
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.relative_to(folder)
-        return True
-    except ValueError:
-        return False
+    return plan_files(inputs, output, exts=VIDEO_EXTENSIONS, format_suffix=_format_suffix, kind="videos",
+                      recursive=recursive, format=format, skip_existing=skip_existing)
 
 
 def check_codec(codec: str) -> None:
