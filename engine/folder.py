@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 from colorize.job.options import DEFAULT_MAX_PIXELS, DEFAULT_PHOTO_MODEL, DEFAULT_WORKING_SIZE, SMALL_IMAGE_MAX_SIDE
 from colorize.job.options import BATCH_SIZE, COLOUR_STRENGTH, QUALITY, JobOptions
-from colorize.job.outcome import Outcome, Summary
+from colorize.job.outcome import Outcome, Summary, counting
 from colorize.job.plan import Plan, make_plan
 from colorize.job.runner import OnOutcome, _Cancel
 
@@ -117,14 +117,7 @@ def colorize_folder(
     options.check()
     plan = make_plan(inputs, output, recursive=recursive, format=format, skip_existing=skip_existing,
                      thumbnails=report is not None)
-    on_outcome = None
-    if progress is not None:
-        count = [0]
-
-        def on_outcome(outcome: Outcome) -> None:
-            count[0] += 1
-            progress(outcome, count[0], len(plan.tasks))
-
+    on_outcome = counting(progress, len(plan.tasks))
     summary = run_plan(plan, options, ray=ray, on_outcome=on_outcome, report=report is not None, cancel=cancel)
     if report is not None:
         summary.write_report(report)

@@ -114,3 +114,19 @@ class Summary(Outcomes):
         from colorize.job.report import write_report
 
         write_report(path, [o.entry() for o in self.done], self.errors, self.describe())
+
+
+def counting(progress, total: int):
+    """``on_outcome`` for a job from the API's ``progress(outcome, done, total)`` (None for None): ``done``
+    counts the outcomes so far."""
+    if progress is None:
+        return None
+    done = 0
+
+    def on_outcome(outcome: Outcome) -> None:
+        nonlocal done
+        done += 1
+        progress(outcome, done, total)
+
+    return on_outcome
+

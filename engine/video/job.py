@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
-from colorize.job.outcome import Outcome
+from colorize.job.outcome import Outcome, counting
 from colorize.job.plan import Plan
 from colorize.video.options import VideoOptions
 from colorize.video.run import (FrameProgress, VideoSummary, check_codec, make_video_plan, new_summary,
@@ -94,12 +94,5 @@ def colorize_video(
     options.check()
     check_codec(options.codec)
     plan = make_video_plan(inputs, output, recursive=recursive, format=format, skip_existing=skip_existing)
-    on_outcome = None
-    if progress is not None:
-        count = [0]
-
-        def on_outcome(outcome: Outcome) -> None:
-            count[0] += 1
-            progress(outcome, count[0], len(plan.tasks))
-
+    on_outcome = counting(progress, len(plan.tasks))
     return run_plan(plan, options, ray=ray, on_outcome=on_outcome, frame_progress=frame_progress, cancel=cancel)
