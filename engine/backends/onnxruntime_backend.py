@@ -52,7 +52,7 @@ class OnnxRuntimeBackend(Backend):
     ):
         super().__init__(precision)
         ort = require("onnxruntime", "cpu")
-        given, io = io, model_description(ref, io)  # tensor names, a static batch (colorize.model_io.ModelIO)
+        io = model_description(ref, io)  # tensor names, a static batch (colorize.model_io.ModelIO)
         if precision not in self.precisions:
             raise ValueError(f"onnxruntime runs {', '.join(self.precisions)}, not {precision!r}")
         if provider not in _PROVIDERS:
@@ -61,7 +61,7 @@ class OnnxRuntimeBackend(Backend):
         if precision == "fp32":
             path = source_onnx(ref, cache)
         else:
-            path = int8_onnx(ref, cache) if given is None else int8_onnx(ref, cache, io=given)
+            path = int8_onnx(ref, cache, io=io)
         so = ort.SessionOptions()
         so.log_severity_level = 3
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -72,7 +72,7 @@ class OpenVinoBackend(Backend):
     ):
         super().__init__(precision)
         ov = require("openvino", "cpu")
-        given, io = io, model_description(ref, io)  # tensor names, a static batch (colorize.model_io.ModelIO)
+        io = model_description(ref, io)  # tensor names, a static batch (colorize.model_io.ModelIO)
         if precision not in self.precisions:
             raise ValueError(f"openvino runs {', '.join(self.precisions)}, not {precision!r}")
         if mode not in MODES:
@@ -85,7 +85,7 @@ class OpenVinoBackend(Backend):
         if precision != "int8":
             self.path = source_onnx(ref, cache)
         else:
-            self.path = int8_onnx(ref, cache) if given is None else int8_onnx(ref, cache, io=given)
+            self.path = int8_onnx(ref, cache, io=io)
         (cache.root / "openvino").mkdir(parents=True, exist_ok=True)
         core.set_property({"CACHE_DIR": str(cache.root / "openvino")})
         self._in, self._out = io.input_name, io.output_name

@@ -85,7 +85,7 @@ def test_auto_picks_the_first_choice_that_passes(onnx_path, shared_cache):
 
 def test_guard_rejects_a_broken_int8_artifact(onnx_path, tmp_path, monkeypatch):
     broken = _broken_copy(onnx_path, tmp_path / "broken.onnx")
-    monkeypatch.setattr(openvino_backend, "int8_onnx", lambda ref, cache=None: broken)
+    monkeypatch.setattr(openvino_backend, "int8_onnx", lambda ref, cache=None, io=None: broken)
     with Engine.load(onnx_path, "openvino", cache_dir=tmp_path / "c") as eng:  # precision auto
         assert eng.precision != "int8"
         reasons = dict(((b, p), why) for b, p, why in eng.selection)

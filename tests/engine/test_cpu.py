@@ -90,7 +90,7 @@ def test_auto_on_a_cpu_without_bf16_or_vnni(fake_cpu, monkeypatch):
 
     fake_cpu("zen3")
 
-    def no_int8(ref, cache=None):
+    def no_int8(ref, cache=None, io=None):
         raise BackendError("int8 made to fail (test)")
 
     monkeypatch.setattr(openvino_backend, "int8_onnx", no_int8)
