@@ -277,7 +277,7 @@ def use_compiled() -> None:
 
 
 #: A job of at least this many images merges every one with the compiled merge (``use_compiled``; a local folder
-#: job's threshold, ``colorize.job.runner.COMPILED_MERGE_MIN_FILES``, is this value): loading it costs about 0.7 s of
+#: job's threshold, ``colorize.job.runner.COMPILED_MERGE_MIN_FILES``, is this one): loading it costs about 0.7 s of
 #: CPU, and it saves about 4.5 ms of CPU per 481x321 photo (22.6 against 27.4 ms per photo, whole pipeline, 2-core
 #: Xeon); smaller jobs merge images under 1 MP on numpy.
 COMPILED_MERGE_MIN_IMAGES = 64

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from colorize.image.merge import COMPILED_MERGE_MIN_IMAGES
 from colorize.job.outcome import Outcome, Outcomes, Summary
 from colorize.job.plan import Plan, Task
 
@@ -35,7 +36,7 @@ class _Cancel(Protocol):
 
 
 #: the job size from which every image merges with the compiled merge (``colorize.image.merge.choose_for``)
-COMPILED_MERGE_MIN_FILES = 64
+COMPILED_MERGE_MIN_FILES = COMPILED_MERGE_MIN_IMAGES
 
 
 def choose_merge(n_files: int) -> None:

@@ -36,7 +36,7 @@ def _colorize_task(src: str, dst: str, shown: str, options: dict) -> dict:
         if key not in _colorizers:
             from colorize.image import merge
 
-            merge.use_compiled()
+            merge.choose_for(None)
             _colorizers.clear()
             _colorizers[key] = load_colorizer(opts)
         col = _colorizers[key]

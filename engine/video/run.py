@@ -202,7 +202,7 @@ def run_local(plan: Plan, options: VideoOptions, *, on_outcome: Callable[[Outcom
     if not plan.tasks:
         summary.engines = "nothing to run"
         return summary
-    merge.use_compiled()  # every frame is merged: the compiled merge repays its load on any film
+    merge.choose_for(None)  # every frame is merged: the compiled merge repays its load on any film
     col = load_colorizer(options)
     summary.engines = f"{col.engine.backend}/{col.engine.precision}"
     summary.min_working_size = model_min_working_size(getattr(col.engine.model, "metadata", None) or {})
