@@ -14,6 +14,10 @@ The grid is square in *normalized* ab' (``colorize.image.color.Normalization``):
 a-bin ``i`` and the b-bin ``j``. With the default normalization (ab' = ab / 110)
 and 22 bins per axis a bin is 10 ab units wide, Zhang's grid.
 
+With ``gamut="srgb"`` the head keeps only the bins that some sRGB colour gives weight in the soft encoding
+(``reachable_bins``: 300 of the 484 of the default grid); the rest are never a target, so their logits are work
+for nothing. A full-grid checkpoint loads into a pruned head (its rows are selected).
+
 The head's output is ab' [N, 2, H, W] like the regression head's, so engines,
 exports and the ``Engine.run`` contract do not change; training reads the
 logits from ``AbBinsHead.logits``.
@@ -21,12 +25,19 @@ logits from ``AbBinsHead.logits``.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 DEFAULT_BINS_PER_AXIS = 22
 DEFAULT_TEMPERATURE = 0.38
+DEFAULT_AB_SCALE = 110.0  # colorize.image.color.Normalization's default: the grid spans ab in [-110, 110]
+GAMUTS = ("full", "srgb")
+# sRGB is sampled at every 3rd code value per channel (and 255): 658k colours. Every code value (16.8M, 11 s)
+# gives the same 300 bins of the default grid; a test checks the set against random colours.
+_SRGB_STEP = 3
 
 
 def bin_centres(bins_per_axis: int = DEFAULT_BINS_PER_AXIS) -> Tensor:
@@ -65,24 +76,61 @@ def soft_encode(ab: Tensor, bins_per_axis: int = DEFAULT_BINS_PER_AXIS) -> tuple
     return idx, w
 
 
-class AbBinsHead(nn.Module):
-    """1x1 conv to ``bins_per_axis ** 2`` logits; ``forward`` returns the annealed mean ab' [N, 2, H, W].
+@functools.lru_cache(maxsize=8)
+def reachable_bins(bins_per_axis: int = DEFAULT_BINS_PER_AXIS, ab_scale: float = DEFAULT_AB_SCALE) -> tuple[int, ...]:
+    """Sorted indices of the bins that ``soft_encode`` gives weight for some sRGB colour (ab' = ab / ``ab_scale``)."""
+    import numpy as np
 
-    The centres are a non-persistent buffer: the state dict holds only the conv
-    (``conv.weight``, ``conv.bias``), and ``bins_per_axis``/``temperature`` are
-    architecture kwargs recorded with the checkpoint.
+    from colorize.image.color import rgb_to_lab
+
+    v = np.unique(np.r_[np.arange(0, 256, _SRGB_STEP), 255]).astype(np.float64) / 255.0
+    g, b = np.meshgrid(v, v, indexing="ij")
+    hit = torch.zeros(bins_per_axis * bins_per_axis, dtype=torch.bool)
+    for r in v:
+        rgb = np.stack([np.full_like(g, r), g, b], axis=-1).reshape(-1, 3)
+        ab = torch.from_numpy(rgb_to_lab(rgb)[:, 1:].T / ab_scale).float()[None, :, :, None]
+        idx, w = soft_encode(ab, bins_per_axis)
+        hit[idx[w > 0]] = True
+    return tuple(torch.nonzero(hit).flatten().tolist())
+
+
+class AbBinsHead(nn.Module):
+    """1x1 conv to one logit per kept bin; ``forward`` returns the annealed mean ab' [N, 2, H, W].
+
+    ``gamut``: "full" keeps the whole ``bins_per_axis`` x ``bins_per_axis`` grid, "srgb" only ``reachable_bins``.
+    ``bins`` (buffer, int64 [Q]) holds the kept bins' indices in the full grid, ``slot`` (int64 [n * n]) each grid
+    bin's position among them (-1: pruned). The buffers are non-persistent: the state dict holds only the conv
+    (``conv.weight``, ``conv.bias``), and ``bins_per_axis``/``temperature``/``gamut`` are architecture kwargs
+    recorded with the checkpoint.
     """
 
     def __init__(self, in_channels: int, bins_per_axis: int = DEFAULT_BINS_PER_AXIS,
-                 temperature: float = DEFAULT_TEMPERATURE):
+                 temperature: float = DEFAULT_TEMPERATURE, gamut: str = "full"):
         super().__init__()
         if bins_per_axis < 2:
             raise ValueError(f"bins_per_axis must be >= 2, got {bins_per_axis}")
-        self.bins_per_axis = bins_per_axis
+        if gamut not in GAMUTS:
+            raise ValueError(f"gamut must be one of {', '.join(GAMUTS)}, got {gamut!r}")
+        self.bins_per_axis, self.gamut = bins_per_axis, gamut
         self.temperature = temperature
-        self.conv = nn.Conv2d(in_channels, bins_per_axis * bins_per_axis, kernel_size=1)
+        n2 = bins_per_axis * bins_per_axis
+        kept = torch.tensor(reachable_bins(bins_per_axis) if gamut == "srgb" else range(n2), dtype=torch.long)
+        slot = torch.full((n2,), -1, dtype=torch.long)
+        slot[kept] = torch.arange(len(kept))
+        self.register_buffer("bins", kept, persistent=False)
+        self.register_buffer("slot", slot, persistent=False)
+        self.conv = nn.Conv2d(in_channels, len(kept), kernel_size=1)
         # [2, Q, 1, 1]: the expectation over bins is a 1x1 convolution (exports as a Conv node).
-        self.register_buffer("centres", bin_centres(bins_per_axis)[:, :, None, None], persistent=False)
+        self.register_buffer("centres", bin_centres(bins_per_axis)[:, kept, None, None], persistent=False)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A full-grid checkpoint into a pruned head: keep the rows of the kept bins.
+        n2 = self.bins_per_axis * self.bins_per_axis
+        for key in (prefix + "conv.weight", prefix + "conv.bias"):
+            t = state_dict.get(key)
+            if t is not None and len(self.bins) < n2 and t.shape[0] == n2:
+                state_dict[key] = t[self.bins]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def temperature(self) -> float:
@@ -115,4 +163,5 @@ class AbBinsHead(nn.Module):
         return self.decode(self.logits(x))
 
     def extra_repr(self) -> str:
-        return f"bins_per_axis={self.bins_per_axis}, temperature={self.temperature}"
+        return (f"bins_per_axis={self.bins_per_axis}, temperature={self.temperature}, gamut={self.gamut!r} "
+                f"({len(self.bins)} bins)")

@@ -174,7 +174,8 @@ class UnetColorizer(nn.Module):
 
     Args:
         head: "ab" (1x1 conv regressing ab') or "bins" (classification over ab bins, ``colorize.models.ab_bins``).
-        bins_per_axis, temperature: of the "bins" head (ignored by "ab").
+        bins_per_axis, temperature, gamut: of the "bins" head (ignored by "ab"); ``gamut="srgb"`` keeps only the
+            bins an sRGB colour can reach (``colorize.models.ab_bins.reachable_bins``).
         decoder_channels, output_stride: see ``UnetDecoder``. With ``output_stride`` > 1 the head predicts ab' at
             that reduction and a refinement (``refine_channels`` wide) brings it to the input's resolution:
             ``refine="guided"`` (``GuidedRefine``, a residual conv stack at full resolution) or ``"convex"``
@@ -184,7 +185,7 @@ class UnetColorizer(nn.Module):
     def __init__(self, encoder: ResNet | EfficientNetLite, final_channels: int = 32, head: str = "ab",
                  bins_per_axis: int = DEFAULT_BINS_PER_AXIS, temperature: float = DEFAULT_TEMPERATURE,
                  decoder_channels: Sequence[int] | None = None, output_stride: int = 1, refine_channels: int = 16,
-                 refine: str = "guided"):
+                 refine: str = "guided", gamut: str = "full"):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
@@ -203,7 +204,8 @@ class UnetColorizer(nn.Module):
         if head == "ab":
             self.head = nn.Conv2d(final_channels, 2, kernel_size=1)
         else:
-            self.head = AbBinsHead(final_channels, bins_per_axis=bins_per_axis, temperature=temperature)
+            self.head = AbBinsHead(final_channels, bins_per_axis=bins_per_axis, temperature=temperature,
+                                   gamut=gamut)
         # The classifier head of a ResNet encoder is unused; drop it (EfficientNet-Lite encoders are built without).
         if hasattr(self.encoder, "fc"):
             self.encoder.fc = nn.Identity()

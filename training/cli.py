@@ -81,6 +81,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="*-unet-lite: how ab' predicted at 1/4 is brought to full resolution: guided (a residual "
                         "conv stack on L, the arch's default) or convex (a learned convex upsampling that keeps "
                         "the head's saturation)")
+    z.add_argument("--gamut", choices=("full", "srgb"), default=None,
+                   help="--head bins: srgb keeps only the 300 bins an sRGB colour can reach (default: full grid)")
+    z.add_argument("--decoder-channels", type=lambda v: [int(c) for c in v.split(",")], default=None,
+                   metavar="C1,C2,...", help="U-Net decoder widths, deepest first (default: the arch's)")
     z.add_argument("--refine-channels", type=int, default=None, help="width of the refinement (default: the arch's)")
     z.add_argument("--l1-weight", type=float, default=ColorizeConfig.l1_weight,
                    help="--loss ce: weight of an L1 term on the decoded ab' (default %(default)s)")
@@ -116,9 +120,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _arch_kwargs(head: str, bins_per_axis: int | None, temperature: float | None, refine: str | None,
-                 refine_channels: int | None) -> dict:
-    """arch_kwargs for ``--head`` and ``--refine``; empty for the defaults, so such checkpoints are unchanged."""
+                 refine_channels: int | None, gamut: str | None = None,
+                 decoder_channels: list[int] | None = None) -> dict:
+    """arch_kwargs for ``--head``, ``--refine``, ``--gamut`` and ``--decoder-channels``; empty for the defaults, so
+    such checkpoints are unchanged."""
     kw: dict = {}
+    if decoder_channels:
+        kw["decoder_channels"] = list(decoder_channels)
     if refine is not None:
         kw["refine"] = refine
     if refine_channels is not None:
@@ -130,6 +138,8 @@ def _arch_kwargs(head: str, bins_per_axis: int | None, temperature: float | None
         kw["bins_per_axis"] = bins_per_axis
     if temperature is not None:
         kw["temperature"] = temperature
+    if gamut is not None:
+        kw["gamut"] = gamut
     return kw
 
 
@@ -141,7 +151,8 @@ def main(args: argparse.Namespace) -> int:
     fields["command"] = "colorize " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if args.task == "colorize":
         fields["arch_kwargs"] = _arch_kwargs(fields.pop("head"), fields.pop("bins_per_axis"), fields.pop("temperature"),
-                                             fields.pop("refine"), fields.pop("refine_channels"))
+                                             fields.pop("refine"), fields.pop("refine_channels"),
+                                             fields.pop("gamut", None), fields.pop("decoder_channels", None))
     try:
         if args.task == "classify":
             from colorize.training.classify import train_classifier

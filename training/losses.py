@@ -98,6 +98,8 @@ class BinsLoss(torch.nn.Module):
 
     ``forward(logits, target)``: logits [N, Q, H, W] (at T = 1, as Zhang et al.), target ab' [N, 2, H, W].
     ``weights``: per-bin weights over the head's grid (``rebalance_weights``) or None.
+    A pruned head (``gamut="srgb"``): the target's weight on a pruned bin (none, for an sRGB target) is dropped
+    and the rest renormalised.
     """
 
     def __init__(self, head: torch.nn.Module, weights: Tensor | None = None, l1_weight: float = 0.0):
@@ -108,6 +110,7 @@ class BinsLoss(torch.nn.Module):
         if weights is not None and weights.numel() != n * n:
             raise ValueError(f"rebalancing weights have {weights.numel()} bins, the head has {n * n}")
         self.head, self.n, self.l1_weight = head, n, l1_weight
+        self.pruned = len(getattr(head, "bins", ())) < n * n
         self.register_buffer("weights", weights if weights is not None else torch.empty(0), persistent=False)
 
     def forward(self, logits: Tensor, target: Tensor, output: Tensor | None = None,
@@ -117,6 +120,11 @@ class BinsLoss(torch.nn.Module):
         from colorize.models.ab_bins import bin_index, soft_encode
 
         idx, w = soft_encode(target, self.n)
+        if self.pruned:
+            idx = self.head.slot[idx]
+            w = w * (idx >= 0)
+            w = w / w.sum(1, keepdim=True).clamp_min(1e-12)
+            idx = idx.clamp_min(0)
         logp = F.log_softmax(logits.float(), dim=1)
         ce = -(logp.gather(1, idx) * w).sum(1)  # [N, H, W]
         if self.weights.numel():

@@ -171,3 +171,27 @@ def test_crops_cut_in_threads_are_the_same(photo_tree):
     one = src.for_epoch(1)
     np.testing.assert_array_equal(src.for_epoch(1, workers=3), one)
     assert not np.array_equal(src.for_epoch(2, workers=3), one)
+
+
+def test_srgb_gamut_head_warm_starts_from_a_full_grid_bins_model(photo_tree, tmp_path):
+    """``--gamut srgb``: the pruned head takes the full-grid checkpoint's rows of the kept bins (``--init``, no
+    name matching needed), the kwargs reach the checkpoint and the run trains; ``--decoder-channels`` too."""
+    from colorize.models.ab_bins import reachable_bins
+
+    src = tmp_path / "src"
+    base = ["train", "colorize", "--photos", str(photo_tree), "--working-size", "64", "--crop", "64",
+            "--crops-per-image", "2", "--batch-size", "4", "--threads", "1", "--limit-eval", "2",
+            "--arch", "resnet18-unet-lite", "--head", "bins", "--loss", "ce", "--l1-weight", "10", "--lr", "1e-2"]
+    assert cli(base + ["--epochs", "1", "--max-steps", "1", "--out", str(src)]) == 0
+    out = tmp_path / "run"
+    assert cli(base + ["--gamut", "srgb", "--init", str(src / "model.json"), "--epochs", "1", "--max-steps", "2",
+                       "--out", str(out)]) == 0
+    model, meta = load_checkpoint(out / "model.json")
+    assert meta["arch_kwargs"] == {"head": "bins", "gamut": "srgb"}
+    assert model.head.conv.out_channels == len(reachable_bins(22))
+    narrow = tmp_path / "narrow"
+    assert cli(base + ["--gamut", "srgb", "--decoder-channels", "96,64,16", "--init", str(out / "model.json"),
+                       "--init-matching", "--epochs", "1", "--max-steps", "1", "--out", str(narrow)]) == 0
+    model, meta = load_checkpoint(narrow / "model.json")
+    assert meta["arch_kwargs"]["decoder_channels"] == [96, 64, 16]
+    assert model.decoder.out_channels == 16
