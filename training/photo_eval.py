@@ -37,7 +37,7 @@ def _summary(rows: list[dict]) -> dict:
 
 
 def evaluate_photos(colorizer, paths: list[Path], norm: Normalization, *, grid: str | None = None,
-                    grid_count: int = 6, grid_height: int = 160, gray: str = "pillow") -> dict:
+                    grid_count: int = 6, grid_height: int = 160, gray: str = "pillow", per_image: bool = False) -> dict:
     """Metrics of ``colorizer`` (an ``colorize.Colorizer``) and of the gray baseline on ``paths`` (the ``eval``
     split from ``colorize.data.photos.photo_paths``; results are also given per folder of that split).
 
@@ -47,14 +47,22 @@ def evaluate_photos(colorizer, paths: list[Path], norm: Normalization, *, grid: 
     """
     from colorize.data.folder import load_rgb
 
-    return evaluate_arrays(colorizer, ((split_folder(p, "eval"), load_rgb(p)) for p in paths), len(paths), norm,
-                           grid=grid, grid_count=grid_count, grid_height=grid_height, gray=gray)
+    res = evaluate_arrays(colorizer, ((split_folder(p, "eval"), load_rgb(p)) for p in paths), len(paths), norm,
+                          grid=grid, grid_count=grid_count, grid_height=grid_height, gray=gray, per_image=per_image)
+    for row, p in zip(res.get("per_image", ()), paths):
+        row["name"] = f"{row['group']}/{Path(p).name}"
+    return res
 
 
 def evaluate_arrays(colorizer, items, count: int, norm: Normalization, *, grid: str | None = None,
-                    grid_count: int = 6, grid_height: int = 160, gray: str = "pillow") -> dict:
+                    grid_count: int = 6, grid_height: int = 160, gray: str = "pillow", per_image: bool = False) -> dict:
     """``evaluate_photos`` over ``count`` (group, uint8 RGB [H, W, 3]) ``items`` (e.g. CIFAR-10 test images through
-    the pipeline, one group)."""
+    the pipeline, one group).
+
+    Besides the summaries, ``per_folder`` gives each group's PSNR (model, gray) and colourfulness ratio, and
+    ``per_image`` one row per item in order: its group, PSNR of the model and of the gray input, and colourfulness
+    of the model and of the truth.
+    """
     from colorize.training.gray import check_method, gray_uint8
 
     check_method(gray)
@@ -86,7 +94,16 @@ def evaluate_arrays(colorizer, items, count: int, norm: Normalization, *, grid: 
     res["per_folder"] = {}
     for f in sorted(set(folders)):
         idx = [i for i, g in enumerate(folders) if g == f]
-        res["per_folder"][f] = {"n": len(idx), **{k: _summary([rows[k][i] for i in idx])["psnr"] for k in ("model", "gray")}}
+        cf_truth = float(np.mean([rows["truth"][i]["colorfulness"] for i in idx]))
+        cf_model = float(np.mean([rows["model"][i]["colorfulness"] for i in idx]))
+        res["per_folder"][f] = {"n": len(idx), **{k: _summary([rows[k][i] for i in idx])["psnr"] for k in ("model", "gray")},
+                                "colorfulness_ratio": cf_model / cf_truth if cf_truth > 0 else math.nan}
+    if per_image:
+        psnr = {k: psnr_from_mse(torch.tensor([r["mse"] for r in rows[k]], dtype=torch.float64)).tolist()
+                for k in ("model", "gray")}
+        res["per_image"] = [{"group": folders[i], "psnr_model": psnr["model"][i], "psnr_gray": psnr["gray"][i],
+                             "colorfulness_model": rows["model"][i]["colorfulness"],
+                             "colorfulness_truth": rows["truth"][i]["colorfulness"]} for i in range(len(folders))]
     if grid and strips:
         _write_grid(strips, grid)
     res["seconds"] = round(time.perf_counter() - t0, 1)
@@ -121,3 +138,17 @@ def _write_grid(strips: list[np.ndarray], path: str) -> None:
     fmt = "JPEG" if str(path).lower().endswith((".jpg", ".jpeg")) else "PNG"
     Image.fromarray(canvas).save(buf, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
     atomic_write_bytes(path, buf.getvalue())
+
+
+def contact_sheet(colorizer, paths: list[Path], path: str, gray: str = "pillow", height: int = 160) -> None:
+    """``gray | ours | truth`` strips of ``paths`` (e.g. the worst photos of an evaluation), one per row."""
+    from colorize.data.folder import load_rgb
+    from colorize.training.gray import gray_uint8
+
+    strips = []
+    for p in paths:
+        rgb = load_rgb(p)
+        g = gray_uint8(rgb, gray)
+        out = np.asarray(colorizer.colorize(g), dtype=np.uint8)
+        strips.append(_strip((np.repeat(g[..., None], 3, axis=-1), out, rgb), height))
+    _write_grid(strips, path)

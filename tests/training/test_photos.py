@@ -195,3 +195,33 @@ def test_srgb_gamut_head_warm_starts_from_a_full_grid_bins_model(photo_tree, tmp
     model, meta = load_checkpoint(narrow / "model.json")
     assert meta["arch_kwargs"]["decoder_channels"] == [96, 64, 16]
     assert model.decoder.out_channels == 16
+
+
+def test_photo_report_gives_every_photo_each_source_and_the_worst_first(photo_tree, tmp_path):
+    """``benchmarks/photo_report.py``: per-image rows named by source, per-source colourfulness, the worst gains
+    first, and a contact sheet of them."""
+    import importlib.util
+
+    from colorize.colorizer import Colorizer
+    from colorize.training.photo_eval import contact_sheet, evaluate_photos
+
+    spec = importlib.util.spec_from_file_location("photo_report", "benchmarks/photo_report.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    paths = photo_paths(photo_tree, "eval")
+    with Colorizer.load("efficientnet_lite0-unet-photos", "torch", "fp32", working_size=64) as col:
+        res = evaluate_photos(col, paths, col.engine.normalization, per_image=True)
+        assert [r["name"].split("/")[-1] for r in res["per_image"]] == [p.name for p in paths]
+        assert {r["group"] for r in res["per_image"]} == set(res["per_folder"]) == set(SPLITS["eval"])
+        assert all(0 <= f["colorfulness_ratio"] < 5 for f in res["per_folder"].values())
+        lines, worst = mod.report(res, worst=4)
+        gains = [r["psnr_model"] - r["psnr_gray"] for r in worst]
+        assert len(worst) == 4 and gains == sorted(gains)
+        assert gains[-1] <= min(r["psnr_model"] - r["psnr_gray"] for r in res["per_image"] if r not in worst) + 1e-9
+        assert any(line.startswith("| all | 9 |") for line in lines)
+        sheet = tmp_path / "worst.jpg"
+        contact_sheet(col, [photo_tree / r["name"] for r in worst], str(sheet), height=40)
+        # without per_image, the shipped metrics stay small
+        assert "per_image" not in evaluate_photos(col, paths[:1], col.engine.normalization)
+    with Image.open(sheet) as im:
+        assert im.height >= 4 * 40
