@@ -278,9 +278,11 @@ def use_compiled() -> None:
 
 #: A job of at least this many images merges every one with the compiled merge (``use_compiled``; a local folder
 #: job's threshold, ``colorize.job.runner.COMPILED_MERGE_MIN_FILES``, is this one): loading it costs about 0.7 s of
-#: CPU, and it saves about 4.5 ms of CPU per 481x321 photo (22.6 against 27.4 ms per photo, whole pipeline, 2-core
-#: Xeon); smaller jobs merge images under 1 MP on numpy.
-COMPILED_MERGE_MIN_IMAGES = 64
+#: CPU, and it saves about 4.5 ms of CPU per 481x321 photo on a 2-core Xeon with AMX (22.6 against 27.4 ms per
+#: photo, whole pipeline) but about 2.3 ms on a 2-core EPYC Zen 4 (7.9 against 8.0 s of CPU for 400 photos through
+#: ``colorize images``, 2.8-3.0 against 2.4-2.5 s for 100): it repays its load after ~155 photos on the one and
+#: ~300 on the other. Smaller jobs merge images under 1 MP on numpy.
+COMPILED_MERGE_MIN_IMAGES = 256
 
 
 def choose_for(images: int | None, threshold: int = COMPILED_MERGE_MIN_IMAGES) -> None:
