@@ -107,6 +107,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     z.add_argument("--scale-max", type=float, default=ColorizeConfig.scale_max)
     z.add_argument("--cifar-mix", type=int, default=0, metavar="N",
                    help="photos: also N CIFAR-10 train images per epoch, enlarged to the crop size")
+    z.add_argument("--tiny-imagenet-mix", type=int, default=0, metavar="N",
+                   help="photos: also N Tiny ImageNet images (64x64) per epoch, enlarged to the crop size; read from "
+                        "$COLORIZE_TINY_IMAGENET or ../shared/data/tiny-imagenet (ImageNet terms: non-commercial "
+                        "research and education only)")
     z.add_argument("--gray", default=ColorizeConfig.gray,
                    choices=("mixed", "pillow", "rec709", "mean", "lstar"),
                    help="how the input gray is made from the colour original: mixed (one method per image, "

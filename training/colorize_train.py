@@ -37,6 +37,7 @@ from colorize.training.classify import subset
 from colorize.training.device import autocast, prepare, resolve_device
 from colorize.training.config import ColorizeConfig
 from colorize.training.losses import BinsLoss, ColorLoss, weights_from_images
+from colorize.training.small_mix import check_mix, describe_small, small_sources
 
 
 IMAGENET = "imagenet"  # --encoder-init imagenet: the arch's installable ImageNet weights (colorize.models.pretrained)
@@ -278,10 +279,12 @@ class ColorizeTask:
             from colorize.data.photos import SPLITS
 
             where = "../shared/data/photos" if self.cfg.photos == "default" else self.cfg.photos
+            small = describe_small(self.cfg)
             return {"dataset": f"photos ({where})", "split": "train: " + ", ".join(SPLITS["train"]),
                     "input": io, "resolution": f"random {self.cfg.crop}x{self.cfg.crop} crops of photos reduced to "
                                                f"a long side of {self.cfg.working_size}",
-                    "validation": "center crops of split 'eval': " + ", ".join(SPLITS["eval"])}
+                    "validation": "center crops of split 'eval': " + ", ".join(SPLITS["eval"]),
+                    **({"small_images": small} if small else {})}
         return {"dataset": "cifar10 (JPEG copy, ../shared/data/cifar10)", "split": "train", "input": io,
                 "resolution": "32x32"}
 
@@ -316,14 +319,14 @@ def build_colorizer_run(cfg: ColorizeConfig):
     from colorize.training.gray import check_method
 
     check_method(cfg.gray, allow_mixed=True)
+    check_mix(cfg)
     torch.manual_seed(cfg.seed)
     if cfg.photos:
         from colorize.data.photos import load_photo_source
 
         root = None if cfg.photos == "default" else cfg.photos
-        cifar = load_cifar10("train", cfg.data)[0] if cfg.cifar_mix else None
         x, xt = load_photo_source(root, cfg.working_size, cfg.crop, cfg.crops_per_image,
-                                  (cfg.scale_min, cfg.scale_max), cfg.seed, cifar, cfg.cifar_mix)
+                                  (cfg.scale_min, cfg.scale_max), cfg.seed, small=small_sources(cfg))
         y, yt = np.zeros(len(x), np.int64), np.zeros(len(xt), np.int64)
         if cfg.limit_train:
             raise ValueError("--limit-train is for CIFAR-10; with --photos use --crops-per-image and --max-steps")

@@ -69,6 +69,7 @@ class ColorizeConfig(TrainConfig):
     scale_min: float = 0.85  # photos: each crop's photo is scaled to a long side of working_size x U(min, max)
     scale_max: float = 1.4
     cifar_mix: int = 0  # photos: this many CIFAR-10 train images per epoch too, enlarged to the crop size
+    tiny_imagenet_mix: int = 0  # photos: this many Tiny ImageNet images (64x64) per epoch too, enlarged likewise
     gray: str = "mixed"  # model input: "mixed" (a gray method per image, colorize.training.gray) or one of GRAY_METHODS
     init_matching: bool = False  # --init: copy only the tensors whose name and shape match (another arch)
     device: str = "cpu"  # "cpu" | "cuda" | "auto" (cuda when available); colorize.training.device

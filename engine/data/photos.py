@@ -15,7 +15,9 @@ cut from it.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -119,30 +121,49 @@ def center_crops(images: list[np.ndarray], crop: int) -> np.ndarray:
     return out
 
 
+class SmallImages(NamedTuple):
+    """A source of small whole images mixed into each epoch of ``PhotoCrops``."""
+
+    name: str  # e.g. "cifar10", "tiny-imagenet" (named in errors)
+    images: np.ndarray  # uint8 [M, h, w, 3]
+    per_epoch: int  # how many of them each epoch draws (without replacement), enlarged to the crop
+
+
 class PhotoCrops:
     """Fresh random crops each epoch (``for_epoch``, seeded by (seed, epoch), so a resumed run sees the same data).
 
     Each crop: the photo is scaled so that its long side is ``working_size`` times a factor drawn from
     ``scale`` (at least enough for its short side to hold the crop), then a random ``crop`` x ``crop`` window is cut.
-    ``cifar`` (uint8 [M, 32, 32, 3], optional): that many more images per epoch, ``cifar_per_epoch`` of them drawn
-    at random and enlarged to the crop size (bicubic), so the model also learns small images as the Colorizer runs
-    them (enlarged to its minimum working size).
+    Small images (``small``: ``SmallImages`` sources, e.g. CIFAR-10 and Tiny ImageNet): ``per_epoch`` more images
+    from each per epoch, drawn at random and enlarged whole to the crop size (bicubic), so the model also learns
+    small images as the Colorizer runs them (enlarged to its minimum working size). ``cifar`` (uint8 [M, 32, 32, 3])
+    with ``cifar_per_epoch`` is the first such source, named ``"cifar10"``. Sources are drawn after the photos' windows,
+    in order, so adding a source after the others leaves their draws unchanged.
     """
 
     def __init__(self, photos: list[np.ndarray], working_size: int, crop: int, per_image: int,
                  scale: tuple[float, float] = (0.85, 1.4), seed: int = 0,
-                 cifar: np.ndarray | None = None, cifar_per_epoch: int = 0):
+                 cifar: np.ndarray | None = None, cifar_per_epoch: int = 0, small: Sequence[SmallImages] = ()):
         if crop < 1 or per_image < 1:
             raise ValueError(f"crop and crops per image must be >= 1, got {crop} and {per_image}")
         if not 0 < scale[0] <= scale[1]:
             raise ValueError(f"scale range must satisfy 0 < low <= high, got {scale}")
         self.photos, self.working_size, self.crop, self.per_image = photos, working_size, crop, per_image
         self.scale, self.seed = scale, seed
-        self.cifar = cifar if cifar_per_epoch else None
-        self.cifar_per_epoch = cifar_per_epoch if cifar is not None else 0
+        sources = ([SmallImages("cifar10", cifar, cifar_per_epoch)] if cifar is not None else []) + list(small)
+        for s in sources:
+            if not 0 <= s.per_epoch <= len(s.images):
+                raise ValueError(f"{s.name}: {s.per_epoch} images per epoch asked, expected 0 to {len(s.images)} "
+                                 f"(the images it has)")
+        self.small = [s for s in sources if s.per_epoch]
+
+    @property
+    def small_per_epoch(self) -> int:
+        """How many small images each epoch holds, all sources together."""
+        return sum(s.per_epoch for s in self.small)
 
     def __len__(self) -> int:
-        return len(self.photos) * self.per_image + self.cifar_per_epoch
+        return len(self.photos) * self.per_image + self.small_per_epoch
 
     def _box(self, im: np.ndarray, rng: np.random.Generator) -> tuple[float, float, float, float]:
         """The source window of one crop (three draws from ``rng``, in a fixed order)."""
@@ -158,7 +179,7 @@ class PhotoCrops:
 
     def _cut(self, im: np.ndarray, boxes: list[tuple[float, float, float, float] | None]) -> list[np.ndarray]:
         """The crops of ``im`` at ``boxes``, each resized to the crop (bicubic); the whole image for a None box
-        (CIFAR). ``im`` becomes a Pillow image once for all its crops."""
+        (a small image). ``im`` becomes a Pillow image once for all its crops."""
         from PIL import Image
 
         c, pil = self.crop, Image.fromarray(im)
@@ -166,7 +187,7 @@ class PhotoCrops:
                 else np.asarray(pil.resize((c, c), Image.BICUBIC, box=box, reducing_gap=2.0)) for box in boxes]
 
     def for_epoch(self, epoch: int, workers: int = 1) -> np.ndarray:
-        """uint8 [len(self), crop, crop, 3]: the photos' crops, then the enlarged CIFAR images.
+        """uint8 [len(self), crop, crop, 3]: the photos' crops, then the enlarged small images, source by source.
 
         The windows are drawn in one sequence; ``workers`` > 1 cuts them in that many threads (Pillow releases
         the GIL while it resamples), with the same result.
@@ -174,8 +195,8 @@ class PhotoCrops:
         rng = np.random.default_rng([self.seed, epoch])
         jobs: list[tuple[np.ndarray, list]] = [(im, [self._box(im, rng) for _ in range(self.per_image)])
                                                for im in self.photos]
-        if self.cifar_per_epoch:
-            jobs += [(self.cifar[i], [None]) for i in rng.choice(len(self.cifar), self.cifar_per_epoch, replace=False)]
+        for s in self.small:
+            jobs += [(s.images[i], [None]) for i in rng.choice(len(s.images), s.per_epoch, replace=False)]
         starts = np.cumsum([0] + [len(b) for _, b in jobs]).tolist()
         out = np.empty((len(self), self.crop, self.crop, 3), np.uint8)
 
@@ -196,10 +217,10 @@ class PhotoCrops:
 
 def load_photo_source(root: str | os.PathLike | None, working_size: int, crop: int, per_image: int,
                       scale: tuple[float, float], seed: int = 0, cifar: np.ndarray | None = None,
-                      cifar_per_epoch: int = 0) -> tuple[PhotoCrops, np.ndarray]:
+                      cifar_per_epoch: int = 0, small: Sequence[SmallImages] = ()) -> tuple[PhotoCrops, np.ndarray]:
     """(per-epoch training crops, validation crops: one center crop per eval photo at the working size)."""
     keep = max(working_size, round(working_size * scale[1]))
     train = [load_at_working_size(p, keep) for p in photo_paths(root, "train")]
     val = [load_at_working_size(p, working_size) for p in photo_paths(root, "eval")]
-    return (PhotoCrops(train, working_size, crop, per_image, scale, seed, cifar, cifar_per_epoch),
+    return (PhotoCrops(train, working_size, crop, per_image, scale, seed, cifar, cifar_per_epoch, small),
             center_crops(val, crop))
