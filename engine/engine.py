@@ -15,8 +15,11 @@ Precision and the quality guard (``engine/guard.py``): every non-FP32 backend is
 same backend at FP32 on CIFAR-10 test images when it loads (the verdict is cached with the artifact).
 ``auto`` never picks one that failed; an explicit request for it warns with the figures and runs.
 
-``auto`` walks ``AUTO_ORDER`` (fastest first, as measured by ``benchmarks/engine_speed.py``) and
-takes the first backend x precision that is available here, loads, and passes the guard.
+``auto`` (``engine/auto_choice.py``) keeps the fastest backend x precision that is available here, loads and
+passes the guard: on the first load of a model on a machine it times each on the model's working input and caches
+the choice (keyed by the model's files, the candidates, the I/O description and the machine); later loads read it
+and load that one only. ``auto="order"`` (or ``COLORIZE_AUTO=order``) times nothing and takes the first in
+``AUTO_ORDER`` instead, which is also the order candidates are tried and listed in and the tie-break.
 """
 
 from __future__ import annotations
@@ -28,19 +31,21 @@ import warnings
 
 import numpy as np
 
+from colorize import auto_choice
 from colorize.artifacts.model_ref import DEFAULT_MODEL, ModelRef, resolve_model
 from colorize.backends import BACKENDS, PRECISIONS, backend_class, check_names  # noqa: F401 (PRECISIONS: API)
 from colorize.backends.base import Backend, BackendError, MissingDependency
 from colorize.model_adapter import ModelAdapter
 from colorize.model_io import ModelIO, ModelIOError, model_io, model_stride  # noqa: F401  (model_stride: API)
 
-#: preference order for ``auto``: GPU first, then the CPU order measured on this project's 2-core
+#: the order ``auto`` tries and lists candidates in, and its tie-break (``auto="order"``: the first that passes wins):
+#: GPU first, then the CPU order measured on this project's 2-core
 #: AVX-512 (VNNI, BF16) machine by ``python -m colorize.benchmarks.engine_speed``
 #: (results/engine_speed_cpu.md): at 32x32 batch 64 / batch 1 and 256x256, OpenVINO INT8
 #: > ORT INT8 > OpenVINO BF16 > ORT FP32 >= OpenVINO FP32 > eager. Entries whose backend is not
 #: registered, not available, or lacks the precision are skipped, and so are precisions this CPU lacks
-#: (``colorize.cpu``: bf16 without AVX512-BF16 or AMX). INT8 stays first on CPUs without VNNI (AVX2 only):
-#: slower there, it is still the fastest, and the guard judges it like anywhere else.
+#: (``colorize.cpu``: bf16 without AVX512-BF16 or AMX). Where a CPU ranks them otherwise (bf16 against int8 with
+#: AMX, int8 without VNNI), the measured choice of ``auto`` follows that CPU, not this order.
 AUTO_ORDER: tuple[tuple[str, str], ...] = (
     ("tensorrt", "int8"),
     ("tensorrt", "fp16"),
@@ -186,6 +191,25 @@ def quality_guard(backend: Backend, ref: ModelRef, adapter: ModelAdapter | int, 
     return result
 
 
+def _loaded(ref: ModelRef, adapter: ModelAdapter, b: str, p: str, options: dict) -> Backend | str:
+    """``b`` at ``p`` for an ``auto`` load, or why it did not load, as ``Engine.selection`` says it."""
+    try:
+        return _make_backend(ref, b, p, options, strict=False, io=adapter.io if not adapter.native else None)
+    except Exception as e:  # any failure to load, build or calibrate: the next candidate
+        return f"failed to load: {_cause(e)}"
+
+
+def _guarded(be: Backend, ref: ModelRef, adapter: ModelAdapter, guard: bool, options: dict):
+    """The guard's verdict on ``be`` (None at FP32 or without the guard), or why ``auto`` cannot keep it."""
+    if not guard or be.precision == "fp32":
+        return None
+    try:
+        result = quality_guard(be, ref, adapter, options, options.get("cache_dir"))
+    except Exception as e:
+        return f"guard could not run: {_cause(e)}"
+    return result if result.passed else f"rejected: {result.describe()}"
+
+
 class Engine:
     def __init__(self, ref: ModelRef, backend: Backend, adapter: ModelAdapter | int, guard_result=None,
                  selection=None):
@@ -215,27 +239,32 @@ class Engine:
         guard: bool = True,
         cache_dir: str | os.PathLike | None = None,
         io: ModelIO | dict | str | None = None,
+        auto: str | None = None,
         **options,
     ) -> "Engine":
         """Load ``model`` (a shipped model's name or a path) on ``backend`` at ``precision``.
 
         Args:
             model: shipped model name, architecture name (random init), checkpoint or .onnx path.
-            backend: a registered backend or "auto" (fastest available that passes the guard).
+            backend: a registered backend or "auto" (the fastest available that passes the guard).
             precision: "fp32", "bf16", "fp16", "int8" or "auto" (the backend's fastest that passes).
             guard: run the quality guard on non-FP32 precisions (cached per artifact).
             cache_dir: artifact cache root (default ``$COLORIZE_CACHE/artifacts``).
             io: the model's I/O convention (``colorize.model_io.ModelIO``, its dict or JSON), for an ONNX file that
                 does not carry one (``colorize.io``) or to replace it; default: the file's, else ours.
+            auto: how an "auto" backend or precision chooses: "measure" (time the candidates on the first load on
+                this machine, cache the fastest) or "order" (the first in ``AUTO_ORDER``, nothing timed); default
+                ``$COLORIZE_AUTO``, else "measure" (``engine/auto_choice.py``).
             **options: backend options (``num_threads``; openvino ``mode``; onnxruntime ``provider``).
         Raises:
-            ValueError: unknown backend or precision (the message lists the valid ones).
+            ValueError: unknown backend or precision (the message lists the valid ones), or ``auto`` mode.
             colorize.model_io.ModelIOError: an I/O description the model contradicts (names the field).
             MissingDependency: the backend's extra is not installed.
             BackendError: the model could not be loaded, built or calibrated on ``backend`` (the message names the
                 model, the backend and the cause), or ``auto`` found nothing that loads (each candidate's reason).
         """
         check_names(backend, precision)
+        mode = auto_choice.auto_mode(auto) if auto is not None or "auto" in (backend, precision) else None
         if backend != "auto" and precision != "auto":
             precisions = backend_class(backend).precisions
             if precision not in precisions:
@@ -253,7 +282,7 @@ class Engine:
             options["cache_dir"] = os.fspath(cache_dir)
         if backend != "auto" and precision != "auto":
             return cls._load_explicit(ref, adapter, backend, precision, guard, options)
-        return cls._load_auto(ref, adapter, backend, precision, guard, options)
+        return cls._load_auto(ref, adapter, backend, precision, guard, options, mode)
 
     @classmethod
     def _load_explicit(cls, ref: ModelRef, adapter: ModelAdapter, backend: str, precision: str, guard: bool,
@@ -279,40 +308,29 @@ class Engine:
 
     @classmethod
     def _load_auto(cls, ref: ModelRef, adapter: ModelAdapter, backend: str, precision: str, guard: bool,
-                   options: dict) -> "Engine":
-        """The first candidate (``_candidates``) that is available, loads and passes the guard; each one tried is
-        recorded in ``selection`` with what became of it."""
-        tried: list[tuple[str, str, str]] = []
+                   options: dict, mode: str) -> "Engine":
+        """The candidate (``_candidates``) that ``auto_choice.choose`` keeps in ``mode``: the fastest measured (or
+        cached) one, or the first, of those available that load and pass the guard; each one tried is recorded in
+        ``selection`` with what became of it."""
+        candidates = []
         for b, p in _candidates(backend, precision):
             cls_b = backend_class(b)
-            if p not in cls_b.precisions:
-                continue
-            reason = cls_b.available() or cls_b.precision_unavailable(p)
-            if reason:
-                tried.append((b, p, f"unavailable: {reason}"))
-                continue
-            try:
-                be = _make_backend(ref, b, p, options, strict=False, io=adapter.io if not adapter.native else None)
-            except Exception as e:  # any failure to load, build or calibrate: the next candidate
-                tried.append((b, p, f"failed to load: {_cause(e)}"))
-                continue
-            result = None
-            if guard and p != "fp32":
-                try:
-                    result = quality_guard(be, ref, adapter, options, options.get("cache_dir"))
-                except Exception as e:
-                    be.close()
-                    tried.append((b, p, f"guard could not run: {_cause(e)}"))
-                    continue
-                if not result.passed:
-                    be.close()
-                    tried.append((b, p, f"rejected: {result.describe()}"))
-                    continue
-            tried.append((b, p, "selected"))
-            return cls(ref, be, adapter, result, tried)._probed()
-        lines = "\n".join(f"  {b} {p}: {why}" for b, p, why in tried)
-        raise BackendError(f"no backend could run {_describe(ref)} (backend={backend}, precision={precision}):"
-                           f"\n{lines}")
+            if p in cls_b.precisions:
+                candidates.append((b, p, cls_b.available() or cls_b.precision_unavailable(p)))
+
+        def key(reachable: list[tuple[str, str]]) -> dict:
+            return auto_choice.choice_key(ref, adapter, reachable, guard, options)
+
+        try:
+            be, result, tried = auto_choice.choose(
+                candidates, lambda b, p: _loaded(ref, adapter, b, p, options),
+                lambda be: _guarded(be, ref, adapter, guard, options), lambda be: _padded_runner(be, adapter),
+                adapter, mode=mode, key=key, cache_dir=options.get("cache_dir"))
+        except auto_choice.NothingKept as e:
+            lines = "\n".join(f"  {b} {p}: {why}" for b, p, why in e.selection)
+            raise BackendError(f"no backend could run {_describe(ref)} (backend={backend}, precision={precision}):"
+                               f"\n{lines}") from None
+        return cls(ref, be, adapter, result, tried)._probed()
 
     def _probed(self) -> "Engine":
         """Run one small input through a model of another convention, so that an output of the wrong channel

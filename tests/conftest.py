@@ -7,6 +7,12 @@ def pytest_addoption(parser):
     parser.addoption("--run-data", action="store_true", help="run tests that read the full shared datasets")
 
 
+def pytest_configure(config):
+    # ``auto`` takes the first candidate in AUTO_ORDER rather than timing them all on each fresh cache: the suite
+    # loads many models, each test with its own cache. tests/engine/test_auto_speed.py measures.
+    os.environ.setdefault("COLORIZE_AUTO", "order")
+
+
 def pytest_collection_modifyitems(config, items):
     if config.getoption("--run-data") or os.environ.get("COLORIZE_RUN_DATA") == "1":
         return

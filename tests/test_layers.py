@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 #: matches a module's name decides its layer (``colorize.export.cli`` is a command line, the rest of export is not).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("ground: data and image I/O, paths, optional dependencies",
-     ("colorize.image", "colorize.data", "colorize.deps", "colorize.fsutil", "colorize.paths", "colorize.cpu")),
+     ("colorize.image", "colorize.data", "colorize.deps", "colorize.fsutil", "colorize.paths", "colorize.cpu",
+      "colorize.machine_id")),
     ("models: architectures, weights and the description of model files",
      ("colorize.models", "colorize.model_io", "colorize.model_adapter", "colorize.artifacts.model_ref",
       "colorize.artifacts.cache", "colorize.artifacts.onnx_metadata", "colorize.artifacts.onnx_props",
@@ -29,8 +30,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("export: ONNX, INT8, TensorRT plans, Triton kernels",
      ("colorize.export.cli", "colorize.export.build_cli", "colorize.export", "colorize.kernels")),
     ("runtime: engine, backends, job, serve, ray, video, the public API",
-     ("colorize.artifacts", "colorize.backends", "colorize.engine", "colorize.guard", "colorize.colorizer",
-      "colorize.job", "colorize.ray", "colorize.folder", "colorize.serve", "colorize.video")),
+     ("colorize.artifacts", "colorize.backends", "colorize.engine", "colorize.auto_choice", "colorize.guard",
+      "colorize.colorizer", "colorize.job", "colorize.ray", "colorize.folder", "colorize.serve", "colorize.video")),
     ("tools: training, evaluation, benchmarks",
      ("colorize.training.cli", "colorize.training.evaluate_cli", "colorize.benchmarks.cli",
       "colorize.training", "colorize.benchmarks")),

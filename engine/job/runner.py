@@ -160,10 +160,11 @@ def run_local(plan: Plan, options, *, on_outcome: OnOutcome | None = None, repor
 
 
 def passed_over(engine) -> list[str]:
-    """The candidates ``auto`` tried before the one it kept and could not keep, as "openvino/int8 (failed to load:
-    ...)"; candidates unavailable here (no GPU, no extra) are left out: they were never in reach."""
+    """The candidates ``auto`` tried and could not keep, as "openvino/int8 (failed to load: ...)"; left out are
+    those unavailable here (no GPU, no extra: never in reach) and those that ran but were slower than the one kept
+    (``auto`` chose among them; ``engine.selection`` has their timings)."""
     return [f"{b}/{p} ({why})" for b, p, why in getattr(engine, "selection", [])
-            if why != "selected" and not why.startswith("unavailable")]
+            if not why.startswith(("selected", "unavailable", "slower"))]
 
 
 class _Threads:
