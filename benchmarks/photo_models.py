@@ -86,7 +86,7 @@ def measure(model: str, folder: Path, out: Path, backend: str, precision: str, w
             gflop = None
     cmd_img_s, cmd_s = command_rate(model, folder, out / "cmd", backend, precision, working_size, batch_size, jobs,
                                     repeat)
-    return {"model": model, "name": ref.name, "arch": ref.arch, "backend": col.engine.backend,
+    return {"model": model, "name": ref.name, "arch": ref.arch, "sha256": ref.sha256, "backend": col.engine.backend,
             "precision": col.engine.precision, "working_size": working_size,
             "min_working_size": col.min_working_size, "gflop_256": gflop, "load_s": round(load_s, 1),
             "img_s": round(max(rates), 2), "img_s_runs": [round(r, 2) for r in rates],
