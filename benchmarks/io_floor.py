@@ -40,17 +40,25 @@ def floor(files: list[Path], out: Path, jobs: int = 2, quality: int = 95, repeat
     return best
 
 
-def command_floor(folder: Path, out: Path, jobs: int = 2, quality: int = 95, repeat: int = 3) -> tuple[float, float]:
-    """(best images/s, its seconds) of the floor run as a new Python process on every image of ``folder``."""
+def command_rate(cmd: list[str], folder: Path, repeat: int, before=None, cwd=None) -> tuple[float, float]:
+    """(best images/s over the files of ``folder``, its seconds) of ``repeat`` runs of the command ``cmd``, each
+    in a new process after ``before()`` (e.g. clearing its output folder)."""
     n = sum(1 for p in folder.iterdir() if p.is_file())
-    cmd = [sys.executable, "-m", "colorize.benchmarks.io_floor", str(folder), str(out), "--jobs", str(jobs),
-           "--quality", str(quality)]
     best = float("inf")
     for _ in range(repeat):
+        if before is not None:
+            before()
         t = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
+        subprocess.run(cmd, check=True, capture_output=True, cwd=cwd)
         best = min(best, time.perf_counter() - t)
     return n / best, best
+
+
+def command_floor(folder: Path, out: Path, jobs: int = 2, quality: int = 95, repeat: int = 3) -> tuple[float, float]:
+    """(best images/s, its seconds) of the floor run as a new Python process on every image of ``folder``."""
+    cmd = [sys.executable, "-m", "colorize.benchmarks.io_floor", str(folder), str(out), "--jobs", str(jobs),
+           "--quality", str(quality)]
+    return command_rate(cmd, folder, repeat)
 
 
 def main(argv: list[str] | None = None) -> int:

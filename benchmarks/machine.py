@@ -12,24 +12,15 @@ import os
 import platform
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
 from colorize import cpu
 from colorize.cpu import read_cpuinfo
+from colorize.machine_id import SPEED_FLAGS, installed_versions
 
-#: ISA flags that matter for inference speed (recorded when present/absent)
-ISA_FLAGS = (
-    "avx2",
-    "fma",
-    "avx512f",
-    "avx512_vnni",
-    "avx512_bf16",
-    "avx512_fp16",
-    "amx_tile",
-    "amx_bf16",
-    "amx_int8",
-)
+#: ISA flags that matter for inference speed (recorded when present/absent): the ones ``auto``'s cached choice
+#: is keyed by
+ISA_FLAGS = SPEED_FLAGS
 PACKAGES = ("numpy", "torch", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "triton")
 
 
@@ -54,13 +45,7 @@ def _mem_gib() -> float | None:
 
 
 def _versions() -> dict[str, str]:
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    return installed_versions(PACKAGES)
 
 
 def _gpus(with_gpu: bool) -> list[str]:

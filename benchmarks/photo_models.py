@@ -24,7 +24,6 @@ import argparse
 import json
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from colorize.benchmarks.folder_speed import end_to_end  # noqa: E402
-from colorize.benchmarks.io_floor import command_floor, floor  # noqa: E402
+from colorize.benchmarks.io_floor import command_floor, command_rate, floor  # noqa: E402
 from colorize.benchmarks.machine import describe_machine, machine_summary  # noqa: E402
 from colorize.colorizer import DEFAULT_WORKING_SIZE, Colorizer  # noqa: E402
 
@@ -53,20 +52,13 @@ def make_gray_folder(folder: Path, n: int) -> int:
     return len(paths)
 
 
-def command_rate(model: str, folder: Path, out: Path, backend: str, precision: str, working_size: int,
-                 batch_size: int, jobs: int, repeat: int) -> tuple[float, float]:
+def colorize_command_rate(model: str, folder: Path, out: Path, backend: str, precision: str, working_size: int,
+                          batch_size: int, jobs: int, repeat: int) -> tuple[float, float]:
     """(best images/s, its seconds) of ``python -m colorize images`` on ``folder`` in a new process."""
-    n = len(list(folder.iterdir()))
     cmd = [sys.executable, "-m", "colorize", "images", str(folder), "-o", str(out), "--model", model,
            "--backend", backend, "--precision", precision, "--working-size", str(working_size),
            "--batch-size", str(batch_size), "--jobs", str(jobs), "--quality", "95"]
-    best = float("inf")
-    for _ in range(repeat):
-        shutil.rmtree(out, ignore_errors=True)
-        t = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True, cwd=REPO)
-        best = min(best, time.perf_counter() - t)
-    return n / best, best
+    return command_rate(cmd, folder, repeat, before=lambda: shutil.rmtree(out, ignore_errors=True), cwd=REPO)
 
 
 def measure(model: str, folder: Path, out: Path, backend: str, precision: str, working_size: int,
@@ -84,8 +76,8 @@ def measure(model: str, folder: Path, out: Path, backend: str, precision: str, w
         except Exception as e:  # noqa: BLE001 - a count is a nicety, the speed is the figure
             print(f"{model}: no FLOP count ({e})", file=sys.stderr)
             gflop = None
-    cmd_img_s, cmd_s = command_rate(model, folder, out / "cmd", backend, precision, working_size, batch_size, jobs,
-                                    repeat)
+    cmd_img_s, cmd_s = colorize_command_rate(model, folder, out / "cmd", backend, precision, working_size, batch_size, jobs,
+                                             repeat)
     return {"model": model, "name": ref.name, "arch": ref.arch, "sha256": ref.sha256, "backend": col.engine.backend,
             "precision": col.engine.precision, "working_size": working_size,
             "min_working_size": col.min_working_size, "gflop_256": gflop, "load_s": round(load_s, 1),

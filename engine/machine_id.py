@@ -25,15 +25,20 @@ SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16
 LIBRARIES = ("onnxruntime", "onnxruntime-gpu", "openvino", "torch", "tensorrt")
 
 
-def library_versions() -> dict[str, str]:
-    """The installed ones of ``LIBRARIES``, name -> version (package metadata: nothing is imported)."""
+def installed_versions(names) -> dict[str, str]:
+    """The installed ones of the distributions ``names``, name -> version (package metadata: nothing is imported)."""
     out = {}
-    for name in LIBRARIES:
+    for name in names:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
     return out
+
+
+def library_versions() -> dict[str, str]:
+    """The installed ones of ``LIBRARIES``, name -> version."""
+    return installed_versions(LIBRARIES)
 
 
 def nvidia_gpus(root: str = "/proc/driver/nvidia") -> dict:
