@@ -89,3 +89,27 @@ def test_gpu_run_names_a_missing_gpu(small_photo_tree, tmp_path, capsys, monkeyp
     assert main(["--pack", str(tmp_path / "pack"), "--minutes", "1", "--device", "cuda", "--encoder-init", "none",
                  "--out", str(tmp_path / "o")]) == 2
     assert "--device cuda" in capsys.readouterr().err
+
+
+def test_gpu_run_passes_decoder_widths_and_gamut_to_the_model(tmp_path):
+    from colorize.models import create_model
+    from colorize.models.ab_bins import reachable_bins
+    from colorize.training.gpu_run import _args, _config
+
+    a = _args(["--pack", str(tmp_path), "--minutes", "1", "--decoder-channels", "24,16,8", "--gamut", "srgb",
+               "--refine-channels", "8", "--encoder-init", "none"])
+    kw = _config(a, tmp_path / "run").arch_kwargs
+    assert kw["decoder_channels"] == [24, 16, 8] and kw["gamut"] == "srgb" and kw["refine_channels"] == 8
+    model = create_model("efficientnet_lite0-unet", **kw)
+    assert [b.conv2[0].out_channels for b in model.decoder.blocks] == [24, 16, 8]
+    assert model.head.conv.out_channels == len(reachable_bins())
+    assert "decoder_channels" not in _config(_args(["--pack", str(tmp_path), "--minutes", "1"]), tmp_path).arch_kwargs
+
+
+@pytest.mark.parametrize("widths", ["24,x,8", "24,0,8"])
+def test_gpu_run_refuses_bad_decoder_widths(tmp_path, widths, capsys):
+    from colorize.training.gpu_run import _args
+
+    with pytest.raises(SystemExit) as e:
+        _args(["--pack", str(tmp_path), "--minutes", "1", "--decoder-channels", widths])
+    assert e.value.code == 2 and "--decoder-channels" in capsys.readouterr().err
