@@ -106,6 +106,20 @@ def colorfulness(rgb: Tensor) -> Tensor:
     return hasler_suesstrunk(*rgb.double().flatten(1, 2).unbind(-1))  # [N, HW] each
 
 
+def mean_ab(rgb: Tensor) -> Tensor:
+    """Mean Lab a*, b* of each uint8 RGB image [N, H, W, 3] -> [N, 2] (float64): its overall colour cast.
+
+    The difference between a colorized image's and its original's is the cast the colorizer added: b* > 0 is
+    yellow/warm, b* < 0 blue/cool, a* > 0 red/magenta, a* < 0 green.
+    """
+    from colorize.training.lab import rgb_to_lab
+
+    if rgb.dim() != 4 or rgb.shape[-1] != 3:
+        raise ValueError(f"expected uint8 [N, H, W, 3], got {list(rgb.shape)}")
+    lab = rgb_to_lab(rgb.permute(0, 3, 1, 2).double() / 255.0)
+    return lab[:, 1:].mean(dim=(2, 3))
+
+
 def to_uint8(rgb: Tensor) -> Tensor:
     """float sRGB [N, 3, H, W] in [0, 1] -> uint8 [N, H, W, 3], rounded as an image writer would."""
     return (rgb.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()

@@ -21,19 +21,24 @@ import numpy as np
 import torch
 
 from colorize.image.color import Normalization
-from colorize.training.metrics import colorfulness, gray_baseline, mse_per_image, psnr_from_mse, ssim
+from colorize.training.metrics import colorfulness, gray_baseline, mean_ab, mse_per_image, psnr_from_mse, ssim
 from colorize.data.photos import split_folder
 
 def _per_image(out: torch.Tensor, truth: torch.Tensor) -> dict:
+    cast = (mean_ab(out) - mean_ab(truth))[0]
     return {"mse": float(mse_per_image(out, truth)[0]), "ssim": float(ssim(out, truth)[0]),
-            "colorfulness": float(colorfulness(out)[0])}
+            "colorfulness": float(colorfulness(out)[0]), "cast_a": float(cast[0]), "cast_b": float(cast[1])}
 
 
 def _summary(rows: list[dict]) -> dict:
+    """Means over ``rows``; ``cast_a``/``cast_b``: the mean signed cast (a*, b* of the output's mean colour less the
+    original's), ``cast``: the mean size of each image's cast (its a*b* distance, Lab units)."""
     mse = torch.tensor([r["mse"] for r in rows], dtype=torch.float64)
     return {"psnr": float(psnr_from_mse(mse).mean()), "psnr_from_mean_mse": float(psnr_from_mse(mse.mean())),
             "ssim": float(np.mean([r["ssim"] for r in rows])),
-            "colorfulness": float(np.mean([r["colorfulness"] for r in rows]))}
+            "colorfulness": float(np.mean([r["colorfulness"] for r in rows])),
+            "cast_a": float(np.mean([r["cast_a"] for r in rows])), "cast_b": float(np.mean([r["cast_b"] for r in rows])),
+            "cast": float(np.mean([math.hypot(r["cast_a"], r["cast_b"]) for r in rows]))}
 
 
 def evaluate_photos(colorizer, paths: list[Path], norm: Normalization, *, grid: str | None = None,
@@ -60,8 +65,9 @@ def evaluate_arrays(colorizer, items, count: int, norm: Normalization, *, grid: 
     the pipeline, one group).
 
     Besides the summaries, ``per_folder`` gives each group's PSNR (model, gray) and colourfulness ratio, and
-    ``per_image`` one row per item in order: its group, PSNR of the model and of the gray input, and colourfulness
-    of the model and of the truth.
+    ``per_image`` one row per item in order: its group, PSNR of the model and of the gray input, colourfulness
+    of the model and of the truth, the cast the model added (``cast_a``, ``cast_b``: its mean a*, b* less the
+    original's) and the original's own mean a*, b* (``truth_a``, ``truth_b``).
     """
     from colorize.training.gray import check_method, gray_uint8
 
@@ -96,14 +102,19 @@ def evaluate_arrays(colorizer, items, count: int, norm: Normalization, *, grid: 
         idx = [i for i, g in enumerate(folders) if g == f]
         cf_truth = float(np.mean([rows["truth"][i]["colorfulness"] for i in idx]))
         cf_model = float(np.mean([rows["model"][i]["colorfulness"] for i in idx]))
-        res["per_folder"][f] = {"n": len(idx), **{k: _summary([rows[k][i] for i in idx])["psnr"] for k in ("model", "gray")},
-                                "colorfulness_ratio": cf_model / cf_truth if cf_truth > 0 else math.nan}
+        summary = {k: _summary([rows[k][i] for i in idx]) for k in ("model", "gray")}
+        res["per_folder"][f] = {"n": len(idx), **{k: summary[k]["psnr"] for k in ("model", "gray")},
+                                "colorfulness_ratio": cf_model / cf_truth if cf_truth > 0 else math.nan,
+                                **{k: summary["model"][k] for k in ("cast_a", "cast_b", "cast")}}
     if per_image:
         psnr = {k: psnr_from_mse(torch.tensor([r["mse"] for r in rows[k]], dtype=torch.float64)).tolist()
                 for k in ("model", "gray")}
         res["per_image"] = [{"group": folders[i], "psnr_model": psnr["model"][i], "psnr_gray": psnr["gray"][i],
                              "colorfulness_model": rows["model"][i]["colorfulness"],
-                             "colorfulness_truth": rows["truth"][i]["colorfulness"]} for i in range(len(folders))]
+                             "colorfulness_truth": rows["truth"][i]["colorfulness"],
+                             "cast_a": rows["model"][i]["cast_a"], "cast_b": rows["model"][i]["cast_b"],
+                             "truth_a": -rows["gray"][i]["cast_a"], "truth_b": -rows["gray"][i]["cast_b"]}
+                            for i in range(len(folders))]
     if grid and strips:
         _write_grid(strips, grid)
     res["seconds"] = round(time.perf_counter() - t0, 1)

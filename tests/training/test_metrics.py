@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from colorize.image.color import rgb_to_lab
-from colorize.training.metrics import (colorfulness, gap_recovered, gray_baseline, mse_per_image, psnr, psnr_from_mse, ssim,
-                              to_uint8)
+from colorize.training.metrics import (colorfulness, gap_recovered, gray_baseline, mean_ab, mse_per_image, psnr,
+                                      psnr_from_mse, ssim, to_uint8)
 
 
 def _rand(shape, seed=0):
@@ -77,3 +77,20 @@ def test_to_uint8_and_gap():
     assert to_uint8(x).flatten().tolist() == [0, 128, 255]
     assert gap_recovered(80.0, 60.0, 90.0) == pytest.approx(2 / 3)
     assert math.isnan(gap_recovered(1.0, 5.0, 5.0))
+
+
+def test_mean_ab_is_the_images_cast():
+    gray = torch.full((1, 8, 8, 3), 120, dtype=torch.uint8)
+    assert mean_ab(gray).abs().max().item() < 0.01  # D65 white rounding
+    warm = gray.clone()
+    warm[..., 2] = 60  # less blue: yellow, b* > 0
+    cool = gray.clone()
+    cool[..., 2] = 200
+    m = mean_ab(torch.cat([warm, cool]))
+    assert m.shape == (2, 2) and m[0, 1] > 20 and m[1, 1] < -20
+    lab = rgb_to_lab(warm[0].numpy().astype(np.float64) / 255.0)
+    assert m[0].numpy() == pytest.approx(lab[..., 1:].reshape(-1, 2).mean(0), abs=1e-6)
+    half = torch.cat([warm[:, :4], gray[:, 4:]], dim=1)  # the mean over the pixels
+    assert mean_ab(half)[0].numpy() == pytest.approx(((m[0] + mean_ab(gray)[0]) / 2).numpy(), abs=1e-9)
+    with pytest.raises(ValueError, match="uint8"):
+        mean_ab(gray[0])

@@ -219,6 +219,12 @@ def test_photo_report_gives_every_photo_each_source_and_the_worst_first(photo_tr
         assert len(worst) == 4 and gains == sorted(gains)
         assert gains[-1] <= min(r["psnr_model"] - r["psnr_gray"] for r in res["per_image"] if r not in worst) + 1e-9
         assert any(line.startswith("| all | 9 |") for line in lines)
+        for r in res["per_image"]:  # the gray input's cast is the original's own colour, negated
+            assert abs(r["truth_a"]) < 128 and abs(r["truth_b"]) < 128 and abs(r["cast_b"]) < 256
+        c = mod.cast_summary(res["per_image"])
+        cool = [r for r in res["per_image"] if r["truth_b"] < mod.NEUTRAL_B]
+        assert c["cool_originals"] == len(cool) and c["warm"] == sum(r["cast_b"] > mod.WARM_CAST for r in res["per_image"])
+        assert any(line.startswith("Casts: a warm cast") for line in lines)
         sheet = tmp_path / "worst.jpg"
         contact_sheet(col, [photo_tree / r["name"] for r in worst], str(sheet), height=40)
         # without per_image, the shipped metrics stay small
