@@ -88,6 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     z.add_argument("--refine-channels", type=int, default=None, help="width of the refinement (default: the arch's)")
     z.add_argument("--l1-weight", type=float, default=ColorizeConfig.l1_weight,
                    help="--loss ce: weight of an L1 term on the decoded ab' (default %(default)s)")
+    z.add_argument("--cast-weight", type=float, default=ColorizeConfig.cast_weight,
+                   help="--loss ce: weight of an L1 term on each image's mean ab', its overall colour cast "
+                        "(default %(default)s: off)")
     z.add_argument("--colourfulness-weight", type=float, default=ColorizeConfig.colourfulness_weight,
                    help="weight of a term that lifts each image's colourfulness up to its original's (a hinge on "
                         "the Hasler-Suesstrunk measure of the output; default %(default)s: off)")

@@ -189,8 +189,10 @@ class ColorizeTask:
                 self.init["head"] = f"new {_head_kind(cfg.arch_kwargs)} head, zero-initialised"
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model = self.model.to(self.device, memory_format=self.memory_format)
+        if cfg.cast_weight and not self.bins:
+            raise ValueError("--cast-weight needs --loss ce (a bins head)")
         if self.bins:
-            self.loss_fn = BinsLoss(self.model.head, weights, l1_weight=cfg.l1_weight)
+            self.loss_fn = BinsLoss(self.model.head, weights, l1_weight=cfg.l1_weight, cast_weight=cfg.cast_weight)
         else:
             self.loss_fn = ColorLoss(cfg.loss, weights, ab_scale=norm.ab_scale)
         self.loss_fn = self.loss_fn.to(self.device)
@@ -299,6 +301,7 @@ class ColorizeTask:
                                 "loss": {"kind": self.cfg.loss, "rebalance": self.cfg.rebalance,
                                          "rebalance_power": self.cfg.rebalance_power,
                                          **({"l1_weight": self.cfg.l1_weight} if self.bins else {}),
+                                         **({"cast_weight": self.cfg.cast_weight} if self.cfg.cast_weight else {}),
                                          **({"colourfulness_weight": self.cfg.colourfulness_weight}
                                             if self.cfg.colourfulness_weight else {})}}},
         )

@@ -54,6 +54,7 @@ class ColorizeConfig(TrainConfig):
     init: str | None = None  # colorizer checkpoint to start from (fine-tuning); overrides encoder_init
     loss: str = "l1"  # "l1" | "l2" | "huber" on normalized ab; "ce" over ab bins (needs arch_kwargs head="bins")
     l1_weight: float = 0.0  # loss "ce": weight of an L1 term on the decoded (annealed-mean) ab'
+    cast_weight: float = 0.0  # loss "ce": weight of an L1 term on each image's mean ab' (its colour cast)
     colourfulness_weight: float = 0.0  # weight of the colourfulness shortfall (colorize.training.losses) on the final ab'
     rebalance: float = 0.5  # Zhang et al. lambda: weight = 1/((1-lambda) p + lambda/Q); 0 = no rebalancing
     rebalance_power: float = 0.5  # soften the rebalancing weights (w ** power), 1 = full strength

@@ -96,16 +96,23 @@ class ColorLoss(torch.nn.Module):
 class BinsLoss(torch.nn.Module):
     """Rebalanced cross-entropy over ab bins (+ ``l1_weight`` x L1 on the decoded ab') for an ``AbBinsHead``.
 
+    ``cast_weight`` adds that weight times the L1 distance between each image's mean decoded ab' and its target's
+    mean: the image's overall colour cast, which the per-pixel terms weigh no more than any other error.
+
     ``forward(logits, target)``: logits [N, Q, H, W] (at T = 1, as Zhang et al.), target ab' [N, 2, H, W].
     ``weights``: per-bin weights over the head's grid (``rebalance_weights``) or None.
     A pruned head (``gamut="srgb"``): the target's weight on a pruned bin (none, for an sRGB target) is dropped
     and the rest renormalised.
     """
 
-    def __init__(self, head: torch.nn.Module, weights: Tensor | None = None, l1_weight: float = 0.0):
+    def __init__(self, head: torch.nn.Module, weights: Tensor | None = None, l1_weight: float = 0.0,
+                 cast_weight: float = 0.0):
         super().__init__()
         if l1_weight < 0:
             raise ValueError(f"l1 weight must be >= 0, got {l1_weight}")
+        if cast_weight < 0:
+            raise ValueError(f"cast weight must be >= 0, got {cast_weight}")
+        self.cast_weight = cast_weight
         n = head.bins_per_axis
         if weights is not None and weights.numel() != n * n:
             raise ValueError(f"rebalancing weights have {weights.numel()} bins, the head has {n * n}")
@@ -130,10 +137,14 @@ class BinsLoss(torch.nn.Module):
         if self.weights.numel():
             ce = ce * self.weights[bin_index(target, self.n)]
         loss = ce.mean()
-        if self.l1_weight:
+        if self.l1_weight or self.cast_weight:
             if output is None:
                 output, output_target = self.head.decode(logits.float()), target
-            loss = loss + self.l1_weight * (output.float() - output_target).abs().sum(1).mean()
+            err = output.float() - output_target
+            if self.l1_weight:
+                loss = loss + self.l1_weight * err.abs().sum(1).mean()
+            if self.cast_weight:
+                loss = loss + self.cast_weight * err.mean(dim=(2, 3)).abs().sum(1).mean()
         return loss
 
 

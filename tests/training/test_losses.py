@@ -72,6 +72,28 @@ def test_bins_loss_prefers_the_true_colour_and_is_rebalanced():
         BinsLoss(head, l1_weight=-1)
 
 
+
+def test_bins_loss_cast_term_scores_each_images_mean_colour_only():
+    from colorize.models.ab_bins import AbBinsHead
+
+    head = AbBinsHead(4, bins_per_axis=8)
+    gray_logits = torch.zeros(2, 64, 4, 4)  # decodes to ab' = 0 everywhere
+    cast = torch.tensor([0.3, -0.2]).view(1, 2, 1, 1).expand(2, 2, 4, 4).clone()
+    cast[1] = 0.0
+    checker = (torch.arange(16).view(4, 4) % 2 * 2 - 1).float() * 0.4  # mean zero, |ab'| 0.4 per channel
+    zero_mean = checker.expand(2, 2, 4, 4).clone()
+    plain = BinsLoss(head)
+    with_cast = BinsLoss(head, cast_weight=5.0)
+    # a uniform cast of (0.3, -0.2) on image 0, none on image 1: 5 x (0.5 + 0) / 2
+    extra = with_cast(gray_logits, cast) - plain(gray_logits, cast)
+    assert extra.item() == pytest.approx(5.0 * 0.5 / 2, rel=1e-4)
+    # colour that averages to gray adds nothing, where the L1 term does
+    assert (with_cast(gray_logits, zero_mean) - plain(gray_logits, zero_mean)).abs().item() < 1e-5
+    assert (BinsLoss(head, l1_weight=1.0)(gray_logits, zero_mean) - plain(gray_logits, zero_mean)).item() > 0.5
+    with pytest.raises(ValueError, match="cast"):
+        BinsLoss(head, cast_weight=-1)
+
+
 def test_bins_loss_gradient_step_moves_the_output_toward_the_target():
     from colorize.models.ab_bins import AbBinsHead
 

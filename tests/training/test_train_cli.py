@@ -114,15 +114,20 @@ def test_bins_head_fine_tune_from_a_regression_colorizer(tiny_cifar, tmp_path, c
             "--limit-eval", "8"]
     assert cli(base + ["--out", str(out), "--init", str(start), "--head", "bins", "--bins-per-axis", "12",
                        "--temperature", "0.5", "--loss", "ce", "--rebalance", "0.5", "--rebalance-power", "1",
-                       "--l1-weight", "2", "--lr", "0"]) == 0  # lr 0: the weights stay the loaded ones
+                       "--l1-weight", "2", "--cast-weight", "3", "--lr", "0"]) == 0  # lr 0: the weights stay the loaded ones
     model, meta = load_checkpoint(out / "model.json")
     assert meta["arch_kwargs"] == {"head": "bins", "bins_per_axis": 12, "temperature": 0.5}
     assert meta["training"]["init"]["head"] == "new bins head, zero-initialised"
-    assert meta["training"]["loss"] == {"kind": "ce", "rebalance": 0.5, "rebalance_power": 1.0, "l1_weight": 2.0}
+    assert meta["training"]["loss"] == {"kind": "ce", "rebalance": 0.5, "rebalance_power": 1.0, "l1_weight": 2.0,
+                                        "cast_weight": 3.0}
     a, _ = load_checkpoint(start)
     torch.testing.assert_close(model.encoder.layer3[0].conv1.weight, a.encoder.layer3[0].conv1.weight)
     torch.testing.assert_close(model.decoder.blocks[-1].conv2[0].weight, a.decoder.blocks[-1].conv2[0].weight)
     assert model.head.conv.weight.abs().max() == 0 and model.head.temperature == 0.5
+    # the cast term is a term of the bins loss: refused on a regression head, nothing written
+    capsys.readouterr()
+    assert cli(base + ["--out", str(tmp_path / "reg"), "--cast-weight", "3"]) == 2
+    assert "--cast-weight needs --loss ce" in capsys.readouterr().err and not (tmp_path / "reg" / "model.json").exists()
     with torch.no_grad():
         assert model(torch.zeros(1, 1, 16, 16)).abs().max() < 1e-6
     capsys.readouterr()
