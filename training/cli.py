@@ -13,6 +13,8 @@ import argparse
 import shlex
 import sys
 
+from colorize.training.config import arch_kwargs, decoder_widths
+
 
 def _common(p: argparse.ArgumentParser, defaults) -> None:
     p.add_argument("--arch", default=defaults.arch, help=f"registry name (default {defaults.arch})")
@@ -83,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "the head's saturation)")
     z.add_argument("--gamut", choices=("full", "srgb"), default=None,
                    help="--head bins: srgb keeps only the 300 bins an sRGB colour can reach (default: full grid)")
-    z.add_argument("--decoder-channels", type=lambda v: [int(c) for c in v.split(",")], default=None,
+    z.add_argument("--decoder-channels", type=decoder_widths, default=None,
                    metavar="C1,C2,...", help="U-Net decoder widths, deepest first (default: the arch's)")
     z.add_argument("--refine-channels", type=int, default=None, help="width of the refinement (default: the arch's)")
     z.add_argument("--l1-weight", type=float, default=ColorizeConfig.l1_weight,
@@ -126,30 +128,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="--init: copy only the tensors whose name and shape match (warm start of another arch)")
 
 
-def _arch_kwargs(head: str, bins_per_axis: int | None, temperature: float | None, refine: str | None,
-                 refine_channels: int | None, gamut: str | None = None,
-                 decoder_channels: list[int] | None = None) -> dict:
-    """arch_kwargs for ``--head``, ``--refine``, ``--gamut`` and ``--decoder-channels``; empty for the defaults, so
-    such checkpoints are unchanged."""
-    kw: dict = {}
-    if decoder_channels:
-        kw["decoder_channels"] = list(decoder_channels)
-    if refine is not None:
-        kw["refine"] = refine
-    if refine_channels is not None:
-        kw["refine_channels"] = refine_channels
-    if head == "ab":
-        return kw
-    kw["head"] = head
-    if bins_per_axis is not None:
-        kw["bins_per_axis"] = bins_per_axis
-    if temperature is not None:
-        kw["temperature"] = temperature
-    if gamut is not None:
-        kw["gamut"] = gamut
-    return kw
-
-
 def main(args: argparse.Namespace) -> int:
     from colorize.training.config import ClassifyConfig, ColorizeConfig
     from colorize.training.loop import RunExistsError
@@ -157,7 +135,7 @@ def main(args: argparse.Namespace) -> int:
     fields = {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("command", "task", "resume")}
     fields["command"] = "colorize " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if args.task == "colorize":
-        fields["arch_kwargs"] = _arch_kwargs(fields.pop("head"), fields.pop("bins_per_axis"), fields.pop("temperature"),
+        fields["arch_kwargs"] = arch_kwargs(fields.pop("head"), fields.pop("bins_per_axis"), fields.pop("temperature"),
                                              fields.pop("refine"), fields.pop("refine_channels"),
                                              fields.pop("gamut", None), fields.pop("decoder_channels", None))
     try:

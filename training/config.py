@@ -99,3 +99,40 @@ class DistillConfig(TrainConfig):
     scale_max: float = 1.4
     gray: str = "mixed"  # the student's input gray (colorize.training.gray)
     out: str = "runs/distill-resnet18"
+
+
+def decoder_widths(text: str) -> list[int]:
+    """``--decoder-channels C1,C2,...``: positive integers, deepest first (an argparse ``type``)."""
+    import argparse
+
+    try:
+        widths = [int(c) for c in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"widths must be positive, got {text!r}")
+    return widths
+
+
+def arch_kwargs(head: str, bins_per_axis: int | None, temperature: float | None, refine: str | None,
+                refine_channels: int | None, gamut: str | None = None,
+                decoder_channels: list[int] | None = None) -> dict:
+    """arch_kwargs for ``--head``, ``--refine``, ``--gamut`` and ``--decoder-channels``; empty for the defaults, so
+    such checkpoints are unchanged."""
+    kw: dict = {}
+    if decoder_channels:
+        kw["decoder_channels"] = list(decoder_channels)
+    if refine is not None:
+        kw["refine"] = refine
+    if refine_channels is not None:
+        kw["refine_channels"] = refine_channels
+    if head == "ab":
+        return kw
+    kw["head"] = head
+    if bins_per_axis is not None:
+        kw["bins_per_axis"] = bins_per_axis
+    if temperature is not None:
+        kw["temperature"] = temperature
+    if gamut is not None:
+        kw["gamut"] = gamut
+    return kw

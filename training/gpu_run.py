@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 from colorize.fsutil import atomic_path, atomic_write_text
+from colorize.training.config import arch_kwargs, decoder_widths
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -49,7 +50,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--encoder-init", default="imagenet", help="'imagenet' (the packed weights) or 'none'")
     p.add_argument("--encoder-lr-mult", type=float, default=0.3)
     p.add_argument("--refine-channels", type=int, default=32, help="convex refinement width (bins head, loss ce)")
-    p.add_argument("--decoder-channels", type=_widths, default=None, metavar="C1,C2,...",
+    p.add_argument("--decoder-channels", type=decoder_widths, default=None, metavar="C1,C2,...",
                    help="U-Net decoder widths, deepest first (default: the arch's)")
     p.add_argument("--gamut", choices=("full", "srgb"), default="full",
                    help="bins head: srgb keeps only the bins an sRGB colour can reach (default %(default)s)")
@@ -74,26 +75,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _widths(text: str) -> tuple[int, ...]:
-    try:
-        widths = tuple(int(c) for c in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not widths or min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"widths must be positive, got {text!r}")
-    return widths
-
-
 def _config(a: argparse.Namespace, run_dir: Path):
     from colorize.training.config import ColorizeConfig
 
-    arch_kwargs = {"refine": "convex", "refine_channels": a.refine_channels, "head": "bins"}
-    if a.gamut != "full":
-        arch_kwargs["gamut"] = a.gamut
-    if a.decoder_channels is not None:
-        arch_kwargs["decoder_channels"] = list(a.decoder_channels)
+    kw = arch_kwargs("bins", None, None, "convex", a.refine_channels, None if a.gamut == "full" else a.gamut,
+                     a.decoder_channels)
     return ColorizeConfig(
-        out=str(run_dir), arch=a.arch, arch_kwargs=arch_kwargs,
+        out=str(run_dir), arch=a.arch, arch_kwargs=kw,
         encoder_init=None if a.encoder_init == "none" else a.encoder_init, encoder_lr_mult=a.encoder_lr_mult,
         loss="ce", l1_weight=a.l1_weight, rebalance=a.rebalance, rebalance_power=a.rebalance_power,
         photos=str(a.pack), working_size=a.working_size, crop=a.crop, crops_per_image=4, batch_size=a.batch_size,

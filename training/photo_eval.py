@@ -24,8 +24,9 @@ from colorize.image.color import Normalization
 from colorize.training.metrics import colorfulness, gray_baseline, mean_ab, mse_per_image, psnr_from_mse, ssim
 from colorize.data.photos import split_folder
 
-def _per_image(out: torch.Tensor, truth: torch.Tensor) -> dict:
-    cast = (mean_ab(out) - mean_ab(truth))[0]
+def _per_image(out: torch.Tensor, truth: torch.Tensor, truth_ab: torch.Tensor) -> dict:
+    """``truth_ab``: ``mean_ab(truth)``, taken once per photo."""
+    cast = (mean_ab(out) - truth_ab)[0]
     return {"mse": float(mse_per_image(out, truth)[0]), "ssim": float(ssim(out, truth)[0]),
             "colorfulness": float(colorfulness(out)[0]), "cast_a": float(cast[0]), "cast_b": float(cast[1])}
 
@@ -86,9 +87,11 @@ def evaluate_arrays(colorizer, items, count: int, norm: Normalization, *, grid: 
             g = gray_uint8(rgb, gray)
             out = torch.from_numpy(np.asarray(colorizer.colorize(g), dtype=np.uint8))[None]
             base = torch.from_numpy(np.repeat(g[..., None], 3, axis=-1))[None]
-        rows["model"].append(_per_image(out, truth))
-        rows["gray"].append(_per_image(base, truth))
-        rows["truth"].append({"colorfulness": float(colorfulness(truth)[0])})
+        truth_ab = mean_ab(truth)
+        rows["model"].append(_per_image(out, truth, truth_ab))
+        rows["gray"].append(_per_image(base, truth, truth_ab))
+        rows["truth"].append({"colorfulness": float(colorfulness(truth)[0]), "mean_a": float(truth_ab[0, 0]),
+                              "mean_b": float(truth_ab[0, 1])})
         folders.append(group)
         if i in picks:
             strips.append(_strip((base[0].numpy(), out[0].numpy(), rgb), grid_height))
@@ -113,7 +116,7 @@ def evaluate_arrays(colorizer, items, count: int, norm: Normalization, *, grid: 
                              "colorfulness_model": rows["model"][i]["colorfulness"],
                              "colorfulness_truth": rows["truth"][i]["colorfulness"],
                              "cast_a": rows["model"][i]["cast_a"], "cast_b": rows["model"][i]["cast_b"],
-                             "truth_a": -rows["gray"][i]["cast_a"], "truth_b": -rows["gray"][i]["cast_b"]}
+                             "truth_a": rows["truth"][i]["mean_a"], "truth_b": rows["truth"][i]["mean_b"]}
                             for i in range(len(folders))]
     if grid and strips:
         _write_grid(strips, grid)

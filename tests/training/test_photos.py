@@ -219,7 +219,7 @@ def test_photo_report_gives_every_photo_each_source_and_the_worst_first(photo_tr
         assert len(worst) == 4 and gains == sorted(gains)
         assert gains[-1] <= min(r["psnr_model"] - r["psnr_gray"] for r in res["per_image"] if r not in worst) + 1e-9
         assert any(line.startswith("| all | 9 |") for line in lines)
-        for r in res["per_image"]:  # the gray input's cast is the original's own colour, negated
+        for r in res["per_image"]:  # the original's own mean colour and the model's cast, within Lab's range
             assert abs(r["truth_a"]) < 128 and abs(r["truth_b"]) < 128 and abs(r["cast_b"]) < 256
         c = mod.cast_summary(res["per_image"])
         cool = [r for r in res["per_image"] if r["truth_b"] < mod.NEUTRAL_B]
